@@ -1,0 +1,69 @@
+/* The CUDA driver API, loaded at run time (libcuda.so.1 / nvcuda.dll).
+ * Internal to libcudalink. Types come from the toolkit's cuda.h; no symbol
+ * of it is linked. */
+#ifndef CUDALINK_CUDA_TABLE_H
+#define CUDALINK_CUDA_TABLE_H
+
+#include <cuda.h>
+
+#include "cudalink.h"
+
+typedef struct cudalink_cuda {
+  CUresult (CUDAAPI *Init)(unsigned int);
+  CUresult (CUDAAPI *DriverGetVersion)(int *);
+  CUresult (CUDAAPI *GetErrorName)(CUresult, const char **);
+  CUresult (CUDAAPI *GetErrorString)(CUresult, const char **);
+  CUresult (CUDAAPI *DeviceGet)(CUdevice *, int);
+  CUresult (CUDAAPI *DeviceGetCount)(int *);
+  CUresult (CUDAAPI *DevicePrimaryCtxRetain)(CUcontext *, CUdevice);
+  CUresult (CUDAAPI *DevicePrimaryCtxRelease)(CUdevice);
+  CUresult (CUDAAPI *CtxPushCurrent)(CUcontext);
+  CUresult (CUDAAPI *CtxPopCurrent)(CUcontext *);
+  CUresult (CUDAAPI *CtxGetDevice)(CUdevice *);
+  CUresult (CUDAAPI *CtxSynchronize)(void);
+  CUresult (CUDAAPI *MemAlloc)(CUdeviceptr *, size_t);
+  CUresult (CUDAAPI *MemFree)(CUdeviceptr);
+  CUresult (CUDAAPI *MemGetInfo)(size_t *, size_t *);
+  CUresult (CUDAAPI *Memcpy2DAsync)(const CUDA_MEMCPY2D *, CUstream);
+  CUresult (CUDAAPI *MemcpyHtoD)(CUdeviceptr, const void *, size_t);
+  CUresult (CUDAAPI *MemcpyDtoH)(void *, CUdeviceptr, size_t);
+  CUresult (CUDAAPI *MemsetD8Async)(CUdeviceptr, unsigned char, size_t, CUstream);
+  CUresult (CUDAAPI *StreamCreate)(CUstream *, unsigned int);
+  CUresult (CUDAAPI *StreamDestroy)(CUstream);
+  CUresult (CUDAAPI *StreamSynchronize)(CUstream);
+  CUresult (CUDAAPI *StreamWaitEvent)(CUstream, CUevent, unsigned int);
+  CUresult (CUDAAPI *EventCreate)(CUevent *, unsigned int);
+  CUresult (CUDAAPI *EventDestroy)(CUevent);
+  CUresult (CUDAAPI *EventRecord)(CUevent, CUstream);
+  CUresult (CUDAAPI *EventSynchronize)(CUevent);
+  CUresult (CUDAAPI *EventQuery)(CUevent);
+  CUresult (CUDAAPI *IpcGetMemHandle)(CUipcMemHandle *, CUdeviceptr);
+  CUresult (CUDAAPI *IpcOpenMemHandle)(CUdeviceptr *, CUipcMemHandle, unsigned int);
+  CUresult (CUDAAPI *IpcCloseMemHandle)(CUdeviceptr);
+  CUresult (CUDAAPI *IpcGetEventHandle)(CUipcEventHandle *, CUevent);
+  CUresult (CUDAAPI *IpcOpenEventHandle)(CUevent *, CUipcEventHandle);
+  CUresult (CUDAAPI *ModuleLoadData)(CUmodule *, const void *);
+  CUresult (CUDAAPI *ModuleUnload)(CUmodule);
+  CUresult (CUDAAPI *ModuleGetFunction)(CUfunction *, CUmodule, const char *);
+  CUresult (CUDAAPI *LaunchKernel)(CUfunction, unsigned int, unsigned int, unsigned int,
+                                   unsigned int, unsigned int, unsigned int, unsigned int,
+                                   CUstream, void **, void **);
+} cudalink_cuda;
+
+/** The loaded table, or NULL with *status set (ERR_NO_DRIVER,
+ * ERR_DRIVER_SYMBOL, ERR_CUDA when cuInit fails). Loads once per process;
+ * thread safe. why (may be NULL) receives the detail. */
+const cudalink_cuda *cudalink_cuda_get(cudalink_status *status, char *why, size_t why_len);
+
+/** Maps a CUresult to a status (ERR_CUDA, ERR_NO_DEVICE for
+ * CUDA_ERROR_INVALID_DEVICE / NO_DEVICE) and writes "cuXxx: NAME (text)"
+ * into why. */
+cudalink_status cudalink_cuda_check(const cudalink_cuda *cu, CUresult res, const char *call,
+                                    char *why, size_t why_len);
+
+/** Test hook: the library file name to dlopen instead of the default
+ * (environment CUDALINK_CUDA_LIBRARY overrides too). Must be called before
+ * the first load. */
+void cudalink_cuda_set_library_name(const char *name);
+
+#endif

@@ -1,0 +1,445 @@
+/* libcudalink: share GPU video frames between processes over CUDA IPC,
+ * speaking the cuda-link shared-memory protocol (layout v0.5, magic "CIPD")
+ * that TouchDesigner's cuda-link component and the cuda_link Python package
+ * use. docs/PROTOCOL.md describes the wire format.
+ *
+ * How it fits together
+ * --------------------
+ * A producer owns a named shared-memory segment (a few hundred bytes) and a
+ * ring of N device buffers ("slots") exported with CUDA IPC. For every frame
+ * it copies the pixels into slot (k % N) on a CUDA stream, records that
+ * slot's interprocess event, and then publishes the new frame counter
+ * `write_idx` with a release store. Pixels never leave the GPU.
+ *
+ * A consumer opens the segment by name, validates it, opens every slot's
+ * memory and event handle, and then waits for `write_idx` to move. For a new
+ * frame it makes its own stream wait on the slot's event (GPU-side, no CPU
+ * stall), copies the slot out and finally checks that the producer did not
+ * overwrite the slot while it was copying ("torn" frame).
+ *
+ *     producer                                consumer
+ *     cudalink_producer_create()              cudalink_consumer_create()
+ *       (segment + ring, version bumped)      cudalink_consumer_connect()
+ *     loop:                                   loop:
+ *       cudalink_producer_publish()             cudalink_consumer_wait()
+ *         or _begin() ... _commit()             cudalink_consumer_copy()
+ *     cudalink_producer_reformat() (new size)     or _acquire() ... _release()
+ *     cudalink_producer_destroy()             cudalink_consumer_destroy()
+ *       (clean shutdown, segment unlinked)
+ *
+ * Our producer also wakes waiting consumers with a futex on the write_idx
+ * word (Linux); our consumer sleeps on it with a short timeout
+ * (`poll_interval_us`), so foreign producers, which wake nobody, are still
+ * noticed by polling, at most poll_interval_us late.
+ *
+ * CUDA
+ * ----
+ * The library never links libcuda: the driver API is loaded at run time
+ * (libcuda.so.1, nvcuda.dll). On a machine without a driver every call that
+ * needs CUDA returns CUDALINK_ERR_NO_DRIVER and nothing crashes. Device
+ * pointers, streams and contexts cross this API as the driver API's own
+ * handle types carried in integers / void pointers, so that this header
+ * needs no cuda.h: CUdeviceptr as uint64_t, CUstream and CUcontext as
+ * void *. A NULL context means the device's primary context.
+ *
+ * Errors
+ * ------
+ * Every call returns a cudalink_status: CUDALINK_OK (0) or a negative code.
+ * cudalink_strerror() gives a static English sentence for each code;
+ * cudalink_*_last_error() gives the detail of the object's last failure
+ * (the CUDA error name, the errno text, which check failed).
+ *
+ * Threads
+ * -------
+ * None of the objects is thread safe: use one object from one thread at a
+ * time. Different objects may be used from different threads. The
+ * protocol codec functions are pure and reentrant.
+ */
+#ifndef CUDALINK_H
+#define CUDALINK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define CUDALINK_VERSION_MAJOR 0
+#define CUDALINK_VERSION_MINOR 1
+#define CUDALINK_VERSION_PATCH 0
+#define CUDALINK_VERSION_NUMBER \
+  (CUDALINK_VERSION_MAJOR * 10000 + CUDALINK_VERSION_MINOR * 100 + CUDALINK_VERSION_PATCH)
+
+#if defined(_WIN32) && defined(CUDALINK_SHARED)
+#  define CUDALINK_API __declspec(dllexport)
+#elif defined(__GNUC__)
+#  define CUDALINK_API __attribute__((visibility("default")))
+#else
+#  define CUDALINK_API
+#endif
+
+/** Library version at run time, CUDALINK_VERSION_NUMBER of the build. */
+CUDALINK_API unsigned cudalink_version_number(void);
+
+/* ------------------------------------------------------------------------ */
+/* Status codes. Values are stable: new codes are only ever appended.        */
+/* ------------------------------------------------------------------------ */
+
+#define CUDALINK_STATUS_MAP(X)                                                   \
+  X(OK, 0, "success")                                                            \
+  X(ERR_INVALID_ARG, -1, "invalid argument")                                     \
+  X(ERR_NO_MEMORY, -2, "out of host memory")                                     \
+  X(ERR_TRUNCATED, -10, "segment is shorter than the protocol layout needs")     \
+  X(ERR_BAD_MAGIC, -11, "segment has a wrong magic number (not a cuda-link segment)") \
+  X(ERR_BAD_NUM_SLOTS, -12, "segment has num_slots outside 1..10")               \
+  X(ERR_BAD_DTYPE, -13, "segment has an unknown pixel data type")                \
+  X(ERR_BAD_DIMENSIONS, -14, "segment has a zero or oversized width or height")  \
+  X(ERR_BAD_DATA_SIZE, -15, "segment's data_size is not width*height*channels*bytes") \
+  X(ERR_BAD_NUM_COMPS, -16, "segment has a channel count outside 1..4")          \
+  X(ERR_STALE, -17, "segment's shutdown flag is set (producer gone, stale segment)") \
+  X(ERR_BAD_NAME, -20, "invalid segment name (empty, contains '/', or too long)") \
+  X(ERR_SHM, -21, "shared-memory system call failed")                            \
+  X(ERR_NOT_FOUND, -22, "no segment of that name exists")                        \
+  X(ERR_BUSY, -23, "segment is held by another live cudalink producer")          \
+  X(ERR_FOREIGN_PRODUCER, -24, "segment is in use by another producer that is still publishing") \
+  X(ERR_NO_DRIVER, -30, "NVIDIA CUDA driver library not found (libcuda.so.1 / nvcuda.dll)") \
+  X(ERR_DRIVER_SYMBOL, -31, "CUDA driver library lacks a required function (driver too old)") \
+  X(ERR_CUDA, -32, "a CUDA driver call failed")                                  \
+  X(ERR_NO_DEVICE, -33, "no such CUDA device")                                   \
+  X(ERR_IPC_OPEN, -34, "could not open the producer's CUDA IPC handles")         \
+  X(ERR_TIMEOUT, -40, "timed out waiting")                                       \
+  X(ERR_FORMAT_CHANGED, -41, "producer changed the frame format or ring (re-read the format)") \
+  X(ERR_PRODUCER_GONE, -42, "producer is gone")                                  \
+  X(ERR_TORN, -43, "frame was overwritten by the producer while it was copied (torn)") \
+  X(ERR_NO_FRAME, -44, "no frame is available")                                  \
+  X(ERR_NOT_CONNECTED, -45, "consumer is not connected to a producer")           \
+  X(ERR_UNSUPPORTED, -46, "not supported on this platform")
+
+typedef enum cudalink_status {
+#define CUDALINK_STATUS_ENUM_(name, value, text) CUDALINK_##name = value,
+  CUDALINK_STATUS_MAP(CUDALINK_STATUS_ENUM_)
+#undef CUDALINK_STATUS_ENUM_
+} cudalink_status;
+
+/** Static English text for a status code; never NULL, also for unknown codes. */
+CUDALINK_API const char *cudalink_strerror(int status);
+/** The enum name without prefix ("ERR_BAD_MAGIC"); "UNKNOWN" for others. */
+CUDALINK_API const char *cudalink_status_name(int status);
+
+/* ------------------------------------------------------------------------ */
+/* Protocol codec: pure functions, no CUDA, no I/O.                          */
+/* ------------------------------------------------------------------------ */
+
+#define CUDALINK_MAGIC 0x43495044u /* "CIPD" read as a little-endian u32 */
+#define CUDALINK_MAX_SLOTS 10u
+#define CUDALINK_IPC_HANDLE_SIZE 64u
+/** Largest width or height we accept from a segment. */
+#define CUDALINK_MAX_DIMENSION 32768u
+
+/* flags field (u16) */
+#define CUDALINK_FLAG_BFLOAT16 0x0001u   /* kind float, 16 bits: bfloat16 */
+#define CUDALINK_FLAG_MONO_ALPHA 0x0002u /* 2 channels = luminance + alpha */
+#define CUDALINK_FLAG_BGRA 0x0004u       /* uint8 x 4 in B,G,R,A byte order */
+#define CUDALINK_FLAGS_KNOWN 0x0007u
+
+/* cudaChannelFormatKind values used on the wire */
+#define CUDALINK_KIND_SIGNED 0u
+#define CUDALINK_KIND_UNSIGNED 1u
+#define CUDALINK_KIND_FLOAT 2u
+
+typedef enum cudalink_dtype {
+  CUDALINK_DTYPE_UINT8 = 0,
+  CUDALINK_DTYPE_UINT16 = 1,
+  CUDALINK_DTYPE_INT8 = 2,
+  CUDALINK_DTYPE_INT16 = 3,
+  CUDALINK_DTYPE_FLOAT16 = 4,
+  CUDALINK_DTYPE_BFLOAT16 = 5,
+  CUDALINK_DTYPE_FLOAT32 = 6,
+  CUDALINK_DTYPE_COUNT_ = 7
+} cudalink_dtype;
+
+/** Bytes of one component (1, 2 or 4); 0 for an invalid dtype. */
+CUDALINK_API unsigned cudalink_dtype_size(cudalink_dtype dtype);
+/** "uint8", "float32", ...; "invalid" otherwise. */
+CUDALINK_API const char *cudalink_dtype_name(cudalink_dtype dtype);
+/** Wire triple of a dtype; *flag_bits is CUDALINK_FLAG_BFLOAT16 or 0. */
+CUDALINK_API cudalink_status cudalink_dtype_to_wire(cudalink_dtype dtype, uint8_t *kind,
+                                                    uint8_t *bits, uint16_t *flag_bits);
+/** dtype of a wire triple (only flag bit 0 of flags matters here);
+ * CUDALINK_ERR_BAD_DTYPE for anything not in the table. */
+CUDALINK_API cudalink_status cudalink_dtype_from_wire(uint8_t kind, uint8_t bits, uint16_t flags,
+                                                      cudalink_dtype *dtype);
+
+/** What one frame is. flags holds MONO_ALPHA / BGRA; the BFLOAT16 bit is
+ * derived from dtype on writing and ignored here. */
+typedef struct cudalink_format {
+  uint32_t width;
+  uint32_t height;
+  uint32_t num_comps; /* 1..4 */
+  cudalink_dtype dtype;
+  uint16_t flags; /* CUDALINK_FLAG_MONO_ALPHA | CUDALINK_FLAG_BGRA */
+} cudalink_format;
+
+/** Checks a format (dimensions 1..CUDALINK_MAX_DIMENSION, num_comps 1..4,
+ * known dtype, frame size fits u32) and returns the bytes of one tightly
+ * packed frame in *frame_size and of one row in *row_size (either may be
+ * NULL). Never overflows. */
+CUDALINK_API cudalink_status cudalink_format_sizes(const cudalink_format *format,
+                                                   uint32_t *frame_size, uint32_t *row_size);
+
+/** Byte size of the segment layout for num_slots (20 + 128*N + 1 + 20 + 8);
+ * 0 when num_slots is outside 1..10. */
+CUDALINK_API size_t cudalink_layout_size(uint32_t num_slots);
+
+/** Offsets of the layout's fields for num_slots; all 0 for an invalid N. */
+typedef struct cudalink_layout {
+  size_t size;
+  size_t magic, version, num_slots, write_idx;
+  size_t mem_handle0, event_handle0, slot_stride; /* slot s: X_handle0 + s*slot_stride */
+  size_t shutdown_flag, width, height, num_comps, format_kind, bits_per_comp, flags,
+      data_size, timestamp;
+} cudalink_layout;
+CUDALINK_API cudalink_layout cudalink_layout_for(uint32_t num_slots);
+
+/** A whole decoded header. data_size is what the wire says; format is
+ * decoded (dtype from kind/bits/flags). */
+typedef struct cudalink_header {
+  uint32_t magic;
+  uint64_t version;
+  uint32_t num_slots;
+  uint32_t write_idx;
+  uint8_t mem_handle[CUDALINK_MAX_SLOTS][CUDALINK_IPC_HANDLE_SIZE];
+  uint8_t event_handle[CUDALINK_MAX_SLOTS][CUDALINK_IPC_HANDLE_SIZE];
+  uint8_t shutdown_flag;
+  cudalink_format format;
+  uint32_t data_size;
+  double timestamp;
+} cudalink_header;
+
+/** Writes the whole layout for header->num_slots into buf (little-endian).
+ * magic is always CUDALINK_MAGIC and data_size is computed from format.
+ * Fails with ERR_TRUNCATED if len is smaller than the layout, and with the
+ * format's error if the format does not check. */
+CUDALINK_API cudalink_status cudalink_header_write(const cudalink_header *header, uint8_t *buf,
+                                                   size_t len);
+
+/** Parses and fully validates a segment: length, magic, num_slots,
+ * dtype, dimensions, num_comps, data_size, in that order; the first failing
+ * check gives the code. The shutdown flag is decoded, not judged (see
+ * CUDALINK_ERR_STALE, which consumers apply). out is filled as far as it
+ * could be decoded, also on failure (zeroed first). */
+CUDALINK_API cudalink_status cudalink_header_parse(const uint8_t *buf, size_t len,
+                                                   cudalink_header *out);
+
+/** Like cudalink_header_parse but into a caller buffer: a sentence saying
+ * which check failed and with what values ("num_slots is 11, must be
+ * 1..10"). Returns the same status. */
+CUDALINK_API cudalink_status cudalink_header_parse_verbose(const uint8_t *buf, size_t len,
+                                                           cudalink_header *out, char *why,
+                                                           size_t why_len);
+
+/** Seconds of the monotonic clock that the protocol's timestamp uses
+ * (CLOCK_MONOTONIC / QueryPerformanceCounter, like Python's perf_counter). */
+CUDALINK_API double cudalink_now(void);
+
+/* ------------------------------------------------------------------------ */
+/* CUDA driver                                                              */
+/* ------------------------------------------------------------------------ */
+
+/** Loads the CUDA driver library and cuInit()s it, once per process.
+ * Thread safe. CUDALINK_ERR_NO_DRIVER / ERR_DRIVER_SYMBOL / ERR_CUDA; the
+ * detail (library name, missing symbol, CUDA error) is copied into why. */
+CUDALINK_API cudalink_status cudalink_cuda_load(char *why, size_t why_len);
+
+/* ------------------------------------------------------------------------ */
+/* Logging (optional)                                                       */
+/* ------------------------------------------------------------------------ */
+
+typedef enum cudalink_log_level {
+  CUDALINK_LOG_ERROR = 0,
+  CUDALINK_LOG_WARNING = 1,
+  CUDALINK_LOG_INFO = 2,
+  CUDALINK_LOG_DEBUG = 3
+} cudalink_log_level;
+
+typedef void (*cudalink_log_fn)(void *user_data, cudalink_log_level level, const char *message);
+
+/* ------------------------------------------------------------------------ */
+/* Producer (exporter)                                                      */
+/* ------------------------------------------------------------------------ */
+
+typedef struct cudalink_producer cudalink_producer;
+
+typedef struct cudalink_producer_config {
+  const char *name;       /* segment name: 1..(CUDALINK_MAX_NAME) chars, no '/' */
+  uint32_t num_slots;     /* 1..10; 0 means 3 */
+  int device;             /* CUDA device ordinal, used when cuda_context is NULL */
+  void *cuda_context;     /* CUcontext to allocate in; NULL: device's primary context */
+  uint32_t grace_ms;      /* keep a replaced ring alive this long; 0 means 200 */
+  uint32_t stale_ms;      /* a foreign producer that published nothing for this long
+                             is taken over; 0 means 1000 */
+  cudalink_log_fn log;    /* may be NULL */
+  void *log_user_data;
+} cudalink_producer_config;
+
+#define CUDALINK_MAX_NAME 200u
+
+/** Fills config with defaults (num_slots 3, device 0, grace 200 ms). */
+CUDALINK_API void cudalink_producer_config_init(cudalink_producer_config *config);
+
+/** Creates (or re-uses) the segment, allocates the ring for format, exports
+ * it and writes the header (version bumped, never 0).
+ * Refuses with ERR_BUSY a segment that another live producer of ours holds,
+ * with ERR_FOREIGN_PRODUCER one whose foreign producer still publishes;
+ * takes over a stale one (shutdown flag set or idle for stale_ms), logging a
+ * warning. */
+CUDALINK_API cudalink_status cudalink_producer_create(const cudalink_producer_config *config,
+                                                      const cudalink_format *format,
+                                                      cudalink_producer **out);
+
+/** Clean shutdown (PROTOCOL.md): shutdown flag, handles zeroed, events
+ * destroyed, ~100 ms for consumers to let go, buffers freed, segment
+ * unlinked. Accepts NULL. */
+CUDALINK_API void cudalink_producer_destroy(cudalink_producer *producer);
+
+/** The current frame format. */
+CUDALINK_API const cudalink_format *cudalink_producer_format(const cudalink_producer *producer);
+
+/** Copies one frame (device pointer src, row pitch src_pitch in bytes; the
+ * frame must match the current format) into the next slot with a 2-D copy
+ * on stream (NULL: the producer's own stream), records the slot's event,
+ * then publishes. Does not wait for the copy unless wait is non-zero. */
+CUDALINK_API cudalink_status cudalink_producer_publish(cudalink_producer *producer, uint64_t src,
+                                                       size_t src_pitch, void *stream, int wait);
+
+/** Two-phase publish for callers that write the slot themselves (a
+ * conversion kernel): _begin gives the next slot's device pointer and row
+ * pitch (tightly packed rows); the caller enqueues its writes on stream;
+ * _commit records the event on that stream and publishes. */
+CUDALINK_API cudalink_status cudalink_producer_begin(cudalink_producer *producer, uint64_t *dst,
+                                                     size_t *dst_pitch);
+CUDALINK_API cudalink_status cudalink_producer_commit(cudalink_producer *producer, void *stream,
+                                                      int wait);
+
+/** New size or dtype: a new ring, version bumped in the same segment in the
+ * safe order (write_idx 0, handles and metadata, then version); the old
+ * ring is freed once grace_ms has passed. */
+CUDALINK_API cudalink_status cudalink_producer_reformat(cudalink_producer *producer,
+                                                        const cudalink_format *format);
+
+/** The producer's own CUDA stream (a CUstream). */
+CUDALINK_API void *cudalink_producer_stream(const cudalink_producer *producer);
+
+typedef struct cudalink_producer_stats {
+  uint64_t frames;        /* frames published */
+  uint64_t reinits;       /* reformats */
+  uint64_t relinks;       /* times the segment was re-linked after a consumer unlinked it */
+  uint64_t version;       /* current version */
+  uint32_t write_idx;     /* current write_idx */
+  int took_over_stale;    /* the segment was taken over from a stale producer */
+} cudalink_producer_stats;
+CUDALINK_API void cudalink_producer_get_stats(const cudalink_producer *producer,
+                                              cudalink_producer_stats *stats);
+
+/** Detail of the last failure (CUDA error name, errno text), "" if none. */
+CUDALINK_API const char *cudalink_producer_last_error(const cudalink_producer *producer);
+
+/* ------------------------------------------------------------------------ */
+/* Consumer (importer)                                                      */
+/* ------------------------------------------------------------------------ */
+
+typedef struct cudalink_consumer cudalink_consumer;
+
+typedef struct cudalink_consumer_config {
+  const char *name;          /* segment name */
+  int device;                /* CUDA device ordinal, used when cuda_context is NULL */
+  void *cuda_context;        /* CUcontext; NULL: device's primary context */
+  uint32_t poll_interval_us; /* longest sleep between looks; 0 means 1000 */
+  uint32_t settle_ms;        /* how long a half-written header after a version change
+                                is retried before it is an error; 0 means 2000 */
+  cudalink_log_fn log;
+  void *log_user_data;
+} cudalink_consumer_config;
+
+CUDALINK_API void cudalink_consumer_config_init(cudalink_consumer_config *config);
+
+/** Allocates a consumer; does not touch the segment or CUDA yet. */
+CUDALINK_API cudalink_status cudalink_consumer_create(const cudalink_consumer_config *config,
+                                                      cudalink_consumer **out);
+/** Accepts NULL. Closes all handles. */
+CUDALINK_API void cudalink_consumer_destroy(cudalink_consumer *consumer);
+
+/** Opens and validates the segment (no CUDA needed for that part), then
+ * loads CUDA and opens every slot's handles, retrying a header that is
+ * being re-initialised for up to settle_ms. ERR_NOT_FOUND when no segment
+ * exists; a parse error code for a bad header; ERR_STALE when its shutdown
+ * flag is set. cudalink_consumer_last_error() says what was found. */
+CUDALINK_API cudalink_status cudalink_consumer_connect(cudalink_consumer *consumer);
+
+/** Closes handles and the segment; connect() may be called again. */
+CUDALINK_API void cudalink_consumer_disconnect(cudalink_consumer *consumer);
+
+/** Waits up to timeout_us (negative: forever) for a frame newer than the
+ * last one returned. OK: a new frame is ready for _copy / _acquire.
+ * ERR_FORMAT_CHANGED: the producer re-initialised; the consumer has already
+ * re-opened everything, cudalink_consumer_format() has the new format, and
+ * the next wait returns frames of it. ERR_PRODUCER_GONE: shutdown flag set,
+ * our producer died (its lock was released), or handles no longer open;
+ * the consumer is disconnected. ERR_TIMEOUT: nothing new. */
+CUDALINK_API cudalink_status cudalink_consumer_wait(cudalink_consumer *consumer,
+                                                    int64_t timeout_us);
+
+/** Current format; NULL when not connected. */
+CUDALINK_API const cudalink_format *cudalink_consumer_format(const cudalink_consumer *consumer);
+
+/** Information about the frame the last successful wait returned. */
+typedef struct cudalink_frame_info {
+  uint32_t write_idx;   /* write_idx seen: the frame is slot (write_idx-1) % N */
+  uint32_t slot;
+  uint64_t version;
+  double timestamp;     /* producer's cudalink_now() at publish */
+} cudalink_frame_info;
+CUDALINK_API cudalink_status cudalink_consumer_frame_info(const cudalink_consumer *consumer,
+                                                          cudalink_frame_info *info);
+
+/** Copies the current frame into dst (row pitch dst_pitch): the stream
+ * waits on the slot's event, then a 2-D copy, then the stream is
+ * synchronised and the torn check applied. OK: the copy is clean;
+ * ERR_TORN: discard it (counted). stream NULL: the consumer's own stream. */
+CUDALINK_API cudalink_status cudalink_consumer_copy(cudalink_consumer *consumer, uint64_t dst,
+                                                    size_t dst_pitch, void *stream);
+
+/** Two-phase copy for callers that read the slot with their own kernel:
+ * _acquire makes stream wait on the slot's event and gives the slot's
+ * device pointer and row pitch; _release synchronises stream and applies the
+ * torn check (OK or ERR_TORN). */
+CUDALINK_API cudalink_status cudalink_consumer_acquire(cudalink_consumer *consumer, void *stream,
+                                                       uint64_t *src, size_t *src_pitch);
+CUDALINK_API cudalink_status cudalink_consumer_release(cudalink_consumer *consumer, void *stream);
+
+/** The consumer's own CUDA stream (valid while connected). */
+CUDALINK_API void *cudalink_consumer_stream(const cudalink_consumer *consumer);
+
+/** Is the producer one of ours (it holds the segment's lock)? Ours wake
+ * consumers with a futex; foreign ones are polled. */
+CUDALINK_API int cudalink_consumer_producer_is_ours(const cudalink_consumer *consumer);
+
+typedef struct cudalink_consumer_stats {
+  uint64_t frames;        /* frames returned by wait() */
+  uint64_t missed;        /* frames the producer published that we never saw */
+  uint64_t torn;          /* copies discarded as torn */
+  uint64_t reopens;       /* re-opens after a version change */
+  uint32_t num_slots;
+  uint64_t version;
+} cudalink_consumer_stats;
+CUDALINK_API void cudalink_consumer_get_stats(const cudalink_consumer *consumer,
+                                              cudalink_consumer_stats *stats);
+
+CUDALINK_API const char *cudalink_consumer_last_error(const cudalink_consumer *consumer);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* CUDALINK_H */

@@ -7,8 +7,8 @@
 #include <stdio.h>
 #include <string.h>
 
-static int tu_failures_in_test;
-static int tu_passed, tu_failed;
+static int tu_failures_in_test __attribute__((unused));
+static int tu_passed __attribute__((unused)), tu_failed __attribute__((unused));
 
 #define CHECK(cond)                                                               \
   do {                                                                            \

@@ -1,0 +1,76 @@
+/* GPU pixel conversion for the cudalink elements: one generic kernel that
+ * reads any protocol dtype/channel layout and writes any other, with a
+ * channel swizzle and an optional vertical flip, in a single pass.
+ *
+ * The kernel source (kernels/cudalink-convert.cu) is compiled at build time
+ * with nvcc to PTX for the lowest architecture the toolkit supports and
+ * embedded in the plugin; when the driver rejects that PTX (a driver older
+ * than the build's toolkit) the same source, also embedded, is compiled at
+ * run time with GStreamer's NVRTC helper. The plain path (same layout, no
+ * flip) needs none of this: see gst_cuda_link_convert_is_plain().
+ *
+ * Numerics: integer -> float maps to 0..1 (unsigned: v / max; signed:
+ * v / max, so -1..1); float -> integer clamps to 0..1 (signed: -1..1),
+ * scales by the type's max and rounds to nearest; integer -> integer of
+ * another width goes through the same normalised value (uint8 -> uint16 is
+ * v * 257, exact). Same dtype -> bits are copied unchanged.
+ */
+#ifndef __GST_CUDA_LINK_CONVERT_H__
+#define __GST_CUDA_LINK_CONVERT_H__
+
+#include <gst/gst.h>
+#include <gst/cuda/gstcudacontext.h>
+#include <cuda.h>
+
+#include "cudalink.h"
+
+G_BEGIN_DECLS
+
+/* Swizzle entries: a source channel index 0..3, or one of these. */
+#define GST_CUDA_LINK_SWIZZLE_ZERO (-1)   /* 0 */
+#define GST_CUDA_LINK_SWIZZLE_ONE  (-2)   /* 1.0 / the type's max (opaque alpha) */
+
+typedef struct
+{
+  guint64 src;                  /* CUdeviceptr */
+  gsize src_pitch;              /* bytes per source row */
+  guint src_comps;              /* 1..4 (3 allowed: RGB/BGR input) */
+  cudalink_dtype src_dtype;
+
+  guint64 dst;
+  gsize dst_pitch;
+  guint dst_comps;              /* 1..4 */
+  cudalink_dtype dst_dtype;
+
+  guint width;
+  guint height;
+  gint swizzle[4];              /* dst channel c <- swizzle[c] (only dst_comps used) */
+  gboolean flip_y;              /* dst row y <- src row (height - 1 - y) */
+} GstCudaLinkConvertParams;
+
+typedef struct _GstCudaLinkConverter GstCudaLinkConverter;
+
+/* Loads the kernels into @context (embedded PTX, else NVRTC). NULL with
+ * @error set when neither works; the message says which conversions are
+ * then unavailable. */
+GstCudaLinkConverter *gst_cuda_link_converter_new (GstCudaContext * context,
+    GError ** error);
+
+/* Enqueues the conversion on @stream; the caller pushes @context current
+ * or not, the function does it itself. */
+gboolean gst_cuda_link_converter_run (GstCudaLinkConverter * conv,
+    const GstCudaLinkConvertParams * params, CUstream stream, GError ** error);
+
+void gst_cuda_link_converter_free (GstCudaLinkConverter * conv);
+
+/* TRUE when a plain 2-D copy does what @params asks (same dtype and
+ * channel count, identity swizzle, no flip): no kernel needed. */
+gboolean gst_cuda_link_convert_is_plain (const GstCudaLinkConvertParams * params);
+
+/* Identity swizzle helper: fills swizzle[c] = c for c < n, ONE for alpha
+ * beyond the source's channels. */
+void gst_cuda_link_convert_identity (GstCudaLinkConvertParams * params);
+
+G_END_DECLS
+
+#endif

@@ -61,6 +61,21 @@ const cudalink_cuda *cudalink_cuda_get(cudalink_status *status, char *why, size_
 cudalink_status cudalink_cuda_check(const cudalink_cuda *cu, CUresult res, const char *call,
                                     char *why, size_t why_len);
 
+/** A context to work in: the caller's, or the device's primary context
+ * retained for us. */
+typedef struct cudalink_cuda_context {
+  CUcontext ctx;
+  CUdevice device;
+  int retained_primary;
+} cudalink_cuda_context;
+
+/** given non-NULL: use it (the device is looked up); else retain device's
+ * primary context (ERR_NO_DEVICE for a device that does not exist). */
+cudalink_status cudalink_cuda_context_acquire(const cudalink_cuda *cu, void *given, int device,
+                                              cudalink_cuda_context *out, char *why,
+                                              size_t why_len);
+void cudalink_cuda_context_release(const cudalink_cuda *cu, cudalink_cuda_context *c);
+
 /** Test hook: the library file name to dlopen instead of the default
  * (environment CUDALINK_CUDA_LIBRARY overrides too). Must be called before
  * the first load. */

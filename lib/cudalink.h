@@ -285,6 +285,11 @@ typedef struct cudalink_producer_config {
 
 #define CUDALINK_MAX_NAME 200u
 
+/** Checks a segment name without touching anything: OK or
+ * CUDALINK_ERR_BAD_NAME (empty, contains '/' or '\\', ".", "..", or longer
+ * than CUDALINK_MAX_NAME). */
+CUDALINK_API cudalink_status cudalink_check_name(const char *name);
+
 /** Fills config with defaults (num_slots 3, device 0, grace 200 ms). */
 CUDALINK_API void cudalink_producer_config_init(cudalink_producer_config *config);
 

@@ -1,1 +1,672 @@
-#include "cudalink.h"
+/* The producer (exporter): a ring of CUDA IPC buffers announced through a
+ * named segment, in the order PROTOCOL.md gives for our producer. */
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cuda_table.h"
+#include "shm.h"
+
+#ifdef _WIN32
+#  include <windows.h>
+static void
+sleep_ms(unsigned ms)
+{
+  Sleep(ms);
+}
+#else
+#  include <time.h>
+static void
+sleep_ms(unsigned ms)
+{
+  struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+  while (nanosleep(&ts, &ts) != 0) {
+  }
+}
+#endif
+
+#define SLOT_ALIGN (2u * 1024u * 1024u) /* what the peers round each slot up to */
+#define MAX_SHADOWS 2                   /* old mappings still mirrored after a re-link */
+#define RELINK_CHECK_S 0.25             /* how often we look for a lost name */
+#define SHUTDOWN_LINGER_MS 100          /* consumers let go of the ring meanwhile */
+
+typedef struct ring {
+  uint32_t num_slots;
+  size_t slot_bytes;
+  CUdeviceptr mem[CUDALINK_MAX_SLOTS];
+  CUevent event[CUDALINK_MAX_SLOTS];
+  double free_after; /* cudalink_now() when a retired ring may be freed */
+  struct ring *next;
+} ring;
+
+struct cudalink_producer {
+  char name[CUDALINK_MAX_NAME + 1];
+  cudalink_producer_config config;
+  const cudalink_cuda *cu;
+  cudalink_cuda_context ctx;
+  CUstream stream;
+
+  cudalink_shm *seg;                 /* the segment under our name */
+  cudalink_shm *shadow[MAX_SHADOWS]; /* unlinked ones consumers may still read */
+  cudalink_layout layout;
+  cudalink_header header; /* what we last wrote, the local truth */
+
+  cudalink_format format;
+  uint32_t frame_size, row_size;
+  ring *ring;
+  ring *retired;
+
+  int begun;
+  double next_relink_check;
+  cudalink_producer_stats stats;
+  char last_error[256];
+};
+
+static void
+set_error(cudalink_producer *p, const char *fmt, ...)
+{
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(p->last_error, sizeof p->last_error, fmt, ap);
+  va_end(ap);
+}
+
+static void
+logf_(cudalink_producer *p, cudalink_log_level level, const char *fmt, ...)
+{
+  char msg[512];
+  va_list ap;
+  if (!p->config.log)
+    return;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  p->config.log(p->config.log_user_data, level, msg);
+}
+
+static cudalink_status
+cuda_fail(cudalink_producer *p, CUresult res, const char *call)
+{
+  return cudalink_cuda_check(p->cu, res, call, p->last_error, sizeof p->last_error);
+}
+
+cudalink_status
+cudalink_check_name(const char *name)
+{
+  return cudalink_shm_check_name(name);
+}
+
+void
+cudalink_producer_config_init(cudalink_producer_config *config)
+{
+  memset(config, 0, sizeof *config);
+  config->name = "cudalink";
+  config->num_slots = 3;
+  config->grace_ms = 200;
+  config->stale_ms = 1000;
+}
+
+/* --- writing the segment ------------------------------------------------ */
+
+static uint8_t *
+seg_base(cudalink_shm *shm)
+{
+  return (uint8_t *)cudalink_shm_data(shm);
+}
+
+static void
+store_u32(uint8_t *base, size_t off, uint32_t v)
+{
+  /* write_idx is 4-byte aligned in every layout (offset 16) and the mapping
+   * is page aligned: a real atomic store, also usable as a futex word. */
+  atomic_store_explicit((_Atomic uint32_t *)(void *)(base + off), v, memory_order_release);
+}
+
+static void
+store_version(uint8_t *base, size_t off, uint64_t v)
+{
+  /* version sits at offset 4, so it is not 8-byte aligned: a release fence
+   * then one 8-byte store (a single mov on x86-64, inside one cache line). */
+  atomic_thread_fence(memory_order_release);
+  memcpy(base + off, &v, sizeof v);
+}
+
+/* Every mapping we still write: the named one first, then the shadows. */
+#define FOR_EACH_SEGMENT(p, var)                                                   \
+  for (int seg_i_ = 0; seg_i_ <= MAX_SHADOWS; seg_i_++)                            \
+    for (uint8_t *var = seg_i_ == 0 ? seg_base((p)->seg)                           \
+                                    : ((p)->shadow[seg_i_ - 1]                     \
+                                           ? seg_base((p)->shadow[seg_i_ - 1])     \
+                                           : NULL);                                \
+         var; var = NULL)
+
+/* Writes the whole header in our safe order: write_idx 0, then handles and
+ * metadata, then the version with a release store. */
+static cudalink_status
+write_header_ordered(cudalink_producer *p)
+{
+  uint8_t buf[512];
+  cudalink_status st;
+  const cudalink_layout *L = &p->layout;
+
+  st = cudalink_header_write(&p->header, buf, sizeof buf);
+  if (st != CUDALINK_OK) {
+    set_error(p, "cannot encode header: %s", cudalink_strerror(st));
+    return st;
+  }
+  FOR_EACH_SEGMENT(p, base)
+  {
+    store_u32(base, L->write_idx, p->header.write_idx);
+    atomic_thread_fence(memory_order_release);
+    memcpy(base, buf, L->version);                        /* magic */
+    memcpy(base + L->num_slots, buf + L->num_slots, 4);   /* num_slots */
+    memcpy(base + L->mem_handle0, buf + L->mem_handle0, L->size - L->mem_handle0);
+    store_version(base, L->version, p->header.version);
+  }
+  return CUDALINK_OK;
+}
+
+/* --- the ring --------------------------------------------------------- */
+
+static void
+ring_free(cudalink_producer *p, ring *r)
+{
+  if (!r)
+    return;
+  for (uint32_t s = 0; s < r->num_slots; s++) {
+    if (r->event[s])
+      p->cu->EventDestroy(r->event[s]);
+    if (r->mem[s])
+      p->cu->MemFree(r->mem[s]);
+  }
+  free(r);
+}
+
+static cudalink_status
+ring_new(cudalink_producer *p, ring **out)
+{
+  ring *r = calloc(1, sizeof *r);
+  CUresult res = CUDA_SUCCESS;
+  const char *call = "";
+
+  if (!r)
+    return CUDALINK_ERR_NO_MEMORY;
+  r->num_slots = p->header.num_slots;
+  r->slot_bytes = ((size_t)p->frame_size + SLOT_ALIGN - 1) / SLOT_ALIGN * SLOT_ALIGN;
+  for (uint32_t s = 0; s < r->num_slots && res == CUDA_SUCCESS; s++) {
+    CUipcMemHandle mh;
+    CUipcEventHandle eh;
+    if ((res = p->cu->MemAlloc(&r->mem[s], r->slot_bytes)) != CUDA_SUCCESS) {
+      call = "cuMemAlloc";
+    } else if ((res = p->cu->EventCreate(&r->event[s],
+                                         CU_EVENT_INTERPROCESS | CU_EVENT_DISABLE_TIMING)) !=
+               CUDA_SUCCESS) {
+      call = "cuEventCreate";
+    } else if ((res = p->cu->IpcGetMemHandle(&mh, r->mem[s])) != CUDA_SUCCESS) {
+      call = "cuIpcGetMemHandle";
+    } else if ((res = p->cu->IpcGetEventHandle(&eh, r->event[s])) != CUDA_SUCCESS) {
+      call = "cuIpcGetEventHandle";
+    } else {
+      memcpy(p->header.mem_handle[s], &mh, CUDALINK_IPC_HANDLE_SIZE);
+      memcpy(p->header.event_handle[s], &eh, CUDALINK_IPC_HANDLE_SIZE);
+    }
+  }
+  if (res != CUDA_SUCCESS) {
+    cudalink_status st = cuda_fail(p, res, call);
+    ring_free(p, r);
+    return st;
+  }
+  *out = r;
+  return CUDALINK_OK;
+}
+
+static void
+free_retired(cudalink_producer *p, int all)
+{
+  ring **link = &p->retired;
+  double now = cudalink_now();
+  while (*link) {
+    ring *r = *link;
+    if (all || now >= r->free_after) {
+      *link = r->next;
+      ring_free(p, r);
+    } else {
+      link = &r->next;
+    }
+  }
+}
+
+/* --- create ----------------------------------------------------------- */
+
+static int
+push_ctx(cudalink_producer *p)
+{
+  CUresult res = p->cu->CtxPushCurrent(p->ctx.ctx);
+  if (res != CUDA_SUCCESS) {
+    cuda_fail(p, res, "cuCtxPushCurrent");
+    return 0;
+  }
+  return 1;
+}
+
+static void
+pop_ctx(cudalink_producer *p)
+{
+  p->cu->CtxPopCurrent(NULL);
+}
+
+static cudalink_status
+set_format(cudalink_producer *p, const cudalink_format *format)
+{
+  cudalink_status st = cudalink_format_sizes(format, &p->frame_size, &p->row_size);
+  if (st != CUDALINK_OK) {
+    set_error(p, "unusable frame format %ux%u x%u %s: %s", format->width, format->height,
+              format->num_comps, cudalink_dtype_name(format->dtype), cudalink_strerror(st));
+    return st;
+  }
+  p->format = *format;
+  p->format.flags &= (uint16_t)(CUDALINK_FLAG_MONO_ALPHA | CUDALINK_FLAG_BGRA);
+  p->header.format = p->format;
+  return CUDALINK_OK;
+}
+
+/* An existing segment under our name that nobody of ours holds: is somebody
+ * else still publishing into it? Looks for stale_ms. */
+static cudalink_status
+check_takeover(cudalink_producer *p)
+{
+  const uint8_t *base = seg_base(p->seg);
+  size_t size = cudalink_shm_size(p->seg);
+  cudalink_header h;
+  cudalink_status st = cudalink_header_parse(base, size, &h);
+  uint32_t idx0;
+  uint64_t ver0;
+  unsigned waited = 0;
+
+  if (h.magic != CUDALINK_MAGIC) {
+    if (size && base[0])
+      logf_(p, CUDALINK_LOG_WARNING, "segment '%s' held no cuda-link header: overwriting it",
+            p->name);
+    return CUDALINK_OK;
+  }
+  if (h.version != 0 && h.version != UINT64_MAX)
+    p->header.version = h.version; /* the version counter continues */
+  if (h.shutdown_flag) {
+    logf_(p, CUDALINK_LOG_INFO, "re-using segment '%s' left by a producer that shut down",
+          p->name);
+    return CUDALINK_OK;
+  }
+  (void)st; /* a half-valid header still tells us whether it moves */
+  idx0 = h.write_idx;
+  ver0 = h.version;
+  while (waited < p->config.stale_ms) {
+    sleep_ms(10);
+    waited += 10;
+    cudalink_header_parse(base, size, &h);
+    if (h.write_idx != idx0 || h.version != ver0 || h.shutdown_flag) {
+      if (h.shutdown_flag)
+        return CUDALINK_OK;
+      set_error(p,
+                "segment '%s' is being published to by another producer (write_idx %u -> %u "
+                "within %u ms); stop it or choose another name",
+                p->name, idx0, h.write_idx, waited);
+      return CUDALINK_ERR_FOREIGN_PRODUCER;
+    }
+  }
+  logf_(p, CUDALINK_LOG_WARNING,
+        "taking over stale segment '%s': its producer published nothing for %u ms", p->name,
+        waited);
+  p->stats.took_over_stale = 1;
+  return CUDALINK_OK;
+}
+
+static uint64_t
+next_version(uint64_t v)
+{
+  return v + 1 == 0 ? 1 : v + 1;
+}
+
+cudalink_status
+cudalink_producer_create(const cudalink_producer_config *config, const cudalink_format *format,
+                         cudalink_producer **out)
+{
+  cudalink_producer *p;
+  cudalink_status st;
+  CUresult res;
+  int created = 0;
+
+  if (!config || !format || !out)
+    return CUDALINK_ERR_INVALID_ARG;
+  *out = NULL;
+  st = cudalink_shm_check_name(config->name);
+  if (st != CUDALINK_OK)
+    return st;
+  if (config->num_slots > CUDALINK_MAX_SLOTS)
+    return CUDALINK_ERR_BAD_NUM_SLOTS;
+
+  p = calloc(1, sizeof *p);
+  if (!p)
+    return CUDALINK_ERR_NO_MEMORY;
+  p->config = *config;
+  snprintf(p->name, sizeof p->name, "%s", config->name);
+  p->config.name = p->name;
+  if (!p->config.num_slots)
+    p->config.num_slots = 3;
+  if (!p->config.grace_ms)
+    p->config.grace_ms = 200;
+  if (!p->config.stale_ms)
+    p->config.stale_ms = 1000;
+  p->header.num_slots = p->config.num_slots;
+  p->layout = cudalink_layout_for(p->config.num_slots);
+
+  if ((st = set_format(p, format)) != CUDALINK_OK)
+    goto fail;
+
+  p->cu = cudalink_cuda_get(&st, p->last_error, sizeof p->last_error);
+  if (!p->cu)
+    goto fail;
+  st = cudalink_cuda_context_acquire(p->cu, config->cuda_context, config->device, &p->ctx,
+                                     p->last_error, sizeof p->last_error);
+  if (st != CUDALINK_OK)
+    goto fail;
+
+  st = cudalink_shm_create(p->name, p->layout.size, &p->seg, &created);
+  if (st != CUDALINK_OK) {
+    set_error(p, "cannot create segment '%s': %s", p->name, cudalink_shm_last_error());
+    goto fail;
+  }
+  st = cudalink_shm_lock(p->seg);
+  if (st != CUDALINK_OK) {
+    set_error(p, "segment '%s' is held by another live cudalink producer", p->name);
+    goto fail;
+  }
+  if (!created && (st = check_takeover(p)) != CUDALINK_OK)
+    goto fail;
+
+  if (!push_ctx(p)) {
+    st = CUDALINK_ERR_CUDA;
+    goto fail;
+  }
+  res = p->cu->StreamCreate(&p->stream, CU_STREAM_NON_BLOCKING);
+  if (res != CUDA_SUCCESS) {
+    st = cuda_fail(p, res, "cuStreamCreate");
+    pop_ctx(p);
+    goto fail;
+  }
+  st = ring_new(p, &p->ring);
+  pop_ctx(p);
+  if (st != CUDALINK_OK)
+    goto fail;
+
+  p->header.magic = CUDALINK_MAGIC;
+  p->header.version = next_version(p->header.version);
+  p->header.write_idx = 0;
+  p->header.shutdown_flag = 0;
+  p->header.timestamp = cudalink_now();
+  if ((st = write_header_ordered(p)) != CUDALINK_OK)
+    goto fail;
+  p->next_relink_check = cudalink_now() + RELINK_CHECK_S;
+  *out = p;
+  return CUDALINK_OK;
+
+fail:
+  if (config->log && p->last_error[0])
+    config->log(config->log_user_data, CUDALINK_LOG_ERROR, p->last_error);
+  if (p->seg && created)
+    cudalink_shm_unlink(p->name);
+  cudalink_producer_destroy(p);
+  return st;
+}
+
+/* --- shutdown --------------------------------------------------------- */
+
+void
+cudalink_producer_destroy(cudalink_producer *p)
+{
+  if (!p)
+    return;
+  if (p->seg && p->ring) {
+    const cudalink_layout *L = &p->layout;
+    /* shutdown flag, handles zeroed; version, metadata, write_idx stay */
+    FOR_EACH_SEGMENT(p, base)
+    {
+      base[L->shutdown_flag] = 1;
+      atomic_thread_fence(memory_order_release);
+      for (uint32_t s = 0; s < p->header.num_slots; s++)
+        memset(base + L->mem_handle0 + s * L->slot_stride, 0, 2 * CUDALINK_IPC_HANDLE_SIZE);
+      cudalink_futex_wake((volatile uint32_t *)(void *)(base + L->write_idx));
+    }
+  }
+  if (p->cu && p->ctx.ctx && push_ctx(p)) {
+    if (p->stream) {
+      p->cu->StreamSynchronize(p->stream);
+      p->cu->StreamDestroy(p->stream);
+    }
+    if (p->ring || p->retired) {
+      /* events first, as the peers do; buffers after consumers let go */
+      for (ring *r = p->ring; r; r = NULL)
+        for (uint32_t s = 0; s < r->num_slots; s++)
+          if (r->event[s]) {
+            p->cu->EventDestroy(r->event[s]);
+            r->event[s] = NULL;
+          }
+      sleep_ms(SHUTDOWN_LINGER_MS);
+      ring_free(p, p->ring);
+      free_retired(p, 1);
+    }
+    pop_ctx(p);
+  }
+  if (p->seg) {
+    /* only our own name: a consumer may have unlinked it since */
+    if (p->ring && !cudalink_shm_lost_name(p->seg))
+      cudalink_shm_unlink(p->name);
+    cudalink_shm_close(p->seg);
+  }
+  for (int i = 0; i < MAX_SHADOWS; i++)
+    cudalink_shm_close(p->shadow[i]);
+  if (p->cu && p->ctx.ctx)
+    cudalink_cuda_context_release(p->cu, &p->ctx);
+  free(p);
+}
+
+/* --- per frame ------------------------------------------------------------ */
+
+/* A consumer (Python's resource_tracker) may unlink our segment: put a copy
+ * back under the name for late joiners and keep the old mapping updated for
+ * those who have it open. */
+static void
+relink_if_lost(cudalink_producer *p)
+{
+  cudalink_shm *fresh = NULL;
+  double now = cudalink_now();
+
+  if (now < p->next_relink_check)
+    return;
+  p->next_relink_check = now + RELINK_CHECK_S;
+  if (!cudalink_shm_lost_name(p->seg))
+    return;
+  if (cudalink_shm_relink(p->seg, &fresh) != CUDALINK_OK) {
+    logf_(p, CUDALINK_LOG_WARNING, "segment '%s' lost its name and could not be re-linked: %s",
+          p->name, cudalink_shm_last_error());
+    return;
+  }
+  if (cudalink_shm_lock(fresh) != CUDALINK_OK)
+    logf_(p, CUDALINK_LOG_WARNING, "re-linked segment '%s' could not be locked", p->name);
+  cudalink_shm_close(p->shadow[MAX_SHADOWS - 1]);
+  memmove(&p->shadow[1], &p->shadow[0], (MAX_SHADOWS - 1) * sizeof p->shadow[0]);
+  p->shadow[0] = p->seg;
+  p->seg = fresh;
+  p->stats.relinks++;
+  logf_(p, CUDALINK_LOG_INFO, "segment '%s' was unlinked by a consumer: re-linked", p->name);
+}
+
+cudalink_status
+cudalink_producer_begin(cudalink_producer *p, uint64_t *dst, size_t *dst_pitch)
+{
+  if (!p || !dst || !dst_pitch)
+    return CUDALINK_ERR_INVALID_ARG;
+  *dst = p->ring->mem[p->header.write_idx % p->header.num_slots];
+  *dst_pitch = p->row_size;
+  p->begun = 1;
+  return CUDALINK_OK;
+}
+
+cudalink_status
+cudalink_producer_commit(cudalink_producer *p, void *stream, int wait)
+{
+  const cudalink_layout *L;
+  CUstream s;
+  CUresult res;
+  uint32_t slot, next;
+  double ts;
+
+  if (!p || !p->begun)
+    return CUDALINK_ERR_INVALID_ARG;
+  p->begun = 0;
+  L = &p->layout;
+  s = stream ? (CUstream)stream : p->stream;
+  slot = p->header.write_idx % p->header.num_slots;
+
+  if (!push_ctx(p))
+    return CUDALINK_ERR_CUDA;
+  res = p->cu->EventRecord(p->ring->event[slot], s);
+  if (res == CUDA_SUCCESS && wait)
+    res = p->cu->StreamSynchronize(s);
+  if (p->retired)
+    free_retired(p, 0);
+  pop_ctx(p);
+  if (res != CUDA_SUCCESS)
+    return cuda_fail(p, res, wait ? "cuStreamSynchronize" : "cuEventRecord");
+
+  relink_if_lost(p);
+
+  ts = cudalink_now();
+  next = p->header.write_idx + 1;
+  p->header.write_idx = next;
+  p->header.timestamp = ts;
+  FOR_EACH_SEGMENT(p, base)
+  {
+    memcpy(base + L->timestamp, &ts, sizeof ts);
+    base[L->shutdown_flag] = 0;
+    store_u32(base, L->write_idx, next); /* publish LAST */
+    cudalink_futex_wake((volatile uint32_t *)(void *)(base + L->write_idx));
+  }
+  p->stats.frames++;
+  return CUDALINK_OK;
+}
+
+cudalink_status
+cudalink_producer_publish(cudalink_producer *p, uint64_t src, size_t src_pitch, void *stream,
+                          int wait)
+{
+  CUDA_MEMCPY2D cp;
+  uint64_t dst;
+  size_t dst_pitch;
+  CUresult res;
+  cudalink_status st;
+
+  if (!p || !src || src_pitch < p->row_size)
+    return CUDALINK_ERR_INVALID_ARG;
+  if ((st = cudalink_producer_begin(p, &dst, &dst_pitch)) != CUDALINK_OK)
+    return st;
+  memset(&cp, 0, sizeof cp);
+  cp.srcMemoryType = CU_MEMORYTYPE_DEVICE;
+  cp.srcDevice = (CUdeviceptr)src;
+  cp.srcPitch = src_pitch;
+  cp.dstMemoryType = CU_MEMORYTYPE_DEVICE;
+  cp.dstDevice = (CUdeviceptr)dst;
+  cp.dstPitch = dst_pitch;
+  cp.WidthInBytes = p->row_size;
+  cp.Height = p->format.height;
+  if (!push_ctx(p)) {
+    p->begun = 0;
+    return CUDALINK_ERR_CUDA;
+  }
+  res = p->cu->Memcpy2DAsync(&cp, stream ? (CUstream)stream : p->stream);
+  pop_ctx(p);
+  if (res != CUDA_SUCCESS) {
+    p->begun = 0;
+    return cuda_fail(p, res, "cuMemcpy2DAsync");
+  }
+  return cudalink_producer_commit(p, stream, wait);
+}
+
+cudalink_status
+cudalink_producer_reformat(cudalink_producer *p, const cudalink_format *format)
+{
+  cudalink_format old_format;
+  uint32_t old_frame, old_row;
+  ring *fresh = NULL;
+  cudalink_header old_header;
+  cudalink_status st;
+
+  if (!p || !format)
+    return CUDALINK_ERR_INVALID_ARG;
+  old_format = p->format;
+  old_frame = p->frame_size;
+  old_row = p->row_size;
+  old_header = p->header;
+  if ((st = set_format(p, format)) != CUDALINK_OK)
+    return st;
+  if (!push_ctx(p))
+    return CUDALINK_ERR_CUDA;
+  /* the old ring may still be written by work queued on the caller's stream */
+  p->cu->StreamSynchronize(p->stream);
+  st = ring_new(p, &fresh);
+  pop_ctx(p);
+  if (st != CUDALINK_OK) {
+    p->format = old_format;
+    p->frame_size = old_frame;
+    p->row_size = old_row;
+    p->header = old_header;
+    return st;
+  }
+  p->ring->free_after = cudalink_now() + p->config.grace_ms / 1000.0;
+  p->ring->next = p->retired;
+  p->retired = p->ring;
+  p->ring = fresh;
+
+  p->header.version = next_version(p->header.version);
+  p->header.write_idx = 0;
+  p->header.shutdown_flag = 0;
+  p->begun = 0;
+  if ((st = write_header_ordered(p)) != CUDALINK_OK)
+    return st;
+  p->stats.reinits++;
+  return CUDALINK_OK;
+}
+
+/* --- accessors ------------------------------------------------------- */
+
+const cudalink_format *
+cudalink_producer_format(const cudalink_producer *p)
+{
+  return p ? &p->format : NULL;
+}
+
+void *
+cudalink_producer_stream(const cudalink_producer *p)
+{
+  return p ? (void *)p->stream : NULL;
+}
+
+void
+cudalink_producer_get_stats(const cudalink_producer *p, cudalink_producer_stats *stats)
+{
+  if (!stats)
+    return;
+  memset(stats, 0, sizeof *stats);
+  if (!p)
+    return;
+  *stats = p->stats;
+  stats->version = p->header.version;
+  stats->write_idx = p->header.write_idx;
+}
+
+const char *
+cudalink_producer_last_error(const cudalink_producer *p)
+{
+  return p ? p->last_error : "";
+}

@@ -60,7 +60,7 @@ struct cudalink_consumer {
   char last_error[320];
 };
 
-static void
+static void __attribute__((format(printf, 2, 3)))
 set_error(cudalink_consumer *c, const char *fmt, ...)
 {
   va_list ap;
@@ -69,7 +69,7 @@ set_error(cudalink_consumer *c, const char *fmt, ...)
   va_end(ap);
 }
 
-static void
+static void __attribute__((format(printf, 3, 4)))
 logf_(cudalink_consumer *c, cudalink_log_level level, const char *fmt, ...)
 {
   char msg[512];

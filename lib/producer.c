@@ -64,7 +64,7 @@ struct cudalink_producer {
   char last_error[256];
 };
 
-static void
+static void __attribute__((format(printf, 2, 3)))
 set_error(cudalink_producer *p, const char *fmt, ...)
 {
   va_list ap;
@@ -73,7 +73,7 @@ set_error(cudalink_producer *p, const char *fmt, ...)
   va_end(ap);
 }
 
-static void
+static void __attribute__((format(printf, 3, 4)))
 logf_(cudalink_producer *p, cudalink_log_level level, const char *fmt, ...)
 {
   char msg[512];

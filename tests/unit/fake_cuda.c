@@ -2,7 +2,12 @@
  * tested on machines without a driver. FAKE_PARTIAL builds one that lacks
  * most of the API (an old driver); the full one has every symbol the
  * loader needs, but cuInit reports that there is no device. */
-#include <cuda.h>
+/* No cuda.h here: the real prototypes would clash with the catch-all stubs.
+ * Only the ABI matters to a dlsym() caller. */
+typedef int CUresult;
+#define CUDA_SUCCESS 0
+#define CUDA_ERROR_NO_DEVICE 100
+#define CUDA_ERROR_NOT_SUPPORTED 801
 
 #define FAKE_EXPORT __attribute__((visibility("default")))
 

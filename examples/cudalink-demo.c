@@ -1,0 +1,213 @@
+/* cudalink-demo: embedding libcudalink in a plain C program.
+ *
+ *   cudalink-demo                  producer and consumer in two processes,
+ *                                  5 s of 1280x720 RGBA at 60 fps, stats
+ *   cudalink-demo produce [NAME]   publish frames until Ctrl-C (a TouchDesigner
+ *                                  Receiver or cuda_link Importer can read them)
+ *   cudalink-demo consume [NAME]   read frames from any cuda-link producer
+ *                                  (TD Sender, cuda_link Exporter, cudalinksink)
+ *
+ * On a machine without an NVIDIA driver it says so and exits with 2. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "cuda_table.h" /* the library's own driver table: no libcuda link */
+#include "cudalink.h"
+
+static volatile sig_atomic_t stop;
+
+static void
+on_signal(int sig)
+{
+  (void)sig;
+  stop = 1;
+}
+
+static const cudalink_cuda *
+cuda_or_die(CUcontext *ctx)
+{
+  cudalink_status st;
+  char why[256];
+  const cudalink_cuda *cu = cudalink_cuda_get(&st, why, sizeof why);
+  CUdevice dev;
+  if (!cu) {
+    fprintf(stderr, "cudalink-demo: %s: %s\n", cudalink_strerror(st), why);
+    exit(2);
+  }
+  if (cu->DeviceGet(&dev, 0) != CUDA_SUCCESS || cu->DevicePrimaryCtxRetain(ctx, dev) != CUDA_SUCCESS) {
+    fprintf(stderr, "cudalink-demo: no usable CUDA device 0\n");
+    exit(2);
+  }
+  cu->CtxPushCurrent(*ctx);
+  return cu;
+}
+
+static int
+produce(const char *name, int seconds)
+{
+  CUcontext ctx;
+  const cudalink_cuda *cu = cuda_or_die(&ctx);
+  cudalink_format fmt = { 1280, 720, 4, CUDALINK_DTYPE_UINT8, 0 };
+  cudalink_producer_config cfg;
+  cudalink_producer *p = NULL;
+  cudalink_producer_stats stats;
+  CUdeviceptr frame;
+  CUstream s;
+  uint32_t row = fmt.width * 4, bar = fmt.height / 8;
+  cudalink_status st;
+  double t0 = cudalink_now();
+
+  cudalink_producer_config_init(&cfg);
+  cfg.name = name;
+  cfg.cuda_context = ctx;
+  st = cudalink_producer_create(&cfg, &fmt, &p);
+  if (st != CUDALINK_OK) {
+    fprintf(stderr, "cudalink-demo: cannot publish '%s': %s\n", name, cudalink_strerror(st));
+    return 1;
+  }
+  s = (CUstream)cudalink_producer_stream(p);
+  cu->MemAlloc(&frame, (size_t)row * fmt.height);
+  printf("producer: publishing 1280x720 RGBA8 as '%s'\n", name);
+  for (uint32_t k = 0; !stop && (seconds <= 0 || cudalink_now() - t0 < seconds); k++) {
+    /* eight grey bars scrolling down one row per frame */
+    for (uint32_t b = 0; b < 8; b++) {
+      uint32_t y0 = (b * bar + k) % fmt.height;
+      uint32_t rows = y0 + bar <= fmt.height ? bar : fmt.height - y0;
+      cu->MemsetD8Async(frame + (size_t)y0 * row, (unsigned char)(b * 32), (size_t)rows * row, s);
+    }
+    st = cudalink_producer_publish(p, frame, row, s, 0);
+    if (st != CUDALINK_OK) {
+      fprintf(stderr, "cudalink-demo: publish: %s (%s)\n", cudalink_strerror(st),
+              cudalink_producer_last_error(p));
+      break;
+    }
+    usleep(16667);
+  }
+  cudalink_producer_get_stats(p, &stats);
+  printf("producer: %llu frames published, %llu segment re-links\n",
+         (unsigned long long)stats.frames, (unsigned long long)stats.relinks);
+  cudalink_producer_destroy(p);
+  cu->MemFree(frame);
+  return st == CUDALINK_OK ? 0 : 1;
+}
+
+static int
+consume(const char *name, int seconds)
+{
+  CUcontext ctx;
+  const cudalink_cuda *cu = cuda_or_die(&ctx);
+  cudalink_consumer_config cfg;
+  cudalink_consumer *c = NULL;
+  cudalink_consumer_stats stats;
+  CUdeviceptr dst = 0;
+  size_t dst_size = 0;
+  double t0 = cudalink_now(), lat_sum = 0;
+  cudalink_status st = CUDALINK_ERR_NOT_FOUND;
+
+  cudalink_consumer_config_init(&cfg);
+  cfg.name = name;
+  cfg.cuda_context = ctx;
+  cudalink_consumer_create(&cfg, &c);
+  while (!stop && st != CUDALINK_OK && cudalink_now() - t0 < 5) {
+    st = cudalink_consumer_connect(c);
+    if (st != CUDALINK_OK)
+      usleep(50000);
+  }
+  if (st != CUDALINK_OK) {
+    fprintf(stderr, "cudalink-demo: cannot read '%s': %s\n", name,
+            cudalink_consumer_last_error(c));
+    cudalink_consumer_destroy(c);
+    return 1;
+  }
+  while (!stop && (seconds <= 0 || cudalink_now() - t0 < seconds)) {
+    const cudalink_format *f = cudalink_consumer_format(c);
+    uint32_t size = 0, row = 0;
+    cudalink_frame_info info;
+    st = cudalink_consumer_wait(c, 500000);
+    if (st == CUDALINK_ERR_TIMEOUT)
+      continue;
+    if (st == CUDALINK_ERR_FORMAT_CHANGED) {
+      f = cudalink_consumer_format(c);
+      printf("consumer: format now %ux%u x%u %s\n", f->width, f->height, f->num_comps,
+             cudalink_dtype_name(f->dtype));
+      continue;
+    }
+    if (st != CUDALINK_OK) {
+      printf("consumer: %s\n", cudalink_strerror(st));
+      break;
+    }
+    cudalink_format_sizes(f, &size, &row);
+    if (size > dst_size) {
+      if (dst)
+        cu->MemFree(dst);
+      cu->MemAlloc(&dst, size);
+      dst_size = size;
+    }
+    cudalink_consumer_frame_info(c, &info);
+    lat_sum += cudalink_now() - info.timestamp;
+    cudalink_consumer_copy(c, dst, row, NULL);
+  }
+  cudalink_consumer_get_stats(c, &stats);
+  printf("consumer: %llu frames, %llu missed, %llu torn discarded, %llu re-opens, "
+         "mean publish->wake %.1f us\n",
+         (unsigned long long)stats.frames, (unsigned long long)stats.missed,
+         (unsigned long long)stats.torn, (unsigned long long)stats.reopens,
+         stats.frames ? lat_sum / (double)stats.frames * 1e6 : 0.0);
+  if (dst)
+    cu->MemFree(dst);
+  cudalink_consumer_destroy(c);
+  return stats.frames ? 0 : 1;
+}
+
+int
+main(int argc, char **argv)
+{
+  const char *name = argc > 2 ? argv[2] : "cudalink";
+  char why[256];
+  cudalink_status st;
+  signal(SIGINT, on_signal);
+  signal(SIGTERM, on_signal);
+
+  if (argc > 1 && strcmp(argv[1], "produce") == 0)
+    return produce(name, 0);
+  if (argc > 1 && strcmp(argv[1], "consume") == 0)
+    return consume(name, 0);
+  if (argc > 1) {
+    fprintf(stderr, "usage: %s [produce|consume [NAME]]\n", argv[0]);
+    return 64;
+  }
+
+  /* Self-demo: check the driver in a child (the parent stays CUDA-free so
+   * that it can fork), then a producer and a consumer process. */
+  {
+    pid_t pid = fork();
+    int status = 0;
+    if (pid == 0) {
+      st = cudalink_cuda_load(why, sizeof why);
+      if (st != CUDALINK_OK)
+        fprintf(stderr, "cudalink-demo: %s: %s\n", cudalink_strerror(st), why);
+      _exit(st == CUDALINK_OK ? 0 : 2);
+    }
+    waitpid(pid, &status, 0);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+      return 2;
+  }
+  {
+    char seg[64];
+    pid_t prod, cons;
+    int sp = 0, sc = 0;
+    snprintf(seg, sizeof seg, "cudalink-demo-%d", (int)getpid());
+    fflush(NULL);
+    if ((prod = fork()) == 0)
+      _exit(produce(seg, 5));
+    if ((cons = fork()) == 0)
+      _exit(consume(seg, 6));
+    waitpid(cons, &sc, 0);
+    waitpid(prod, &sp, 0);
+    return WIFEXITED(sp) && WEXITSTATUS(sp) == 0 && WIFEXITED(sc) && WEXITSTATUS(sc) == 0 ? 0 : 1;
+  }
+}

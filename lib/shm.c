@@ -1,1 +1,810 @@
-#include "cudalink.h"
+/* Named shared memory, the producer lock and the futex wake-up (shm.h).
+ *
+ * POSIX: shm_open("/" NAME), which is /dev/shm/NAME on Linux, the object
+ * Python's multiprocessing.shared_memory.SharedMemory(name=NAME) opens.
+ * Windows: a named file mapping NAME backed by the paging file, what
+ * SharedMemory(name=NAME) uses there. No CUDA in this file. */
+#include "shm.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifdef _WIN32
+#  ifndef WIN32_LEAN_AND_MEAN
+#    define WIN32_LEAN_AND_MEAN
+#  endif
+#  include <windows.h>
+#else
+#  include <errno.h>
+#  include <fcntl.h>
+#  include <limits.h>
+#  include <sys/mman.h>
+#  include <sys/stat.h>
+#  include <time.h>
+#  include <unistd.h>
+#  ifdef __linux__
+#    include <linux/futex.h>
+#    include <sys/syscall.h>
+#  endif
+#endif
+
+/* Python creates its segments with mode 0o600 (SharedMemory._mode), so a
+ * segment is readable and writable by its owner only, whichever side
+ * creates it. We match that: the umask still applies on top. */
+#define SHM_MODE 0600
+
+/* How often the fallback futex (no cross-process wait primitive) looks. */
+#define POLL_STEP_US 500
+
+struct cudalink_shm {
+  char name[CUDALINK_MAX_NAME + 1];
+  void *data;  /* mapping; points at shm_empty when size is 0 */
+  size_t size; /* bytes mapped */
+  int writable;
+#ifdef _WIN32
+  HANDLE mapping;
+#else
+  int fd;
+  dev_t dev; /* identity of the object, for lost_name() */
+  ino_t ino;
+#endif
+};
+
+/* What data() gives for an empty segment: never NULL, never writable. */
+static const unsigned char shm_empty[1];
+
+/* ------------------------------------------------------------------------ */
+/* Last error, per thread                                                    */
+/* ------------------------------------------------------------------------ */
+
+static _Thread_local char shm_error[256];
+
+#ifdef __GNUC__
+__attribute__((format(printf, 1, 2)))
+#endif
+static void set_error(const char *fmt, ...)
+{
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(shm_error, sizeof shm_error, fmt, ap);
+  va_end(ap);
+}
+
+const char *cudalink_shm_last_error(void)
+{
+  return shm_error;
+}
+
+#ifdef _WIN32
+/* GetLastError() text, without the trailing ".\r\n". */
+static const char *win_error_text(DWORD err, char *buf, size_t len)
+{
+  DWORD n = FormatMessageA(FORMAT_MESSAGE_FROM_SYSTEM | FORMAT_MESSAGE_IGNORE_INSERTS, NULL, err,
+                           0, buf, (DWORD)len, NULL);
+  if (n == 0) {
+    snprintf(buf, len, "Windows error %lu", (unsigned long)err);
+    return buf;
+  }
+  while (n > 0 && (buf[n - 1] == '\r' || buf[n - 1] == '\n' || buf[n - 1] == '.'))
+    buf[--n] = '\0';
+  return buf;
+}
+#else
+/* strerror_r exists in two flavours: GNU (returns the text) and XSI. */
+static const char *errno_text(int err, char *buf, size_t len)
+{
+#  if defined(__GLIBC__) && defined(_GNU_SOURCE)
+  return strerror_r(err, buf, len);
+#  else
+  if (strerror_r(err, buf, len) != 0)
+    snprintf(buf, len, "error %d", err);
+  return buf;
+#  endif
+}
+
+/* "shm_open(/name): Permission denied" from errno; returns status. */
+static cudalink_status errno_error(cudalink_status status, const char *call, const char *name,
+                                   int err)
+{
+  char text[128];
+  set_error("%s(/%s): %s", call, name, errno_text(err, text, sizeof text));
+  return status;
+}
+#endif
+
+/* ------------------------------------------------------------------------ */
+/* Names and accessors                                                       */
+/* ------------------------------------------------------------------------ */
+
+cudalink_status cudalink_shm_check_name(const char *name)
+{
+  if (!name) {
+    set_error("segment name is NULL");
+    return CUDALINK_ERR_BAD_NAME;
+  }
+  size_t len = strlen(name);
+  if (len == 0 || len > CUDALINK_MAX_NAME) {
+    set_error("segment name is %lu bytes long, must be 1..%u", (unsigned long)len,
+              CUDALINK_MAX_NAME);
+    return CUDALINK_ERR_BAD_NAME;
+  }
+  if (strchr(name, '/') || strchr(name, '\\')) {
+    set_error("segment name \"%s\" contains '/' or '\\'", name);
+    return CUDALINK_ERR_BAD_NAME;
+  }
+  if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0) {
+    set_error("segment name \"%s\" is not allowed", name);
+    return CUDALINK_ERR_BAD_NAME;
+  }
+  return CUDALINK_OK;
+}
+
+void *cudalink_shm_data(const cudalink_shm *shm)
+{
+  return shm ? shm->data : NULL;
+}
+
+size_t cudalink_shm_size(const cudalink_shm *shm)
+{
+  return shm ? shm->size : 0;
+}
+
+const char *cudalink_shm_name(const cudalink_shm *shm)
+{
+  return shm ? shm->name : NULL;
+}
+
+static cudalink_shm *shm_alloc(const char *name, int writable)
+{
+  cudalink_shm *shm = calloc(1, sizeof *shm);
+  if (!shm) {
+    set_error("out of memory");
+    return NULL;
+  }
+  /* check_name() has bounded the length */
+  memcpy(shm->name, name, strlen(name) + 1);
+  shm->writable = writable;
+  shm->data = (void *)shm_empty;
+#ifdef _WIN32
+  shm->mapping = NULL;
+#else
+  shm->fd = -1;
+#endif
+  return shm;
+}
+
+#ifndef _WIN32
+/* ======================================================================== */
+/* POSIX                                                                     */
+/* ======================================================================== */
+
+static void shm_path(const char *name, char path[CUDALINK_MAX_NAME + 2])
+{
+  path[0] = '/';
+  memcpy(path + 1, name, strlen(name) + 1);
+}
+
+/* Maps len bytes of shm->fd into shm (len 0: the empty object). */
+static cudalink_status shm_map(cudalink_shm *shm, size_t len)
+{
+  if (len == 0) {
+    shm->data = (void *)shm_empty;
+    shm->size = 0;
+    return CUDALINK_OK;
+  }
+  int prot = shm->writable ? PROT_READ | PROT_WRITE : PROT_READ;
+  void *p = mmap(NULL, len, prot, MAP_SHARED, shm->fd, 0);
+  if (p == MAP_FAILED)
+    return errno_error(CUDALINK_ERR_SHM, "mmap", shm->name, errno);
+  shm->data = p;
+  shm->size = len;
+  return CUDALINK_OK;
+}
+
+static void shm_unmap(cudalink_shm *shm)
+{
+  if (shm->size > 0)
+    munmap(shm->data, shm->size);
+  shm->data = (void *)shm_empty;
+  shm->size = 0;
+}
+
+/* fstat, remembering the object's identity; the size as size_t. */
+static cudalink_status shm_stat(cudalink_shm *shm, size_t *size)
+{
+  struct stat st;
+  if (fstat(shm->fd, &st) != 0)
+    return errno_error(CUDALINK_ERR_SHM, "fstat", shm->name, errno);
+  if (st.st_size < 0 || (uintmax_t)st.st_size > (uintmax_t)SIZE_MAX) {
+    set_error("segment /%s has an unusable size", shm->name);
+    return CUDALINK_ERR_SHM;
+  }
+  shm->dev = st.st_dev;
+  shm->ino = st.st_ino;
+  *size = (size_t)st.st_size;
+  return CUDALINK_OK;
+}
+
+static int size_fits_off_t(size_t size)
+{
+  /* off_t is signed and at least as wide as 32 bits; 64 here. */
+  return (uintmax_t)size <= (uintmax_t)(sizeof(off_t) >= 8 ? INT64_MAX : INT32_MAX);
+}
+
+cudalink_status cudalink_shm_create(const char *name, size_t size, cudalink_shm **out,
+                                    int *created)
+{
+  if (out)
+    *out = NULL;
+  if (created)
+    *created = 0;
+  cudalink_status st = cudalink_shm_check_name(name);
+  if (st != CUDALINK_OK)
+    return st;
+  if (!out || size == 0 || !size_fits_off_t(size)) {
+    set_error("cudalink_shm_create: %s", !out ? "out is NULL" : "size must be 1..OFF_MAX");
+    return CUDALINK_ERR_INVALID_ARG;
+  }
+  char path[CUDALINK_MAX_NAME + 2];
+  shm_path(name, path);
+
+  /* O_EXCL first so that we know whether we created it; if it exists, open
+   * it. Someone may unlink it between the two calls: try again. */
+  int fd = -1, is_new = 0;
+  for (int attempt = 0; attempt < 8 && fd < 0; attempt++) {
+    fd = shm_open(path, O_RDWR | O_CREAT | O_EXCL, SHM_MODE);
+    if (fd >= 0) {
+      is_new = 1;
+    } else if (errno == EEXIST) {
+      fd = shm_open(path, O_RDWR, SHM_MODE);
+      if (fd < 0 && errno != ENOENT)
+        return errno_error(CUDALINK_ERR_SHM, "shm_open", name, errno);
+    } else {
+      return errno_error(CUDALINK_ERR_SHM, "shm_open", name, errno);
+    }
+  }
+  if (fd < 0) {
+    set_error("shm_open(/%s): name keeps appearing and disappearing", name);
+    return CUDALINK_ERR_SHM;
+  }
+
+  cudalink_shm *shm = shm_alloc(name, 1);
+  if (!shm) {
+    close(fd);
+    if (is_new)
+      shm_unlink(path);
+    return CUDALINK_ERR_NO_MEMORY;
+  }
+  shm->fd = fd;
+
+  size_t have = 0;
+  st = shm_stat(shm, &have);
+  if (st == CUDALINK_OK && have < size) {
+    /* Grow only: peers re-use segments without checking their size. */
+    if (ftruncate(fd, (off_t)size) != 0)
+      st = errno_error(CUDALINK_ERR_SHM, "ftruncate", name, errno);
+    else
+      have = size;
+  }
+  if (st == CUDALINK_OK)
+    st = shm_map(shm, have);
+  if (st != CUDALINK_OK) {
+    if (is_new)
+      shm_unlink(path);
+    cudalink_shm_close(shm);
+    return st;
+  }
+  *out = shm;
+  if (created)
+    *created = is_new;
+  return CUDALINK_OK;
+}
+
+cudalink_status cudalink_shm_open(const char *name, cudalink_shm **out)
+{
+  if (out)
+    *out = NULL;
+  cudalink_status st = cudalink_shm_check_name(name);
+  if (st != CUDALINK_OK)
+    return st;
+  if (!out) {
+    set_error("cudalink_shm_open: out is NULL");
+    return CUDALINK_ERR_INVALID_ARG;
+  }
+  char path[CUDALINK_MAX_NAME + 2];
+  shm_path(name, path);
+  int fd = shm_open(path, O_RDONLY, 0);
+  if (fd < 0)
+    return errno_error(errno == ENOENT ? CUDALINK_ERR_NOT_FOUND : CUDALINK_ERR_SHM, "shm_open",
+                       name, errno);
+  cudalink_shm *shm = shm_alloc(name, 0);
+  if (!shm) {
+    close(fd);
+    return CUDALINK_ERR_NO_MEMORY;
+  }
+  shm->fd = fd;
+  size_t have = 0;
+  /* A zero-size or short segment (a producer between shm_open and
+   * ftruncate) opens fine: the caller validates the size. */
+  st = shm_stat(shm, &have);
+  if (st == CUDALINK_OK)
+    st = shm_map(shm, have);
+  if (st != CUDALINK_OK) {
+    cudalink_shm_close(shm);
+    return st;
+  }
+  *out = shm;
+  return CUDALINK_OK;
+}
+
+void cudalink_shm_close(cudalink_shm *shm)
+{
+  if (!shm)
+    return;
+  shm_unmap(shm);
+  /* Closing the last descriptor of the open file description also drops
+   * its OFD lock. */
+  if (shm->fd >= 0)
+    close(shm->fd);
+  free(shm);
+}
+
+cudalink_status cudalink_shm_unlink(const char *name)
+{
+  cudalink_status st = cudalink_shm_check_name(name);
+  if (st != CUDALINK_OK)
+    return st;
+  char path[CUDALINK_MAX_NAME + 2];
+  shm_path(name, path);
+  if (shm_unlink(path) != 0)
+    return errno_error(errno == ENOENT ? CUDALINK_ERR_NOT_FOUND : CUDALINK_ERR_SHM,
+                       "shm_unlink", name, errno);
+  return CUDALINK_OK;
+}
+
+cudalink_status cudalink_shm_refresh(cudalink_shm *shm)
+{
+  if (!shm) {
+    set_error("cudalink_shm_refresh: shm is NULL");
+    return CUDALINK_ERR_INVALID_ARG;
+  }
+  size_t now = 0;
+  cudalink_status st = shm_stat(shm, &now);
+  if (st != CUDALINK_OK || now == shm->size)
+    return st;
+  /* Grown: map the new size. Shrunk (nobody we know does that): map the
+   * smaller size too, since touching pages past the end raises SIGBUS. */
+  void *old_data = shm->data;
+  size_t old_size = shm->size;
+  st = shm_map(shm, now);
+  if (st != CUDALINK_OK)
+    return st; /* the old mapping is untouched */
+  if (old_size > 0)
+    munmap(old_data, old_size);
+  return CUDALINK_OK;
+}
+
+/* -- producer lock --------------------------------------------------------
+ * An OFD ("open file description") write lock on the whole segment. Unlike
+ * classic POSIX record locks it belongs to the open file description, not
+ * to the process: a second cudalink_shm_create() in the same process
+ * conflicts with the first, and closing an unrelated descriptor of the same
+ * file does not drop it. It is released when the last descriptor of the
+ * description is closed, including at process exit or SIGKILL. Beware:
+ * a fork()ed child inherits the descriptor and so shares the description
+ * and the lock; the lock lives on until the child closes it or exits (the
+ * descriptor is close-on-exec, so exec() drops it). */
+
+#ifdef F_OFD_SETLK
+static struct flock whole_file(short type)
+{
+  struct flock fl;
+  memset(&fl, 0, sizeof fl);
+  fl.l_type = type;
+  fl.l_whence = SEEK_SET;
+  fl.l_start = 0;
+  fl.l_len = 0; /* to the end, however large it grows */
+  fl.l_pid = 0; /* must be 0 for OFD locks */
+  return fl;
+}
+#endif
+
+cudalink_status cudalink_shm_lock(cudalink_shm *shm)
+{
+  if (!shm || !shm->writable) {
+    set_error("cudalink_shm_lock: %s", !shm ? "shm is NULL" : "segment is opened read-only");
+    return CUDALINK_ERR_INVALID_ARG;
+  }
+#ifdef F_OFD_SETLK
+  struct flock fl = whole_file(F_WRLCK);
+  if (fcntl(shm->fd, F_OFD_SETLK, &fl) != 0) {
+    int err = errno;
+    if (err == EAGAIN || err == EACCES) {
+      set_error("segment /%s is locked by another producer", shm->name);
+      return CUDALINK_ERR_BUSY;
+    }
+    return errno_error(CUDALINK_ERR_SHM, "fcntl(F_OFD_SETLK)", shm->name, err);
+  }
+#endif
+  return CUDALINK_OK;
+}
+
+int cudalink_shm_is_locked(const cudalink_shm *shm)
+{
+  if (!shm) {
+    set_error("cudalink_shm_is_locked: shm is NULL");
+    return CUDALINK_ERR_INVALID_ARG;
+  }
+#ifdef F_OFD_GETLK
+  /* A read lock is what a read-only descriptor may ask about; any write
+   * lock held through another description conflicts with it. */
+  struct flock fl = whole_file(F_RDLCK);
+  if (fcntl(shm->fd, F_OFD_GETLK, &fl) != 0)
+    return errno_error(CUDALINK_ERR_SHM, "fcntl(F_OFD_GETLK)", shm->name, errno);
+  return fl.l_type != F_UNLCK;
+#else
+  set_error("producer locks need OFD locks (Linux)");
+  return CUDALINK_ERR_UNSUPPORTED;
+#endif
+}
+
+/* -- lost name and relink ------------------------------------------------- */
+
+int cudalink_shm_lost_name(const cudalink_shm *shm)
+{
+  if (!shm)
+    return 0;
+  struct stat ours;
+  if (fstat(shm->fd, &ours) != 0) {
+    errno_error(CUDALINK_ERR_SHM, "fstat", shm->name, errno);
+    return 0;
+  }
+  /* The cheap look first: unlinked, typically by a Python consumer's
+   * resource_tracker. The look-up below would find that too. */
+  if (ours.st_nlink == 0)
+    return 1;
+  /* Still linked somewhere: is NAME still this object? */
+  char path[CUDALINK_MAX_NAME + 2];
+  shm_path(shm->name, path);
+  int fd = shm_open(path, O_RDONLY, 0);
+  if (fd < 0) {
+    int err = errno;
+    errno_error(CUDALINK_ERR_SHM, "shm_open", shm->name, err);
+    /* ENOENT: gone. EACCES: someone else's object took the name. Anything
+     * else (EMFILE, ...) says nothing: ask again later. */
+    return err == ENOENT || err == EACCES;
+  }
+  struct stat now;
+  int differs = fstat(fd, &now) != 0 || now.st_ino != ours.st_ino || now.st_dev != ours.st_dev;
+  close(fd);
+  return differs;
+}
+
+cudalink_status cudalink_shm_relink(const cudalink_shm *shm, cudalink_shm **fresh)
+{
+  if (fresh)
+    *fresh = NULL;
+  if (!shm || !fresh || shm->size == 0) {
+    set_error("cudalink_shm_relink: %s",
+              !shm ? "shm is NULL" : !fresh ? "fresh is NULL" : "segment is empty");
+    return CUDALINK_ERR_INVALID_ARG;
+  }
+  char path[CUDALINK_MAX_NAME + 2];
+  shm_path(shm->name, path);
+  /* O_EXCL: if the name exists again, someone else re-created it and it is
+   * theirs. Consumers that open the name before the copy below lands see a
+   * zero header for a moment; they retry as for a producer mid-init. */
+  int fd = shm_open(path, O_RDWR | O_CREAT | O_EXCL, SHM_MODE);
+  if (fd < 0) {
+    int err = errno;
+    if (err == EEXIST) {
+      set_error("shm_open(/%s): name exists again, re-created by someone else", shm->name);
+      return CUDALINK_ERR_BUSY;
+    }
+    return errno_error(CUDALINK_ERR_SHM, "shm_open", shm->name, err);
+  }
+  cudalink_shm *copy = shm_alloc(shm->name, 1);
+  if (!copy) {
+    close(fd);
+    shm_unlink(path);
+    return CUDALINK_ERR_NO_MEMORY;
+  }
+  copy->fd = fd;
+  size_t have = 0;
+  cudalink_status st = CUDALINK_OK;
+  if (ftruncate(fd, (off_t)shm->size) != 0)
+    st = errno_error(CUDALINK_ERR_SHM, "ftruncate", shm->name, errno);
+  if (st == CUDALINK_OK)
+    st = shm_stat(copy, &have);
+  if (st == CUDALINK_OK)
+    st = shm_map(copy, have);
+  if (st != CUDALINK_OK) {
+    shm_unlink(path);
+    cudalink_shm_close(copy);
+    return st;
+  }
+  memcpy(copy->data, shm->data, shm->size);
+  *fresh = copy;
+  return CUDALINK_OK;
+}
+
+/* -- futex ----------------------------------------------------------------
+ * FUTEX_WAIT / FUTEX_WAKE without the _PRIVATE flag: the kernel then keys
+ * the wait queue on the shared page (inode + offset), so a waiter and a
+ * waker in different processes, with different mappings of the segment,
+ * even a read-only one, meet. */
+
+static cudalink_status futex_args_ok(const volatile uint32_t *word, int64_t timeout_us)
+{
+  if (!word || ((uintptr_t)word & 3u) != 0 || timeout_us < 0) {
+    set_error("cudalink_futex_wait: %s",
+              !word ? "word is NULL"
+                    : timeout_us < 0 ? "negative timeout" : "word is not 4-byte aligned");
+    return CUDALINK_ERR_INVALID_ARG;
+  }
+  return CUDALINK_OK;
+}
+
+#  ifdef __linux__
+cudalink_status cudalink_futex_wait(const volatile uint32_t *word, uint32_t expected,
+                                    int64_t timeout_us)
+{
+  cudalink_status st = futex_args_ok(word, timeout_us);
+  if (st != CUDALINK_OK)
+    return st;
+  struct timespec ts;
+  ts.tv_sec = (time_t)(timeout_us / 1000000);
+  ts.tv_nsec = (long)(timeout_us % 1000000) * 1000;
+  /* relative timeout, CLOCK_MONOTONIC */
+  long r = syscall(SYS_futex, (uint32_t *)(uintptr_t)word, FUTEX_WAIT, expected, &ts, NULL, 0);
+  if (r == 0)
+    return CUDALINK_OK;
+  int err = errno;
+  if (err == EAGAIN || err == EINTR)
+    return CUDALINK_OK; /* value differed / spurious: the caller re-checks */
+  if (err == ETIMEDOUT)
+    return CUDALINK_ERR_TIMEOUT;
+  char text[128];
+  set_error("futex(FUTEX_WAIT): %s", errno_text(err, text, sizeof text));
+  return CUDALINK_ERR_SHM;
+}
+
+void cudalink_futex_wake(volatile uint32_t *word)
+{
+  if (!word)
+    return;
+  syscall(SYS_futex, (uint32_t *)(uintptr_t)word, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+}
+#  else
+/* No cross-process futex: poll in short sleeps. */
+cudalink_status cudalink_futex_wait(const volatile uint32_t *word, uint32_t expected,
+                                    int64_t timeout_us)
+{
+  cudalink_status st = futex_args_ok(word, timeout_us);
+  if (st != CUDALINK_OK)
+    return st;
+  for (int64_t slept = 0;; slept += POLL_STEP_US) {
+    if (*word != expected)
+      return CUDALINK_OK;
+    if (slept >= timeout_us)
+      return CUDALINK_ERR_TIMEOUT;
+    int64_t step = timeout_us - slept < POLL_STEP_US ? timeout_us - slept : POLL_STEP_US;
+    struct timespec ts = {0, (long)step * 1000};
+    nanosleep(&ts, NULL);
+  }
+}
+
+void cudalink_futex_wake(volatile uint32_t *word)
+{
+  (void)word;
+}
+#  endif
+
+#else /* _WIN32 */
+/* ======================================================================== */
+/* Windows                                                                   */
+/* ======================================================================== */
+
+static cudalink_status win_error(cudalink_status status, const char *call, const char *name,
+                                 DWORD err)
+{
+  char text[160];
+  set_error("%s(%s): %s", call, name, win_error_text(err, text, sizeof text));
+  return status;
+}
+
+/* UTF-8 name to UTF-16; check_name() has bounded the length. */
+static cudalink_status wide_name(const char *name, wchar_t out[CUDALINK_MAX_NAME + 1])
+{
+  int n = MultiByteToWideChar(CP_UTF8, MB_ERR_INVALID_CHARS, name, -1, out,
+                              CUDALINK_MAX_NAME + 1);
+  if (n <= 0) {
+    set_error("segment name \"%s\" is not valid UTF-8", name);
+    return CUDALINK_ERR_BAD_NAME;
+  }
+  return CUDALINK_OK;
+}
+
+/* Maps the whole mapping and reads its (page-rounded) size. */
+static cudalink_status win_map(cudalink_shm *shm)
+{
+  DWORD access = shm->writable ? FILE_MAP_READ | FILE_MAP_WRITE : FILE_MAP_READ;
+  void *p = MapViewOfFile(shm->mapping, access, 0, 0, 0);
+  if (!p)
+    return win_error(CUDALINK_ERR_SHM, "MapViewOfFile", shm->name, GetLastError());
+  MEMORY_BASIC_INFORMATION info;
+  if (VirtualQuery(p, &info, sizeof info) == 0) {
+    DWORD err = GetLastError();
+    UnmapViewOfFile(p);
+    return win_error(CUDALINK_ERR_SHM, "VirtualQuery", shm->name, err);
+  }
+  shm->data = p;
+  shm->size = info.RegionSize;
+  return CUDALINK_OK;
+}
+
+cudalink_status cudalink_shm_create(const char *name, size_t size, cudalink_shm **out,
+                                    int *created)
+{
+  if (out)
+    *out = NULL;
+  if (created)
+    *created = 0;
+  cudalink_status st = cudalink_shm_check_name(name);
+  if (st != CUDALINK_OK)
+    return st;
+  if (!out || size == 0) {
+    set_error("cudalink_shm_create: %s", !out ? "out is NULL" : "size is 0");
+    return CUDALINK_ERR_INVALID_ARG;
+  }
+  wchar_t wname[CUDALINK_MAX_NAME + 1];
+  st = wide_name(name, wname);
+  if (st != CUDALINK_OK)
+    return st;
+  unsigned long long size64 = size;
+  HANDLE h = CreateFileMappingW(INVALID_HANDLE_VALUE, NULL, PAGE_READWRITE,
+                                (DWORD)(size64 >> 32), (DWORD)(size64 & 0xffffffffu), wname);
+  if (!h)
+    return win_error(CUDALINK_ERR_SHM, "CreateFileMappingW", name, GetLastError());
+  int is_new = GetLastError() != ERROR_ALREADY_EXISTS;
+  cudalink_shm *shm = shm_alloc(name, 1);
+  if (!shm) {
+    CloseHandle(h);
+    return CUDALINK_ERR_NO_MEMORY;
+  }
+  shm->mapping = h;
+  st = win_map(shm);
+  if (st == CUDALINK_OK && shm->size < size) {
+    /* A mapping's size is fixed at creation: it cannot grow. */
+    set_error("mapping %s exists with %llu bytes, %llu needed; Windows cannot grow it", name,
+              (unsigned long long)shm->size, size64);
+    st = CUDALINK_ERR_SHM;
+  }
+  if (st != CUDALINK_OK) {
+    cudalink_shm_close(shm);
+    return st;
+  }
+  *out = shm;
+  if (created)
+    *created = is_new;
+  return CUDALINK_OK;
+}
+
+cudalink_status cudalink_shm_open(const char *name, cudalink_shm **out)
+{
+  if (out)
+    *out = NULL;
+  cudalink_status st = cudalink_shm_check_name(name);
+  if (st != CUDALINK_OK)
+    return st;
+  if (!out) {
+    set_error("cudalink_shm_open: out is NULL");
+    return CUDALINK_ERR_INVALID_ARG;
+  }
+  wchar_t wname[CUDALINK_MAX_NAME + 1];
+  st = wide_name(name, wname);
+  if (st != CUDALINK_OK)
+    return st;
+  HANDLE h = OpenFileMappingW(FILE_MAP_READ, FALSE, wname);
+  if (!h) {
+    DWORD err = GetLastError();
+    return win_error(err == ERROR_FILE_NOT_FOUND ? CUDALINK_ERR_NOT_FOUND : CUDALINK_ERR_SHM,
+                     "OpenFileMappingW", name, err);
+  }
+  cudalink_shm *shm = shm_alloc(name, 0);
+  if (!shm) {
+    CloseHandle(h);
+    return CUDALINK_ERR_NO_MEMORY;
+  }
+  shm->mapping = h;
+  st = win_map(shm);
+  if (st != CUDALINK_OK) {
+    cudalink_shm_close(shm);
+    return st;
+  }
+  *out = shm;
+  return CUDALINK_OK;
+}
+
+void cudalink_shm_close(cudalink_shm *shm)
+{
+  if (!shm)
+    return;
+  if (shm->data != (void *)shm_empty)
+    UnmapViewOfFile(shm->data);
+  if (shm->mapping)
+    CloseHandle(shm->mapping);
+  free(shm);
+}
+
+cudalink_status cudalink_shm_unlink(const char *name)
+{
+  /* A mapping has no name to remove: it dies with its last handle. */
+  return cudalink_shm_check_name(name);
+}
+
+cudalink_status cudalink_shm_refresh(cudalink_shm *shm)
+{
+  if (!shm) {
+    set_error("cudalink_shm_refresh: shm is NULL");
+    return CUDALINK_ERR_INVALID_ARG;
+  }
+  return CUDALINK_OK; /* mappings never change size */
+}
+
+cudalink_status cudalink_shm_lock(cudalink_shm *shm)
+{
+  if (!shm || !shm->writable) {
+    set_error("cudalink_shm_lock: %s", !shm ? "shm is NULL" : "segment is opened read-only");
+    return CUDALINK_ERR_INVALID_ARG;
+  }
+  return CUDALINK_OK;
+}
+
+int cudalink_shm_is_locked(const cudalink_shm *shm)
+{
+  set_error("producer locks are not implemented on Windows");
+  return shm ? CUDALINK_ERR_UNSUPPORTED : CUDALINK_ERR_INVALID_ARG;
+}
+
+int cudalink_shm_lost_name(const cudalink_shm *shm)
+{
+  (void)shm;
+  return 0;
+}
+
+cudalink_status cudalink_shm_relink(const cudalink_shm *shm, cudalink_shm **fresh)
+{
+  (void)shm;
+  if (fresh)
+    *fresh = NULL;
+  set_error("relinking is not needed nor supported on Windows");
+  return CUDALINK_ERR_UNSUPPORTED;
+}
+
+/* WaitOnAddress only works within a process: poll in short sleeps. */
+cudalink_status cudalink_futex_wait(const volatile uint32_t *word, uint32_t expected,
+                                    int64_t timeout_us)
+{
+  if (!word || ((uintptr_t)word & 3u) != 0 || timeout_us < 0) {
+    set_error("cudalink_futex_wait: bad word or negative timeout");
+    return CUDALINK_ERR_INVALID_ARG;
+  }
+  ULONGLONG deadline = GetTickCount64() + (ULONGLONG)((timeout_us + 999) / 1000);
+  for (;;) {
+    if (*word != expected)
+      return CUDALINK_OK;
+    ULONGLONG now = GetTickCount64();
+    if (now >= deadline)
+      return CUDALINK_ERR_TIMEOUT;
+    Sleep(1);
+  }
+}
+
+void cudalink_futex_wake(volatile uint32_t *word)
+{
+  (void)word;
+}
+#endif

@@ -14,46 +14,67 @@ typedef struct cudalink_shm cudalink_shm;
 cudalink_status cudalink_shm_check_name(const char *name);
 
 /** Producer side: opens NAME read-write, creating it if absent (*created
- * set to 1), and grows it with ftruncate to at least size bytes (never
- * shrinks). Maps the whole segment. */
+ * set to 1; created may be NULL), and grows it with ftruncate to at least
+ * size bytes (never shrinks). Maps the whole segment. size must be >= 1.
+ * New segments get mode 0600 like Python's SharedMemory (minus the umask).
+ * Windows: a mapping's size is fixed, so an existing one smaller than size
+ * gives ERR_SHM. On failure *out is NULL and nothing new is left behind. */
 cudalink_status cudalink_shm_create(const char *name, size_t size, cudalink_shm **out,
                                     int *created);
 
 /** Consumer side: opens an existing NAME read-only and maps all of it.
- * ERR_NOT_FOUND if it does not exist. */
+ * ERR_NOT_FOUND if it does not exist. A zero-size or short segment (a
+ * producer between creating and sizing it) opens fine: check the size. */
 cudalink_status cudalink_shm_open(const char *name, cudalink_shm **out);
 
 /** Unmaps and closes; does not unlink. Accepts NULL. Releases the lock. */
 void cudalink_shm_close(cudalink_shm *shm);
 
-/** Removes the name (the memory lives on while mapped). */
+/** Removes the name (the memory lives on while mapped). ERR_NOT_FOUND if
+ * there is no such name. Windows: only checks the name (a mapping dies with
+ * its last handle). */
 cudalink_status cudalink_shm_unlink(const char *name);
 
+/** The mapping; never NULL for an open segment, also when its size is 0
+ * (then it points at a read-only dummy). Read-only for cudalink_shm_open()
+ * handles. May change after cudalink_shm_refresh(). */
 void *cudalink_shm_data(const cudalink_shm *shm);
 size_t cudalink_shm_size(const cudalink_shm *shm);
 const char *cudalink_shm_name(const cudalink_shm *shm);
 
 /** Re-reads the segment's current size and re-maps it if it grew (a
- * consumer of a producer that re-initialised with more slots). */
+ * consumer of a producer that re-initialised with more slots), or if it
+ * shrank (pages past the end would raise SIGBUS). Re-fetch data and size
+ * afterwards. On failure the old mapping stays. Windows: no-op. */
 cudalink_status cudalink_shm_refresh(cudalink_shm *shm);
 
 /** Producer lock (Linux: an OFD write lock on the whole segment).
- * ERR_BUSY if another open file description holds it. Windows: always OK. */
+ * ERR_BUSY if another open file description holds it, also one in this
+ * process; OK again if this handle holds it already. ERR_INVALID_ARG on a
+ * read-only handle. Released by cudalink_shm_close() or process death
+ * (SIGKILL included), but a child fork()ed while it is held shares it until
+ * the child closes the inherited descriptor or exits (exec closes it).
+ * Windows: always OK. */
 cudalink_status cudalink_shm_lock(cudalink_shm *shm);
 
 /** Consumer-side test, acquires nothing: 1 if some producer holds the lock,
- * 0 if none does, negative status on error. Windows: ERR_UNSUPPORTED. */
+ * 0 if none does, negative status on error. A holder asking through its
+ * own locked handle gets 0. Windows: ERR_UNSUPPORTED. */
 int cudalink_shm_is_locked(const cudalink_shm *shm);
 
 /** 1 if the segment lost its name (Linux: st_nlink == 0, a consumer
- * unlinked it) or the name now points at another object; 0 otherwise.
- * Always 0 on Windows. */
+ * unlinked it) or the name now points at another object; 0 otherwise,
+ * also when it cannot tell (last_error says why; ask again later). Costs an
+ * fstat, a shm_open and a close. Always 0 on Windows. */
 int cudalink_shm_lost_name(const cudalink_shm *shm);
 
 /** Creates a fresh segment under shm's name holding a copy of shm's
  * current contents (same size) and returns it in *fresh (the lock is NOT
  * taken on it). The old one stays mapped: consumers that have it open keep
- * reading it, so the caller keeps writing to both for a while. */
+ * reading it, so the caller keeps writing to both for a while. ERR_BUSY if
+ * the name exists (someone re-created it: not ours to replace). Between
+ * the name appearing and the copy landing (microseconds) a consumer may
+ * see a zero-filled segment. Windows: ERR_UNSUPPORTED. */
 cudalink_status cudalink_shm_relink(const cudalink_shm *shm, cudalink_shm **fresh);
 
 /** errno / GetLastError text of the last failure in this thread. */
@@ -64,7 +85,8 @@ const char *cudalink_shm_last_error(void);
 
 /** Sleeps while *word == expected, at most timeout_us (>= 0). Returns 0 when
  * woken or the value differed, ERR_TIMEOUT on timeout. Spurious wake-ups
- * are possible: callers re-check. */
+ * are possible: callers re-check. ERR_INVALID_ARG for NULL, a word not
+ * 4-byte aligned or a negative timeout. Works on a read-only mapping. */
 cudalink_status cudalink_futex_wait(const volatile uint32_t *word, uint32_t expected,
                                     int64_t timeout_us);
 /** Wakes every waiter on word. */

@@ -1,2 +1,908 @@
+/* Named shared memory, the producer lock and the futex (lib/shm.c), Linux.
+ * Every segment gets a unique name "cudalink-test-<pid>-<n>"; main()
+ * unlinks all of them at the end, also when a test failed half-way.
+ * Forked children report through their exit status (0 = all good, else
+ * the number of the step that failed) and never return into the harness. */
+#include "shm.h"
 #include "testutil.h"
-int main(void) { return TEST_SUMMARY(); }
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+/* ------------------------------------------------------------------------ */
+/* helpers                                                                   */
+/* ------------------------------------------------------------------------ */
+
+#define MAX_NAMES 64
+static char names[MAX_NAMES][CUDALINK_MAX_NAME + 1];
+static int num_names;
+
+/* A fresh name of at least min_len bytes (padded with 'z'), remembered for
+ * the final clean-up. */
+static const char *new_name_len(size_t min_len)
+{
+  if (num_names == MAX_NAMES || min_len > CUDALINK_MAX_NAME) {
+    fprintf(stderr, "test_shm: too many names\n");
+    exit(2);
+  }
+  char *n = names[num_names];
+  int len = snprintf(n, sizeof names[0], "cudalink-test-%ld-%d", (long)getpid(), num_names);
+  for (size_t i = (size_t)len; i < min_len; i++)
+    n[i] = 'z';
+  if ((size_t)len < min_len)
+    n[min_len] = '\0';
+  num_names++;
+  return n;
+}
+
+static const char *new_name(void)
+{
+  return new_name_len(0);
+}
+
+static void unlink_all(void)
+{
+  char path[CUDALINK_MAX_NAME + 2];
+  for (int i = 0; i < num_names; i++) {
+    path[0] = '/';
+    memcpy(path + 1, names[i], strlen(names[i]) + 1);
+    shm_unlink(path); /* most are gone already: ENOENT is fine */
+  }
+}
+
+/* A test that crashes (SIGSEGV, SIGBUS, SIGABRT) still leaves /dev/shm
+ * clean: the main process unlinks every name, then dies of the signal. */
+static pid_t main_pid;
+
+static void on_fatal_signal(int sig)
+{
+  if (getpid() == main_pid)
+    unlink_all();
+  signal(sig, SIG_DFL);
+  raise(sig);
+}
+
+static void install_crash_cleanup(void)
+{
+  main_pid = getpid();
+  static const int sigs[] = {SIGSEGV, SIGBUS, SIGABRT, SIGFPE, SIGILL, SIGTERM, SIGINT};
+  for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
+    signal(sigs[i], on_fatal_signal);
+}
+
+static int64_t now_ns(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static void sleep_us(long us)
+{
+  struct timespec ts = {us / 1000000, (us % 1000000) * 1000};
+  nanosleep(&ts, NULL);
+}
+
+static int path_exists(const char *name)
+{
+  char path[300];
+  snprintf(path, sizeof path, "/dev/shm/%s", name);
+  struct stat st;
+  return stat(path, &st) == 0;
+}
+
+/* Pipes carry one byte at a time between parent and child. */
+static int send_byte(int fd, char c)
+{
+  return write(fd, &c, 1) == 1 ? 0 : -1;
+}
+
+static int recv_byte(int fd)
+{
+  char c;
+  ssize_t n;
+  do {
+    n = read(fd, &c, 1);
+  } while (n < 0 && errno == EINTR);
+  return n == 1 ? (unsigned char)c : -1;
+}
+
+/* Waits for pid; its exit code, or 100 + signal number, -1 on error. */
+static int child_status(pid_t pid)
+{
+  int status;
+  if (waitpid(pid, &status, 0) != pid)
+    return -1;
+  if (WIFEXITED(status))
+    return WEXITSTATUS(status);
+  if (WIFSIGNALED(status))
+    return 100 + WTERMSIG(status);
+  return -1;
+}
+
+/* ------------------------------------------------------------------------ */
+/* names                                                                     */
+/* ------------------------------------------------------------------------ */
+
+static void test_name_checks(void)
+{
+  char longest[CUDALINK_MAX_NAME + 2];
+  memset(longest, 'a', sizeof longest);
+  longest[CUDALINK_MAX_NAME] = '\0';
+
+  CHECK_EQ_INT(cudalink_shm_check_name("ok-name_1.x"), CUDALINK_OK);
+  CHECK_EQ_INT(cudalink_shm_check_name("..."), CUDALINK_OK);
+  CHECK_EQ_INT(cudalink_shm_check_name(longest), CUDALINK_OK);
+
+  CHECK_EQ_INT(cudalink_shm_check_name(NULL), CUDALINK_ERR_BAD_NAME);
+  CHECK_EQ_INT(cudalink_shm_check_name(""), CUDALINK_ERR_BAD_NAME);
+  CHECK_STR_CONTAINS(cudalink_shm_last_error(), "must be 1..200");
+  CHECK_EQ_INT(cudalink_shm_check_name("a/b"), CUDALINK_ERR_BAD_NAME);
+  CHECK_STR_CONTAINS(cudalink_shm_last_error(), "a/b");
+  CHECK_EQ_INT(cudalink_shm_check_name("/lead"), CUDALINK_ERR_BAD_NAME);
+  CHECK_EQ_INT(cudalink_shm_check_name("a\\b"), CUDALINK_ERR_BAD_NAME);
+  CHECK_EQ_INT(cudalink_shm_check_name("."), CUDALINK_ERR_BAD_NAME);
+  CHECK_EQ_INT(cudalink_shm_check_name(".."), CUDALINK_ERR_BAD_NAME);
+  longest[CUDALINK_MAX_NAME] = 'a';
+  longest[CUDALINK_MAX_NAME + 1] = '\0';
+  CHECK_EQ_INT(cudalink_shm_check_name(longest), CUDALINK_ERR_BAD_NAME);
+  CHECK_STR_CONTAINS(cudalink_shm_last_error(), "201 bytes");
+
+  /* every entry point checks, and leaves *out NULL */
+  cudalink_shm *shm = (cudalink_shm *)&shm;
+  int created = 7;
+  CHECK_EQ_INT(cudalink_shm_create("..", 64, &shm, &created), CUDALINK_ERR_BAD_NAME);
+  CHECK(shm == NULL);
+  CHECK_EQ_INT(created, 0);
+  shm = (cudalink_shm *)&shm;
+  CHECK_EQ_INT(cudalink_shm_open("x/y", &shm), CUDALINK_ERR_BAD_NAME);
+  CHECK(shm == NULL);
+  CHECK_EQ_INT(cudalink_shm_open(longest, &shm), CUDALINK_ERR_BAD_NAME);
+  CHECK_EQ_INT(cudalink_shm_unlink(""), CUDALINK_ERR_BAD_NAME);
+}
+
+static void test_longest_name_works(void)
+{
+  const char *longest = new_name_len(CUDALINK_MAX_NAME);
+  REQUIRE(strlen(longest) == CUDALINK_MAX_NAME);
+
+  cudalink_shm *shm = NULL;
+  int created = 0;
+  REQUIRE(cudalink_shm_create(longest, 16, &shm, &created) == CUDALINK_OK);
+  CHECK_EQ_INT(created, 1);
+  CHECK_EQ_INT(strlen(cudalink_shm_name(shm)), CUDALINK_MAX_NAME);
+  CHECK(path_exists(longest));
+  cudalink_shm_close(shm);
+  CHECK_EQ_INT(cudalink_shm_unlink(longest), CUDALINK_OK);
+  CHECK(!path_exists(longest));
+}
+
+static void test_bad_arguments(void)
+{
+  const char *name = new_name();
+  cudalink_shm *shm = NULL;
+  CHECK_EQ_INT(cudalink_shm_create(name, 0, &shm, NULL), CUDALINK_ERR_INVALID_ARG);
+  CHECK(shm == NULL);
+  CHECK_EQ_INT(cudalink_shm_create(name, 64, NULL, NULL), CUDALINK_ERR_INVALID_ARG);
+  CHECK_EQ_INT(cudalink_shm_open(name, NULL), CUDALINK_ERR_INVALID_ARG);
+  CHECK(!path_exists(name)); /* nothing was created by the failed calls */
+  CHECK_EQ_INT(cudalink_shm_refresh(NULL), CUDALINK_ERR_INVALID_ARG);
+  CHECK_EQ_INT(cudalink_shm_lock(NULL), CUDALINK_ERR_INVALID_ARG);
+  CHECK_EQ_INT(cudalink_shm_is_locked(NULL), CUDALINK_ERR_INVALID_ARG);
+  CHECK_EQ_INT(cudalink_shm_lost_name(NULL), 0);
+  CHECK(cudalink_shm_data(NULL) == NULL);
+  CHECK_EQ_INT(cudalink_shm_size(NULL), 0);
+  CHECK(cudalink_shm_name(NULL) == NULL);
+  cudalink_shm *fresh = NULL;
+  CHECK_EQ_INT(cudalink_shm_relink(NULL, &fresh), CUDALINK_ERR_INVALID_ARG);
+  cudalink_shm_close(NULL); /* accepted */
+}
+
+/* ------------------------------------------------------------------------ */
+/* create, open, unlink                                                      */
+/* ------------------------------------------------------------------------ */
+
+static void test_create_reuse_grow(void)
+{
+  const char *name = new_name();
+  cudalink_shm *a = NULL, *b = NULL, *c = NULL, *d = NULL;
+  int created = -1;
+
+  REQUIRE(cudalink_shm_create(name, 64, &a, &created) == CUDALINK_OK);
+  CHECK_EQ_INT(created, 1);
+  CHECK_EQ_INT(cudalink_shm_size(a), 64);
+  CHECK(strcmp(cudalink_shm_name(a), name) == 0);
+  unsigned char *pa = cudalink_shm_data(a);
+  REQUIRE(pa != NULL);
+  int zero = 1;
+  for (int i = 0; i < 64; i++)
+    zero &= pa[i] == 0;
+  CHECK(zero);
+  for (int i = 0; i < 64; i++)
+    pa[i] = (unsigned char)(i + 1);
+  cudalink_shm_close(a);
+
+  /* mode 0600 like Python's SharedMemory (the umask can only remove bits) */
+  char path[300];
+  snprintf(path, sizeof path, "/dev/shm/%s", name);
+  struct stat st;
+  REQUIRE(stat(path, &st) == 0);
+  CHECK_EQ_INT(st.st_mode & 0777 & ~0600, 0);
+
+  /* re-use: same contents */
+  REQUIRE(cudalink_shm_create(name, 64, &b, &created) == CUDALINK_OK);
+  CHECK_EQ_INT(created, 0);
+  CHECK_EQ_INT(cudalink_shm_size(b), 64);
+  unsigned char *pb = cudalink_shm_data(b);
+  CHECK(pb[0] == 1 && pb[63] == 64);
+
+  /* re-use with a larger size: grown, old bytes kept, new bytes zero */
+  REQUIRE(cudalink_shm_create(name, 433, &c, &created) == CUDALINK_OK);
+  CHECK_EQ_INT(created, 0);
+  CHECK_EQ_INT(cudalink_shm_size(c), 433);
+  unsigned char *pc = cudalink_shm_data(c);
+  CHECK(pc[0] == 1 && pc[63] == 64 && pc[64] == 0 && pc[432] == 0);
+  REQUIRE(stat(path, &st) == 0);
+  CHECK_EQ_INT(st.st_size, 433);
+
+  /* re-use with a smaller size: never shrinks, maps everything */
+  REQUIRE(cudalink_shm_create(name, 16, &d, &created) == CUDALINK_OK);
+  CHECK_EQ_INT(created, 0);
+  CHECK_EQ_INT(cudalink_shm_size(d), 433);
+  REQUIRE(stat(path, &st) == 0);
+  CHECK_EQ_INT(st.st_size, 433);
+
+  /* all mappings are the same memory */
+  pc[400] = 0xab;
+  CHECK(((unsigned char *)cudalink_shm_data(d))[400] == 0xab);
+  pb[5] = 0xcd;
+  CHECK(pc[5] == 0xcd);
+
+  cudalink_shm_close(b);
+  cudalink_shm_close(c);
+  cudalink_shm_close(d);
+  CHECK_EQ_INT(cudalink_shm_unlink(name), CUDALINK_OK);
+}
+
+static void test_open(void)
+{
+  const char *name = new_name();
+  cudalink_shm *p = NULL, *c = NULL;
+
+  CHECK_EQ_INT(cudalink_shm_open(name, &c), CUDALINK_ERR_NOT_FOUND);
+  CHECK(c == NULL);
+  CHECK_STR_CONTAINS(cudalink_shm_last_error(), name);
+  CHECK_STR_CONTAINS(cudalink_shm_last_error(), "No such file");
+
+  REQUIRE(cudalink_shm_create(name, 100, &p, NULL) == CUDALINK_OK);
+  unsigned char *pp = cudalink_shm_data(p);
+  memcpy(pp, "CIPD", 4);
+  REQUIRE(cudalink_shm_open(name, &c) == CUDALINK_OK);
+  CHECK_EQ_INT(cudalink_shm_size(c), 100);
+  const unsigned char *pc = cudalink_shm_data(c);
+  CHECK(memcmp(pc, "CIPD", 4) == 0);
+  pp[99] = 42; /* later writes show through at once */
+  CHECK_EQ_INT(pc[99], 42);
+  /* a consumer cannot take the producer lock */
+  CHECK_EQ_INT(cudalink_shm_lock(c), CUDALINK_ERR_INVALID_ARG);
+  cudalink_shm_close(c);
+  cudalink_shm_close(p);
+  CHECK_EQ_INT(cudalink_shm_unlink(name), CUDALINK_OK);
+}
+
+static void test_open_empty_segment(void)
+{
+  /* a producer caught between shm_open and ftruncate: size 0 */
+  const char *name = new_name();
+  char path[CUDALINK_MAX_NAME + 2];
+  snprintf(path, sizeof path, "/%s", name);
+  int fd = shm_open(path, O_RDWR | O_CREAT | O_EXCL, 0600);
+  REQUIRE(fd >= 0);
+  cudalink_shm *c = NULL;
+  CHECK_EQ_INT(cudalink_shm_open(name, &c), CUDALINK_OK);
+  if (c) {
+    CHECK_EQ_INT(cudalink_shm_size(c), 0);
+    CHECK(cudalink_shm_data(c) != NULL);
+    /* the producer grows it; refresh maps the new size */
+    CHECK(ftruncate(fd, 200) == 0);
+    CHECK_EQ_INT(cudalink_shm_refresh(c), CUDALINK_OK);
+    CHECK_EQ_INT(cudalink_shm_size(c), 200);
+    cudalink_shm_close(c);
+  }
+  close(fd);
+  CHECK_EQ_INT(cudalink_shm_unlink(name), CUDALINK_OK);
+}
+
+static void test_system_errors(void)
+{
+  /* A directory where the segment should be: open() succeeds read-only
+   * but mmap() fails; read-write open fails. Both are ERR_SHM with text. */
+  const char *name = new_name();
+  char path[300];
+  snprintf(path, sizeof path, "/dev/shm/%s", name);
+  REQUIRE(mkdir(path, 0700) == 0);
+  cudalink_shm *s = NULL;
+  int created = 5;
+  CHECK_EQ_INT(cudalink_shm_create(name, 64, &s, &created), CUDALINK_ERR_SHM);
+  CHECK(s == NULL);
+  CHECK_EQ_INT(created, 0);
+  /* glibc turns EISDIR into EINVAL: only the shape of the text is fixed */
+  CHECK_STR_CONTAINS(cudalink_shm_last_error(), "shm_open(/");
+  CHECK_STR_CONTAINS(cudalink_shm_last_error(), name);
+  CHECK(strlen(cudalink_shm_last_error()) > strlen("shm_open(/): ") + strlen(name));
+  CHECK_EQ_INT(cudalink_shm_open(name, &s), CUDALINK_ERR_SHM);
+  CHECK(s == NULL);
+  CHECK_STR_CONTAINS(cudalink_shm_last_error(), name);
+  CHECK_EQ_INT(cudalink_shm_unlink(name), CUDALINK_ERR_SHM);
+  CHECK(rmdir(path) == 0);
+}
+
+static void test_unlink(void)
+{
+  const char *name = new_name();
+  cudalink_shm *p = NULL, *c = NULL;
+  REQUIRE(cudalink_shm_create(name, 64, &p, NULL) == CUDALINK_OK);
+  CHECK(path_exists(name));
+  CHECK_EQ_INT(cudalink_shm_unlink(name), CUDALINK_OK);
+  CHECK(!path_exists(name));
+  CHECK_EQ_INT(cudalink_shm_open(name, &c), CUDALINK_ERR_NOT_FOUND);
+  CHECK_EQ_INT(cudalink_shm_unlink(name), CUDALINK_ERR_NOT_FOUND);
+  /* the memory lives on while mapped */
+  unsigned char *pp = cudalink_shm_data(p);
+  pp[10] = 9;
+  CHECK_EQ_INT(pp[10], 9);
+  cudalink_shm_close(p);
+}
+
+static void test_refresh(void)
+{
+  const char *name = new_name();
+  cudalink_shm *p = NULL, *p2 = NULL, *c = NULL;
+  REQUIRE(cudalink_shm_create(name, 64, &p, NULL) == CUDALINK_OK);
+  REQUIRE(cudalink_shm_open(name, &c) == CUDALINK_OK);
+  CHECK_EQ_INT(cudalink_shm_size(c), 64);
+  void *before = cudalink_shm_data(c);
+  CHECK_EQ_INT(cudalink_shm_refresh(c), CUDALINK_OK); /* unchanged: same mapping */
+  CHECK(cudalink_shm_data(c) == before);
+
+  /* the producer re-initialises with more slots */
+  REQUIRE(cudalink_shm_create(name, 1301, &p2, NULL) == CUDALINK_OK);
+  ((unsigned char *)cudalink_shm_data(p2))[1300] = 77;
+  CHECK_EQ_INT(cudalink_shm_size(c), 64);
+  CHECK_EQ_INT(cudalink_shm_refresh(c), CUDALINK_OK);
+  CHECK_EQ_INT(cudalink_shm_size(c), 1301);
+  CHECK_EQ_INT(((const unsigned char *)cudalink_shm_data(c))[1300], 77);
+  /* the producer's first handle refreshes too */
+  CHECK_EQ_INT(cudalink_shm_refresh(p), CUDALINK_OK);
+  CHECK_EQ_INT(cudalink_shm_size(p), 1301);
+  ((unsigned char *)cudalink_shm_data(p))[1299] = 78;
+  CHECK_EQ_INT(((const unsigned char *)cudalink_shm_data(c))[1299], 78);
+
+  cudalink_shm_close(c);
+  cudalink_shm_close(p2);
+  cudalink_shm_close(p);
+  CHECK_EQ_INT(cudalink_shm_unlink(name), CUDALINK_OK);
+}
+
+/* ------------------------------------------------------------------------ */
+/* lost name, relink                                                         */
+/* ------------------------------------------------------------------------ */
+
+static void test_lost_name(void)
+{
+  const char *name = new_name();
+  cudalink_shm *p = NULL, *c = NULL;
+  REQUIRE(cudalink_shm_create(name, 64, &p, NULL) == CUDALINK_OK);
+  REQUIRE(cudalink_shm_open(name, &c) == CUDALINK_OK);
+  CHECK_EQ_INT(cudalink_shm_lost_name(p), 0);
+  CHECK_EQ_INT(cudalink_shm_lost_name(c), 0);
+  CHECK_EQ_INT(cudalink_shm_unlink(name), CUDALINK_OK); /* a Python consumer's tracker */
+  CHECK_EQ_INT(cudalink_shm_lost_name(p), 1);
+  CHECK_EQ_INT(cudalink_shm_lost_name(c), 1);
+  cudalink_shm_close(c);
+  cudalink_shm_close(p);
+}
+
+static void test_lost_name_other_object(void)
+{
+  /* Our object keeps a link elsewhere (st_nlink stays 1) while NAME is
+   * re-created as another object: lost_name must compare identities. */
+  const char *name = new_name();
+  const char *alias = new_name();
+  char path[300], alias_path[300];
+  snprintf(path, sizeof path, "/dev/shm/%s", name);
+  snprintf(alias_path, sizeof alias_path, "/dev/shm/%s", alias);
+  cudalink_shm *p = NULL, *other = NULL;
+  int created = 0;
+  REQUIRE(cudalink_shm_create(name, 64, &p, NULL) == CUDALINK_OK);
+  REQUIRE(link(path, alias_path) == 0);
+  REQUIRE(unlink(path) == 0);
+  CHECK_EQ_INT(cudalink_shm_lost_name(p), 1); /* linked, but not as NAME */
+  REQUIRE(cudalink_shm_create(name, 64, &other, &created) == CUDALINK_OK);
+  CHECK_EQ_INT(created, 1);
+  CHECK_EQ_INT(cudalink_shm_lost_name(other), 0);
+  CHECK_EQ_INT(cudalink_shm_lost_name(p), 1);
+  cudalink_shm_close(other);
+  cudalink_shm_close(p);
+  CHECK_EQ_INT(cudalink_shm_unlink(name), CUDALINK_OK);
+  CHECK_EQ_INT(cudalink_shm_unlink(alias), CUDALINK_OK);
+}
+
+static void test_relink(void)
+{
+  const char *name = new_name();
+  cudalink_shm *p = NULL, *old_reader = NULL, *fresh = NULL, *late = NULL, *again = NULL;
+  REQUIRE(cudalink_shm_create(name, 433, &p, NULL) == CUDALINK_OK);
+  unsigned char *pp = cudalink_shm_data(p);
+  for (int i = 0; i < 433; i++)
+    pp[i] = (unsigned char)(i * 7 + 3);
+  REQUIRE(cudalink_shm_open(name, &old_reader) == CUDALINK_OK);
+
+  /* name still there: relink refuses, it is not ours to replace */
+  CHECK_EQ_INT(cudalink_shm_relink(p, &fresh), CUDALINK_ERR_BUSY);
+  CHECK(fresh == NULL);
+  CHECK_STR_CONTAINS(cudalink_shm_last_error(), name);
+
+  REQUIRE(cudalink_shm_unlink(name) == CUDALINK_OK);
+  REQUIRE(cudalink_shm_lost_name(p) == 1);
+  REQUIRE(cudalink_shm_relink(p, &fresh) == CUDALINK_OK);
+  REQUIRE(fresh != NULL);
+  CHECK_EQ_INT(cudalink_shm_size(fresh), 433);
+  CHECK(strcmp(cudalink_shm_name(fresh), name) == 0);
+  CHECK(cudalink_shm_data(fresh) != cudalink_shm_data(p));
+  CHECK(memcmp(cudalink_shm_data(fresh), pp, 433) == 0);
+  CHECK_EQ_INT(cudalink_shm_lost_name(fresh), 0);
+  CHECK_EQ_INT(cudalink_shm_lost_name(p), 1);
+
+  /* a late joiner finds the copy */
+  REQUIRE(cudalink_shm_open(name, &late) == CUDALINK_OK);
+  CHECK_EQ_INT(cudalink_shm_size(late), 433);
+  CHECK(memcmp(cudalink_shm_data(late), pp, 433) == 0);
+  ((unsigned char *)cudalink_shm_data(fresh))[20] = 0xee;
+  CHECK_EQ_INT(((const unsigned char *)cudalink_shm_data(late))[20], 0xee);
+
+  /* the old mapping still works for readers that had it, and is separate */
+  pp[21] = 0x5a;
+  CHECK_EQ_INT(((const unsigned char *)cudalink_shm_data(old_reader))[21], 0x5a);
+  CHECK(((const unsigned char *)cudalink_shm_data(late))[21] != 0x5a);
+
+  /* relink again while the name exists (our fresh copy holds it): BUSY */
+  CHECK_EQ_INT(cudalink_shm_relink(p, &again), CUDALINK_ERR_BUSY);
+  CHECK(again == NULL);
+
+  cudalink_shm_close(late);
+  cudalink_shm_close(old_reader);
+  cudalink_shm_close(fresh);
+  cudalink_shm_close(p);
+  CHECK_EQ_INT(cudalink_shm_unlink(name), CUDALINK_OK);
+}
+
+/* ------------------------------------------------------------------------ */
+/* across processes                                                          */
+/* ------------------------------------------------------------------------ */
+
+static void test_fork_shares_memory(void)
+{
+  const char *name = new_name();
+  int to_child[2], to_parent[2];
+  REQUIRE(pipe(to_child) == 0);
+  REQUIRE(pipe(to_parent) == 0);
+  /* fork first: the child inherits nothing of the segment and opens it by
+   * name itself */
+  pid_t pid = fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    int rc = 0;
+    cudalink_shm *s = NULL;
+    int created = -1;
+    if (recv_byte(to_child[0]) != 'w')
+      rc = 1;
+    else if (cudalink_shm_create(name, 256, &s, &created) != CUDALINK_OK)
+      rc = 2;
+    else if (created != 0)
+      rc = 3;
+    else if (memcmp(cudalink_shm_data(s), "from parent", 12) != 0)
+      rc = 4;
+    if (s) {
+      memcpy((char *)cudalink_shm_data(s) + 128, "from child", 11);
+      cudalink_shm_close(s);
+    }
+    send_byte(to_parent[1], 'd');
+    _exit(rc);
+  }
+  cudalink_shm *p = NULL;
+  CHECK_EQ_INT(cudalink_shm_create(name, 256, &p, NULL), CUDALINK_OK);
+  if (p)
+    memcpy(cudalink_shm_data(p), "from parent", 12);
+  CHECK(send_byte(to_child[1], 'w') == 0);
+  CHECK_EQ_INT(recv_byte(to_parent[0]), 'd');
+  CHECK_EQ_INT(child_status(pid), 0);
+  if (p)
+    CHECK(memcmp((char *)cudalink_shm_data(p) + 128, "from child", 11) == 0);
+  cudalink_shm_close(p);
+  close(to_child[0]);
+  close(to_child[1]);
+  close(to_parent[0]);
+  close(to_parent[1]);
+  CHECK_EQ_INT(cudalink_shm_unlink(name), CUDALINK_OK);
+}
+
+static void test_lock_same_process(void)
+{
+  /* OFD locks belong to open file descriptions, so two producers in one
+   * process exclude each other too */
+  const char *name = new_name();
+  cudalink_shm *a = NULL, *b = NULL, *c = NULL;
+  REQUIRE(cudalink_shm_create(name, 64, &a, NULL) == CUDALINK_OK);
+  REQUIRE(cudalink_shm_create(name, 64, &b, NULL) == CUDALINK_OK);
+  REQUIRE(cudalink_shm_open(name, &c) == CUDALINK_OK);
+  CHECK_EQ_INT(cudalink_shm_is_locked(c), 0);
+  CHECK_EQ_INT(cudalink_shm_lock(a), CUDALINK_OK);
+  CHECK_EQ_INT(cudalink_shm_lock(a), CUDALINK_OK); /* again: still ours */
+  CHECK_EQ_INT(cudalink_shm_is_locked(c), 1);
+  CHECK_EQ_INT(cudalink_shm_is_locked(b), 1);
+  CHECK_EQ_INT(cudalink_shm_is_locked(a), 0); /* one's own lock never conflicts */
+  CHECK_EQ_INT(cudalink_shm_lock(b), CUDALINK_ERR_BUSY);
+  CHECK_STR_CONTAINS(cudalink_shm_last_error(), "locked");
+  cudalink_shm_close(a);
+  CHECK_EQ_INT(cudalink_shm_is_locked(c), 0);
+  CHECK_EQ_INT(cudalink_shm_lock(b), CUDALINK_OK);
+  CHECK_EQ_INT(cudalink_shm_is_locked(c), 1);
+  cudalink_shm_close(b);
+  CHECK_EQ_INT(cudalink_shm_is_locked(c), 0);
+  cudalink_shm_close(c);
+  CHECK_EQ_INT(cudalink_shm_unlink(name), CUDALINK_OK);
+}
+
+static void test_lock_across_fork(void)
+{
+  /* The parent holds the lock; a child opening its OWN description gets
+   * BUSY and sees the lock from its consumer handle. */
+  const char *name = new_name();
+  cudalink_shm *a = NULL;
+  REQUIRE(cudalink_shm_create(name, 64, &a, NULL) == CUDALINK_OK);
+  REQUIRE(cudalink_shm_lock(a) == CUDALINK_OK);
+  pid_t pid = fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    /* the child inherited a's descriptor too, but opens its own */
+    int rc = 0;
+    cudalink_shm *mine = NULL, *reader = NULL;
+    if (cudalink_shm_create(name, 64, &mine, NULL) != CUDALINK_OK)
+      rc = 1;
+    else if (cudalink_shm_lock(mine) != CUDALINK_ERR_BUSY)
+      rc = 2;
+    else if (cudalink_shm_open(name, &reader) != CUDALINK_OK)
+      rc = 3;
+    else if (cudalink_shm_is_locked(reader) != 1)
+      rc = 4;
+    cudalink_shm_close(reader);
+    cudalink_shm_close(mine);
+    _exit(rc);
+  }
+  CHECK_EQ_INT(child_status(pid), 0);
+  cudalink_shm_close(a);
+  CHECK_EQ_INT(cudalink_shm_unlink(name), CUDALINK_OK);
+}
+
+/* A child that creates NAME, locks it, says 'l' and then obeys: 'c' close
+ * and say 'x', 'q' exit. Forked before the parent opens anything. */
+static pid_t spawn_holder(const char *name, int to_child[2], int to_parent[2])
+{
+  if (pipe(to_child) != 0 || pipe(to_parent) != 0)
+    return -1;
+  pid_t pid = fork();
+  if (pid != 0)
+    return pid;
+  cudalink_shm *s = NULL;
+  int rc = 0;
+  if (cudalink_shm_create(name, 64, &s, NULL) != CUDALINK_OK || cudalink_shm_lock(s) != 0)
+    rc = 1;
+  close(to_child[1]); /* so that a parent gone away reads as EOF */
+  close(to_parent[0]);
+  send_byte(to_parent[1], rc ? 'e' : 'l');
+  for (;;) {
+    int cmd = recv_byte(to_child[0]);
+    if (cmd == 'c') {
+      cudalink_shm_close(s);
+      s = NULL;
+      send_byte(to_parent[1], 'x');
+    } else {
+      break;
+    }
+  }
+  cudalink_shm_close(s);
+  _exit(rc);
+}
+
+static void close_pipes(int a[2], int b[2])
+{
+  close(a[0]);
+  close(a[1]);
+  close(b[0]);
+  close(b[1]);
+}
+
+static void test_is_locked_follows_holder(void)
+{
+  const char *name = new_name();
+  int to_child[2], to_parent[2];
+  pid_t pid = spawn_holder(name, to_child, to_parent);
+  REQUIRE(pid > 0);
+  REQUIRE(recv_byte(to_parent[0]) == 'l');
+  cudalink_shm *c = NULL, *mine = NULL;
+  REQUIRE(cudalink_shm_open(name, &c) == CUDALINK_OK);
+  CHECK_EQ_INT(cudalink_shm_is_locked(c), 1);
+  REQUIRE(cudalink_shm_create(name, 64, &mine, NULL) == CUDALINK_OK);
+  CHECK_EQ_INT(cudalink_shm_lock(mine), CUDALINK_ERR_BUSY);
+  /* the holder closes its segment but lives on */
+  CHECK(send_byte(to_child[1], 'c') == 0);
+  CHECK_EQ_INT(recv_byte(to_parent[0]), 'x');
+  CHECK_EQ_INT(cudalink_shm_is_locked(c), 0);
+  CHECK_EQ_INT(cudalink_shm_lock(mine), CUDALINK_OK);
+  cudalink_shm_close(mine);
+  CHECK(send_byte(to_child[1], 'q') == 0);
+  CHECK_EQ_INT(child_status(pid), 0);
+  cudalink_shm_close(c);
+  close_pipes(to_child, to_parent);
+  CHECK_EQ_INT(cudalink_shm_unlink(name), CUDALINK_OK);
+}
+
+static void test_is_locked_after_sigkill(void)
+{
+  const char *name = new_name();
+  int to_child[2], to_parent[2];
+  pid_t pid = spawn_holder(name, to_child, to_parent);
+  REQUIRE(pid > 0);
+  REQUIRE(recv_byte(to_parent[0]) == 'l');
+  cudalink_shm *c = NULL;
+  REQUIRE(cudalink_shm_open(name, &c) == CUDALINK_OK);
+  CHECK_EQ_INT(cudalink_shm_is_locked(c), 1);
+  CHECK(kill(pid, SIGKILL) == 0);
+  CHECK_EQ_INT(child_status(pid), 100 + SIGKILL);
+  CHECK_EQ_INT(cudalink_shm_is_locked(c), 0);
+  /* the segment itself survives a crashed producer */
+  CHECK_EQ_INT(cudalink_shm_lost_name(c), 0);
+  cudalink_shm_close(c);
+  close_pipes(to_child, to_parent);
+  CHECK_EQ_INT(cudalink_shm_unlink(name), CUDALINK_OK);
+}
+
+static void test_lock_inherited_by_fork(void)
+{
+  /* documented caveat: a child forked while the lock is held shares the
+   * open file description, so the lock outlives the parent's close() until
+   * the child exits */
+  const char *name = new_name();
+  cudalink_shm *a = NULL, *c = NULL;
+  REQUIRE(cudalink_shm_create(name, 64, &a, NULL) == CUDALINK_OK);
+  REQUIRE(cudalink_shm_lock(a) == CUDALINK_OK);
+  REQUIRE(cudalink_shm_open(name, &c) == CUDALINK_OK);
+  int to_child[2];
+  REQUIRE(pipe(to_child) == 0);
+  pid_t pid = fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    close(to_child[1]);
+    int rc = recv_byte(to_child[0]) == -1 ? 0 : 1; /* wait for EOF */
+    _exit(rc);
+  }
+  close(to_child[0]);
+  cudalink_shm_close(a);
+  CHECK_EQ_INT(cudalink_shm_is_locked(c), 1); /* the child's copy holds it */
+  close(to_child[1]);                         /* child exits on EOF */
+  CHECK_EQ_INT(child_status(pid), 0);
+  CHECK_EQ_INT(cudalink_shm_is_locked(c), 0);
+  cudalink_shm_close(c);
+  CHECK_EQ_INT(cudalink_shm_unlink(name), CUDALINK_OK);
+}
+
+/* ------------------------------------------------------------------------ */
+/* futex                                                                     */
+/* ------------------------------------------------------------------------ */
+
+static void test_futex_local(void)
+{
+  const char *name = new_name();
+  cudalink_shm *p = NULL;
+  REQUIRE(cudalink_shm_create(name, 64, &p, NULL) == CUDALINK_OK);
+  volatile uint32_t *word = cudalink_shm_data(p);
+  *word = 5;
+
+  /* value differs: returns at once */
+  int64_t t0 = now_ns();
+  CHECK_EQ_INT(cudalink_futex_wait(word, 4, 2000000), CUDALINK_OK);
+  int64_t dt = now_ns() - t0;
+  CHECK(dt < 500 * 1000000LL);
+
+  /* equal: times out after about the timeout */
+  const int64_t timeout_us = 30000;
+  t0 = now_ns();
+  CHECK_EQ_INT(cudalink_futex_wait(word, 5, timeout_us), CUDALINK_ERR_TIMEOUT);
+  dt = now_ns() - t0;
+  CHECK(dt >= timeout_us * 1000 - 1000000); /* 1 ms slack for clock granularity */
+  CHECK(dt <= (10 * timeout_us + 50000) * 1000);
+
+  t0 = now_ns();
+  CHECK_EQ_INT(cudalink_futex_wait(word, 5, 0), CUDALINK_ERR_TIMEOUT);
+  CHECK(now_ns() - t0 < 500 * 1000000LL);
+
+  /* bad arguments */
+  CHECK_EQ_INT(cudalink_futex_wait(NULL, 0, 10), CUDALINK_ERR_INVALID_ARG);
+  CHECK_EQ_INT(cudalink_futex_wait(word, 5, -1), CUDALINK_ERR_INVALID_ARG);
+  CHECK_STR_CONTAINS(cudalink_shm_last_error(), "negative");
+  const volatile uint32_t *odd =
+      (const volatile uint32_t *)(const void *)((const volatile char *)word + 1);
+  CHECK_EQ_INT(cudalink_futex_wait(odd, 0, 10), CUDALINK_ERR_INVALID_ARG);
+  CHECK_STR_CONTAINS(cudalink_shm_last_error(), "aligned");
+
+  cudalink_futex_wake(word); /* nobody waits: harmless */
+  cudalink_futex_wake(NULL);
+  cudalink_shm_close(p);
+  CHECK_EQ_INT(cudalink_shm_unlink(name), CUDALINK_OK);
+}
+
+/* Latency segment: seq (parent -> child), ack (child -> parent), then the
+ * parent's time just before each wake and the child's time once woken. */
+#define ROUNDS 200
+#define WAIT_LIMIT_NS 5000000000LL /* a round that takes this long: no wake came */
+#define WOKEN_WITHIN_NS 1000000000LL /* sanity bound on one wake-up */
+struct latency_area {
+  uint32_t seq;
+  uint32_t ack;
+  uint32_t child_failed; /* round whose wait failed, 0 if none */
+  uint32_t pad;
+  int64_t t_wake[ROUNDS + 1];
+  int64_t t_woken[ROUNDS + 1];
+};
+
+static int cmp_i64(const void *a, const void *b)
+{
+  int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+  return (x > y) - (x < y);
+}
+
+/* The child sleeps on seq through a READ-ONLY consumer mapping (as our
+ * consumers do), and reports through its own read-write mapping. It gives
+ * up at the first round not woken within WOKEN_WITHIN_NS: its own futex
+ * timeout is far longer, so a wake that never arrives shows up as a slow
+ * round, not as a round rescued by the timeout. */
+static int latency_child(const char *name)
+{
+  cudalink_shm *ro = NULL, *rw = NULL;
+  if (cudalink_shm_open(name, &ro) != CUDALINK_OK ||
+      cudalink_shm_create(name, sizeof(struct latency_area), &rw, NULL) != CUDALINK_OK) {
+    cudalink_shm_close(ro);
+    return 1;
+  }
+  const struct latency_area *in = cudalink_shm_data(ro);
+  struct latency_area *out = cudalink_shm_data(rw);
+  uint32_t seen = 0;
+  int rc = 0;
+  while (seen < ROUNDS) {
+    __atomic_store_n(&out->ack, seen, __ATOMIC_RELEASE);
+    cudalink_futex_wake(&out->ack);
+    int64_t give_up = now_ns() + WAIT_LIMIT_NS;
+    uint32_t v;
+    while ((v = __atomic_load_n(&in->seq, __ATOMIC_ACQUIRE)) == seen) {
+      int64_t left_us = (give_up - now_ns()) / 1000;
+      if (left_us <= 0 || cudalink_futex_wait(&in->seq, seen, left_us) == CUDALINK_ERR_SHM)
+        break;
+    }
+    int64_t t = now_ns();
+    if (v != seen + 1) {
+      rc = 2; /* never woken, or a round skipped */
+    } else {
+      out->t_woken[v] = t;
+      if (t - in->t_wake[v] > WOKEN_WITHIN_NS)
+        rc = 3;
+    }
+    if (rc) {
+      out->child_failed = seen + 1;
+      break;
+    }
+    seen = v;
+  }
+  __atomic_store_n(&out->ack, seen, __ATOMIC_RELEASE);
+  cudalink_futex_wake(&out->ack);
+  cudalink_shm_close(ro);
+  cudalink_shm_close(rw);
+  return rc;
+}
+
+static void test_futex_cross_process_latency(void)
+{
+  const char *name = new_name();
+  cudalink_shm *p = NULL;
+  REQUIRE(cudalink_shm_create(name, sizeof(struct latency_area), &p, NULL) == CUDALINK_OK);
+  struct latency_area *a = cudalink_shm_data(p);
+  pid_t pid = fork();
+  if (pid == 0)
+    _exit(latency_child(name));
+  if (pid < 0) {
+    cudalink_shm_close(p);
+    REQUIRE(pid >= 0);
+  }
+  int ok = 1, status = -1;
+  for (uint32_t i = 1; i <= ROUNDS && ok; i++) {
+    /* wait for the child's ack of round i-1, or its early exit */
+    int64_t give_up = now_ns() + 2 * WAIT_LIMIT_NS;
+    uint32_t ack;
+    while ((ack = __atomic_load_n(&a->ack, __ATOMIC_ACQUIRE)) != i - 1) {
+      int st;
+      if (now_ns() > give_up || waitpid(pid, &st, WNOHANG) == pid) {
+        fprintf(stderr, "  round %u: no ack from the child (child failed in round %u)\n", i,
+                a->child_failed);
+        ok = 0;
+        if (now_ns() > give_up)
+          kill(pid, SIGKILL);
+        break;
+      }
+      cudalink_futex_wait(&a->ack, ack, 100000);
+    }
+    if (!ok)
+      break;
+    sleep_us(300); /* let the child get into FUTEX_WAIT */
+    a->t_wake[i] = now_ns();
+    __atomic_store_n(&a->seq, i, __ATOMIC_RELEASE);
+    cudalink_futex_wake(&a->seq);
+  }
+  if (ok)
+    status = child_status(pid);
+  else
+    waitpid(pid, NULL, 0); /* reaped already, or killed: ECHILD is fine */
+  CHECK(ok);
+  CHECK_EQ_INT(status, 0);
+  CHECK_EQ_INT(a->child_failed, 0);
+  if (ok && status == 0) {
+    int64_t lat[ROUNDS];
+    int bad = 0;
+    for (int i = 1; i <= ROUNDS; i++) {
+      lat[i - 1] = a->t_woken[i] - a->t_wake[i];
+      if (lat[i - 1] < 0 || lat[i - 1] > WOKEN_WITHIN_NS)
+        bad++;
+    }
+    CHECK_EQ_INT(bad, 0);
+    qsort(lat, ROUNDS, sizeof lat[0], cmp_i64);
+    printf("  futex wake latency over %d cross-process round trips: p50 %.1f us, "
+           "p99 %.1f us, max %.1f us\n",
+           ROUNDS, lat[ROUNDS / 2] / 1000.0, lat[ROUNDS * 99 / 100] / 1000.0,
+           lat[ROUNDS - 1] / 1000.0);
+  }
+  cudalink_shm_close(p);
+  CHECK_EQ_INT(cudalink_shm_unlink(name), CUDALINK_OK);
+}
+
+int main(void)
+{
+  install_crash_cleanup();
+  RUN_TEST(test_name_checks);
+  RUN_TEST(test_longest_name_works);
+  RUN_TEST(test_bad_arguments);
+  RUN_TEST(test_create_reuse_grow);
+  RUN_TEST(test_open);
+  RUN_TEST(test_open_empty_segment);
+  RUN_TEST(test_system_errors);
+  RUN_TEST(test_unlink);
+  RUN_TEST(test_refresh);
+  RUN_TEST(test_lost_name);
+  RUN_TEST(test_lost_name_other_object);
+  RUN_TEST(test_relink);
+  RUN_TEST(test_fork_shares_memory);
+  RUN_TEST(test_lock_same_process);
+  RUN_TEST(test_lock_across_fork);
+  RUN_TEST(test_is_locked_follows_holder);
+  RUN_TEST(test_is_locked_after_sigkill);
+  RUN_TEST(test_lock_inherited_by_fork);
+  RUN_TEST(test_futex_local);
+  RUN_TEST(test_futex_cross_process_latency);
+  unlink_all();
+  return TEST_SUMMARY();
+}

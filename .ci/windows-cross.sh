@@ -15,9 +15,9 @@ cd "$srcdir"
 options="-Dgst=disabled -Dtests=disabled -Dexamples=disabled -Dwerror=true"
 if [ -f "$builddir/meson-private/coredata.dat" ]; then
   # shellcheck disable=SC2086
-  meson setup --reconfigure --cross-file cross/mingw-w64.txt "$builddir" $options
+  meson setup --reconfigure --cross-file .ci/mingw-w64.txt "$builddir" $options
 else
   # shellcheck disable=SC2086
-  meson setup --cross-file cross/mingw-w64.txt "$builddir" $options
+  meson setup --cross-file .ci/mingw-w64.txt "$builddir" $options
 fi
 meson compile -C "$builddir"

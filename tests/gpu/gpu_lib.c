@@ -203,8 +203,11 @@ spawn(int (*fn)(void *), void *arg)
   pid_t pid;
   fflush(NULL);
   pid = fork();
-  if (pid == 0)
-    _exit(fn(arg));
+  if (pid == 0) {
+    int rc = fn(arg);
+    fflush(NULL); /* _exit() would drop what the child printed */
+    _exit(rc);
+  }
   return pid;
 }
 

@@ -6,8 +6,14 @@
  * with nvcc to PTX for the lowest architecture the toolkit supports and
  * embedded in the plugin; when the driver rejects that PTX (a driver older
  * than the build's toolkit) the same source, also embedded, is compiled at
- * run time with GStreamer's NVRTC helper. The plain path (same layout, no
- * flip) needs none of this: see gst_cuda_link_convert_is_plain().
+ * run time with NVRTC (GStreamer's helper, then a direct NVRTC call for the
+ * device's own architecture, since 1.22's helper asks for compute_52, which
+ * NVRTC 13 refuses). The plain path (same layout, no flip) needs none of
+ * this: see gst_cuda_link_convert_is_plain().
+ *
+ * Alignment: rows of 2- and 4-byte dtypes must start at multiples of the
+ * component size (any pitch from cuMemAllocPitch, GstCudaMemory or a
+ * tightly packed cuda-link slot is).
  *
  * Numerics: integer -> float maps to 0..1 (unsigned: v / max; signed:
  * v / max, so -1..1); float -> integer clamps to 0..1 (signed: -1..1),
@@ -62,6 +68,10 @@ gboolean gst_cuda_link_converter_run (GstCudaLinkConverter * conv,
     const GstCudaLinkConvertParams * params, CUstream stream, GError ** error);
 
 void gst_cuda_link_converter_free (GstCudaLinkConverter * conv);
+
+/* Where the kernels came from ("embedded PTX (compute_75)", "NVRTC ..."),
+ * for logs and tests. Owned by @conv. */
+const gchar *gst_cuda_link_converter_origin (GstCudaLinkConverter * conv);
 
 /* TRUE when a plain 2-D copy does what @params asks (same dtype and
  * channel count, identity swizzle, no flip): no kernel needed. */

@@ -1,1 +1,1239 @@
-/* placeholder: being written */
+/* cudalinksink: publish GPU video frames to other processes over CUDA IPC,
+ * as a cuda-link producer (TouchDesigner's cuda-link Receiver, the
+ * cuda_link Python package, cudalinksrc).
+ */
+/**
+ * SECTION:element-cudalinksink
+ * @title: cudalinksink
+ *
+ * Publishes every video frame into a ring of CUDA device buffers that other
+ * processes open with CUDA IPC, announced through a small named
+ * shared-memory segment (/dev/shm/IPC-NAME) in the cuda-link protocol.
+ * Pixels never leave the GPU when the input is CUDA memory; system-memory
+ * input is uploaded inside the element.
+ *
+ * The frame is copied into the next slot with one 2-D copy when its layout
+ * is already what the protocol carries (RGBA, BGRA with channel-order=bgra,
+ * GRAY8, GRAY16_LE, RGBA64_LE, no conversion, no flip); otherwise one GPU
+ * kernel converts it while copying (RGB/BGR expanded to 4 channels, BGR
+ * order swizzled, output-dtype conversion, vertical flip).
+ *
+ * ## Example launch lines
+ * |[
+ * gst-launch-1.0 videotestsrc is-live=true ! video/x-raw,format=RGBA,width=1280,height=720 ! cudaupload ! cudalinksink ipc-name=cudalink
+ * ]| publishes a test pattern for a TouchDesigner cuda-link Receiver
+ * listening on "cudalink".
+ * |[
+ * gst-launch-1.0 videotestsrc ! video/x-raw,format=BGRx ! cudalinksink output-dtype=float32 video-direction=vert
+ * ]| uploads system memory, converts to float32 RGBA (0..1) and flips
+ * vertically (OpenGL's bottom-up row order) on the GPU.
+ *
+ * Since: 0.1
+ */
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+
+#include <string.h>
+
+#include <gst/gst.h>
+#include <gst/base/gstbasesink.h>
+#include <gst/video/video.h>
+#include <gst/cuda/gstcudautils.h>
+#include <gst/cuda/gstcudabufferpool.h>
+#include <gst/cuda/gstcudamemory.h>
+#include <gst/cuda/gstcudaloader.h>
+
+#include "cudalink.h"
+#include "gstcudalink.h"
+#include "gstcudalinkconvert.h"
+#include "sinkformat.h"
+
+GST_DEBUG_CATEGORY_STATIC (gst_cuda_link_sink_debug);
+#define GST_CAT_DEFAULT gst_cuda_link_sink_debug
+
+enum
+{
+  PROP_0,
+  PROP_IPC_NAME,
+  PROP_NUM_SLOTS,
+  PROP_CUDA_DEVICE_ID,
+  PROP_CHANNEL_ORDER,
+  PROP_OUTPUT_DTYPE,
+  PROP_WAIT_GPU,
+  PROP_STATS,
+  PROP_VIDEO_DIRECTION,
+};
+
+#define DEFAULT_IPC_NAME "cudalink"
+#define DEFAULT_NUM_SLOTS 3
+#define DEFAULT_CUDA_DEVICE_ID -1
+#define DEFAULT_CHANNEL_ORDER GST_CUDA_LINK_CHANNEL_ORDER_RGBA
+#define DEFAULT_OUTPUT_DTYPE GST_CUDA_LINK_OUTPUT_DTYPE_AUTO
+#define DEFAULT_WAIT_GPU FALSE
+#define DEFAULT_VIDEO_DIRECTION GST_VIDEO_ORIENTATION_IDENTITY
+
+/* publish times kept for the p50/p99 of the stats property */
+#define STATS_WINDOW 1024
+
+static GstStaticPadTemplate sink_template = GST_STATIC_PAD_TEMPLATE ("sink",
+    GST_PAD_SINK,
+    GST_PAD_ALWAYS,
+    GST_STATIC_CAPS (GST_VIDEO_CAPS_MAKE_WITH_FEATURES
+        (GST_CAPS_FEATURE_MEMORY_CUDA_MEMORY, GST_CUDA_LINK_SINK_FORMATS) "; "
+        GST_VIDEO_CAPS_MAKE (GST_CUDA_LINK_SINK_FORMATS)));
+
+#define GST_TYPE_CUDA_LINK_SINK_CHANNEL_ORDER \
+  (gst_cuda_link_sink_channel_order_get_type ())
+static GType
+gst_cuda_link_sink_channel_order_get_type (void)
+{
+  static GType type = 0;
+  static const GEnumValue values[] = {
+    {GST_CUDA_LINK_CHANNEL_ORDER_RGBA,
+        "R,G,B,A (BGR-ordered input is swizzled on the GPU; flags 0)", "rgba"},
+    {GST_CUDA_LINK_CHANNEL_ORDER_BGRA,
+          "B,G,R,A with the protocol's BGRA flag (uint8 x 4 output only)",
+        "bgra"},
+    {0, NULL, NULL}
+  };
+
+  if (g_once_init_enter (&type)) {
+    GType t = g_enum_register_static ("GstCudaLinkSinkChannelOrder", values);
+    g_once_init_leave (&type, t);
+  }
+  return type;
+}
+
+#define GST_TYPE_CUDA_LINK_SINK_OUTPUT_DTYPE \
+  (gst_cuda_link_sink_output_dtype_get_type ())
+static GType
+gst_cuda_link_sink_output_dtype_get_type (void)
+{
+  static GType type = 0;
+  static const GEnumValue values[] = {
+    {GST_CUDA_LINK_OUTPUT_DTYPE_AUTO,
+        "The input's own depth (uint8, or uint16 for 16-bit formats)", "auto"},
+    {GST_CUDA_LINK_OUTPUT_DTYPE_UINT8, "uint8", "uint8"},
+    {GST_CUDA_LINK_OUTPUT_DTYPE_UINT16, "uint16", "uint16"},
+    {GST_CUDA_LINK_OUTPUT_DTYPE_FLOAT16, "float16 (0..1)", "float16"},
+    {GST_CUDA_LINK_OUTPUT_DTYPE_BFLOAT16,
+        "bfloat16 (0..1; TouchDesigner cannot read it)", "bfloat16"},
+    {GST_CUDA_LINK_OUTPUT_DTYPE_FLOAT32, "float32 (0..1)", "float32"},
+    {0, NULL, NULL}
+  };
+
+  if (g_once_init_enter (&type)) {
+    GType t = g_enum_register_static ("GstCudaLinkSinkOutputDtype", values);
+    g_once_init_leave (&type, t);
+  }
+  return type;
+}
+
+#define GST_TYPE_CUDA_LINK_SINK (gst_cuda_link_sink_get_type ())
+G_DECLARE_FINAL_TYPE (GstCudaLinkSink, gst_cuda_link_sink, GST, CUDA_LINK_SINK,
+    GstBaseSink);
+
+struct _GstCudaLinkSink
+{
+  GstBaseSink parent;
+
+  /* properties; GST_OBJECT_LOCK */
+  gchar *ipc_name;
+  guint num_slots;
+  gint device_id;
+  GstCudaLinkChannelOrder channel_order;
+  GstCudaLinkOutputDtype output_dtype;
+  gboolean wait_gpu;
+  GstVideoOrientationMethod method;
+  gboolean settings_changed;    /* mapping or ring properties changed */
+
+  /* start() .. stop(), streaming thread */
+  GstCudaContext *context;
+  CUstream stream;
+  GstCudaLinkConverter *conv;
+  cudalink_producer *producer;
+  gchar *producer_name;
+  guint producer_slots;
+  GstVideoInfo info;
+  gboolean have_info;
+  gboolean cuda_caps;
+  GstCudaLinkSinkMapping mapping;
+  CUdeviceptr staging;          /* upload / foreign-context copy target */
+  gsize staging_pitch;
+  gsize staging_row;
+  guint staging_height;
+  GstBuffer *in_flight;         /* read by queued GPU work; released after sync */
+  gboolean warned_td;
+  gboolean warned_order;
+
+  /* stats; stats_lock */
+  GMutex stats_lock;
+  gchar *lib_error;             /* last error-level message of libcudalink */
+  cudalink_producer_stats pstats;       /* of the current producer */
+  guint64 base_frames, base_reinits, base_relinks;     /* of earlier ones */
+  gdouble window[STATS_WINDOW]; /* render times, us */
+  guint window_len, window_pos;
+};
+
+static void
+gst_cuda_link_sink_video_direction_init (GstVideoDirectionInterface * iface)
+{
+}
+
+#define gst_cuda_link_sink_parent_class parent_class
+G_DEFINE_TYPE_WITH_CODE (GstCudaLinkSink, gst_cuda_link_sink,
+    GST_TYPE_BASE_SINK,
+    G_IMPLEMENT_INTERFACE (GST_TYPE_VIDEO_DIRECTION,
+        gst_cuda_link_sink_video_direction_init));
+GST_ELEMENT_REGISTER_DEFINE (cudalinksink, "cudalinksink", GST_RANK_NONE,
+    GST_TYPE_CUDA_LINK_SINK);
+
+static gboolean
+method_supported (GstVideoOrientationMethod method)
+{
+  return method == GST_VIDEO_ORIENTATION_IDENTITY ||
+      method == GST_VIDEO_ORIENTATION_VERT;
+}
+
+static void
+gst_cuda_link_sink_set_property (GObject * object, guint prop_id,
+    const GValue * value, GParamSpec * pspec)
+{
+  GstCudaLinkSink *self = GST_CUDA_LINK_SINK (object);
+
+  GST_OBJECT_LOCK (self);
+  switch (prop_id) {
+    case PROP_IPC_NAME:
+      g_free (self->ipc_name);
+      self->ipc_name = g_value_dup_string (value);
+      break;
+    case PROP_NUM_SLOTS:
+      if (self->num_slots != g_value_get_uint (value))
+        self->settings_changed = TRUE;
+      self->num_slots = g_value_get_uint (value);
+      break;
+    case PROP_CUDA_DEVICE_ID:
+      self->device_id = g_value_get_int (value);
+      break;
+    case PROP_CHANNEL_ORDER:
+      self->channel_order = g_value_get_enum (value);
+      self->settings_changed = TRUE;
+      break;
+    case PROP_OUTPUT_DTYPE:
+      self->output_dtype = g_value_get_enum (value);
+      self->settings_changed = TRUE;
+      break;
+    case PROP_WAIT_GPU:
+      self->wait_gpu = g_value_get_boolean (value);
+      break;
+    case PROP_VIDEO_DIRECTION:{
+      GstVideoOrientationMethod method = g_value_get_enum (value);
+
+      if (!method_supported (method)) {
+        GEnumValue *ev = g_enum_get_value (g_type_class_peek
+            (GST_TYPE_VIDEO_ORIENTATION_METHOD), method);
+
+        GST_OBJECT_UNLOCK (self);
+        /* refused: the previous value stays */
+        GST_ELEMENT_WARNING (self, LIBRARY, SETTINGS,
+            ("video-direction \"%s\" is not supported; only \"identity\" "
+                "and \"vert\" are. Keeping the previous value.",
+                ev ? ev->value_nick : "?"), (NULL));
+        return;
+      }
+      self->method = method;
+      self->settings_changed = TRUE;
+      break;
+    }
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+      break;
+  }
+  GST_OBJECT_UNLOCK (self);
+}
+
+static gdouble
+percentile (const gdouble * sorted, guint n, gdouble p)
+{
+  guint rank;
+
+  if (n == 0)
+    return 0.0;
+  /* nearest rank */
+  rank = (guint) (p * n + 0.999999);
+  if (rank < 1)
+    rank = 1;
+  if (rank > n)
+    rank = n;
+  return sorted[rank - 1];
+}
+
+static gint
+compare_doubles (gconstpointer a, gconstpointer b)
+{
+  gdouble x = *(const gdouble *) a, y = *(const gdouble *) b;
+
+  return x < y ? -1 : (x > y ? 1 : 0);
+}
+
+static GstStructure *
+gst_cuda_link_sink_make_stats (GstCudaLinkSink * self)
+{
+  gdouble sorted[STATS_WINDOW];
+  GstStructure *s;
+  guint n;
+
+  g_mutex_lock (&self->stats_lock);
+  n = self->window_len;
+  memcpy (sorted, self->window, n * sizeof (gdouble));
+  s = gst_structure_new ("cudalinksink-stats",
+      "frames-published", G_TYPE_UINT64,
+      self->base_frames + self->pstats.frames,
+      "reinits", G_TYPE_UINT64, self->base_reinits + self->pstats.reinits,
+      "relinks", G_TYPE_UINT64, self->base_relinks + self->pstats.relinks,
+      "version", G_TYPE_UINT64, self->pstats.version,
+      "write-idx", G_TYPE_UINT, self->pstats.write_idx,
+      "took-over-stale", G_TYPE_BOOLEAN, self->pstats.took_over_stale != 0,
+      "window", G_TYPE_UINT, n, NULL);
+  g_mutex_unlock (&self->stats_lock);
+
+  qsort (sorted, n, sizeof (gdouble), compare_doubles);
+  gst_structure_set (s,
+      "publish-time-p50-us", G_TYPE_DOUBLE, percentile (sorted, n, 0.50),
+      "publish-time-p99-us", G_TYPE_DOUBLE, percentile (sorted, n, 0.99), NULL);
+  return s;
+}
+
+static void
+gst_cuda_link_sink_get_property (GObject * object, guint prop_id,
+    GValue * value, GParamSpec * pspec)
+{
+  GstCudaLinkSink *self = GST_CUDA_LINK_SINK (object);
+
+  if (prop_id == PROP_STATS) {
+    g_value_take_boxed (value, gst_cuda_link_sink_make_stats (self));
+    return;
+  }
+
+  GST_OBJECT_LOCK (self);
+  switch (prop_id) {
+    case PROP_IPC_NAME:
+      g_value_set_string (value, self->ipc_name);
+      break;
+    case PROP_NUM_SLOTS:
+      g_value_set_uint (value, self->num_slots);
+      break;
+    case PROP_CUDA_DEVICE_ID:
+      g_value_set_int (value, self->device_id);
+      break;
+    case PROP_CHANNEL_ORDER:
+      g_value_set_enum (value, self->channel_order);
+      break;
+    case PROP_OUTPUT_DTYPE:
+      g_value_set_enum (value, self->output_dtype);
+      break;
+    case PROP_WAIT_GPU:
+      g_value_set_boolean (value, self->wait_gpu);
+      break;
+    case PROP_VIDEO_DIRECTION:
+      g_value_set_enum (value, self->method);
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+      break;
+  }
+  GST_OBJECT_UNLOCK (self);
+}
+
+static void
+gst_cuda_link_sink_finalize (GObject * object)
+{
+  GstCudaLinkSink *self = GST_CUDA_LINK_SINK (object);
+
+  g_free (self->ipc_name);
+  g_free (self->lib_error);
+  g_mutex_clear (&self->stats_lock);
+
+  G_OBJECT_CLASS (parent_class)->finalize (object);
+}
+
+static void
+gst_cuda_link_sink_dispose (GObject * object)
+{
+  GstCudaLinkSink *self = GST_CUDA_LINK_SINK (object);
+
+  /* stop() released everything else; a context may come from set_context */
+  gst_clear_object (&self->context);
+
+  G_OBJECT_CLASS (parent_class)->dispose (object);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Context sharing                                                        */
+/* ---------------------------------------------------------------------- */
+
+static void
+gst_cuda_link_sink_set_context (GstElement * element, GstContext * context)
+{
+  GstCudaLinkSink *self = GST_CUDA_LINK_SINK (element);
+  gint device_id;
+
+  GST_OBJECT_LOCK (self);
+  device_id = self->device_id;
+  GST_OBJECT_UNLOCK (self);
+
+  gst_cuda_handle_set_context (element, context, device_id, &self->context);
+
+  GST_ELEMENT_CLASS (parent_class)->set_context (element, context);
+}
+
+static gboolean
+gst_cuda_link_sink_query (GstBaseSink * sink, GstQuery * query)
+{
+  GstCudaLinkSink *self = GST_CUDA_LINK_SINK (sink);
+
+  if (GST_QUERY_TYPE (query) == GST_QUERY_CONTEXT &&
+      gst_cuda_handle_context_query (GST_ELEMENT (self), query, self->context))
+    return TRUE;
+
+  return GST_BASE_SINK_CLASS (parent_class)->query (sink, query);
+}
+
+/* ---------------------------------------------------------------------- */
+/* libcudalink glue                                                       */
+/* ---------------------------------------------------------------------- */
+
+static void
+lib_log (void *user_data, cudalink_log_level level, const char *message)
+{
+  GstCudaLinkSink *self = user_data;
+
+  switch (level) {
+    case CUDALINK_LOG_ERROR:
+      GST_WARNING_OBJECT (self, "libcudalink: %s", message);
+      g_mutex_lock (&self->stats_lock);
+      g_free (self->lib_error);
+      self->lib_error = g_strdup (message);
+      g_mutex_unlock (&self->stats_lock);
+      break;
+    case CUDALINK_LOG_WARNING:
+      GST_WARNING_OBJECT (self, "libcudalink: %s", message);
+      break;
+    case CUDALINK_LOG_INFO:
+      GST_INFO_OBJECT (self, "libcudalink: %s", message);
+      break;
+    default:
+      GST_DEBUG_OBJECT (self, "libcudalink: %s", message);
+      break;
+  }
+}
+
+/* Debug text for a failed libcudalink call: the object's last error, else
+ * the last error the library logged. */
+static gchar *
+lib_detail (GstCudaLinkSink * self, cudalink_status st)
+{
+  const gchar *detail = self->producer ?
+      cudalink_producer_last_error (self->producer) : "";
+  gchar *ret;
+
+  g_mutex_lock (&self->stats_lock);
+  if ((!detail || !*detail) && self->lib_error)
+    detail = self->lib_error;
+  ret = g_strdup_printf ("%s (%s)%s%s", cudalink_strerror (st),
+      cudalink_status_name (st), detail && *detail ? ": " : "",
+      detail ? detail : "");
+  g_mutex_unlock (&self->stats_lock);
+  return ret;
+}
+
+/* One GST_ELEMENT_ERROR for a libcudalink status. */
+static void
+post_lib_error (GstCudaLinkSink * self, cudalink_status st, const gchar * what)
+{
+  gchar *detail = lib_detail (self, st);
+  const gchar *text = cudalink_strerror (st);
+
+  switch (st) {
+    case CUDALINK_ERR_BUSY:
+    case CUDALINK_ERR_FOREIGN_PRODUCER:
+      GST_ELEMENT_ERROR (self, RESOURCE, BUSY, ("%s: %s", what, text),
+          ("%s", detail));
+      break;
+    case CUDALINK_ERR_NO_DRIVER:
+    case CUDALINK_ERR_DRIVER_SYMBOL:
+      GST_ELEMENT_ERROR (self, RESOURCE, FAILED,
+          ("%s: CUDA driver not available: %s", what, text), ("%s", detail));
+      break;
+    case CUDALINK_ERR_NO_DEVICE:
+      GST_ELEMENT_ERROR (self, RESOURCE, NOT_FOUND, ("%s: %s", what, text),
+          ("%s", detail));
+      break;
+    case CUDALINK_ERR_BAD_NAME:
+      GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS, ("%s: %s", what, text),
+          ("%s", detail));
+      break;
+    case CUDALINK_ERR_SHM:
+      GST_ELEMENT_ERROR (self, RESOURCE, OPEN_READ_WRITE, ("%s: %s", what,
+              text), ("%s", detail));
+      break;
+    case CUDALINK_ERR_NO_MEMORY:
+      GST_ELEMENT_ERROR (self, RESOURCE, NO_SPACE_LEFT, ("%s: %s", what,
+              text), ("%s", detail));
+      break;
+    default:
+      GST_ELEMENT_ERROR (self, RESOURCE, FAILED, ("%s: %s", what, text),
+          ("%s", detail));
+      break;
+  }
+  g_free (detail);
+}
+
+static void
+snapshot_stats (GstCudaLinkSink * self)
+{
+  cudalink_producer_stats st;
+
+  cudalink_producer_get_stats (self->producer, &st);
+  g_mutex_lock (&self->stats_lock);
+  self->pstats = st;
+  g_mutex_unlock (&self->stats_lock);
+}
+
+/* Waits for all GPU work queued on our stream and lets the buffer it was
+ * reading go back to upstream. */
+static gboolean
+sync_in_flight (GstCudaLinkSink * self)
+{
+  gboolean ok = TRUE;
+
+  if (self->stream && self->context && gst_cuda_context_push (self->context)) {
+    ok = gst_cuda_result (CuStreamSynchronize (self->stream));
+    gst_cuda_context_pop (NULL);
+  }
+  gst_clear_buffer (&self->in_flight);
+  return ok;
+}
+
+static void
+destroy_producer (GstCudaLinkSink * self)
+{
+  if (!self->producer)
+    return;
+
+  sync_in_flight (self);
+  snapshot_stats (self);
+  g_mutex_lock (&self->stats_lock);
+  self->base_frames += self->pstats.frames;
+  self->base_reinits += self->pstats.reinits;
+  self->base_relinks += self->pstats.relinks;
+  memset (&self->pstats, 0, sizeof (self->pstats));
+  g_mutex_unlock (&self->stats_lock);
+
+  GST_INFO_OBJECT (self, "shutting down segment \"%s\"", self->producer_name);
+  cudalink_producer_destroy (self->producer);
+  self->producer = NULL;
+  g_clear_pointer (&self->producer_name, g_free);
+}
+
+static gboolean
+formats_equal (const cudalink_format * a, const cudalink_format * b)
+{
+  return a->width == b->width && a->height == b->height &&
+      a->num_comps == b->num_comps && a->dtype == b->dtype &&
+      a->flags == b->flags;
+}
+
+/* Makes the producer match self->mapping: creates it, re-creates it for a
+ * new slot count, or reformats it (new ring, version bumped). Posts an
+ * error and returns FALSE on failure. */
+static gboolean
+ensure_producer (GstCudaLinkSink * self)
+{
+  cudalink_producer_config config;
+  cudalink_status st;
+  guint num_slots;
+  guint device_id = 0;
+  gchar *name;
+
+  GST_OBJECT_LOCK (self);
+  num_slots = self->num_slots;
+  name = g_strdup (self->ipc_name);
+  GST_OBJECT_UNLOCK (self);
+
+  if (self->producer && self->producer_slots != num_slots) {
+    GST_INFO_OBJECT (self, "num-slots %u -> %u: new segment",
+        self->producer_slots, num_slots);
+    destroy_producer (self);
+  }
+
+  if (self->producer) {
+    g_free (name);
+    if (formats_equal (cudalink_producer_format (self->producer),
+            &self->mapping.format))
+      return TRUE;
+
+    /* the old ring may still be read by our queued work */
+    sync_in_flight (self);
+    st = cudalink_producer_reformat (self->producer, &self->mapping.format);
+    if (st != CUDALINK_OK) {
+      post_lib_error (self, st, "Could not change the frame format");
+      return FALSE;
+    }
+    snapshot_stats (self);
+    return TRUE;
+  }
+
+  g_object_get (self->context, "cuda-device-id", &device_id, NULL);
+  cudalink_producer_config_init (&config);
+  config.name = name;
+  config.num_slots = num_slots;
+  config.device = (int) device_id;
+  config.cuda_context = gst_cuda_context_get_handle (self->context);
+  config.log = lib_log;
+  config.log_user_data = self;
+
+  g_mutex_lock (&self->stats_lock);
+  g_clear_pointer (&self->lib_error, g_free);
+  g_mutex_unlock (&self->stats_lock);
+
+  st = cudalink_producer_create (&config, &self->mapping.format,
+      &self->producer);
+  if (st != CUDALINK_OK) {
+    gchar *what = g_strdup_printf ("Could not publish segment \"%s\"", name);
+
+    self->producer = NULL;
+    post_lib_error (self, st, what);
+    g_free (what);
+    g_free (name);
+    return FALSE;
+  }
+  self->producer_name = name;
+  self->producer_slots = num_slots;
+  snapshot_stats (self);
+  GST_INFO_OBJECT (self, "publishing segment \"%s\" (%u slots) on CUDA "
+      "device %u", name, num_slots, device_id);
+  return TRUE;
+}
+
+/* Recomputes self->mapping from the caps and the properties and applies
+ * it. Called with new caps and when a property changed. */
+static gboolean
+apply_mapping (GstCudaLinkSink * self)
+{
+  GstCudaLinkSinkMapping m;
+  GstCudaLinkChannelOrder order;
+  GstCudaLinkOutputDtype dtype;
+  GstVideoOrientationMethod method;
+  gchar *desc;
+
+  GST_OBJECT_LOCK (self);
+  order = self->channel_order;
+  dtype = self->output_dtype;
+  method = self->method;
+  self->settings_changed = FALSE;
+  GST_OBJECT_UNLOCK (self);
+
+  if (!gst_cuda_link_sink_map_format (GST_VIDEO_INFO_FORMAT (&self->info),
+          GST_VIDEO_INFO_WIDTH (&self->info),
+          GST_VIDEO_INFO_HEIGHT (&self->info), order, dtype,
+          method == GST_VIDEO_ORIENTATION_VERT, &m)) {
+    GST_ELEMENT_ERROR (self, CORE, NEGOTIATION,
+        ("Cannot publish %s %dx%d frames",
+            gst_video_format_to_string (GST_VIDEO_INFO_FORMAT (&self->info)),
+            GST_VIDEO_INFO_WIDTH (&self->info),
+            GST_VIDEO_INFO_HEIGHT (&self->info)),
+        ("the cuda-link protocol carries 1..%u pixels per side and frames "
+            "below 4 GiB", CUDALINK_MAX_DIMENSION));
+    return FALSE;
+  }
+
+  desc = gst_cuda_link_sink_mapping_describe (&m);
+  GST_INFO_OBJECT (self, "%s input -> %s",
+      gst_video_format_to_string (GST_VIDEO_INFO_FORMAT (&self->info)), desc);
+
+  if (m.td_unreadable && !self->warned_td) {
+    self->warned_td = TRUE;
+    GST_ELEMENT_WARNING (self, STREAM, FORMAT,
+        ("Publishing %s: a TouchDesigner cuda-link Receiver cannot read this "
+            "dtype (it reads uint8, uint16, float16 and float32)", desc),
+        ("output-dtype=%d", dtype));
+  }
+  if (m.order_ignored && !self->warned_order) {
+    self->warned_order = TRUE;
+    GST_ELEMENT_WARNING (self, STREAM, FORMAT,
+        ("channel-order=bgra only applies to uint8 x 4 output; publishing "
+            "%s", desc), (NULL));
+  }
+  g_free (desc);
+
+  if (!m.plain && !self->conv) {
+    GError *err = NULL;
+
+    self->conv = gst_cuda_link_converter_new (self->context, &err);
+    if (!self->conv) {
+      GST_ELEMENT_ERROR (self, LIBRARY, INIT,
+          ("Cannot convert %s input on the GPU", gst_video_format_to_string
+              (GST_VIDEO_INFO_FORMAT (&self->info))), ("%s", err->message));
+      g_clear_error (&err);
+      return FALSE;
+    }
+    GST_INFO_OBJECT (self, "GPU converter loaded from %s",
+        gst_cuda_link_converter_origin (self->conv));
+  }
+
+  self->mapping = m;
+  return ensure_producer (self);
+}
+
+/* ---------------------------------------------------------------------- */
+/* start / stop                                                           */
+/* ---------------------------------------------------------------------- */
+
+static gboolean
+gst_cuda_link_sink_start (GstBaseSink * sink)
+{
+  GstCudaLinkSink *self = GST_CUDA_LINK_SINK (sink);
+  gchar *name, *why = NULL;
+  gchar driver_why[512] = "";
+  cudalink_status st;
+  gint device_id;
+  CUresult res;
+
+  GST_OBJECT_LOCK (self);
+  name = g_strdup (self->ipc_name);
+  device_id = self->device_id;
+  self->settings_changed = FALSE;
+  GST_OBJECT_UNLOCK (self);
+
+  /* the name first: it needs no driver */
+  if (!gst_cuda_link_sink_name_is_valid (name, &why)) {
+    GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS,
+        ("Invalid ipc-name \"%s\"", name ? name : ""), ("%s", why));
+    g_free (why);
+    g_free (name);
+    return FALSE;
+  }
+  g_free (name);
+
+  st = cudalink_cuda_load (driver_why, sizeof (driver_why));
+  if (st != CUDALINK_OK) {
+    GST_ELEMENT_ERROR (self, RESOURCE, FAILED,
+        ("CUDA driver not available: %s", cudalink_strerror (st)),
+        ("%s", driver_why));
+    return FALSE;
+  }
+  if (!gst_cuda_load_library ()) {
+    GST_ELEMENT_ERROR (self, RESOURCE, FAILED,
+        ("CUDA driver not available: GStreamer's CUDA library could not load "
+            "it"), ("gst_cuda_load_library() failed (libcuda.so.1)"));
+    return FALSE;
+  }
+  gst_cuda_memory_init_once ();
+
+  if (!gst_cuda_ensure_element_context (GST_ELEMENT (self), device_id,
+          &self->context)) {
+    gint count = -1;
+
+    CuDeviceGetCount (&count);
+    GST_ELEMENT_ERROR (self, RESOURCE, NOT_FOUND,
+        ("No such CUDA device: cuda-device-id=%d", device_id),
+        ("could not create a CUDA context on device %d; the driver reports "
+            "%d device(s)", device_id < 0 ? 0 : device_id, count));
+    return FALSE;
+  }
+
+  if (!gst_cuda_context_push (self->context)) {
+    GST_ELEMENT_ERROR (self, RESOURCE, FAILED,
+        ("Could not use the CUDA context"), ("cuCtxPushCurrent failed"));
+    gst_clear_object (&self->context);
+    return FALSE;
+  }
+  res = CuStreamCreate (&self->stream, CU_STREAM_DEFAULT);
+  gst_cuda_context_pop (NULL);
+  if (res != CUDA_SUCCESS) {
+    const gchar *ename = NULL;
+
+    CuGetErrorName (res, &ename);
+    GST_ELEMENT_ERROR (self, RESOURCE, FAILED,
+        ("Could not create a CUDA stream"), ("cuStreamCreate: %s",
+            ename ? ename : "?"));
+    self->stream = NULL;
+    gst_clear_object (&self->context);
+    return FALSE;
+  }
+
+  g_mutex_lock (&self->stats_lock);
+  memset (&self->pstats, 0, sizeof (self->pstats));
+  self->base_frames = self->base_reinits = self->base_relinks = 0;
+  self->window_len = self->window_pos = 0;
+  g_mutex_unlock (&self->stats_lock);
+  self->have_info = FALSE;
+  self->warned_td = self->warned_order = FALSE;
+
+  return TRUE;
+}
+
+static void
+free_staging (GstCudaLinkSink * self)
+{
+  if (self->staging && gst_cuda_context_push (self->context)) {
+    gst_cuda_result (CuMemFree (self->staging));
+    gst_cuda_context_pop (NULL);
+  }
+  self->staging = 0;
+  self->staging_pitch = self->staging_row = 0;
+  self->staging_height = 0;
+}
+
+static gboolean
+gst_cuda_link_sink_stop (GstBaseSink * sink)
+{
+  GstCudaLinkSink *self = GST_CUDA_LINK_SINK (sink);
+
+  sync_in_flight (self);
+  destroy_producer (self);
+  free_staging (self);
+  g_clear_pointer (&self->conv, gst_cuda_link_converter_free);
+  if (self->stream && gst_cuda_context_push (self->context)) {
+    gst_cuda_result (CuStreamDestroy (self->stream));
+    gst_cuda_context_pop (NULL);
+  }
+  self->stream = NULL;
+  gst_clear_object (&self->context);
+  self->have_info = FALSE;
+
+  return TRUE;
+}
+
+/* ---------------------------------------------------------------------- */
+/* caps and allocation                                                    */
+/* ---------------------------------------------------------------------- */
+
+static gboolean
+gst_cuda_link_sink_set_caps (GstBaseSink * sink, GstCaps * caps)
+{
+  GstCudaLinkSink *self = GST_CUDA_LINK_SINK (sink);
+  GstCapsFeatures *features;
+  GstVideoInfo info;
+
+  GST_DEBUG_OBJECT (self, "caps %" GST_PTR_FORMAT, caps);
+
+  if (!gst_video_info_from_caps (&info, caps)) {
+    GST_ELEMENT_ERROR (self, CORE, NEGOTIATION, ("Invalid caps"),
+        ("could not parse %" GST_PTR_FORMAT, caps));
+    return FALSE;
+  }
+
+  features = gst_caps_get_features (caps, 0);
+  self->cuda_caps = features && gst_caps_features_contains (features,
+      GST_CAPS_FEATURE_MEMORY_CUDA_MEMORY);
+  self->info = info;
+  self->have_info = TRUE;
+
+  return apply_mapping (self);
+}
+
+/* Formats GStreamer 1.22's CUDA allocator can allocate: it aborts on any
+ * other (gst_cuda_allocator_alloc_internal), so no pool is offered for the
+ * gray and 16-bit formats before 1.24. */
+static gboolean
+pool_format_supported (GstVideoFormat format)
+{
+#if GST_CHECK_VERSION(1, 24, 0)
+  return TRUE;
+#else
+  switch (format) {
+    case GST_VIDEO_FORMAT_RGBA:
+    case GST_VIDEO_FORMAT_RGBx:
+    case GST_VIDEO_FORMAT_BGRA:
+    case GST_VIDEO_FORMAT_BGRx:
+    case GST_VIDEO_FORMAT_RGB:
+    case GST_VIDEO_FORMAT_BGR:
+      return TRUE;
+    default:
+      return FALSE;
+  }
+#endif
+}
+
+static gboolean
+gst_cuda_link_sink_propose_allocation (GstBaseSink * sink, GstQuery * query)
+{
+  GstCudaLinkSink *self = GST_CUDA_LINK_SINK (sink);
+  GstCapsFeatures *features;
+  GstVideoInfo info;
+  GstCaps *caps;
+  gboolean need_pool;
+
+  gst_query_parse_allocation (query, &caps, &need_pool);
+  if (!caps || !gst_video_info_from_caps (&info, caps))
+    return FALSE;
+
+  gst_query_add_allocation_meta (query, GST_VIDEO_META_API_TYPE, NULL);
+
+  features = gst_caps_get_features (caps, 0);
+  if (need_pool && self->context && features &&
+      gst_caps_features_contains (features,
+          GST_CAPS_FEATURE_MEMORY_CUDA_MEMORY) &&
+      pool_format_supported (GST_VIDEO_INFO_FORMAT (&info))) {
+    GstBufferPool *pool = gst_cuda_buffer_pool_new (self->context);
+    GstStructure *config = gst_buffer_pool_get_config (pool);
+    guint size;
+
+    gst_buffer_pool_config_add_option (config,
+        GST_BUFFER_POOL_OPTION_VIDEO_META);
+    gst_buffer_pool_config_set_params (config, caps, info.size, 0, 0);
+    if (!gst_buffer_pool_set_config (pool, config)) {
+      GST_WARNING_OBJECT (self, "CUDA pool refused its config");
+      gst_object_unref (pool);
+      return TRUE;
+    }
+    /* the pool wrote back its pitched size */
+    config = gst_buffer_pool_get_config (pool);
+    gst_buffer_pool_config_get_params (config, NULL, &size, NULL, NULL);
+    gst_structure_free (config);
+
+    /* one buffer stays with us until the next frame (in_flight) */
+    gst_query_add_allocation_pool (query, pool, size, 1, 0);
+    gst_object_unref (pool);
+  }
+
+  return TRUE;
+}
+
+/* ---------------------------------------------------------------------- */
+/* render                                                                 */
+/* ---------------------------------------------------------------------- */
+
+static gboolean
+ensure_staging (GstCudaLinkSink * self, gsize row, guint height)
+{
+  CUresult res;
+
+  if (self->staging && self->staging_row == row &&
+      self->staging_height == height)
+    return TRUE;
+
+  sync_in_flight (self);
+  free_staging (self);
+  if (!gst_cuda_context_push (self->context))
+    return FALSE;
+  res = CuMemAllocPitch (&self->staging, &self->staging_pitch, row, height,
+      16);
+  gst_cuda_context_pop (NULL);
+  if (res != CUDA_SUCCESS) {
+    const gchar *ename = NULL;
+
+    CuGetErrorName (res, &ename);
+    GST_ELEMENT_ERROR (self, RESOURCE, NO_SPACE_LEFT,
+        ("Could not allocate a %" G_GSIZE_FORMAT "x%u staging buffer on the "
+            "GPU", row, height), ("cuMemAllocPitch: %s", ename ? ename : "?"));
+    self->staging = 0;
+    return FALSE;
+  }
+  self->staging_row = row;
+  self->staging_height = height;
+  return TRUE;
+}
+
+/* Enqueues a copy of plane 0 of @frame into the staging buffer. */
+static gboolean
+copy_to_staging (GstCudaLinkSink * self, GstVideoFrame * frame,
+    gboolean device)
+{
+  CUDA_MEMCPY2D cp;
+  gsize row = (gsize) GST_VIDEO_FRAME_WIDTH (frame) *
+      self->mapping.src_pixel_size;
+  guint height = GST_VIDEO_FRAME_HEIGHT (frame);
+  CUresult res;
+
+  if (!ensure_staging (self, row, height))
+    return FALSE;
+
+  memset (&cp, 0, sizeof (cp));
+  if (device) {
+    cp.srcMemoryType = CU_MEMORYTYPE_DEVICE;
+    cp.srcDevice = (CUdeviceptr) GST_VIDEO_FRAME_PLANE_DATA (frame, 0);
+  } else {
+    cp.srcMemoryType = CU_MEMORYTYPE_HOST;
+    cp.srcHost = GST_VIDEO_FRAME_PLANE_DATA (frame, 0);
+  }
+  cp.srcPitch = GST_VIDEO_FRAME_PLANE_STRIDE (frame, 0);
+  cp.dstMemoryType = CU_MEMORYTYPE_DEVICE;
+  cp.dstDevice = self->staging;
+  cp.dstPitch = self->staging_pitch;
+  cp.WidthInBytes = row;
+  cp.Height = height;
+
+  if (!gst_cuda_context_push (self->context))
+    return FALSE;
+  res = CuMemcpy2DAsync (&cp, self->stream);
+  gst_cuda_context_pop (NULL);
+  if (res != CUDA_SUCCESS) {
+    const gchar *ename = NULL;
+
+    CuGetErrorName (res, &ename);
+    GST_ELEMENT_ERROR (self, RESOURCE, WRITE,
+        ("Could not upload the frame to the GPU"), ("cuMemcpy2DAsync: %s",
+            ename ? ename : "?"));
+    return FALSE;
+  }
+  return TRUE;
+}
+
+static void
+record_time (GstCudaLinkSink * self, gint64 start_ns)
+{
+  gdouble us = (gst_util_get_timestamp () - start_ns) / 1000.0;
+
+  g_mutex_lock (&self->stats_lock);
+  self->window[self->window_pos] = us;
+  self->window_pos = (self->window_pos + 1) % STATS_WINDOW;
+  if (self->window_len < STATS_WINDOW)
+    self->window_len++;
+  g_mutex_unlock (&self->stats_lock);
+}
+
+static GstFlowReturn
+gst_cuda_link_sink_render (GstBaseSink * sink, GstBuffer * buf)
+{
+  GstCudaLinkSink *self = GST_CUDA_LINK_SINK (sink);
+  gint64 t0 = gst_util_get_timestamp ();
+  GstVideoFrame frame;
+  GstMemory *mem;
+  gboolean changed, wait, on_device, mapped_cuda = FALSE;
+  CUdeviceptr src;
+  gsize src_pitch;
+  cudalink_status st;
+  GstFlowReturn ret = GST_FLOW_ERROR;
+
+  if (!self->have_info) {
+    GST_ELEMENT_ERROR (self, CORE, NEGOTIATION, (NULL),
+        ("received a buffer before caps"));
+    return GST_FLOW_NOT_NEGOTIATED;
+  }
+
+  /* the previous frame's GPU work still reads its buffer: wait for it (it
+   * is long done unless frames come back to back) and let the buffer go
+   * back to upstream's pool. Our own staging buffer and the slots need no
+   * wait: the work on them is ordered on our stream. */
+  if (self->in_flight && !sync_in_flight (self)) {
+    GST_ELEMENT_ERROR (self, RESOURCE, WRITE, ("The GPU failed"),
+        ("cuStreamSynchronize failed on the previous frame"));
+    return GST_FLOW_ERROR;
+  }
+
+  GST_OBJECT_LOCK (self);
+  changed = self->settings_changed;
+  wait = self->wait_gpu;
+  GST_OBJECT_UNLOCK (self);
+  if ((changed || !self->producer) && !apply_mapping (self))
+    return GST_FLOW_ERROR;
+
+  mem = gst_buffer_peek_memory (buf, 0);
+  on_device = self->cuda_caps && gst_buffer_n_memory (buf) == 1 &&
+      gst_is_cuda_memory (mem);
+
+  if (on_device) {
+    if (!gst_video_frame_map (&frame, &self->info, buf,
+            GST_MAP_READ | GST_MAP_CUDA)) {
+      GST_ELEMENT_ERROR (self, RESOURCE, READ, ("Could not map the frame"),
+          ("gst_video_frame_map (CUDA) failed"));
+      return GST_FLOW_ERROR;
+    }
+    mapped_cuda = TRUE;
+    if (GST_CUDA_MEMORY_CAST (mem)->context == self->context) {
+      src = (CUdeviceptr) GST_VIDEO_FRAME_PLANE_DATA (&frame, 0);
+      src_pitch = GST_VIDEO_FRAME_PLANE_STRIDE (&frame, 0);
+    } else {
+      /* another context (maybe another device): a copy, which UVA allows,
+       * where a kernel of ours could not read it */
+      GST_LOG_OBJECT (self, "CUDA memory of another context: copying");
+      if (!copy_to_staging (self, &frame, TRUE))
+        goto out;
+      src = self->staging;
+      src_pitch = self->staging_pitch;
+    }
+  } else {
+    if (!gst_video_frame_map (&frame, &self->info, buf, GST_MAP_READ)) {
+      GST_ELEMENT_ERROR (self, RESOURCE, READ, ("Could not map the frame"),
+          ("gst_video_frame_map failed"));
+      return GST_FLOW_ERROR;
+    }
+    if (!copy_to_staging (self, &frame, FALSE))
+      goto out;
+    src = self->staging;
+    src_pitch = self->staging_pitch;
+  }
+
+  if (self->mapping.plain) {
+    st = cudalink_producer_publish (self->producer, src, src_pitch,
+        self->stream, wait);
+    if (st != CUDALINK_OK) {
+      post_lib_error (self, st, "Could not publish the frame");
+      goto out;
+    }
+  } else {
+    GstCudaLinkConvertParams p;
+    guint64 dst;
+    size_t dst_pitch;
+    GError *err = NULL;
+
+    st = cudalink_producer_begin (self->producer, &dst, &dst_pitch);
+    if (st != CUDALINK_OK) {
+      post_lib_error (self, st, "Could not publish the frame");
+      goto out;
+    }
+    memset (&p, 0, sizeof (p));
+    p.src = src;
+    p.src_pitch = src_pitch;
+    p.src_comps = self->mapping.src_comps;
+    p.src_dtype = self->mapping.src_dtype;
+    p.dst = dst;
+    p.dst_pitch = dst_pitch;
+    p.dst_comps = self->mapping.format.num_comps;
+    p.dst_dtype = self->mapping.format.dtype;
+    p.width = self->mapping.format.width;
+    p.height = self->mapping.format.height;
+    memcpy (p.swizzle, self->mapping.swizzle, sizeof (p.swizzle));
+    p.flip_y = self->mapping.flip_y;
+    if (!gst_cuda_link_converter_run (self->conv, &p, self->stream, &err)) {
+      GST_ELEMENT_ERROR (self, RESOURCE, WRITE,
+          ("Could not convert the frame on the GPU"), ("%s", err->message));
+      g_clear_error (&err);
+      goto out;
+    }
+    st = cudalink_producer_commit (self->producer, self->stream, wait);
+    if (st != CUDALINK_OK) {
+      post_lib_error (self, st, "Could not publish the frame");
+      goto out;
+    }
+  }
+
+  /* queued GPU work may still read the buffer: keep it until the next
+   * frame (or stop) has synchronised the stream */
+  if (!wait && mapped_cuda)
+    self->in_flight = gst_buffer_ref (buf);
+  snapshot_stats (self);
+  ret = GST_FLOW_OK;
+
+out:
+  gst_video_frame_unmap (&frame);
+  if (ret == GST_FLOW_OK)
+    record_time (self, t0);
+  return ret;
+}
+
+static gboolean
+gst_cuda_link_sink_event (GstBaseSink * sink, GstEvent * event)
+{
+  GstCudaLinkSink *self = GST_CUDA_LINK_SINK (sink);
+
+  if (GST_EVENT_TYPE (event) == GST_EVENT_EOS) {
+    /* clean shutdown: consumers see the producer leave; a new segment is
+     * created if data flows again (after a flushing seek) */
+    GST_INFO_OBJECT (self, "EOS: shutting the segment down");
+    destroy_producer (self);
+  }
+
+  return GST_BASE_SINK_CLASS (parent_class)->event (sink, event);
+}
+
+/* ---------------------------------------------------------------------- */
+
+static void
+gst_cuda_link_sink_class_init (GstCudaLinkSinkClass * klass)
+{
+  GObjectClass *gobject_class = G_OBJECT_CLASS (klass);
+  GstElementClass *element_class = GST_ELEMENT_CLASS (klass);
+  GstBaseSinkClass *basesink_class = GST_BASE_SINK_CLASS (klass);
+
+  gobject_class->set_property = gst_cuda_link_sink_set_property;
+  gobject_class->get_property = gst_cuda_link_sink_get_property;
+  gobject_class->dispose = gst_cuda_link_sink_dispose;
+  gobject_class->finalize = gst_cuda_link_sink_finalize;
+
+  g_object_class_install_property (gobject_class, PROP_IPC_NAME,
+      g_param_spec_string ("ipc-name", "IPC name",
+          "Name of the shared-memory segment (/dev/shm/NAME on Linux; the "
+          "cuda-link Receiver's name); 1..200 bytes, no '/' or '\\'",
+          DEFAULT_IPC_NAME, G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
+          GST_PARAM_MUTABLE_READY));
+  g_object_class_install_property (gobject_class, PROP_NUM_SLOTS,
+      g_param_spec_uint ("num-slots", "Number of slots",
+          "Device buffers in the ring (fixed for a segment's life: changing "
+          "it while playing shuts the segment down and publishes a new one)",
+          1, CUDALINK_MAX_SLOTS, DEFAULT_NUM_SLOTS, G_PARAM_READWRITE |
+          G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_PLAYING));
+  g_object_class_install_property (gobject_class, PROP_CUDA_DEVICE_ID,
+      g_param_spec_int ("cuda-device-id", "CUDA device id",
+          "CUDA device to publish from (-1: the device of the CUDA context "
+          "shared by the pipeline, else device 0)", -1, G_MAXINT,
+          DEFAULT_CUDA_DEVICE_ID, G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
+          GST_PARAM_MUTABLE_READY));
+  g_object_class_install_property (gobject_class, PROP_CHANNEL_ORDER,
+      g_param_spec_enum ("channel-order", "Channel order",
+          "Order of the 4 published channels", GST_TYPE_CUDA_LINK_SINK_CHANNEL_ORDER,
+          DEFAULT_CHANNEL_ORDER, G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
+          GST_PARAM_MUTABLE_PLAYING));
+  g_object_class_install_property (gobject_class, PROP_OUTPUT_DTYPE,
+      g_param_spec_enum ("output-dtype", "Output data type",
+          "Component type published (converted on the GPU; integer input "
+          "maps to 0..1 floats)", GST_TYPE_CUDA_LINK_SINK_OUTPUT_DTYPE,
+          DEFAULT_OUTPUT_DTYPE, G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
+          GST_PARAM_MUTABLE_PLAYING));
+  g_object_class_install_property (gobject_class, PROP_WAIT_GPU,
+      g_param_spec_boolean ("wait-gpu", "Wait for the GPU",
+          "Block in render until the frame's copy has finished on the GPU "
+          "(consumers never need it: they wait on the slot's event)",
+          DEFAULT_WAIT_GPU, G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
+          GST_PARAM_MUTABLE_PLAYING));
+  g_object_class_install_property (gobject_class, PROP_STATS,
+      g_param_spec_boxed ("stats", "Statistics",
+          "frames-published, reinits, relinks, version, write-idx, and the "
+          "p50/p99 of the time render takes (publish-time-p50-us, "
+          "publish-time-p99-us) over the last frames", GST_TYPE_STRUCTURE,
+          G_PARAM_READABLE | G_PARAM_STATIC_STRINGS));
+  g_object_class_override_property (gobject_class, PROP_VIDEO_DIRECTION,
+      "video-direction");
+
+  gst_element_class_set_static_metadata (element_class, "CUDA Link Sink",
+      "Sink/Video/Hardware",
+      "Publishes video frames to other processes over CUDA IPC "
+      "(cuda-link protocol, TouchDesigner compatible)",
+      "cudalink developers");
+  gst_element_class_add_static_pad_template (element_class, &sink_template);
+
+  element_class->set_context =
+      GST_DEBUG_FUNCPTR (gst_cuda_link_sink_set_context);
+
+  basesink_class->start = GST_DEBUG_FUNCPTR (gst_cuda_link_sink_start);
+  basesink_class->stop = GST_DEBUG_FUNCPTR (gst_cuda_link_sink_stop);
+  basesink_class->set_caps = GST_DEBUG_FUNCPTR (gst_cuda_link_sink_set_caps);
+  basesink_class->propose_allocation =
+      GST_DEBUG_FUNCPTR (gst_cuda_link_sink_propose_allocation);
+  basesink_class->query = GST_DEBUG_FUNCPTR (gst_cuda_link_sink_query);
+  basesink_class->event = GST_DEBUG_FUNCPTR (gst_cuda_link_sink_event);
+  basesink_class->render = GST_DEBUG_FUNCPTR (gst_cuda_link_sink_render);
+
+  gst_type_mark_as_plugin_api (GST_TYPE_CUDA_LINK_SINK_CHANNEL_ORDER, 0);
+  gst_type_mark_as_plugin_api (GST_TYPE_CUDA_LINK_SINK_OUTPUT_DTYPE, 0);
+
+  GST_DEBUG_CATEGORY_INIT (gst_cuda_link_sink_debug, "cudalinksink", 0,
+      "cudalinksink");
+}
+
+static void
+gst_cuda_link_sink_init (GstCudaLinkSink * self)
+{
+  self->ipc_name = g_strdup (DEFAULT_IPC_NAME);
+  self->num_slots = DEFAULT_NUM_SLOTS;
+  self->device_id = DEFAULT_CUDA_DEVICE_ID;
+  self->channel_order = DEFAULT_CHANNEL_ORDER;
+  self->output_dtype = DEFAULT_OUTPUT_DTYPE;
+  self->wait_gpu = DEFAULT_WAIT_GPU;
+  self->method = DEFAULT_VIDEO_DIRECTION;
+  g_mutex_init (&self->stats_lock);
+}

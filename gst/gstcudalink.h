@@ -1,0 +1,19 @@
+/* The cudalink plugin's elements, registered together by plugin.c.
+ *
+ * Both elements register even where no CUDA driver is installed (so that
+ * gst-inspect-1.0 and the CPU-only tests see them); they fail in start()
+ * with a GStreamer error that says the driver is missing.
+ */
+#ifndef __GST_CUDA_LINK_H__
+#define __GST_CUDA_LINK_H__
+
+#include <gst/gst.h>
+
+G_BEGIN_DECLS
+
+GST_ELEMENT_REGISTER_DECLARE (cudalinksink);
+GST_ELEMENT_REGISTER_DECLARE (cudalinksrc);
+
+G_END_DECLS
+
+#endif /* __GST_CUDA_LINK_H__ */

@@ -364,14 +364,7 @@ cudalink_producer_create(const cudalink_producer_config *config, const cudalink_
   if ((st = set_format(p, format)) != CUDALINK_OK)
     goto fail;
 
-  p->cu = cudalink_cuda_get(&st, p->last_error, sizeof p->last_error);
-  if (!p->cu)
-    goto fail;
-  st = cudalink_cuda_context_acquire(p->cu, config->cuda_context, config->device, &p->ctx,
-                                     p->last_error, sizeof p->last_error);
-  if (st != CUDALINK_OK)
-    goto fail;
-
+  /* the segment first: who holds it is decided without CUDA */
   st = cudalink_shm_create(p->name, p->layout.size, &p->seg, &created);
   if (st != CUDALINK_OK) {
     set_error(p, "cannot create segment '%s': %s", p->name, cudalink_shm_last_error());
@@ -383,6 +376,14 @@ cudalink_producer_create(const cudalink_producer_config *config, const cudalink_
     goto fail;
   }
   if (!created && (st = check_takeover(p)) != CUDALINK_OK)
+    goto fail;
+
+  p->cu = cudalink_cuda_get(&st, p->last_error, sizeof p->last_error);
+  if (!p->cu)
+    goto fail;
+  st = cudalink_cuda_context_acquire(p->cu, config->cuda_context, config->device, &p->ctx,
+                                     p->last_error, sizeof p->last_error);
+  if (st != CUDALINK_OK)
     goto fail;
 
   if (!push_ctx(p)) {
@@ -414,7 +415,8 @@ cudalink_producer_create(const cudalink_producer_config *config, const cudalink_
 fail:
   if (config->log && p->last_error[0])
     config->log(config->log_user_data, CUDALINK_LOG_ERROR, p->last_error);
-  if (p->seg && created)
+  /* a segment we created goes again; one we re-used is left as it was */
+  if (p->seg && created && !p->ring)
     cudalink_shm_unlink(p->name);
   cudalink_producer_destroy(p);
   return st;

@@ -1,6 +1,7 @@
 /* The driver loader without a driver: every path must end in a documented
  * status and a message naming what is missing, never a crash. The loader
  * runs once per process, so each case runs in a forked child. */
+#include <signal.h>
 #include <stdlib.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -164,6 +165,179 @@ test_consumer_without_driver(void)
   CHECK_EQ_INT(in_child("/nonexistent/libcuda.so.1", child_consumer), 0);
 }
 
+/* --- who holds a segment is decided before CUDA is needed ------------- */
+
+static char log_text[2048];
+
+static void
+collect_log(void *user, cudalink_log_level level, const char *message)
+{
+  size_t n = strlen(log_text);
+  (void)user;
+  snprintf(log_text + n, sizeof log_text - n, "[%d] %s\n", (int)level, message);
+}
+
+static cudalink_status
+try_producer(uint32_t stale_ms)
+{
+  cudalink_producer_config cfg;
+  cudalink_format fmt = { 64, 32, 4, CUDALINK_DTYPE_UINT8, 0 };
+  cudalink_producer *p = NULL;
+  cudalink_status st;
+  cudalink_producer_config_init(&cfg);
+  cfg.name = seg_name;
+  cfg.stale_ms = stale_ms;
+  cfg.log = collect_log;
+  log_text[0] = 0;
+  st = cudalink_producer_create(&cfg, &fmt, &p);
+  cudalink_producer_destroy(p);
+  return st;
+}
+
+/* A segment holding a valid header, as a producer leaves it. */
+static cudalink_shm *
+make_segment(uint8_t shutdown_flag)
+{
+  cudalink_header h;
+  cudalink_shm *shm = NULL;
+  int created;
+  memset(&h, 0, sizeof h);
+  h.version = 41;
+  h.num_slots = 3;
+  h.write_idx = 77;
+  h.shutdown_flag = shutdown_flag;
+  h.format = (cudalink_format){ 64, 32, 4, CUDALINK_DTYPE_UINT8, 0 };
+  if (cudalink_shm_create(seg_name, cudalink_layout_size(3), &shm, &created) != CUDALINK_OK)
+    return NULL;
+  cudalink_header_write(&h, cudalink_shm_data(shm), cudalink_shm_size(shm));
+  return shm;
+}
+
+static int
+child_busy(void)
+{
+  int to_holder[2], from_holder[2], bad = 0;
+  pid_t holder;
+  char b = 0;
+  if (pipe(to_holder) || pipe(from_holder))
+    return 50;
+  holder = fork();
+  if (holder == 0) {
+    cudalink_shm *shm = make_segment(0);
+    int ok = shm && cudalink_shm_lock(shm) == CUDALINK_OK;
+    if (write(from_holder[1], ok ? "L" : "x", 1) != 1 || read(to_holder[0], &b, 1) != 1)
+      _exit(1);
+    _exit(0);
+  }
+  if (read(from_holder[0], &b, 1) != 1 || b != 'L')
+    bad++;
+  if (try_producer(200) != CUDALINK_ERR_BUSY)
+    bad++;
+  if (!strstr(log_text, "held by another live cudalink producer")) {
+    fprintf(stderr, "  log: %s\n", log_text);
+    bad++;
+  }
+  if (write(to_holder[1], "q", 1) != 1)
+    bad++;
+  waitpid(holder, NULL, 0);
+  /* once the holder is gone, the lock is free: the next refusal is the
+   * missing driver, after taking the (idle) segment over */
+  if (try_producer(100) != CUDALINK_ERR_NO_DRIVER)
+    bad++;
+  if (!strstr(log_text, "taking over stale segment")) {
+    fprintf(stderr, "  log: %s\n", log_text);
+    bad++;
+  }
+  cudalink_shm_unlink(seg_name);
+  return bad;
+}
+
+static int
+child_foreign_publisher(void)
+{
+  int bad = 0;
+  pid_t pub;
+  cudalink_shm *shm = make_segment(0);
+  if (!shm)
+    return 50;
+  pub = fork();
+  if (pub == 0) {
+    /* a foreign producer: publishes every 5 ms, holds no lock */
+    cudalink_layout L = cudalink_layout_for(3);
+    uint8_t *base = cudalink_shm_data(shm);
+    for (uint32_t k = 100; k < 500; k++) {
+      memcpy(base + L.write_idx, &k, 4);
+      usleep(5000);
+    }
+    _exit(0);
+  }
+  if (try_producer(300) != CUDALINK_ERR_FOREIGN_PRODUCER)
+    bad++;
+  if (!strstr(log_text, "being published to by another producer")) {
+    fprintf(stderr, "  log: %s\n", log_text);
+    bad++;
+  }
+  kill(pub, SIGKILL);
+  waitpid(pub, NULL, 0);
+  /* refused, so the segment is untouched and still there */
+  {
+    cudalink_header h;
+    cudalink_shm *again = NULL;
+    bad += cudalink_shm_open(seg_name, &again) != CUDALINK_OK;
+    bad += cudalink_header_parse(cudalink_shm_data(again), cudalink_shm_size(again), &h) !=
+           CUDALINK_OK;
+    bad += h.version != 41;
+    cudalink_shm_close(again);
+  }
+  cudalink_shm_close(shm);
+  cudalink_shm_unlink(seg_name);
+  return bad;
+}
+
+static int
+child_shut_down_segment(void)
+{
+  int bad = 0;
+  cudalink_shm *shm = make_segment(1);
+  double t0 = cudalink_now();
+  if (!shm)
+    return 50;
+  /* no waiting for a segment whose producer said goodbye */
+  if (try_producer(5000) != CUDALINK_ERR_NO_DRIVER)
+    bad++;
+  if (cudalink_now() - t0 > 2.0)
+    bad++;
+  if (!strstr(log_text, "left by a producer that shut down")) {
+    fprintf(stderr, "  log: %s\n", log_text);
+    bad++;
+  }
+  /* a re-used segment is not unlinked when we fail */
+  {
+    cudalink_shm *again = NULL;
+    bad += cudalink_shm_open(seg_name, &again) != CUDALINK_OK;
+    cudalink_shm_close(again);
+  }
+  cudalink_shm_close(shm);
+  cudalink_shm_unlink(seg_name);
+  return bad;
+}
+
+static void
+test_segment_of_live_producer_refused(void)
+{
+  CHECK_EQ_INT(in_child("/nonexistent/libcuda.so.1", child_busy), 0);
+}
+static void
+test_segment_of_foreign_publisher_refused(void)
+{
+  CHECK_EQ_INT(in_child("/nonexistent/libcuda.so.1", child_foreign_publisher), 0);
+}
+static void
+test_shut_down_segment_reused(void)
+{
+  CHECK_EQ_INT(in_child("/nonexistent/libcuda.so.1", child_shut_down_segment), 0);
+}
+
 int
 main(void)
 {
@@ -173,5 +347,8 @@ main(void)
   RUN_TEST(test_driver_without_device);
   RUN_TEST(test_producer_without_driver);
   RUN_TEST(test_consumer_without_driver);
+  RUN_TEST(test_segment_of_live_producer_refused);
+  RUN_TEST(test_segment_of_foreign_publisher_refused);
+  RUN_TEST(test_shut_down_segment_reused);
   return TEST_SUMMARY();
 }

@@ -155,7 +155,7 @@ load_shutdown(const cudalink_consumer *c)
 static cudalink_status
 snapshot(cudalink_consumer *c, cudalink_header *h, int *stable)
 {
-  uint8_t a[512], b[512];
+  uint8_t a[CUDALINK_MAX_LAYOUT_SIZE], b[CUDALINK_MAX_LAYOUT_SIZE];
   size_t size;
   cudalink_status st;
   char why[200];

@@ -134,6 +134,8 @@ CUDALINK_API const char *cudalink_status_name(int status);
 #define CUDALINK_MAGIC 0x43495044u /* "CIPD" read as a little-endian u32 */
 #define CUDALINK_MAX_SLOTS 10u
 #define CUDALINK_IPC_HANDLE_SIZE 64u
+/** The largest layout, for 10 slots: 20 + 128*10 + 1 + 20 + 8 bytes. */
+#define CUDALINK_MAX_LAYOUT_SIZE 1329u
 /** Largest width or height we accept from a segment. */
 #define CUDALINK_MAX_DIMENSION 32768u
 

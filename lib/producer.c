@@ -147,7 +147,7 @@ store_version(uint8_t *base, size_t off, uint64_t v)
 static cudalink_status
 write_header_ordered(cudalink_producer *p)
 {
-  uint8_t buf[512];
+  uint8_t buf[CUDALINK_MAX_LAYOUT_SIZE];
   cudalink_status st;
   const cudalink_layout *L = &p->layout;
 

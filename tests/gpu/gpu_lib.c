@@ -234,6 +234,7 @@ typedef struct {
   uint32_t frames;
   uint32_t full_every; /* compare whole frames every Nth, sampled rows otherwise */
   int to_consumer[2], to_producer[2];
+  uint32_t slots;
 } roundtrip_args;
 
 static int
@@ -245,7 +246,7 @@ roundtrip_producer(void *arg)
   CUstream s;
   cuda_up();
   framegen_init(&g, &a->fmt, 1);
-  p = producer_up(&a->fmt, 3);
+  p = producer_up(&a->fmt, a->slots);
   s = (CUstream)cudalink_producer_stream(p);
   send_byte(a->to_consumer[1], 'R');
   for (uint32_t k = 0; k < a->frames; k++) {
@@ -320,9 +321,10 @@ roundtrip_consumer(void *arg)
     send_byte(a->to_producer[1], 'A');
   }
   st = cudalink_consumer_wait(c, 3000000);
-  printf("  %ux%u x%u %s: %u frames checked (%u whole, others 16 rows), %u mismatches; "
+  printf("  %u slots, %ux%u x%u %s: %u frames checked (%u whole, others 16 rows), %u mismatches; "
          "end: %s\n",
-         g.fmt.width, g.fmt.height, g.fmt.num_comps, cudalink_dtype_name(g.fmt.dtype), checked,
+         a->slots, g.fmt.width, g.fmt.height, g.fmt.num_comps, cudalink_dtype_name(g.fmt.dtype),
+         checked,
          full, bad, cudalink_status_name(st));
   if (st != CUDALINK_ERR_PRODUCER_GONE)
     bad++;
@@ -335,9 +337,9 @@ roundtrip_consumer(void *arg)
 }
 
 static void
-run_roundtrip(cudalink_format fmt, uint32_t frames, uint32_t full_every)
+run_roundtrip(cudalink_format fmt, uint32_t frames, uint32_t full_every, uint32_t slots)
 {
-  roundtrip_args a = { fmt, frames, full_every, { 0, 0 }, { 0, 0 } };
+  roundtrip_args a = { fmt, frames, full_every, { 0, 0 }, { 0, 0 }, slots };
   pid_t pp, pc;
   REQUIRE(pipe(a.to_consumer) == 0 && pipe(a.to_producer) == 0);
   pp = spawn(roundtrip_producer, &a);
@@ -353,13 +355,21 @@ run_roundtrip(cudalink_format fmt, uint32_t frames, uint32_t full_every)
 static void
 test_roundtrip_1080p_rgba8(void)
 {
-  run_roundtrip((cudalink_format){ 1920, 1080, 4, CUDALINK_DTYPE_UINT8, 0 }, 1000, 1);
+  run_roundtrip((cudalink_format){ 1920, 1080, 4, CUDALINK_DTYPE_UINT8, 0 }, 1000, 1, 3);
+}
+
+static void
+test_roundtrip_1_and_10_slots(void)
+{
+  run_roundtrip((cudalink_format){ 640, 480, 2, CUDALINK_DTYPE_UINT16, CUDALINK_FLAG_MONO_ALPHA },
+                200, 1, 1);
+  run_roundtrip((cudalink_format){ 640, 480, 1, CUDALINK_DTYPE_FLOAT16, 0 }, 200, 1, 10);
 }
 
 static void
 test_roundtrip_4k_float32(void)
 {
-  run_roundtrip((cudalink_format){ 3840, 2160, 4, CUDALINK_DTYPE_FLOAT32, 0 }, 1000, 50);
+  run_roundtrip((cudalink_format){ 3840, 2160, 4, CUDALINK_DTYPE_FLOAT32, 0 }, 1000, 50, 3);
 }
 
 /* --- 2. reformat, clean shutdown ------------------------------------ */
@@ -851,6 +861,7 @@ main(int argc, char **argv)
   if (!only || strstr(#fn, only)) RUN_TEST(fn)
   MAYBE(test_roundtrip_1080p_rgba8);
   MAYBE(test_roundtrip_4k_float32);
+  MAYBE(test_roundtrip_1_and_10_slots);
   MAYBE(test_reformat_and_clean_shutdown);
   MAYBE(test_producer_sigkill);
   MAYBE(test_torn_detection);

@@ -111,10 +111,10 @@ child_producer(void)
   return bad;
 }
 
-/* A valid segment is validated first; only then does the missing driver
- * stop the consumer, with a message that says so. */
+/* A valid segment is validated first, for every slot count; only then does
+ * the missing driver stop the consumer, with a message that says so. */
 static int
-child_consumer(void)
+consumer_meets_missing_driver(uint32_t slots)
 {
   cudalink_header h;
   cudalink_consumer_config cfg;
@@ -125,11 +125,11 @@ child_consumer(void)
 
   memset(&h, 0, sizeof h);
   h.version = 3;
-  h.num_slots = 3;
+  h.num_slots = slots;
   h.format = (cudalink_format){ 64, 32, 4, CUDALINK_DTYPE_UINT8, 0 };
-  for (int s = 0; s < 3; s++)
-    memset(h.mem_handle[s], 0x11 + s, CUDALINK_IPC_HANDLE_SIZE);
-  if (cudalink_shm_create(seg_name, cudalink_layout_size(3), &shm, &created) != CUDALINK_OK)
+  for (uint32_t s = 0; s < slots; s++)
+    memset(h.mem_handle[s], 0x11 + (int)s, CUDALINK_IPC_HANDLE_SIZE);
+  if (cudalink_shm_create(seg_name, cudalink_layout_size(slots), &shm, &created) != CUDALINK_OK)
     return 50;
   bad += cudalink_header_write(&h, cudalink_shm_data(shm), cudalink_shm_size(shm)) !=
          CUDALINK_OK;
@@ -139,7 +139,7 @@ child_consumer(void)
   bad += cudalink_consumer_create(&cfg, &c) != CUDALINK_OK;
   st = cudalink_consumer_connect(c);
   if (st != CUDALINK_ERR_NO_DRIVER) {
-    fprintf(stderr, "  consumer: got %s: %s\n", cudalink_status_name(st),
+    fprintf(stderr, "  consumer (%u slots): got %s: %s\n", slots, cudalink_status_name(st),
             cudalink_consumer_last_error(c));
     bad++;
   }
@@ -152,6 +152,13 @@ child_consumer(void)
   cudalink_shm_close(shm);
   cudalink_shm_unlink(seg_name);
   return bad;
+}
+
+static int
+child_consumer(void)
+{
+  return consumer_meets_missing_driver(1) + consumer_meets_missing_driver(3) +
+         consumer_meets_missing_driver(10);
 }
 
 static void

@@ -99,7 +99,7 @@ float_to_bf16 (float f)
 CUDALINK_DEVICE float
 clampf (float v, float lo, float hi)
 {
-  return fminf (fmaxf (v, lo), hi);     /* nan -> lo */
+  return v != v ? 0.0f : fminf (fmaxf (v, lo), hi);    /* nan -> 0 */
 }
 
 CUDALINK_DEVICE float

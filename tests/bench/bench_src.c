@@ -1,0 +1,329 @@
+/* cudalinksrc benchmark (a program, not a test): prints a markdown table.
+ *
+ *   bench_src [PATH/TO/src_producer] [seconds-per-run]
+ *
+ * (default producer: ../gpu/src_producer next to this program). Needs a GPU,
+ * the cudalink plugin on GST_PLUGIN_PATH_1_0, and the coreelements and app
+ * plugins.
+ *
+ * 1. Wake-up latency, producer publish -> cudalinksrc pushes the frame
+ *    (the element's latency-p50/p99-us stats: producer timestamp to push,
+ *    copy included), 64x64 RGBA at 200 fps, with our producer (futex wake)
+ *    and with a foreign producer that wakes nobody (src_producer --foreign,
+ *    like TouchDesigner and Python), at poll-interval 1000 and 200 us.
+ * 2. Sustained rate with an unthrottled producer, 1920x1080 RGBA8, CUDA and
+ *    system-memory output: frames pushed per second, missed, torn.
+ * 3. CPU use of the process running cudalinksrc ! fakesink on a 60 fps
+ *    producer (getrusage user + system over wall time).
+ */
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <gst/gst.h>
+
+#include "cudalink.h"
+
+#define MEMORY_CUDA_TAIL "video/x-raw(memory:CUDAMemory) ! fakesink sync=false"
+
+static const char *producer_path;
+static double run_s = 3.0;
+static guint name_counter;
+
+typedef struct {
+  GPid pid;
+  int out_fd;
+  gboolean alive;
+} Producer;
+
+static gboolean
+wait_line(Producer *p, const char *want, int timeout_ms)
+{
+  GString *acc = g_string_new(NULL);
+  gint64 deadline = g_get_monotonic_time() + (gint64)timeout_ms * 1000;
+  gboolean found = FALSE;
+
+  while (!found && g_get_monotonic_time() < deadline) {
+    struct pollfd pfd = { p->out_fd, POLLIN, 0 };
+    if (poll(&pfd, 1, 100) > 0) {
+      char buf[256];
+      ssize_t n = read(p->out_fd, buf, sizeof buf);
+      if (n <= 0)
+        break;
+      g_string_append_len(acc, buf, n);
+      found = strstr(acc->str, want) != NULL;
+    }
+  }
+  g_string_free(acc, TRUE);
+  return found;
+}
+
+static gboolean
+producer_start(Producer *p, const char *name, const char *fmt_and_opts)
+{
+  gchar *line = g_strdup_printf("%s %s %s", producer_path, name, fmt_and_opts);
+  gchar **argv = NULL;
+  GError *err = NULL;
+  gboolean ok;
+
+  memset(p, 0, sizeof *p);
+  ok = g_shell_parse_argv(line, NULL, &argv, &err) &&
+       g_spawn_async_with_pipes(NULL, argv, NULL, G_SPAWN_DO_NOT_REAP_CHILD, NULL, NULL, &p->pid,
+                                NULL, &p->out_fd, NULL, &err);
+  if (!ok) {
+    fprintf(stderr, "cannot start %s: %s\n", line, err ? err->message : "?");
+    g_clear_error(&err);
+  } else {
+    p->alive = TRUE;
+    ok = wait_line(p, "READY", 15000);
+    if (!ok)
+      fprintf(stderr, "producer not ready: %s\n", line);
+  }
+  g_strfreev(argv);
+  g_free(line);
+  return ok;
+}
+
+static void
+producer_stop(Producer *p)
+{
+  int status;
+  if (!p->alive)
+    return;
+  kill(p->pid, SIGTERM);
+  for (int i = 0; i < 300; i++) {
+    if (waitpid(p->pid, &status, WNOHANG) == p->pid) {
+      p->alive = FALSE;
+      break;
+    }
+    g_usleep(10000);
+  }
+  if (p->alive) {
+    kill(p->pid, SIGKILL);
+    waitpid(p->pid, &status, 0);
+  }
+  g_spawn_close_pid(p->pid);
+  close(p->out_fd);
+  p->alive = FALSE;
+}
+
+typedef struct {
+  gboolean ok;
+  double seconds;
+  guint64 frames, missed, torn, p50, p99;
+  double cpu_pct;
+  char error[512];
+} Result;
+
+/* Runs "cudalinksrc name=src ipc-name=NAME SRC_OPTS ! TAIL" for @seconds
+ * (or until @producer prints DONE when wait_done) and reads the stats. */
+static void
+run_pipeline(const char *name, const char *src_opts, const char *tail, double seconds,
+             Result *res)
+{
+  gchar *desc = g_strdup_printf("cudalinksrc name=src ipc-name=%s timeout=10000 %s ! %s", name,
+                                src_opts, tail);
+  GError *err = NULL;
+  GstElement *pipe = gst_parse_launch(desc, &err);
+  GstStructure *st = NULL;
+  GstElement *src;
+  GstBus *bus;
+  struct rusage r0, r1;
+  gint64 t0, t1, end;
+
+  memset(res, 0, sizeof *res);
+  if (!pipe) {
+    g_snprintf(res->error, sizeof res->error, "%s: %s", desc, err ? err->message : "?");
+    g_clear_error(&err);
+    g_free(desc);
+    return;
+  }
+  g_clear_error(&err);
+  bus = gst_element_get_bus(pipe);
+  gst_element_set_state(pipe, GST_STATE_PLAYING);
+  /* let it attach and negotiate before measuring */
+  g_usleep(300 * 1000);
+  src = gst_bin_get_by_name(GST_BIN(pipe), "src");
+  g_object_get(src, "stats", &st, NULL);
+  res->frames = 0;
+  {
+    guint64 f0 = 0, m0 = 0, t0s = 0;
+    gst_structure_get_uint64(st, "frames", &f0);
+    gst_structure_get_uint64(st, "missed", &m0);
+    gst_structure_get_uint64(st, "torn-discarded", &t0s);
+    gst_structure_free(st);
+    getrusage(RUSAGE_SELF, &r0);
+    t0 = g_get_monotonic_time();
+    end = t0 + (gint64)(seconds * 1e6);
+    while (g_get_monotonic_time() < end) {
+      GstMessage *m = gst_bus_timed_pop_filtered(bus, 50 * GST_MSECOND, GST_MESSAGE_ERROR);
+      if (m) {
+        GError *e = NULL;
+        gst_message_parse_error(m, &e, NULL);
+        g_snprintf(res->error, sizeof res->error, "%s", e->message);
+        g_error_free(e);
+        gst_message_unref(m);
+        break;
+      }
+    }
+    t1 = g_get_monotonic_time();
+    getrusage(RUSAGE_SELF, &r1);
+    g_object_get(src, "stats", &st, NULL);
+    gst_structure_get_uint64(st, "frames", &res->frames);
+    gst_structure_get_uint64(st, "missed", &res->missed);
+    gst_structure_get_uint64(st, "torn-discarded", &res->torn);
+    gst_structure_get_uint64(st, "latency-p50-us", &res->p50);
+    gst_structure_get_uint64(st, "latency-p99-us", &res->p99);
+    gst_structure_free(st);
+    res->frames -= f0;
+    res->missed -= m0;
+    res->torn -= t0s;
+  }
+  res->seconds = (t1 - t0) / 1e6;
+  res->cpu_pct = 100.0 *
+                 ((r1.ru_utime.tv_sec - r0.ru_utime.tv_sec) +
+                  (r1.ru_stime.tv_sec - r0.ru_stime.tv_sec) +
+                  ((r1.ru_utime.tv_usec - r0.ru_utime.tv_usec) +
+                   (r1.ru_stime.tv_usec - r0.ru_stime.tv_usec)) / 1e6) /
+                 res->seconds;
+  res->ok = !res->error[0] && res->frames > 0;
+  if (!res->error[0] && res->frames == 0)
+    g_snprintf(res->error, sizeof res->error, "no frames");
+  gst_object_unref(src);
+  gst_element_set_state(pipe, GST_STATE_NULL);
+  gst_object_unref(bus);
+  gst_object_unref(pipe);
+  g_free(desc);
+}
+
+static void
+row(const char *what, const char *cond, const char *value, const Result *r)
+{
+  printf("| %s | %s | %s | %s |\n", what, cond, r->ok ? value : "FAILED",
+         r->ok ? "" : r->error);
+}
+
+static void
+bench_latency(const char *label, const char *prod_opts, const char *src_opts)
+{
+  gchar *name = g_strdup_printf("clbench-src-%d-%u", (int)getpid(), name_counter++);
+  gchar *opts = g_strdup_printf("64 64 4 uint8 --frames 0 --fps 200 %s", prod_opts);
+  Producer p;
+  Result r;
+  gchar *v;
+
+  if (!producer_start(&p, name, opts)) {
+    memset(&r, 0, sizeof r);
+    g_snprintf(r.error, sizeof r.error, "producer did not start");
+  } else {
+    run_pipeline(name, src_opts, "fakesink sync=false", run_s, &r);
+    producer_stop(&p);
+  }
+  v = g_strdup_printf("p50 %" G_GUINT64_FORMAT " us, p99 %" G_GUINT64_FORMAT " us (%" G_GUINT64_FORMAT
+                      " frames)",
+                      r.p50, r.p99, r.frames);
+  row("publish -> push latency", label, v, &r);
+  g_free(v);
+  g_free(opts);
+  g_free(name);
+}
+
+static void
+bench_rate(const char *label, const char *tail)
+{
+  gchar *name = g_strdup_printf("clbench-src-%d-%u", (int)getpid(), name_counter++);
+  Producer p;
+  Result r;
+  gchar *v;
+
+  if (!producer_start(&p, name, "1920 1080 4 uint8 --frames 0 --fps 0")) {
+    memset(&r, 0, sizeof r);
+    g_snprintf(r.error, sizeof r.error, "producer did not start");
+  } else {
+    run_pipeline(name, "", tail, run_s, &r);
+    producer_stop(&p);
+  }
+  v = g_strdup_printf("%.0f fps pushed (missed %" G_GUINT64_FORMAT ", torn-discarded %" G_GUINT64_FORMAT
+                      ")",
+                      r.seconds > 0 ? r.frames / r.seconds : 0, r.missed, r.torn);
+  row("unthrottled producer, 1920x1080 RGBA8", label, v, &r);
+  g_free(v);
+  g_free(name);
+}
+
+static void
+bench_cpu(const char *label, const char *prod_opts, const char *src_opts)
+{
+  gchar *name = g_strdup_printf("clbench-src-%d-%u", (int)getpid(), name_counter++);
+  gchar *opts = g_strdup_printf("1280 720 4 uint8 --frames 0 --fps 60 %s", prod_opts);
+  Producer p;
+  Result r;
+  gchar *v;
+
+  if (!producer_start(&p, name, opts)) {
+    memset(&r, 0, sizeof r);
+    g_snprintf(r.error, sizeof r.error, "producer did not start");
+  } else {
+    run_pipeline(name, src_opts, MEMORY_CUDA_TAIL, run_s * 2, &r);
+    producer_stop(&p);
+  }
+  v = g_strdup_printf("%.1f %% of one core (%.0f fps)", r.cpu_pct,
+                      r.seconds > 0 ? r.frames / r.seconds : 0);
+  row("CPU, cudalinksrc ! fakesink at 60 fps 1280x720", label, v, &r);
+  g_free(v);
+  g_free(opts);
+  g_free(name);
+}
+
+int
+main(int argc, char **argv)
+{
+  char why[256];
+  gchar *dflt = NULL;
+  GstElementFactory *f;
+
+  gst_init(NULL, NULL);
+  if (argc > 1) {
+    producer_path = argv[1];
+  } else {
+    gchar *self = g_file_read_link("/proc/self/exe", NULL);
+    gchar *dir = self ? g_path_get_dirname(self) : g_strdup(".");
+    dflt = g_build_filename(dir, "..", "gpu", "src_producer", NULL);
+    producer_path = dflt;
+    g_free(dir);
+    g_free(self);
+  }
+  if (argc > 2)
+    run_s = g_ascii_strtod(argv[2], NULL);
+  if (cudalink_cuda_load(why, sizeof why) != CUDALINK_OK) {
+    fprintf(stderr, "bench_src needs a GPU: %s\n", why);
+    return 1;
+  }
+  f = gst_element_factory_find("cudalinksrc");
+  if (!f) {
+    fprintf(stderr, "cudalinksrc is not registered (GST_PLUGIN_PATH_1_0)\n");
+    return 1;
+  }
+  gst_object_unref(f);
+
+  printf("| measurement | condition | result | note |\n");
+  printf("|---|---|---|---|\n");
+  bench_latency("cudalink producer (futex wake), poll-interval 1000 us", "", "poll-interval=1000");
+  bench_latency("foreign producer (no wake), poll-interval 1000 us", "--foreign",
+                "poll-interval=1000");
+  bench_latency("foreign producer (no wake), poll-interval 200 us", "--foreign",
+                "poll-interval=200");
+  bench_rate("CUDA memory out", "video/x-raw(memory:CUDAMemory) ! fakesink sync=false");
+  bench_rate("system memory out (downloaded)", "video/x-raw ! fakesink sync=false");
+  bench_cpu("cudalink producer (futex wake)", "", "poll-interval=1000");
+  bench_cpu("foreign producer, poll-interval 1000 us", "--foreign", "poll-interval=1000");
+  bench_cpu("foreign producer, poll-interval 200 us", "--foreign", "poll-interval=200");
+
+  g_free(dflt);
+  return 0;
+}

@@ -85,6 +85,7 @@ enum
  * again, and how often a missing producer is looked for. */
 #define WAIT_SLICE_US 10000
 #define RECONNECT_INTERVAL_US 50000
+#define SETTLE_MS 500
 /* Latency samples kept for the stats percentiles. */
 #define LATENCY_SAMPLES 1024
 /* Time budget of one frame's copy, for the LATENCY query. */
@@ -464,6 +465,10 @@ gst_cuda_link_src_start (GstBaseSrc * bsrc)
   config.cuda_context =
       self->context ? gst_cuda_context_get_handle (self->context) : NULL;
   config.poll_interval_us = poll_us;
+  /* how long one connect() retries a header being rewritten: also how
+   * long a stop can wait for it, so shorter than the library's 2 s; the
+   * attach loop retries anyway */
+  config.settle_ms = SETTLE_MS;
   st = cudalink_consumer_create (&config, &self->consumer);
   if (st != CUDALINK_OK) {
     GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS,

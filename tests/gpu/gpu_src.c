@@ -1055,6 +1055,58 @@ test_foreign_producer(void)
   g_free(name);
 }
 
+/* A valid header whose IPC handles are garbage (or belong to nobody): with
+ * a driver present the element must fail with an error that says so, not
+ * crash. */
+static void
+test_hostile_handles(void)
+{
+  gchar *name = unique_name();
+  gchar *path = g_strdup_printf("/dev/shm/%s", name);
+  cudalink_header h;
+  guint8 buf[1400];
+  FILE *fp;
+  Check c;
+  Check *cs[1] = { &c };
+  Run r;
+  gchar *desc;
+  gint64 t0;
+
+  memset(&h, 0, sizeof h);
+  h.version = 3;
+  h.num_slots = 3;
+  h.format = (cudalink_format){ 64, 64, 4, CUDALINK_DTYPE_UINT8, 0 };
+  for (guint i = 0; i < sizeof h.mem_handle; i++)
+    ((guint8 *)h.mem_handle)[i] = (guint8)(i * 131 + 7);
+  memset(h.event_handle, 0x3c, sizeof h.event_handle);
+  REQUIRE(cudalink_header_write(&h, buf, sizeof buf) == CUDALINK_OK);
+  fp = fopen(path, "wb");
+  REQUIRE(fp != NULL);
+  fwrite(buf, 1, cudalink_layout_size(3), fp);
+  fclose(fp);
+
+  check_init(&c);
+  c.nfmt = 1;
+  c.fmt[0] = h.format;
+  desc = g_strdup_printf("cudalinksrc name=src0 ipc-name=%s timeout=300 ! appsink name=sink0",
+                         name);
+  t0 = g_get_monotonic_time();
+  CHECK(run_start(&r, desc, cs, 1));
+  for (int i = 0; i < 100 && !r.error[0]; i++)
+    run_pump(&r, 50);
+  printf("    garbage IPC handles: error after %.0f ms: %s\n",
+         (g_get_monotonic_time() - t0) / 1000.0, r.error);
+  CHECK_STR_CONTAINS(r.error, name);
+  CHECK_STR_CONTAINS(r.error, "IPC");
+  CHECK_EQ_INT(c.frames, 0);
+  run_stop(&r);
+  check_clear(&c);
+  CHECK(unlink(path) == 0);
+  g_free(desc);
+  g_free(path);
+  g_free(name);
+}
+
 /* ------------------------------------------------------------------------ */
 
 static gboolean
@@ -1113,6 +1165,7 @@ main(int argc, char **argv)
   RUN(test_foreign_producer);
   RUN(test_python_producer);
   RUN(test_unthrottled_no_torn);
+  RUN(test_hostile_handles);
 
   return TEST_SUMMARY();
 }

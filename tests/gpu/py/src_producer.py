@@ -174,6 +174,7 @@ def main():
     ap.add_argument("--height2", type=int, default=90)
     ap.add_argument("--jump", type=int, default=501)
     ap.add_argument("--hold-ms", type=int, default=300)
+    ap.add_argument("--delay-ms", type=int, default=0)
     a = ap.parse_args()
 
     stop = []
@@ -184,6 +185,7 @@ def main():
     p.seed = a.seed
     p.init(a.width, a.height)
     print("READY", flush=True)
+    time.sleep(a.delay_ms / 1000.0)
     period = 1.0 / a.fps if a.fps > 0 else 0
     t = time.perf_counter()
     k = 0

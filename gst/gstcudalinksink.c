@@ -170,6 +170,7 @@ struct _GstCudaLinkSink
   /* stats; stats_lock */
   GMutex stats_lock;
   gchar *lib_error;             /* last error-level message of libcudalink */
+  const gchar *path;            /* "plain copy" or the converter's origin */
   cudalink_producer_stats pstats;       /* of the current producer */
   guint64 base_frames, base_reinits, base_relinks;     /* of earlier ones */
   gdouble window[STATS_WINDOW]; /* render times, us */
@@ -295,7 +296,8 @@ gst_cuda_link_sink_make_stats (GstCudaLinkSink * self)
       "version", G_TYPE_UINT64, self->pstats.version,
       "write-idx", G_TYPE_UINT, self->pstats.write_idx,
       "took-over-stale", G_TYPE_BOOLEAN, self->pstats.took_over_stale != 0,
-      "window", G_TYPE_UINT, n, NULL);
+      "window", G_TYPE_UINT, n,
+      "path", G_TYPE_STRING, self->path ? self->path : "none", NULL);
   g_mutex_unlock (&self->stats_lock);
 
   qsort (sorted, n, sizeof (gdouble), compare_doubles);
@@ -684,6 +686,10 @@ apply_mapping (GstCudaLinkSink * self)
   }
 
   self->mapping = m;
+  g_mutex_lock (&self->stats_lock);
+  self->path = m.plain ? "plain copy" :
+      gst_cuda_link_converter_origin (self->conv);
+  g_mutex_unlock (&self->stats_lock);
   return ensure_producer (self);
 }
 
@@ -795,6 +801,9 @@ gst_cuda_link_sink_stop (GstBaseSink * sink)
   sync_in_flight (self);
   destroy_producer (self);
   free_staging (self);
+  g_mutex_lock (&self->stats_lock);
+  self->path = NULL;
+  g_mutex_unlock (&self->stats_lock);
   g_clear_pointer (&self->conv, gst_cuda_link_converter_free);
   if (self->stream && gst_cuda_context_push (self->context)) {
     gst_cuda_result (CuStreamDestroy (self->stream));
@@ -1192,9 +1201,11 @@ gst_cuda_link_sink_class_init (GstCudaLinkSinkClass * klass)
           GST_PARAM_MUTABLE_PLAYING));
   g_object_class_install_property (gobject_class, PROP_STATS,
       g_param_spec_boxed ("stats", "Statistics",
-          "frames-published, reinits, relinks, version, write-idx, and the "
+          "frames-published, reinits, relinks, version, write-idx, the "
           "p50/p99 of the time render takes (publish-time-p50-us, "
-          "publish-time-p99-us) over the last frames", GST_TYPE_STRUCTURE,
+          "publish-time-p99-us) over the last 1024 frames, and path (\"plain "
+          "copy\" or where the conversion kernel came from)",
+          GST_TYPE_STRUCTURE,
           G_PARAM_READABLE | G_PARAM_STATIC_STRINGS));
   g_object_class_override_property (gobject_class, PROP_VIDEO_DIRECTION,
       "video-direction");

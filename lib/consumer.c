@@ -149,6 +149,15 @@ load_shutdown(const cudalink_consumer *c)
   return f;
 }
 
+static int
+all_zero(const uint8_t *p, size_t n)
+{
+  for (size_t i = 0; i < n; i++)
+    if (p[i])
+      return 0;
+  return 1;
+}
+
 /* A parsed copy of the header; 'stable' when a second read SETTLE_GAP_US
  * later gave the same bytes (write_idx and timestamp excluded: they move
  * with every frame). */
@@ -168,7 +177,12 @@ snapshot(cudalink_consumer *c, cudalink_header *h, int *stable)
   memcpy(a, seg_base(c), size);
   atomic_thread_fence(memory_order_acquire);
   st = cudalink_header_parse_verbose(a, size, h, why, sizeof why);
-  if (st != CUDALINK_OK)
+  if (st != CUDALINK_OK && all_zero(a, size)) {
+    /* a producer creates the file before it writes the header */
+    set_error(c, "segment '%s' is empty (%lu bytes of zeros): its producer has not written "
+              "a header yet", c->name, (unsigned long)size);
+    st = CUDALINK_ERR_NOT_CONNECTED;
+  } else if (st != CUDALINK_OK)
     set_error(c, "segment '%s': %s", c->name, why);
   else if (h->shutdown_flag) {
     set_error(c, "segment '%s' is stale: its shutdown flag is set (the producer is gone)",
@@ -216,15 +230,6 @@ close_ring(cudalink_consumer *c)
   }
   c->open = 0;
   c->have_frame = 0;
-}
-
-static int
-all_zero(const uint8_t *p, size_t n)
-{
-  for (size_t i = 0; i < n; i++)
-    if (p[i])
-      return 0;
-  return 1;
 }
 
 static cudalink_status
@@ -328,8 +333,10 @@ attach(cudalink_consumer *c)
         close_ring(c);
         st = CUDALINK_ERR_IPC_OPEN;
       }
-    } else if (st != CUDALINK_OK && stable && st != CUDALINK_ERR_NOT_CONNECTED) {
-      return st; /* a bad header that is not being rewritten */
+    } else if (st != CUDALINK_OK && stable) {
+      /* a bad header that is not being rewritten, or an empty one: the
+       * caller decides how long to wait for a producer */
+      return st;
     }
     if (cudalink_now() >= deadline) {
       if (st == CUDALINK_OK)

@@ -300,7 +300,9 @@ CUDALINK_API void cudalink_producer_config_init(cudalink_producer_config *config
  * Refuses with ERR_BUSY a segment that another live producer of ours holds,
  * with ERR_FOREIGN_PRODUCER one whose foreign producer still publishes;
  * takes over a stale one (shutdown flag set or idle for stale_ms), logging a
- * warning. */
+ * warning. Who holds the segment is decided before CUDA is loaded. The
+ * reason for a failure (which CUDA call, what holds the segment) goes to
+ * config->log at CUDALINK_LOG_ERROR level. */
 CUDALINK_API cudalink_status cudalink_producer_create(const cudalink_producer_config *config,
                                                       const cudalink_format *format,
                                                       cudalink_producer **out);
@@ -331,7 +333,9 @@ CUDALINK_API cudalink_status cudalink_producer_commit(cudalink_producer *produce
 
 /** New size or dtype: a new ring, version bumped in the same segment in the
  * safe order (write_idx 0, handles and metadata, then version); the old
- * ring is freed once grace_ms has passed. */
+ * ring is freed once grace_ms has passed. Only the producer's own stream is
+ * synchronised first: a caller that queued writes into the old ring on a
+ * stream of its own must synchronise that stream before calling this. */
 CUDALINK_API cudalink_status cudalink_producer_reformat(cudalink_producer *producer,
                                                         const cudalink_format *format);
 
@@ -380,8 +384,10 @@ CUDALINK_API void cudalink_consumer_destroy(cudalink_consumer *consumer);
 /** Opens and validates the segment (no CUDA needed for that part), then
  * loads CUDA and opens every slot's handles, retrying a header that is
  * being re-initialised for up to settle_ms. ERR_NOT_FOUND when no segment
- * exists; a parse error code for a bad header; ERR_STALE when its shutdown
- * flag is set. cudalink_consumer_last_error() says what was found. */
+ * exists; ERR_NOT_CONNECTED when it exists but is still empty (all zeros)
+ * or at version 0 (a producer is starting: try again); a parse error code
+ * for a bad header; ERR_STALE when its shutdown flag is set.
+ * cudalink_consumer_last_error() says what was found. */
 CUDALINK_API cudalink_status cudalink_consumer_connect(cudalink_consumer *consumer);
 
 /** Closes handles and the segment; connect() may be called again. */

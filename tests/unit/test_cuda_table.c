@@ -2,7 +2,9 @@
  * status and a message naming what is missing, never a crash. The loader
  * runs once per process, so each case runs in a forked child. */
 #include <signal.h>
+#include <fcntl.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -345,6 +347,55 @@ test_shut_down_segment_reused(void)
   CHECK_EQ_INT(in_child("/nonexistent/libcuda.so.1", child_shut_down_segment), 0);
 }
 
+/* A producer creates its file before it writes the header: an empty
+ * segment means "starting", answered at once, not a bad header. */
+static int
+child_empty_segment(void)
+{
+  int bad = 0, created = 0;
+  size_t sizes[2] = { 0, 433 };
+  for (int i = 0; i < 2; i++) {
+    cudalink_shm *shm = NULL;
+    cudalink_consumer_config cfg;
+    cudalink_consumer *c = NULL;
+    cudalink_status st;
+    double t0;
+    if (sizes[i] == 0) {
+      /* what a producer that died between shm_open and ftruncate leaves */
+      char path[96];
+      int fd;
+      snprintf(path, sizeof path, "/%s", seg_name);
+      fd = shm_open(path, O_RDWR | O_CREAT | O_EXCL, 0600);
+      if (fd < 0)
+        return 50;
+      close(fd);
+    } else if (cudalink_shm_create(seg_name, sizes[i], &shm, &created) != CUDALINK_OK) {
+      return 51;
+    }
+    cudalink_consumer_config_init(&cfg);
+    cfg.name = seg_name;
+    cudalink_consumer_create(&cfg, &c);
+    t0 = cudalink_now();
+    st = cudalink_consumer_connect(c);
+    if (st != CUDALINK_ERR_NOT_CONNECTED || cudalink_now() - t0 > 0.5 ||
+        !strstr(cudalink_consumer_last_error(c), "has not written a header yet")) {
+      fprintf(stderr, "  %lu-byte empty segment: %s: %s\n", (unsigned long)sizes[i],
+              cudalink_status_name(st), cudalink_consumer_last_error(c));
+      bad++;
+    }
+    cudalink_consumer_destroy(c);
+    cudalink_shm_close(shm);
+    cudalink_shm_unlink(seg_name);
+  }
+  return bad;
+}
+
+static void
+test_empty_segment_is_not_ready(void)
+{
+  CHECK_EQ_INT(in_child("/nonexistent/libcuda.so.1", child_empty_segment), 0);
+}
+
 int
 main(void)
 {
@@ -357,5 +408,6 @@ main(void)
   RUN_TEST(test_segment_of_live_producer_refused);
   RUN_TEST(test_segment_of_foreign_publisher_refused);
   RUN_TEST(test_shut_down_segment_reused);
+  RUN_TEST(test_empty_segment_is_not_ready);
   return TEST_SUMMARY();
 }

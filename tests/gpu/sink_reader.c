@@ -87,12 +87,13 @@ read_frames(const char *name, unsigned count)
   }
 
   /* the sink creates the segment when caps arrive; until its header is
-   * written the segment is empty or all zero (ERR_TRUNCATED, ERR_BAD_MAGIC) */
+   * written the segment is empty (ERR_NOT_CONNECTED) */
   for (waited = 0;; waited += 5) {
     st = cudalink_consumer_connect(c);
     if (st == CUDALINK_OK)
       break;
-    if ((st != CUDALINK_ERR_NOT_FOUND && st != CUDALINK_ERR_STALE && st != CUDALINK_ERR_BAD_MAGIC &&
+    if ((st != CUDALINK_ERR_NOT_FOUND && st != CUDALINK_ERR_STALE && st != CUDALINK_ERR_NOT_CONNECTED &&
+         st != CUDALINK_ERR_BAD_MAGIC &&
          st != CUDALINK_ERR_TRUNCATED) ||
         waited > 20000) {
       fail_record(st, "connect: %s", cudalink_consumer_last_error(c));

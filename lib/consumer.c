@@ -514,7 +514,13 @@ cudalink_consumer_acquire(cudalink_consumer *c, void *stream, uint64_t *src, siz
   if ((res = c->cu->CtxPushCurrent(c->ctx.ctx)) != CUDA_SUCCESS)
     return cudalink_cuda_check(c->cu, res, "cuCtxPushCurrent", c->last_error,
                                sizeof c->last_error);
-  res = c->cu->StreamWaitEvent(s, c->event[c->frame.slot], 0);
+  /* The producer recorded the event before it published write_idx, which we
+   * have read: a completed query means the slot's frame is written. */
+  if (!(c->config.flags & CUDALINK_CONSUMER_ALWAYS_WAIT_EVENT) &&
+      c->cu->EventQuery(c->event[c->frame.slot]) == CUDA_SUCCESS)
+    res = CUDA_SUCCESS;
+  else
+    res = c->cu->StreamWaitEvent(s, c->event[c->frame.slot], 0);
   c->cu->CtxPopCurrent(NULL);
   if (res != CUDA_SUCCESS)
     return cudalink_cuda_check(c->cu, res, "cuStreamWaitEvent", c->last_error,

@@ -65,6 +65,7 @@ find_symbol(void *lib, const char *name)
   X(MemFree, "cuMemFree_v2")                            \
   X(MemGetInfo, "cuMemGetInfo_v2")                      \
   X(Memcpy2DAsync, "cuMemcpy2DAsync_v2")                \
+  X(MemcpyDtoDAsync, "cuMemcpyDtoDAsync_v2")            \
   X(MemcpyHtoD, "cuMemcpyHtoD_v2")                      \
   X(MemcpyDtoH, "cuMemcpyDtoH_v2")                      \
   X(MemsetD8Async, "cuMemsetD8Async")                   \

@@ -25,6 +25,7 @@ typedef struct cudalink_cuda {
   CUresult (CUDAAPI *MemFree)(CUdeviceptr);
   CUresult (CUDAAPI *MemGetInfo)(size_t *, size_t *);
   CUresult (CUDAAPI *Memcpy2DAsync)(const CUDA_MEMCPY2D *, CUstream);
+  CUresult (CUDAAPI *MemcpyDtoDAsync)(CUdeviceptr, CUdeviceptr, size_t, CUstream);
   CUresult (CUDAAPI *MemcpyHtoD)(CUdeviceptr, const void *, size_t);
   CUresult (CUDAAPI *MemcpyDtoH)(void *, CUdeviceptr, size_t);
   CUresult (CUDAAPI *MemsetD8Async)(CUdeviceptr, unsigned char, size_t, CUstream);

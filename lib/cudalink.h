@@ -369,9 +369,16 @@ typedef struct cudalink_consumer_config {
   uint32_t poll_interval_us; /* longest sleep between looks; 0 means 1000 */
   uint32_t settle_ms;        /* how long a half-written header after a version change
                                 is retried before it is an error; 0 means 2000 */
+  uint32_t flags;            /* CUDALINK_CONSUMER_* */
   cudalink_log_fn log;
   void *log_user_data;
 } cudalink_consumer_config;
+
+/* By default acquire() first asks whether the slot's event has already
+ * completed (cuEventQuery, a few microseconds) and only makes the stream wait
+ * on it when it has not: a GPU-side wait on an IPC event costs far more than
+ * the query. This flag always waits (for measurements). */
+#define CUDALINK_CONSUMER_ALWAYS_WAIT_EVENT 0x1u
 
 CUDALINK_API void cudalink_consumer_config_init(cudalink_consumer_config *config);
 

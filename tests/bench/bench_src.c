@@ -314,6 +314,8 @@ main(int argc, char **argv)
   printf("| measurement | condition | result | note |\n");
   printf("|---|---|---|---|\n");
   bench_latency("cudalink producer (futex wake), poll-interval 1000 us", "", "poll-interval=1000");
+  bench_latency("cudalink producer, video-direction=vert (kernel instead of 2-D copy)", "",
+                "poll-interval=1000 video-direction=vert");
   bench_latency("foreign producer (no wake), poll-interval 1000 us", "--foreign",
                 "poll-interval=1000");
   bench_latency("foreign producer (no wake), poll-interval 200 us", "--foreign",

@@ -1,0 +1,271 @@
+/* libcudalink benchmark (a program, not a test): where the time goes
+ * between a producer's publish and a consumer holding a clean copy, in two
+ * processes on one GPU. Prints a markdown table.
+ *
+ *   bench_lib [frames]
+ *
+ * For each frame size, a producer publishes every 2 ms (publish without
+ * waiting for its copy, as cudalinksink does by default); the consumer
+ * measures, per frame:
+ *   wake    producer timestamp -> cudalink_consumer_wait() returns (futex)
+ *   acquire cudalink_consumer_acquire() (event query or GPU-side event wait)
+ *   copy    2-D copy into its own buffer + cudalink_consumer_release()
+ *           (stream sync + torn check)
+ *   total   producer timestamp -> clean copy in hand
+ * once with the default acquire (skip the GPU wait when the event already
+ * completed) and once with CUDALINK_CONSUMER_ALWAYS_WAIT_EVENT. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "cuda_table.h"
+#include "cudalink.h"
+
+static const cudalink_cuda *cu;
+static CUcontext ctx;
+static volatile sig_atomic_t stop;
+
+static void
+on_term(int sig)
+{
+  (void)sig;
+  stop = 1;
+}
+
+static int
+cuda_up(void)
+{
+  cudalink_status st;
+  char why[256];
+  CUdevice dev;
+  cu = cudalink_cuda_get(&st, why, sizeof why);
+  if (!cu) {
+    fprintf(stderr, "bench_lib: %s\n", why);
+    return 0;
+  }
+  return cu->DeviceGet(&dev, 0) == CUDA_SUCCESS &&
+         cu->DevicePrimaryCtxRetain(&ctx, dev) == CUDA_SUCCESS &&
+         cu->CtxPushCurrent(ctx) == CUDA_SUCCESS;
+}
+
+static int
+produce(const char *name, const cudalink_format *fmt, int ready_fd)
+{
+  cudalink_producer_config cfg;
+  cudalink_producer *p = NULL;
+  uint32_t size, row;
+  CUdeviceptr frame;
+  CUstream s;
+  if (!cuda_up())
+    return 1;
+  cudalink_format_sizes(fmt, &size, &row);
+  cudalink_producer_config_init(&cfg);
+  cfg.name = name;
+  cfg.cuda_context = ctx;
+  if (cudalink_producer_create(&cfg, fmt, &p) != CUDALINK_OK)
+    return 2;
+  s = (CUstream)cudalink_producer_stream(p);
+  cu->MemAlloc(&frame, size);
+  if (write(ready_fd, "R", 1) != 1)
+    return 3;
+  for (uint32_t k = 0; !stop; k++) {
+    cu->MemsetD8Async(frame, (unsigned char)k, size, s);
+    cudalink_producer_publish(p, frame, row, s, 0);
+    usleep(2000);
+  }
+  cudalink_producer_destroy(p);
+  cu->MemFree(frame);
+  return 0;
+}
+
+static int
+cmp_double(const void *a, const void *b)
+{
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
+static void
+pct(double *v, int n, double *p50, double *p99)
+{
+  qsort(v, (size_t)n, sizeof *v, cmp_double);
+  *p50 = n ? v[n / 2] : 0;
+  *p99 = n ? v[(n * 99) / 100] : 0;
+}
+
+static int use_1d, own_first;
+static CUdeviceptr own_a, own_b;
+
+static int
+consume(const char *name, uint32_t flags, int frames, const char *label)
+{
+  cudalink_consumer_config cfg;
+  cudalink_consumer *c = NULL;
+  double *wake = calloc((size_t)frames, sizeof(double) * 5);
+  double *acq = wake + frames, *copy = acq + frames, *total = copy + frames;
+  double *sub = total + frames;
+  double p[10];
+  CUdeviceptr dst = 0;
+  uint32_t size, row;
+  int n = 0, torn = 0;
+  cudalink_status st = CUDALINK_ERR_NOT_FOUND;
+
+  cudalink_consumer_config_init(&cfg);
+  cfg.name = name;
+  cfg.cuda_context = ctx;
+  cfg.flags = flags;
+  cudalink_consumer_create(&cfg, &c);
+  for (int i = 0; i < 200 && st != CUDALINK_OK; i++)
+    if ((st = cudalink_consumer_connect(c)) != CUDALINK_OK)
+      usleep(10000);
+  if (st != CUDALINK_OK)
+    return 0;
+  cudalink_format_sizes(cudalink_consumer_format(c), &size, &row);
+  cu->MemAlloc(&dst, size);
+  {
+    /* reference: the same copy between two buffers of this process */
+    CUdeviceptr other;
+    CUstream s = (CUstream)cudalink_consumer_stream(c);
+    double *ref = calloc(200, sizeof(double)), r50, r99;
+    CUDA_MEMCPY2D cp;
+    cu->MemAlloc(&other, size);
+    memset(&cp, 0, sizeof cp);
+    cp.srcMemoryType = cp.dstMemoryType = CU_MEMORYTYPE_DEVICE;
+    cp.srcDevice = other;
+    cp.dstDevice = dst;
+    cp.srcPitch = cp.dstPitch = cp.WidthInBytes = row;
+    cp.Height = cudalink_consumer_format(c)->height;
+    for (int i = 0; i < 200; i++) {
+      double t = cudalink_now();
+      cu->Memcpy2DAsync(&cp, s);
+      cu->StreamSynchronize(s);
+      ref[i] = (cudalink_now() - t) * 1e6;
+    }
+    pct(ref, 200, &r50, &r99);
+    fprintf(stderr, "bench_lib: %s: own-buffer copy + sync p50 %.1f us p99 %.1f us\n", label,
+            r50, r99);
+    cu->MemFree(other);
+    free(ref);
+  }
+  cudalink_consumer_wait(c, 1000000); /* the frame already there */
+  while (n < frames) {
+    cudalink_frame_info info;
+    CUDA_MEMCPY2D cp;
+    uint64_t src;
+    size_t pitch;
+    double t0, t1, t2, t3;
+    if (cudalink_consumer_wait(c, 1000000) != CUDALINK_OK)
+      break;
+    if (own_first) {
+      /* a copy that touches no IPC memory, right when the frame arrived */
+      double ta = cudalink_now();
+      cu->MemcpyDtoDAsync(own_a, own_b, row, (CUstream)cudalink_consumer_stream(c));
+      cu->StreamSynchronize((CUstream)cudalink_consumer_stream(c));
+      sub[n < frames ? n : 0] = (cudalink_now() - ta) * 1e6;
+    }
+    t0 = cudalink_now();
+    cudalink_consumer_frame_info(c, &info);
+    cudalink_consumer_acquire(c, NULL, &src, &pitch);
+    t1 = cudalink_now();
+    memset(&cp, 0, sizeof cp);
+    cp.srcMemoryType = cp.dstMemoryType = CU_MEMORYTYPE_DEVICE;
+    cp.srcDevice = src;
+    cp.srcPitch = pitch;
+    cp.dstDevice = dst;
+    cp.dstPitch = row;
+    cp.WidthInBytes = row;
+    cp.Height = cudalink_consumer_format(c)->height;
+    if (use_1d)
+      cu->MemcpyDtoDAsync(dst, src, (size_t)row * cp.Height,
+                          (CUstream)cudalink_consumer_stream(c));
+    else
+      cu->Memcpy2DAsync(&cp, (CUstream)cudalink_consumer_stream(c));
+    t2 = cudalink_now(); /* submitted */
+    st = cudalink_consumer_release(c, NULL);
+    t3 = cudalink_now();
+    if (!own_first)
+      sub[n < frames ? n : 0] = (t2 - t1) * 1e6;
+    if (st != CUDALINK_OK) {
+      torn++;
+      continue;
+    }
+    wake[n] = (t0 - info.timestamp) * 1e6;
+    acq[n] = (t1 - t0) * 1e6;
+    copy[n] = (t3 - t1) * 1e6;
+    total[n] = (t3 - info.timestamp) * 1e6;
+    n++;
+  }
+  pct(wake, n, &p[0], &p[1]);
+  pct(acq, n, &p[2], &p[3]);
+  pct(copy, n, &p[4], &p[5]);
+  pct(total, n, &p[6], &p[7]);
+  pct(sub, n, &p[8], &p[9]);
+  fprintf(stderr, "bench_lib: %s: %s p50 %.1f us p99 %.1f us\n", label,
+          own_first ? "own 1-row copy + sync just before (no IPC memory)"
+                    : "copy submission alone", p[8], p[9]);
+  printf("| %s%s%s | %s | %.1f / %.1f | %.1f / %.1f | %.1f / %.1f | %.1f / %.1f | %d / %d |\n",
+         label, use_1d ? " (1-D copy)" : "", own_first ? " (after a local copy)" : "", flags ? "always wait on the event" : "query, wait if pending", p[0], p[1],
+         p[2], p[3], p[4], p[5], p[6], p[7], n, torn);
+  cu->MemFree(dst);
+  cudalink_consumer_destroy(c);
+  free(wake);
+  return n;
+}
+
+int
+main(int argc, char **argv)
+{
+  int frames = argc > 1 ? atoi(argv[1]) : 1000;
+  const struct {
+    cudalink_format fmt;
+    const char *label;
+  } cases[] = {
+    { { 64, 64, 4, CUDALINK_DTYPE_UINT8, 0 }, "64x64 RGBA8" },
+    { { 1920, 1080, 4, CUDALINK_DTYPE_UINT8, 0 }, "1920x1080 RGBA8" },
+    { { 3840, 2160, 4, CUDALINK_DTYPE_FLOAT32, 0 }, "3840x2160 float32x4" },
+  };
+  signal(SIGTERM, on_term);
+  printf("| frame | acquire | wake p50 / p99 (us) | acquire p50 / p99 | copy + release p50 / "
+         "p99 | total p50 / p99 | clean / torn |\n|---|---|---|---|---|---|---|\n");
+  fflush(stdout);
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    char name[64];
+    int fds[2];
+    char b;
+    pid_t prod, cons;
+    int status;
+    snprintf(name, sizeof name, "cudalink-bench-lib-%d-%zu", (int)getpid(), i);
+    if (pipe(fds))
+      return 1;
+    if ((prod = fork()) == 0)
+      _exit(produce(name, &cases[i].fmt, fds[1]));
+    if (read(fds[0], &b, 1) != 1)
+      return 1;
+    if ((cons = fork()) == 0) {
+      int ok = cuda_up() && consume(name, 0, frames, cases[i].label) &&
+               consume(name, CUDALINK_CONSUMER_ALWAYS_WAIT_EVENT, frames, cases[i].label);
+      use_1d = 1;
+      ok = ok && consume(name, 0, frames, cases[i].label);
+      use_1d = 0;
+      own_first = 1;
+      cu->MemAlloc(&own_a, 1 << 16);
+      cu->MemAlloc(&own_b, 1 << 16);
+      ok = ok && consume(name, 0, frames, cases[i].label);
+      fflush(stdout);
+      _exit(ok ? 0 : 1);
+    }
+    waitpid(cons, &status, 0);
+    kill(prod, SIGTERM);
+    waitpid(prod, NULL, 0);
+    close(fds[0]);
+    close(fds[1]);
+    if (!WIFEXITED(status) || WEXITSTATUS(status))
+      fprintf(stderr, "bench_lib: %s failed\n", cases[i].label);
+  }
+  printf("\nproducer publishes every 2 ms without waiting for its copy; %d frames per row\n",
+         frames);
+  return 0;
+}

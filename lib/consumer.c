@@ -593,7 +593,7 @@ cudalink_consumer_copy(cudalink_consumer *c, uint64_t dst, size_t dst_pitch, voi
   if ((res = c->cu->CtxPushCurrent(c->ctx.ctx)) != CUDA_SUCCESS)
     return cudalink_cuda_check(c->cu, res, "cuCtxPushCurrent", c->last_error,
                                sizeof c->last_error);
-  res = c->cu->Memcpy2DAsync(&cp, stream ? (CUstream)stream : c->stream);
+  res = cudalink_cuda_copy_2d(c->cu, &cp, stream ? (CUstream)stream : c->stream);
   c->cu->CtxPopCurrent(NULL);
   if (res != CUDA_SUCCESS)
     return cudalink_cuda_check(c->cu, res, "cuMemcpy2DAsync", c->last_error,

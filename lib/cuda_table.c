@@ -258,3 +258,13 @@ cudalink_cuda_context_release(const cudalink_cuda *cu, cudalink_cuda_context *c)
     cu->DevicePrimaryCtxRelease(c->device);
   memset(c, 0, sizeof *c);
 }
+
+CUresult
+cudalink_cuda_copy_2d(const cudalink_cuda *cu, const CUDA_MEMCPY2D *cp, CUstream s)
+{
+  if (cp->srcMemoryType == CU_MEMORYTYPE_DEVICE && cp->dstMemoryType == CU_MEMORYTYPE_DEVICE &&
+      cp->srcPitch == cp->WidthInBytes && cp->dstPitch == cp->WidthInBytes && !cp->srcXInBytes &&
+      !cp->srcY && !cp->dstXInBytes && !cp->dstY)
+    return cu->MemcpyDtoDAsync(cp->dstDevice, cp->srcDevice, cp->WidthInBytes * cp->Height, s);
+  return cu->Memcpy2DAsync(cp, s);
+}

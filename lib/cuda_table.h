@@ -62,6 +62,11 @@ const cudalink_cuda *cudalink_cuda_get(cudalink_status *status, char *why, size_
 cudalink_status cudalink_cuda_check(const cudalink_cuda *cu, CUresult res, const char *call,
                                     char *why, size_t why_len);
 
+/** An asynchronous device-to-device 2-D copy; rows that are packed on both
+ * sides go as one linear copy, which the H100 runs faster (bench_lib:
+ * 4K float32 550 vs 610 us). */
+CUresult cudalink_cuda_copy_2d(const cudalink_cuda *cu, const CUDA_MEMCPY2D *cp, CUstream s);
+
 /** A context to work in: the caller's, or the device's primary context
  * retained for us. */
 typedef struct cudalink_cuda_context {

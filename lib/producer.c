@@ -586,7 +586,7 @@ cudalink_producer_publish(cudalink_producer *p, uint64_t src, size_t src_pitch, 
     p->begun = 0;
     return CUDALINK_ERR_CUDA;
   }
-  res = p->cu->Memcpy2DAsync(&cp, stream ? (CUstream)stream : p->stream);
+  res = cudalink_cuda_copy_2d(p->cu, &cp, stream ? (CUstream)stream : p->stream);
   pop_ctx(p);
   if (res != CUDA_SUCCESS) {
     p->begun = 0;

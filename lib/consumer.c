@@ -34,6 +34,7 @@ sleep_us(unsigned us)
 #define SETTLE_GAP_US 2000     /* two reads this far apart must agree */
 #define RETRY_GAP_US 5000      /* between tries of a header being rewritten */
 #define LOCK_CHECK_S 0.05      /* how often we ask whether our producer lives */
+#define SYNC_SPIN_S 30e-6      /* release() polls this long before it sleeps */
 
 struct cudalink_consumer {
   char name[CUDALINK_MAX_NAME + 1];
@@ -50,6 +51,7 @@ struct cudalink_consumer {
   uint32_t row_size;
   CUdeviceptr mem[CUDALINK_MAX_SLOTS];
   CUevent event[CUDALINK_MAX_SLOTS];
+  CUevent done; /* blocking-sync event: release() sleeps on it instead of spinning */
 
   uint32_t last_idx;
   int have_frame;
@@ -309,6 +311,9 @@ attach(cudalink_consumer *c)
         CUresult res = c->cu->CtxPushCurrent(c->ctx.ctx);
         if (res == CUDA_SUCCESS) {
           res = c->cu->StreamCreate(&c->stream, CU_STREAM_NON_BLOCKING);
+          if (res == CUDA_SUCCESS)
+            res = c->cu->EventCreate(&c->done,
+                                     CU_EVENT_BLOCKING_SYNC | CU_EVENT_DISABLE_TIMING);
           c->cu->CtxPopCurrent(NULL);
         }
         if (res != CUDA_SUCCESS)
@@ -382,11 +387,15 @@ cudalink_consumer_disconnect(cudalink_consumer *c)
     return;
   if (c->cu) {
     close_ring(c);
-    if (c->stream && c->cu->CtxPushCurrent(c->ctx.ctx) == CUDA_SUCCESS) {
-      c->cu->StreamDestroy(c->stream);
+    if ((c->stream || c->done) && c->cu->CtxPushCurrent(c->ctx.ctx) == CUDA_SUCCESS) {
+      if (c->done)
+        c->cu->EventDestroy(c->done);
+      if (c->stream)
+        c->cu->StreamDestroy(c->stream);
       c->cu->CtxPopCurrent(NULL);
     }
     c->stream = NULL;
+    c->done = NULL;
     cudalink_cuda_context_release(c->cu, &c->ctx);
     c->cu = NULL;
   }
@@ -545,7 +554,21 @@ cudalink_consumer_release(cudalink_consumer *c, void *stream)
   if ((res = c->cu->CtxPushCurrent(c->ctx.ctx)) != CUDA_SUCCESS)
     return cudalink_cuda_check(c->cu, res, "cuCtxPushCurrent", c->last_error,
                                sizeof c->last_error);
-  res = c->cu->StreamSynchronize(stream ? (CUstream)stream : c->stream);
+  if (c->config.flags & CUDALINK_CONSUMER_SPIN_SYNC) {
+    res = c->cu->StreamSynchronize(stream ? (CUstream)stream : c->stream);
+  } else {
+    /* Poll briefly (a copy under MPS is done in ~20 us), then sleep until
+     * it is done rather than spin a core: without MPS the GPU's switch to
+     * our context alone takes ~250 us. */
+    res = c->cu->EventRecord(c->done, stream ? (CUstream)stream : c->stream);
+    if (res == CUDA_SUCCESS) {
+      double until = cudalink_now() + SYNC_SPIN_S;
+      while ((res = c->cu->EventQuery(c->done)) == CUDA_ERROR_NOT_READY && cudalink_now() < until) {
+      }
+      if (res == CUDA_ERROR_NOT_READY)
+        res = c->cu->EventSynchronize(c->done);
+    }
+  }
   c->cu->CtxPopCurrent(NULL);
   if (res != CUDA_SUCCESS)
     return cudalink_cuda_check(c->cu, res, "cuStreamSynchronize", c->last_error,

@@ -12,12 +12,18 @@
  *   copy    2-D copy into its own buffer + cudalink_consumer_release()
  *           (stream sync + torn check)
  *   total   producer timestamp -> clean copy in hand
- * once with the default acquire (skip the GPU wait when the event already
- * completed) and once with CUDALINK_CONSUMER_ALWAYS_WAIT_EVENT. */
+ * with the default consumer (skip the GPU wait when the event already
+ * completed; sleep on a blocking-sync event in release), with
+ * CUDALINK_CONSUMER_SPIN_SYNC, and with ALWAYS_WAIT_EVENT | SPIN_SYNC; then
+ * once more after a copy between the consumer's own buffers (no IPC memory)
+ * made right after the wake, which shows what the GPU's switch between the
+ * two processes' contexts costs. The copy is the library's (one linear copy
+ * for packed rows). */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -96,7 +102,25 @@ pct(double *v, int n, double *p50, double *p99)
   *p99 = n ? v[(n * 99) / 100] : 0;
 }
 
-static int use_1d, own_first;
+static int own_first;
+
+static const char *
+mode_name(uint32_t flags)
+{
+  if (flags & CUDALINK_CONSUMER_ALWAYS_WAIT_EVENT)
+    return "event wait, spin";
+  if (flags & CUDALINK_CONSUMER_SPIN_SYNC)
+    return "event query, spin";
+  return "event query, poll 30 us then sleep (default)";
+}
+
+static double
+cpu_now_us(void)
+{
+  struct rusage r;
+  getrusage(RUSAGE_SELF, &r);
+  return (r.ru_utime.tv_sec + r.ru_stime.tv_sec) * 1e6 + r.ru_utime.tv_usec + r.ru_stime.tv_usec;
+}
 static CUdeviceptr own_a, own_b;
 
 static int
@@ -111,6 +135,7 @@ consume(const char *name, uint32_t flags, int frames, const char *label)
   CUdeviceptr dst = 0;
   uint32_t size, row;
   int n = 0, torn = 0;
+  double cpu_us;
   cudalink_status st = CUDALINK_ERR_NOT_FOUND;
 
   cudalink_consumer_config_init(&cfg);
@@ -151,6 +176,7 @@ consume(const char *name, uint32_t flags, int frames, const char *label)
     free(ref);
   }
   cudalink_consumer_wait(c, 1000000); /* the frame already there */
+  cpu_us = cpu_now_us();
   while (n < frames) {
     cudalink_frame_info info;
     CUDA_MEMCPY2D cp;
@@ -178,11 +204,7 @@ consume(const char *name, uint32_t flags, int frames, const char *label)
     cp.dstPitch = row;
     cp.WidthInBytes = row;
     cp.Height = cudalink_consumer_format(c)->height;
-    if (use_1d)
-      cu->MemcpyDtoDAsync(dst, src, (size_t)row * cp.Height,
-                          (CUstream)cudalink_consumer_stream(c));
-    else
-      cu->Memcpy2DAsync(&cp, (CUstream)cudalink_consumer_stream(c));
+    cudalink_cuda_copy_2d(cu, &cp, (CUstream)cudalink_consumer_stream(c));
     t2 = cudalink_now(); /* submitted */
     st = cudalink_consumer_release(c, NULL);
     t3 = cudalink_now();
@@ -198,6 +220,7 @@ consume(const char *name, uint32_t flags, int frames, const char *label)
     total[n] = (t3 - info.timestamp) * 1e6;
     n++;
   }
+  cpu_us = cpu_now_us() - cpu_us;
   pct(wake, n, &p[0], &p[1]);
   pct(acq, n, &p[2], &p[3]);
   pct(copy, n, &p[4], &p[5]);
@@ -206,9 +229,9 @@ consume(const char *name, uint32_t flags, int frames, const char *label)
   fprintf(stderr, "bench_lib: %s: %s p50 %.1f us p99 %.1f us\n", label,
           own_first ? "own 1-row copy + sync just before (no IPC memory)"
                     : "copy submission alone", p[8], p[9]);
-  printf("| %s%s%s | %s | %.1f / %.1f | %.1f / %.1f | %.1f / %.1f | %.1f / %.1f | %d / %d |\n",
-         label, use_1d ? " (1-D copy)" : "", own_first ? " (after a local copy)" : "", flags ? "always wait on the event" : "query, wait if pending", p[0], p[1],
-         p[2], p[3], p[4], p[5], p[6], p[7], n, torn);
+  printf("| %s%s | %s | %.1f / %.1f | %.1f / %.1f | %.1f / %.1f | %.1f / %.1f | %.0f | %d / %d |\n",
+         label, own_first ? " (after a local copy)" : "", mode_name(flags), p[0], p[1], p[2],
+         p[3], p[4], p[5], p[6], p[7], cpu_us / (n ? n : 1), n, torn);
   cu->MemFree(dst);
   cudalink_consumer_destroy(c);
   free(wake);
@@ -228,8 +251,9 @@ main(int argc, char **argv)
     { { 3840, 2160, 4, CUDALINK_DTYPE_FLOAT32, 0 }, "3840x2160 float32x4" },
   };
   signal(SIGTERM, on_term);
-  printf("| frame | acquire | wake p50 / p99 (us) | acquire p50 / p99 | copy + release p50 / "
-         "p99 | total p50 / p99 | clean / torn |\n|---|---|---|---|---|---|---|\n");
+  printf("| frame | acquire, release | wake p50 / p99 (us) | acquire p50 / p99 | copy + release "
+         "p50 / p99 | total p50 / p99 | consumer CPU us/frame | clean / torn |\n"
+         "|---|---|---|---|---|---|---|---|\n");
   fflush(stdout);
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     char name[64];
@@ -246,10 +270,9 @@ main(int argc, char **argv)
       return 1;
     if ((cons = fork()) == 0) {
       int ok = cuda_up() && consume(name, 0, frames, cases[i].label) &&
-               consume(name, CUDALINK_CONSUMER_ALWAYS_WAIT_EVENT, frames, cases[i].label);
-      use_1d = 1;
-      ok = ok && consume(name, 0, frames, cases[i].label);
-      use_1d = 0;
+               consume(name, CUDALINK_CONSUMER_SPIN_SYNC, frames, cases[i].label) &&
+               consume(name, CUDALINK_CONSUMER_ALWAYS_WAIT_EVENT | CUDALINK_CONSUMER_SPIN_SYNC,
+                       frames, cases[i].label);
       own_first = 1;
       cu->MemAlloc(&own_a, 1 << 16);
       cu->MemAlloc(&own_b, 1 << 16);

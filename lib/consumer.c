@@ -13,6 +13,7 @@
 
 #include "cuda_table.h"
 #include "shm.h"
+#include "util.h"
 
 #ifdef _WIN32
 #  include <windows.h>
@@ -62,27 +63,10 @@ struct cudalink_consumer {
   char last_error[320];
 };
 
-static void __attribute__((format(printf, 2, 3)))
-set_error(cudalink_consumer *c, const char *fmt, ...)
-{
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(c->last_error, sizeof c->last_error, fmt, ap);
-  va_end(ap);
-}
-
-static void __attribute__((format(printf, 3, 4)))
-logf_(cudalink_consumer *c, cudalink_log_level level, const char *fmt, ...)
-{
-  char msg[512];
-  va_list ap;
-  if (!c->config.log)
-    return;
-  va_start(ap, fmt);
-  vsnprintf(msg, sizeof msg, fmt, ap);
-  va_end(ap);
-  c->config.log(c->config.log_user_data, level, msg);
-}
+/* the object's last error, and its log callback (util.c) */
+#define set_error(c_, ...) cudalink_textf((c_)->last_error, sizeof (c_)->last_error, __VA_ARGS__)
+#define logf_(c_, level, ...)                                                             \
+  cudalink_logf((c_)->config.log, (c_)->config.log_user_data, level, __VA_ARGS__)
 
 void
 cudalink_consumer_config_init(cudalink_consumer_config *config)

@@ -8,6 +8,7 @@
 
 #include "cuda_table.h"
 #include "shm.h"
+#include "util.h"
 
 #ifdef _WIN32
 #  include <windows.h>
@@ -64,27 +65,10 @@ struct cudalink_producer {
   char last_error[256];
 };
 
-static void __attribute__((format(printf, 2, 3)))
-set_error(cudalink_producer *p, const char *fmt, ...)
-{
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(p->last_error, sizeof p->last_error, fmt, ap);
-  va_end(ap);
-}
-
-static void __attribute__((format(printf, 3, 4)))
-logf_(cudalink_producer *p, cudalink_log_level level, const char *fmt, ...)
-{
-  char msg[512];
-  va_list ap;
-  if (!p->config.log)
-    return;
-  va_start(ap, fmt);
-  vsnprintf(msg, sizeof msg, fmt, ap);
-  va_end(ap);
-  p->config.log(p->config.log_user_data, level, msg);
-}
+/* the object's last error, and its log callback (util.c) */
+#define set_error(p_, ...) cudalink_textf((p_)->last_error, sizeof (p_)->last_error, __VA_ARGS__)
+#define logf_(p_, level, ...)                                                             \
+  cudalink_logf((p_)->config.log, (p_)->config.log_user_data, level, __VA_ARGS__)
 
 static cudalink_status
 cuda_fail(cudalink_producer *p, CUresult res, const char *call)

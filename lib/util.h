@@ -1,0 +1,22 @@
+/* Small helpers shared by the producer and the consumer. Internal. */
+#ifndef CUDALINK_UTIL_H
+#define CUDALINK_UTIL_H
+
+#include <stddef.h>
+
+#include "cudalink.h"
+
+#if defined(__GNUC__)
+#  define CUDALINK_PRINTF(fmt, args) __attribute__((format(printf, fmt, args)))
+#else
+#  define CUDALINK_PRINTF(fmt, args)
+#endif
+
+/** snprintf into a fixed buffer (always NUL-terminated, cut if too long). */
+void cudalink_textf(char *buf, size_t len, const char *fmt, ...) CUDALINK_PRINTF(3, 4);
+
+/** Formats a message and hands it to log (nothing when log is NULL). */
+void cudalink_logf(cudalink_log_fn log, void *user_data, cudalink_log_level level,
+                   const char *fmt, ...) CUDALINK_PRINTF(4, 5);
+
+#endif

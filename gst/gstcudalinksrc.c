@@ -137,6 +137,7 @@ struct _GstCudaLinkSrc
   /* statistics, under stats_lock */
   GMutex stats_lock;
   guint64 frames, missed, torn, reopens;
+  gint64 first_offset;          /* first frame waited for, -1 before one */
   guint64 lib_missed, lib_reopens;      /* last consumer counters seen */
   guint64 latency[LATENCY_SAMPLES];
   guint latency_n, latency_pos;
@@ -239,6 +240,7 @@ gst_cuda_link_src_make_stats (GstCudaLinkSrc * self)
   guint64 samples[LATENCY_SAMPLES];
   guint n;
   guint64 frames, missed, torn, reopens, p50, p99;
+  gint64 first_offset;
   gboolean ours;
 
   g_mutex_lock (&self->stats_lock);
@@ -246,6 +248,7 @@ gst_cuda_link_src_make_stats (GstCudaLinkSrc * self)
   missed = self->missed;
   torn = self->torn;
   reopens = self->reopens;
+  first_offset = self->first_offset;
   ours = self->producer_is_ours;
   n = self->latency_n;
   memcpy (samples, self->latency, n * sizeof (guint64));
@@ -259,6 +262,7 @@ gst_cuda_link_src_make_stats (GstCudaLinkSrc * self)
       "missed", G_TYPE_UINT64, missed,
       "torn-discarded", G_TYPE_UINT64, torn,
       "reopens", G_TYPE_UINT64, reopens,
+      "first-offset", G_TYPE_INT64, first_offset,
       "latency-p50-us", G_TYPE_UINT64, p50,
       "latency-p99-us", G_TYPE_UINT64, p99,
       "latency-samples", G_TYPE_UINT, n,
@@ -491,6 +495,7 @@ gst_cuda_link_src_start (GstBaseSrc * bsrc)
 
   g_mutex_lock (&self->stats_lock);
   self->frames = self->missed = self->torn = self->reopens = 0;
+  self->first_offset = -1;
   self->lib_missed = self->lib_reopens = 0;
   self->latency_n = self->latency_pos = 0;
   self->producer_is_ours = FALSE;
@@ -1358,6 +1363,12 @@ gst_cuda_link_src_create (GstBaseSrc * bsrc, guint64 offset, guint size,
     }
     memset (&fi, 0, sizeof (fi));
     cudalink_consumer_frame_info (self->consumer, &fi);
+    /* where the accounting starts: from here on every frame the producer
+     * publishes is pushed, missed or torn-discarded */
+    g_mutex_lock (&self->stats_lock);
+    if (self->first_offset < 0)
+      self->first_offset = fi.write_idx ? (gint64) fi.write_idx - 1 : 0;
+    g_mutex_unlock (&self->stats_lock);
 
     pool = gst_base_src_get_buffer_pool (bsrc);
     if (!pool) {
@@ -1366,9 +1377,16 @@ gst_cuda_link_src_create (GstBaseSrc * bsrc, guint64 offset, guint size,
       return GST_FLOW_ERROR;
     }
     ret = gst_buffer_pool_acquire_buffer (pool, &buffer, NULL);
-    gst_object_unref (pool);
-    if (ret != GST_FLOW_OK)
+    if (ret != GST_FLOW_OK) {
+      /* FLUSHING stops the task without a word: say why when it is not
+       * our own flush */
+      if (ret == GST_FLOW_FLUSHING && !is_flushing (self))
+        GST_WARNING_OBJECT (self, "%" GST_PTR_FORMAT " is inactive although "
+            "the element is not flushing: the stream stops", pool);
+      gst_object_unref (pool);
       return ret;
+    }
+    gst_object_unref (pool);
 
     st = gst_cuda_link_src_fill (self, buffer);
 
@@ -1488,6 +1506,7 @@ gst_cuda_link_src_init (GstCudaLinkSrc * self)
   self->device_id = DEFAULT_DEVICE_ID;
   self->poll_interval_us = DEFAULT_POLL_INTERVAL_US;
   self->direction = DEFAULT_VIDEO_DIRECTION;
+  self->first_offset = -1;
   g_mutex_init (&self->stats_lock);
 
   gst_base_src_set_live (GST_BASE_SRC (self), TRUE);
@@ -1562,8 +1581,10 @@ gst_cuda_link_src_class_init (GstCudaLinkSrcClass * klass)
 
   g_object_class_install_property (gobject_class, PROP_STATS,
       g_param_spec_boxed ("stats", "Statistics",
-          "frames, missed, torn-discarded, reopens, latency-p50-us, "
-          "latency-p99-us (producer timestamp to push, last 1024 frames)",
+          "frames, missed, torn-discarded, reopens, first-offset (frame index "
+          "of the first frame waited for, -1 before one; missed and "
+          "torn-discarded count from there), latency-p50-us, latency-p99-us "
+          "(producer timestamp to push, last 1024 frames)",
           GST_TYPE_STRUCTURE, G_PARAM_READABLE | G_PARAM_STATIC_STRINGS));
 
   g_object_class_override_property (gobject_class, PROP_VIDEO_DIRECTION,

@@ -386,6 +386,13 @@ GST_START_TEST (test_properties)
         "stats lacks %s", stat_fields[i]);
     fail_unless_equals_uint64 (v, 0);
   }
+  {
+    /* no frame waited for yet */
+    gint64 first_offset = 0;
+    fail_unless (gst_structure_get_int64 (stats, "first-offset", &first_offset),
+        "stats lacks first-offset");
+    fail_unless_equals_int64 (first_offset, -1);
+  }
   gst_structure_free (stats);
 
   gst_object_unref (src);

@@ -538,7 +538,7 @@ cudalink_consumer_release(cudalink_consumer *c, void *stream)
   if ((res = c->cu->CtxPushCurrent(c->ctx.ctx)) != CUDA_SUCCESS)
     return cudalink_cuda_check(c->cu, res, "cuCtxPushCurrent", c->last_error,
                                sizeof c->last_error);
-  if (c->config.flags & CUDALINK_CONSUMER_SPIN_SYNC) {
+  if (!(c->config.flags & CUDALINK_CONSUMER_SLEEP_SYNC)) {
     res = c->cu->StreamSynchronize(stream ? (CUstream)stream : c->stream);
   } else {
     /* Poll briefly (a copy under MPS is done in ~20 us), then sleep until
@@ -553,7 +553,6 @@ cudalink_consumer_release(cudalink_consumer *c, void *stream)
         res = c->cu->EventSynchronize(c->done);
     }
   }
-  c->cu->CtxPopCurrent(NULL);
   if (res != CUDA_SUCCESS)
     return cudalink_cuda_check(c->cu, res, "cuStreamSynchronize", c->last_error,
                                sizeof c->last_error);

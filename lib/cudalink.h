@@ -379,11 +379,12 @@ typedef struct cudalink_consumer_config {
  * on it when it has not: a GPU-side wait on an IPC event costs far more than
  * the query. This flag always waits (for measurements). */
 #define CUDALINK_CONSUMER_ALWAYS_WAIT_EVENT 0x1u
-/* release() waits for the copy by polling for 30 us, then sleeping on a
- * blocking-sync event, instead of spinning a core for as long as the GPU
- * takes to switch to this process (~250 us without MPS; bench_lib has the
- * CPU per frame). This flag spins in cuStreamSynchronize instead. */
-#define CUDALINK_CONSUMER_SPIN_SYNC 0x2u
+/* release() waits for the copy in cuStreamSynchronize, which spins a core
+ * for as long as the GPU takes (~250 us without MPS, most of it the switch
+ * to this process's context). With this flag it polls for 30 us and then
+ * sleeps on a blocking-sync event: less CPU per frame (bench_lib: 113 vs
+ * 282 us at 64x64), ~70 us more latency without MPS. */
+#define CUDALINK_CONSUMER_SLEEP_SYNC 0x2u
 
 CUDALINK_API void cudalink_consumer_config_init(cudalink_consumer_config *config);
 
@@ -438,7 +439,7 @@ CUDALINK_API cudalink_status cudalink_consumer_copy(cudalink_consumer *consumer,
 /** Two-phase copy for callers that read the slot with their own kernel:
  * _acquire makes stream wait on the slot's event (unless it already
  * completed) and gives the slot's device pointer and row pitch; _release
- * waits for stream's work (sleeping, unless CUDALINK_CONSUMER_SPIN_SYNC)
+ * waits for stream's work (spinning, unless CUDALINK_CONSUMER_SLEEP_SYNC)
  * and applies the torn check (OK or ERR_TORN). */
 CUDALINK_API cudalink_status cudalink_consumer_acquire(cudalink_consumer *consumer, void *stream,
                                                        uint64_t *src, size_t *src_pitch);

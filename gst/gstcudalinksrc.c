@@ -111,7 +111,7 @@ struct _GstCudaLinkSrc
   GstCudaContext *context;
   CUstream stream;
   GstCudaLinkConverter *converter;
-  CUdeviceptr staging;          /* converter output before a download */
+  CUdeviceptr staging;          /* device copy of a frame before a download */
   gsize staging_pitch;
   guint staging_row_bytes, staging_height;
 
@@ -1125,9 +1125,19 @@ gst_cuda_link_src_fill (GstCudaLinkSrc * self, GstBuffer * buffer)
     return CUDALINK_ERR_CUDA;
   }
 
-  if (!gst_cuda_link_src_plan_needs_kernel (&plan, flip)) {
-    ok = copy_2d (self, src, src_pitch, dst, dst_pitch, !cuda,
-        plan.out_row_bytes, fmt.height);
+  /* For system memory the frame goes to a device staging buffer first and
+   * is downloaded only after the torn check: a download of a large frame
+   * takes milliseconds, long enough for a fast producer to lap every copy. */
+  if (!cuda)
+    ok = ensure_staging (self, plan.out_row_bytes, fmt.height);
+
+  if (!ok) {
+    /* ensure_staging posted the error */
+  } else if (!gst_cuda_link_src_plan_needs_kernel (&plan, flip)) {
+    ok = cuda ? copy_2d (self, src, src_pitch, dst, dst_pitch, FALSE,
+        plan.out_row_bytes, fmt.height)
+        : copy_2d (self, src, src_pitch, (gpointer) (guintptr) self->staging,
+        self->staging_pitch, FALSE, plan.out_row_bytes, fmt.height);
   } else {
     GstCudaLinkConvertParams p;
     GError *err = NULL;
@@ -1144,9 +1154,6 @@ gst_cuda_link_src_fill (GstCudaLinkSrc * self, GstBuffer * buffer)
         ok = FALSE;
       }
     }
-
-    if (ok && !cuda)
-      ok = ensure_staging (self, plan.out_row_bytes, fmt.height);
 
     if (ok) {
       memset (&p, 0, sizeof (p));
@@ -1174,13 +1181,20 @@ gst_cuda_link_src_fill (GstCudaLinkSrc * self, GstBuffer * buffer)
       }
     }
 
-    if (ok && !cuda)
-      ok = copy_2d (self, self->staging, self->staging_pitch, dst, dst_pitch,
-          TRUE, plan.out_row_bytes, fmt.height);
   }
 
   /* always release: it synchronises the stream and judges the copy */
   rel = cudalink_consumer_release (self->consumer, self->stream);
+  if (ok && !cuda && rel == CUDALINK_OK) {
+    ok = copy_2d (self, self->staging, self->staging_pitch, dst, dst_pitch,
+        TRUE, plan.out_row_bytes, fmt.height);
+    if (ok && !gst_cuda_result (CuStreamSynchronize (self->stream))) {
+      GST_ELEMENT_ERROR (self, RESOURCE, READ,
+          ("Could not download a frame from cuda-link segment '%s'.",
+              self->consumer_name), ("cuStreamSynchronize failed"));
+      ok = FALSE;
+    }
+  }
   gst_cuda_context_pop (NULL);
   gst_video_frame_unmap (&frame);
 

@@ -369,7 +369,7 @@ test_roundtrip_1_and_10_slots(void)
 static void
 test_roundtrip_4k_float32(void)
 {
-  run_roundtrip((cudalink_format){ 3840, 2160, 4, CUDALINK_DTYPE_FLOAT32, 0 }, 1000, 50, 3);
+  run_roundtrip((cudalink_format){ 3840, 2160, 4, CUDALINK_DTYPE_FLOAT32, 0 }, 1000, 1, 3);
 }
 
 /* --- 2. reformat, clean shutdown ------------------------------------ */

@@ -12,7 +12,9 @@
  *    and with a foreign producer that wakes nobody (src_producer --foreign,
  *    like TouchDesigner and Python), at poll-interval 1000 and 200 us.
  * 2. Sustained rate with an unthrottled producer, 1920x1080 RGBA8, CUDA and
- *    system-memory output: frames pushed per second, missed, torn.
+ *    system-memory output: frames pushed per second, missed, torn. The same
+ *    with cudalinksink as the producer (this program run as --gst-producer
+ *    NAME in a child process: videotestsrc ! cudaupload ! cudalinksink).
  * 3. CPU use of the process running cudalinksrc ! fakesink on a 60 fps
  *    producer (getrusage user + system over wall time).
  */
@@ -64,9 +66,9 @@ wait_line(Producer *p, const char *want, int timeout_ms)
 }
 
 static gboolean
-producer_start(Producer *p, const char *name, const char *fmt_and_opts)
+producer_start_cmd(Producer *p, const char *prog, const char *name, const char *fmt_and_opts)
 {
-  gchar *line = g_strdup_printf("%s %s %s", producer_path, name, fmt_and_opts);
+  gchar *line = g_strdup_printf("%s %s %s", prog, name, fmt_and_opts);
   gchar **argv = NULL;
   GError *err = NULL;
   gboolean ok;
@@ -87,6 +89,72 @@ producer_start(Producer *p, const char *name, const char *fmt_and_opts)
   g_strfreev(argv);
   g_free(line);
   return ok;
+}
+
+static gboolean
+producer_start(Producer *p, const char *name, const char *fmt_and_opts)
+{
+  return producer_start_cmd(p, producer_path, name, fmt_and_opts);
+}
+
+static volatile sig_atomic_t gst_producer_stop;
+
+static void
+on_sigterm(int sig)
+{
+  (void)sig;
+  gst_producer_stop = 1;
+}
+
+/* --gst-producer NAME: an unthrottled cudalinksink, 1920x1080 RGBA (one
+ * solid frame over and over, so that the CPU does not draw), until
+ * SIGTERM; prints READY once playing. */
+static int
+gst_producer_main(const char *name)
+{
+  gchar *desc = g_strdup_printf(
+      "videotestsrc pattern=solid-color foreground-color=0xff336699 is-live=false ! "
+      "video/x-raw,format=RGBA,width=1920,height=1080,framerate=30/1 ! cudaupload ! "
+      "cudalinksink ipc-name=%s sync=false",
+      name);
+  GError *err = NULL;
+  GstElement *pipe = gst_parse_launch(desc, &err);
+  GstBus *bus;
+  int ret = 0;
+
+  if (!pipe) {
+    fprintf(stderr, "cannot build '%s': %s\n", desc, err ? err->message : "?");
+    return 1;
+  }
+  g_clear_error(&err);
+  signal(SIGTERM, on_sigterm);
+  bus = gst_element_get_bus(pipe);
+  if (gst_element_set_state(pipe, GST_STATE_PLAYING) == GST_STATE_CHANGE_FAILURE ||
+      gst_element_get_state(pipe, NULL, NULL, 10 * GST_SECOND) != GST_STATE_CHANGE_SUCCESS) {
+    fprintf(stderr, "'%s' does not start\n", desc);
+    ret = 1;
+  } else {
+    printf("READY\n");
+    fflush(stdout);
+  }
+  while (!ret && !gst_producer_stop) {
+    GstMessage *m = gst_bus_timed_pop_filtered(bus, 50 * GST_MSECOND,
+                                               GST_MESSAGE_ERROR | GST_MESSAGE_EOS);
+    if (m) {
+      if (GST_MESSAGE_TYPE(m) == GST_MESSAGE_ERROR) {
+        gst_message_parse_error(m, &err, NULL);
+        fprintf(stderr, "producer: %s\n", err->message);
+        g_clear_error(&err);
+      }
+      gst_message_unref(m);
+      ret = 1;
+    }
+  }
+  gst_element_set_state(pipe, GST_STATE_NULL);
+  gst_object_unref(bus);
+  gst_object_unref(pipe);
+  g_free(desc);
+  return ret;
 }
 
 static void
@@ -256,6 +324,32 @@ bench_rate(const char *label, const char *tail)
   g_free(name);
 }
 
+/* The same rate with cudalinksink (another process) as the producer. */
+static void
+bench_rate_sink(const char *label, const char *tail)
+{
+  gchar *name = g_strdup_printf("clbench-src-%d-%u", (int)getpid(), name_counter++);
+  gchar *self = g_file_read_link("/proc/self/exe", NULL);
+  Producer p;
+  Result r;
+  gchar *v;
+
+  if (!self || !producer_start_cmd(&p, self, "--gst-producer", name)) {
+    memset(&r, 0, sizeof r);
+    g_snprintf(r.error, sizeof r.error, "cudalinksink producer did not start");
+  } else {
+    run_pipeline(name, "", tail, run_s, &r);
+    producer_stop(&p);
+  }
+  v = g_strdup_printf("%.0f fps pushed (missed %" G_GUINT64_FORMAT ", torn-discarded %" G_GUINT64_FORMAT
+                      ")",
+                      r.seconds > 0 ? r.frames / r.seconds : 0, r.missed, r.torn);
+  row("unthrottled cudalinksink -> cudalinksrc, 1920x1080 RGBA8", label, v, &r);
+  g_free(v);
+  g_free(self);
+  g_free(name);
+}
+
 static void
 bench_cpu(const char *label, const char *prod_opts, const char *src_opts)
 {
@@ -288,6 +382,8 @@ main(int argc, char **argv)
   GstElementFactory *f;
 
   gst_init(NULL, NULL);
+  if (argc > 2 && strcmp(argv[1], "--gst-producer") == 0)
+    return gst_producer_main(argv[2]);
   if (argc > 1) {
     producer_path = argv[1];
   } else {
@@ -322,6 +418,8 @@ main(int argc, char **argv)
                 "poll-interval=200");
   bench_rate("CUDA memory out", "video/x-raw(memory:CUDAMemory) ! fakesink sync=false");
   bench_rate("system memory out (downloaded)", "video/x-raw ! fakesink sync=false");
+  bench_rate_sink("videotestsrc ! cudaupload ! cudalinksink in another process, CUDA memory out",
+                  MEMORY_CUDA_TAIL);
   bench_cpu("cudalink producer (futex wake)", "", "poll-interval=1000");
   bench_cpu("foreign producer, poll-interval 1000 us", "--foreign", "poll-interval=1000");
   bench_cpu("foreign producer, poll-interval 200 us", "--foreign", "poll-interval=200");

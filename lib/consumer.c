@@ -553,6 +553,7 @@ cudalink_consumer_release(cudalink_consumer *c, void *stream)
         res = c->cu->EventSynchronize(c->done);
     }
   }
+  c->cu->CtxPopCurrent(NULL);
   if (res != CUDA_SUCCESS)
     return cudalink_cuda_check(c->cu, res, "cuStreamSynchronize", c->last_error,
                                sizeof c->last_error);

@@ -26,6 +26,7 @@ if [ "$what" != bench ]; then
   run gpu_lib 300 build/tests/gpu/gpu_lib
   run gpu_sink 300 build/tests/gpu/gpu_sink "$PWD/build/tests/gpu/sink_reader"
   run gpu_src 400 build/tests/gpu/gpu_src "$PWD/build/tests/gpu/src_producer"
+  run gpu_roundtrip 300 build/tests/gpu/gpu_roundtrip
 fi
 if [ "$what" != tests ]; then
   timeout 150 build/tests/bench/bench_lib 300 > "$out/bench_lib.md" 2>&1

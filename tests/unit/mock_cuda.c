@@ -1,0 +1,595 @@
+/* A functional CPU stand-in for libcuda.so.1, so that the producer/consumer
+ * ring logic runs in the GPU-free unit suite (CUDALINK_CUDA_LIBRARY names
+ * it). Based on a local mock written for this project.
+ *
+ * - "Device" memory is host memory in POSIX shared memory; an IPC memory
+ *   handle (64 bytes) carries the shm name, so another process maps it.
+ * - Streams and events complete at once; copies and memsets are synchronous.
+ * - The per-thread context stack is tracked (mock_cuda_ctx_depth()) and live
+ *   allocations + IPC mappings are counted (mock_cuda_live_allocations()),
+ *   so tests catch a context left pushed or a buffer never freed.
+ *
+ * No cuda.h: its prototypes would clash. Only the ABI matters to the
+ * loader's dlsym(); the few types needed are defined here. */
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+typedef int CUresult;
+typedef int CUdevice;
+typedef unsigned long long CUdeviceptr;
+typedef void *CUcontext;
+typedef void *CUstream;
+typedef void *CUevent;
+typedef void *CUmodule;
+typedef void *CUfunction;
+typedef struct { char reserved[64]; } CUipcMemHandle;
+typedef struct { char reserved[64]; } CUipcEventHandle;
+typedef struct {
+  size_t srcXInBytes, srcY;
+  int srcMemoryType;
+  const void *srcHost;
+  CUdeviceptr srcDevice;
+  void *srcArray;
+  size_t srcPitch;
+  size_t dstXInBytes, dstY;
+  int dstMemoryType;
+  void *dstHost;
+  CUdeviceptr dstDevice;
+  void *dstArray;
+  size_t dstPitch;
+  size_t WidthInBytes, Height;
+} CUDA_MEMCPY2D;
+
+#define CUDA_SUCCESS 0
+#define CUDA_ERROR_INVALID_VALUE 1
+#define CUDA_ERROR_OUT_OF_MEMORY 2
+#define CUDA_ERROR_NOT_INITIALIZED 3
+#define CUDA_ERROR_INVALID_DEVICE 101
+#define CUDA_ERROR_INVALID_CONTEXT 201
+#define CUDA_ERROR_INVALID_HANDLE 400
+#define CUDA_ERROR_NOT_SUPPORTED 801
+#define CU_MEMORYTYPE_HOST 1
+#define CU_MEMORYTYPE_DEVICE 2
+
+#define EXPORT __attribute__((visibility("default")))
+
+/* ---- memory ------------------------------------------------------------ */
+
+typedef struct alloc {
+  void *p;
+  size_t size;
+  char name[64];
+  int imported; /* an IPC mapping of another process's allocation */
+  struct alloc *next;
+} alloc;
+
+static alloc *allocs;
+static long live;
+static size_t allocated;
+static unsigned counter;
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+#define TOTAL_MEMORY (16ull << 30)
+
+EXPORT long mock_cuda_live_allocations(void);
+long
+mock_cuda_live_allocations(void)
+{
+  long n;
+  pthread_mutex_lock(&lock);
+  n = live;
+  pthread_mutex_unlock(&lock);
+  return n;
+}
+
+static void
+add_alloc(alloc *a)
+{
+  pthread_mutex_lock(&lock);
+  a->next = allocs;
+  allocs = a;
+  live++;
+  if (!a->imported)
+    allocated += a->size;
+  pthread_mutex_unlock(&lock);
+}
+
+/* The allocation that starts at p, removed from the list if take. */
+static alloc *
+find_alloc(CUdeviceptr p, int take, int imported)
+{
+  alloc **pp, *a = NULL;
+  pthread_mutex_lock(&lock);
+  for (pp = &allocs; *pp; pp = &(*pp)->next) {
+    if ((uintptr_t)(*pp)->p == p && (imported < 0 || (*pp)->imported == imported)) {
+      a = *pp;
+      if (take) {
+        *pp = a->next;
+        live--;
+        if (!a->imported)
+          allocated -= a->size;
+      }
+      break;
+    }
+  }
+  pthread_mutex_unlock(&lock);
+  return a;
+}
+
+/* Any byte range inside a live allocation or mapping? */
+static int
+valid_range(CUdeviceptr p, size_t n)
+{
+  int ok = 0;
+  pthread_mutex_lock(&lock);
+  for (alloc *a = allocs; a; a = a->next) {
+    uintptr_t b = (uintptr_t)a->p;
+    if (p >= b && p + n <= b + a->size) {
+      ok = 1;
+      break;
+    }
+  }
+  pthread_mutex_unlock(&lock);
+  return ok;
+}
+
+/* ---- contexts ---------------------------------------------------------- */
+
+#define MAX_DEVICES 8
+#define CTX_MAGIC 0x4d4f434bu
+typedef struct ctx {
+  unsigned magic;
+  int device;
+  int retained;
+} ctx;
+static ctx primary[MAX_DEVICES];
+static _Thread_local ctx *stack[64];
+static _Thread_local int depth;
+
+EXPORT int mock_cuda_ctx_depth(void);
+int
+mock_cuda_ctx_depth(void)
+{
+  return depth;
+}
+
+static int
+n_devices(void)
+{
+  const char *e = getenv("MOCK_CUDA_DEVICES");
+  int n = e ? atoi(e) : 1;
+  return n < 0 ? 0 : n > MAX_DEVICES ? MAX_DEVICES : n;
+}
+
+static int initialized;
+#define NEED_INIT()                   \
+  do {                                \
+    if (!initialized)                 \
+      return CUDA_ERROR_NOT_INITIALIZED; \
+  } while (0)
+#define NEED_CTX()                        \
+  do {                                    \
+    NEED_INIT();                          \
+    if (depth == 0)                       \
+      return CUDA_ERROR_INVALID_CONTEXT;  \
+  } while (0)
+
+/* Every exported entry point gets a prototype first (-Wmissing-prototypes). */
+#define API(ret, name, args) EXPORT ret name args; ret name args
+
+API(CUresult, cuInit, (unsigned int flags))
+{
+  (void)flags;
+  initialized = 1;
+  return CUDA_SUCCESS;
+}
+API(CUresult, cuDriverGetVersion, (int *v))
+{
+  *v = 13000;
+  return CUDA_SUCCESS;
+}
+API(CUresult, cuGetErrorName, (CUresult r, const char **s))
+{
+  switch (r) {
+    case CUDA_SUCCESS: *s = "CUDA_SUCCESS"; break;
+    case CUDA_ERROR_INVALID_VALUE: *s = "CUDA_ERROR_INVALID_VALUE"; break;
+    case CUDA_ERROR_OUT_OF_MEMORY: *s = "CUDA_ERROR_OUT_OF_MEMORY"; break;
+    case CUDA_ERROR_NOT_INITIALIZED: *s = "CUDA_ERROR_NOT_INITIALIZED"; break;
+    case CUDA_ERROR_INVALID_DEVICE: *s = "CUDA_ERROR_INVALID_DEVICE"; break;
+    case CUDA_ERROR_INVALID_CONTEXT: *s = "CUDA_ERROR_INVALID_CONTEXT"; break;
+    case CUDA_ERROR_INVALID_HANDLE: *s = "CUDA_ERROR_INVALID_HANDLE"; break;
+    case CUDA_ERROR_NOT_SUPPORTED: *s = "CUDA_ERROR_NOT_SUPPORTED"; break;
+    default: *s = "CUDA_ERROR_MOCK"; break;
+  }
+  return CUDA_SUCCESS;
+}
+API(CUresult, cuGetErrorString, (CUresult r, const char **s))
+{
+  *s = r == CUDA_SUCCESS ? "no error" : "mock driver error";
+  return CUDA_SUCCESS;
+}
+API(CUresult, cuDeviceGetCount, (int *n))
+{
+  NEED_INIT();
+  *n = n_devices();
+  return CUDA_SUCCESS;
+}
+API(CUresult, cuDeviceGet, (CUdevice *d, int ordinal))
+{
+  NEED_INIT();
+  if (ordinal < 0 || ordinal >= n_devices())
+    return CUDA_ERROR_INVALID_DEVICE;
+  *d = ordinal;
+  return CUDA_SUCCESS;
+}
+API(CUresult, cuDevicePrimaryCtxRetain, (CUcontext *c, CUdevice d))
+{
+  NEED_INIT();
+  if (d < 0 || d >= n_devices())
+    return CUDA_ERROR_INVALID_DEVICE;
+  pthread_mutex_lock(&lock);
+  primary[d].magic = CTX_MAGIC;
+  primary[d].device = d;
+  primary[d].retained++;
+  pthread_mutex_unlock(&lock);
+  *c = &primary[d];
+  return CUDA_SUCCESS;
+}
+API(CUresult, cuDevicePrimaryCtxRelease_v2, (CUdevice d))
+{
+  CUresult res = CUDA_SUCCESS;
+  if (d < 0 || d >= n_devices())
+    return CUDA_ERROR_INVALID_DEVICE;
+  pthread_mutex_lock(&lock);
+  if (primary[d].retained <= 0)
+    res = CUDA_ERROR_INVALID_CONTEXT;
+  else
+    primary[d].retained--;
+  pthread_mutex_unlock(&lock);
+  return res;
+}
+API(CUresult, cuCtxPushCurrent_v2, (CUcontext c))
+{
+  ctx *x = c;
+  NEED_INIT();
+  if (!x || x->magic != CTX_MAGIC)
+    return CUDA_ERROR_INVALID_CONTEXT;
+  if (depth >= (int)(sizeof stack / sizeof stack[0]))
+    return CUDA_ERROR_OUT_OF_MEMORY;
+  stack[depth++] = x;
+  return CUDA_SUCCESS;
+}
+API(CUresult, cuCtxPopCurrent_v2, (CUcontext *c))
+{
+  NEED_INIT();
+  if (depth == 0)
+    return CUDA_ERROR_INVALID_CONTEXT;
+  depth--;
+  if (c)
+    *c = stack[depth];
+  return CUDA_SUCCESS;
+}
+API(CUresult, cuCtxGetDevice, (CUdevice *d))
+{
+  NEED_CTX();
+  *d = stack[depth - 1]->device;
+  return CUDA_SUCCESS;
+}
+API(CUresult, cuCtxSynchronize, (void))
+{
+  NEED_CTX();
+  return CUDA_SUCCESS;
+}
+
+API(CUresult, cuMemAlloc_v2, (CUdeviceptr *out, size_t size))
+{
+  alloc *a;
+  int fd;
+  NEED_CTX();
+  if (size == 0)
+    return CUDA_ERROR_INVALID_VALUE;
+  if (!(a = calloc(1, sizeof *a)))
+    return CUDA_ERROR_OUT_OF_MEMORY;
+  pthread_mutex_lock(&lock);
+  snprintf(a->name, sizeof a->name, "/mockcuda.%d.%u", (int)getpid(), counter++);
+  pthread_mutex_unlock(&lock);
+  fd = shm_open(a->name, O_CREAT | O_EXCL | O_RDWR, 0600);
+  if (fd < 0) {
+    free(a);
+    return CUDA_ERROR_OUT_OF_MEMORY;
+  }
+  if (ftruncate(fd, (off_t)size) != 0) {
+    close(fd);
+    shm_unlink(a->name);
+    free(a);
+    return CUDA_ERROR_OUT_OF_MEMORY;
+  }
+  a->p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  close(fd);
+  if (a->p == MAP_FAILED) {
+    shm_unlink(a->name);
+    free(a);
+    return CUDA_ERROR_OUT_OF_MEMORY;
+  }
+  memset(a->p, 0xcd, size); /* like uninitialised device memory: not zero */
+  a->size = size;
+  add_alloc(a);
+  *out = (CUdeviceptr)(uintptr_t)a->p;
+  return CUDA_SUCCESS;
+}
+API(CUresult, cuMemFree_v2, (CUdeviceptr p))
+{
+  alloc *a;
+  NEED_INIT();
+  if (!(a = find_alloc(p, 1, 0)))
+    return CUDA_ERROR_INVALID_VALUE;
+  shm_unlink(a->name);
+  munmap(a->p, a->size);
+  free(a);
+  return CUDA_SUCCESS;
+}
+API(CUresult, cuMemGetInfo_v2, (size_t *free_bytes, size_t *total))
+{
+  NEED_CTX();
+  pthread_mutex_lock(&lock);
+  *free_bytes = TOTAL_MEMORY - allocated;
+  pthread_mutex_unlock(&lock);
+  *total = TOTAL_MEMORY;
+  return CUDA_SUCCESS;
+}
+
+static void *
+side(int type, const void *host, CUdeviceptr dev, size_t x, size_t y, size_t pitch, size_t w,
+     size_t h)
+{
+  if (type == CU_MEMORYTYPE_HOST)
+    return host ? (char *)(uintptr_t)host + y * pitch + x : NULL;
+  if (type == CU_MEMORYTYPE_DEVICE) {
+    CUdeviceptr start = dev + y * pitch + x;
+    if (h == 0 || valid_range(start, (h - 1) * pitch + w))
+      return (void *)(uintptr_t)start;
+  }
+  return NULL;
+}
+
+API(CUresult, cuMemcpy2DAsync_v2, (const CUDA_MEMCPY2D *c, CUstream s))
+{
+  const char *src;
+  char *dst;
+  (void)s;
+  NEED_CTX();
+  if (!c || (c->Height > 1 && (c->WidthInBytes > c->srcPitch || c->WidthInBytes > c->dstPitch)))
+    return CUDA_ERROR_INVALID_VALUE;
+  src = side(c->srcMemoryType, c->srcHost, c->srcDevice, c->srcXInBytes, c->srcY, c->srcPitch,
+             c->WidthInBytes, c->Height);
+  dst = side(c->dstMemoryType, c->dstHost, c->dstDevice, c->dstXInBytes, c->dstY, c->dstPitch,
+             c->WidthInBytes, c->Height);
+  if (!src || !dst)
+    return CUDA_ERROR_INVALID_VALUE;
+  for (size_t y = 0; y < c->Height; y++)
+    memmove(dst + y * c->dstPitch, src + y * c->srcPitch, c->WidthInBytes);
+  return CUDA_SUCCESS;
+}
+API(CUresult, cuMemcpyDtoDAsync_v2, (CUdeviceptr d, CUdeviceptr s, size_t n, CUstream st))
+{
+  (void)st;
+  NEED_CTX();
+  if (!valid_range(d, n) || !valid_range(s, n))
+    return CUDA_ERROR_INVALID_VALUE;
+  memmove((void *)(uintptr_t)d, (const void *)(uintptr_t)s, n);
+  return CUDA_SUCCESS;
+}
+API(CUresult, cuMemcpyHtoD_v2, (CUdeviceptr d, const void *s, size_t n))
+{
+  NEED_CTX();
+  if (!valid_range(d, n))
+    return CUDA_ERROR_INVALID_VALUE;
+  memcpy((void *)(uintptr_t)d, s, n);
+  return CUDA_SUCCESS;
+}
+API(CUresult, cuMemcpyDtoH_v2, (void *d, CUdeviceptr s, size_t n))
+{
+  NEED_CTX();
+  if (!valid_range(s, n))
+    return CUDA_ERROR_INVALID_VALUE;
+  memcpy(d, (const void *)(uintptr_t)s, n);
+  return CUDA_SUCCESS;
+}
+API(CUresult, cuMemsetD8Async, (CUdeviceptr d, unsigned char v, size_t n, CUstream s))
+{
+  (void)s;
+  NEED_CTX();
+  if (!valid_range(d, n))
+    return CUDA_ERROR_INVALID_VALUE;
+  memset((void *)(uintptr_t)d, v, n);
+  return CUDA_SUCCESS;
+}
+
+/* Streams and events: small heap objects (so valgrind sees leaks); all
+ * work is done by the time a call returns. */
+#define STREAM_MAGIC 0x5354524du
+#define EVENT_MAGIC 0x4556454eu
+typedef struct obj { unsigned magic; } obj;
+
+static CUresult
+obj_new(void **out, unsigned magic)
+{
+  obj *o = malloc(sizeof *o);
+  if (!o)
+    return CUDA_ERROR_OUT_OF_MEMORY;
+  o->magic = magic;
+  *out = o;
+  return CUDA_SUCCESS;
+}
+static int
+obj_is(void *p, unsigned magic)
+{
+  return p && ((obj *)p)->magic == magic;
+}
+static CUresult
+obj_free(void *p, unsigned magic)
+{
+  if (!obj_is(p, magic))
+    return CUDA_ERROR_INVALID_HANDLE;
+  ((obj *)p)->magic = 0;
+  free(p);
+  return CUDA_SUCCESS;
+}
+
+API(CUresult, cuStreamCreate, (CUstream *s, unsigned int flags))
+{
+  (void)flags;
+  NEED_CTX();
+  return obj_new(s, STREAM_MAGIC);
+}
+API(CUresult, cuStreamDestroy_v2, (CUstream s))
+{
+  NEED_INIT();
+  return obj_free(s, STREAM_MAGIC);
+}
+API(CUresult, cuStreamSynchronize, (CUstream s))
+{
+  NEED_CTX();
+  return !s || obj_is(s, STREAM_MAGIC) ? CUDA_SUCCESS : CUDA_ERROR_INVALID_HANDLE;
+}
+API(CUresult, cuStreamWaitEvent, (CUstream s, CUevent e, unsigned int flags))
+{
+  (void)flags;
+  NEED_CTX();
+  if ((s && !obj_is(s, STREAM_MAGIC)) || !obj_is(e, EVENT_MAGIC))
+    return CUDA_ERROR_INVALID_HANDLE;
+  return CUDA_SUCCESS;
+}
+API(CUresult, cuEventCreate, (CUevent *e, unsigned int flags))
+{
+  (void)flags;
+  NEED_CTX();
+  return obj_new(e, EVENT_MAGIC);
+}
+API(CUresult, cuEventDestroy_v2, (CUevent e))
+{
+  NEED_INIT();
+  return obj_free(e, EVENT_MAGIC);
+}
+API(CUresult, cuEventRecord, (CUevent e, CUstream s))
+{
+  NEED_CTX();
+  if ((s && !obj_is(s, STREAM_MAGIC)) || !obj_is(e, EVENT_MAGIC))
+    return CUDA_ERROR_INVALID_HANDLE;
+  return CUDA_SUCCESS;
+}
+API(CUresult, cuEventSynchronize, (CUevent e))
+{
+  NEED_INIT();
+  return obj_is(e, EVENT_MAGIC) ? CUDA_SUCCESS : CUDA_ERROR_INVALID_HANDLE;
+}
+API(CUresult, cuEventQuery, (CUevent e))
+{
+  NEED_INIT();
+  return obj_is(e, EVENT_MAGIC) ? CUDA_SUCCESS : CUDA_ERROR_INVALID_HANDLE;
+}
+
+/* ---- IPC ----------------------------------------------------------------- */
+
+API(CUresult, cuIpcGetMemHandle, (CUipcMemHandle *h, CUdeviceptr p))
+{
+  alloc *a;
+  NEED_CTX();
+  if (!(a = find_alloc(p, 0, 0)))
+    return CUDA_ERROR_INVALID_VALUE;
+  memset(h, 0, sizeof *h);
+  memcpy(h->reserved, a->name, strlen(a->name));
+  return CUDA_SUCCESS;
+}
+API(CUresult, cuIpcOpenMemHandle_v2, (CUdeviceptr *p, CUipcMemHandle h, unsigned int flags))
+{
+  char name[sizeof h.reserved + 1];
+  struct stat st;
+  alloc *a;
+  int fd;
+  (void)flags;
+  NEED_CTX();
+  memcpy(name, h.reserved, sizeof h.reserved);
+  name[sizeof h.reserved] = 0;
+  if (name[0] != '/')
+    return CUDA_ERROR_INVALID_VALUE;
+  if ((fd = shm_open(name, O_RDWR, 0)) < 0)
+    return CUDA_ERROR_INVALID_HANDLE;
+  if (fstat(fd, &st) != 0 || st.st_size <= 0 || !(a = calloc(1, sizeof *a))) {
+    close(fd);
+    return CUDA_ERROR_INVALID_HANDLE;
+  }
+  a->size = (size_t)st.st_size;
+  a->imported = 1;
+  snprintf(a->name, sizeof a->name, "%s", name);
+  a->p = mmap(NULL, a->size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  close(fd);
+  if (a->p == MAP_FAILED) {
+    free(a);
+    return CUDA_ERROR_OUT_OF_MEMORY;
+  }
+  add_alloc(a);
+  *p = (CUdeviceptr)(uintptr_t)a->p;
+  return CUDA_SUCCESS;
+}
+API(CUresult, cuIpcCloseMemHandle, (CUdeviceptr p))
+{
+  alloc *a;
+  NEED_INIT();
+  if (!(a = find_alloc(p, 1, 1)))
+    return CUDA_ERROR_INVALID_VALUE;
+  munmap(a->p, a->size);
+  free(a);
+  return CUDA_SUCCESS;
+}
+API(CUresult, cuIpcGetEventHandle, (CUipcEventHandle *h, CUevent e))
+{
+  NEED_CTX();
+  if (!obj_is(e, EVENT_MAGIC))
+    return CUDA_ERROR_INVALID_HANDLE;
+  memset(h, 0, sizeof *h);
+  memcpy(h->reserved, "mockcuda-event", 14);
+  return CUDA_SUCCESS;
+}
+API(CUresult, cuIpcOpenEventHandle, (CUevent *e, CUipcEventHandle h))
+{
+  NEED_CTX();
+  if (memcmp(h.reserved, "mockcuda-event", 14) != 0)
+    return CUDA_ERROR_INVALID_HANDLE;
+  return obj_new(e, EVENT_MAGIC);
+}
+
+/* ---- modules: present, not implemented (no kernels on the CPU here) ---- */
+
+API(CUresult, cuModuleLoadData, (CUmodule *m, const void *image))
+{
+  (void)m;
+  (void)image;
+  return CUDA_ERROR_NOT_SUPPORTED;
+}
+API(CUresult, cuModuleUnload, (CUmodule m))
+{
+  (void)m;
+  return CUDA_ERROR_NOT_SUPPORTED;
+}
+API(CUresult, cuModuleGetFunction, (CUfunction *f, CUmodule m, const char *name))
+{
+  (void)f;
+  (void)m;
+  (void)name;
+  return CUDA_ERROR_NOT_SUPPORTED;
+}
+API(CUresult, cuLaunchKernel,
+    (CUfunction f, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsigned bz,
+     unsigned shared, CUstream s, void **params, void **extra))
+{
+  (void)f; (void)gx; (void)gy; (void)gz; (void)bx; (void)by; (void)bz;
+  (void)shared; (void)s; (void)params; (void)extra;
+  return CUDA_ERROR_NOT_SUPPORTED;
+}

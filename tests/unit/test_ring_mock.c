@@ -1,0 +1,535 @@
+/* The producer/consumer ring end to end on the CPU mock driver
+ * (tests/unit/mock_cuda.c): a producer process and a consumer process, each
+ * loading the driver itself after fork, talk over the real protocol.
+ * In the consumer, every library call is followed by a check that the CUDA
+ * context stack is empty again (a context left pushed breaks the caller's
+ * own CUDA work), and both sides must give back every allocation and IPC
+ * mapping they made. */
+#include <dlfcn.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "cuda_table.h"
+#include "cudalink.h"
+#include "testutil.h"
+
+#ifndef MOCK_CUDA
+#  error "MOCK_CUDA must name the mock driver"
+#endif
+
+#define FRAMES 200
+#define SLOTS 3u
+
+static const cudalink_format fmt_a = { 64, 32, 4, CUDALINK_DTYPE_UINT8, 0 };
+static const cudalink_format fmt_b = { 40, 24, 1, CUDALINK_DTYPE_UINT16, 0 };
+
+/* ---- the mock's hooks, found after the library has loaded it ---------- */
+
+static int (*mock_depth)(void);
+static long (*mock_live)(void);
+static const cudalink_cuda *cu;
+static CUcontext ctx;
+
+static int
+load_driver(void)
+{
+  char why[256] = "";
+  void *h;
+  cudalink_status st;
+  if ((st = cudalink_cuda_load(why, sizeof why)) != CUDALINK_OK) {
+    fprintf(stderr, "  driver: %s: %s\n", cudalink_status_name(st), why);
+    return 0;
+  }
+  cu = cudalink_cuda_get(&st, NULL, 0);
+  h = dlopen(MOCK_CUDA, RTLD_NOW | RTLD_NOLOAD);
+  if (!cu || !h)
+    return 0;
+  *(void **)&mock_depth = dlsym(h, "mock_cuda_ctx_depth");
+  *(void **)&mock_live = dlsym(h, "mock_cuda_live_allocations");
+  dlclose(h); /* drops only our reference: the library keeps it loaded */
+  return mock_depth && mock_live && cu->DevicePrimaryCtxRetain(&ctx, 0) == CUDA_SUCCESS;
+}
+
+#define DEPTH0() CHECK_EQ_INT(mock_depth(), 0)
+
+/* Frame k's bytes: a fill value for the whole frame, the first row a ramp
+ * that starts at k (so every one of the 200 frames differs). */
+static void
+expected_frame(uint8_t *buf, size_t size, size_t row, uint32_t k)
+{
+  memset(buf, (int)((k * 7u + 1u) & 0xffu), size);
+  for (size_t i = 0; i < row; i++)
+    buf[i] = (uint8_t)(k + i);
+  memcpy(buf, &k, sizeof k);
+}
+
+/* ---- pipes between the two processes ---------------------------------- */
+
+typedef struct msg {
+  char op;  /* producer: 'p' publish n, 'r' reformat, 'd' destroy, 'q' quit */
+  int n;
+} msg;
+
+static int
+send_msg(int fd, char op, int n)
+{
+  msg m;
+  memset(&m, 0, sizeof m); /* no uninitialised padding through the pipe */
+  m.op = op;
+  m.n = n;
+  return write(fd, &m, sizeof m) == (ssize_t)sizeof m;
+}
+
+static int
+recv_msg(int fd, msg *m)
+{
+  ssize_t got;
+  do
+    got = read(fd, m, sizeof *m);
+  while (got < 0 && errno == EINTR);
+  return got == (ssize_t)sizeof *m;
+}
+
+/* ---- producer process ------------------------------------------------- */
+
+static int
+publish_one(cudalink_producer *p, uint32_t k)
+{
+  const cudalink_format *f = cudalink_producer_format(p);
+  uint32_t size, row;
+  uint64_t dst;
+  size_t pitch;
+  uint8_t *buf;
+  int ok;
+
+  cudalink_format_sizes(f, &size, &row);
+  if (cudalink_producer_begin(p, &dst, &pitch) != CUDALINK_OK || !(buf = malloc(size)))
+    return 0;
+  expected_frame(buf, size, row, k);
+  ok = cu->CtxPushCurrent(ctx) == CUDA_SUCCESS;
+  if (ok) {
+    ok = cu->MemsetD8Async((CUdeviceptr)dst, buf[size - 1], size,
+                           (CUstream)cudalink_producer_stream(p)) == CUDA_SUCCESS &&
+         cu->StreamSynchronize((CUstream)cudalink_producer_stream(p)) == CUDA_SUCCESS &&
+         cu->MemcpyHtoD((CUdeviceptr)dst, buf, row) == CUDA_SUCCESS;
+    cu->CtxPopCurrent(NULL);
+  }
+  free(buf);
+  return ok && cudalink_producer_commit(p, NULL, 1) == CUDALINK_OK;
+}
+
+/* Serves commands until 'q' (or EOF); returns its failure count. */
+static int
+producer_main(const char *name, int cmd_fd, int ack_fd)
+{
+  cudalink_producer_config cfg;
+  cudalink_producer *p = NULL;
+  long live0;
+  uint32_t k = 0;
+  int failures = 0;
+  msg m;
+
+  if (!load_driver())
+    return 1;
+  live0 = mock_live();
+  cudalink_producer_config_init(&cfg);
+  cfg.name = name;
+  cfg.num_slots = SLOTS;
+  cfg.grace_ms = 1;
+  if (cudalink_producer_create(&cfg, &fmt_a, &p) != CUDALINK_OK)
+    return 1;
+  send_msg(ack_fd, 'k', 0);
+  while (recv_msg(cmd_fd, &m) && m.op != 'q') {
+    int ok = 1;
+    switch (m.op) {
+      case 'p':
+        for (int i = 0; i < m.n && ok; i++)
+          ok = publish_one(p, ++k);
+        break;
+      case 'r':
+        ok = cudalink_producer_reformat(p, &fmt_b) == CUDALINK_OK;
+        break;
+      case 'd':
+        cudalink_producer_destroy(p);
+        p = NULL;
+        break;
+      default:
+        ok = 0;
+    }
+    if (!ok)
+      failures++;
+    send_msg(ack_fd, ok ? 'k' : 'f', 0);
+  }
+  cudalink_producer_destroy(p);
+  cu->DevicePrimaryCtxRelease(0);
+  if (mock_live() != live0) {
+    fprintf(stderr, "  producer: %ld allocations left (was %ld)\n", mock_live(), live0);
+    failures++;
+  }
+  return failures;
+}
+
+/* ---- consumer side ---------------------------------------------------- */
+
+static int cmd_w = -1, ack_r = -1;
+
+static int
+producer_do(char op, int n)
+{
+  msg m;
+  return send_msg(cmd_w, op, n) && recv_msg(ack_r, &m) && m.op == 'k';
+}
+
+/* Forks the producer; returns its pid (cmd_w / ack_r set) or -1. */
+static pid_t
+start_producer(const char *name)
+{
+  int cmd[2], ack[2];
+  pid_t pid;
+  msg m;
+  if (pipe(cmd) != 0 || pipe(ack) != 0)
+    return -1;
+  fflush(NULL);
+  pid = fork();
+  if (pid == 0) {
+    close(cmd[1]);
+    close(ack[0]);
+    _exit(producer_main(name, cmd[0], ack[1]));
+  }
+  close(cmd[0]);
+  close(ack[1]);
+  cmd_w = cmd[1];
+  ack_r = ack[0];
+  if (pid < 0 || !recv_msg(ack_r, &m) || m.op != 'k')
+    return -1;
+  return pid;
+}
+
+static int
+finish_producer(pid_t pid)
+{
+  int status = 0;
+  send_msg(cmd_w, 'q', 0);
+  close(cmd_w);
+  close(ack_r);
+  if (waitpid(pid, &status, 0) != pid)
+    return 99;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 98;
+}
+
+/* Runs fn in a child (the consumer process); its exit code is its failure
+ * count. */
+static int
+in_child(int (*fn)(void))
+{
+  int status = 0;
+  pid_t pid;
+  fflush(NULL);
+  pid = fork();
+  if (pid == 0)
+    _exit(fn());
+  if (pid < 0 || waitpid(pid, &status, 0) != pid)
+    return 99;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 98;
+}
+
+static char seg_name[64];
+static unsigned seg_counter;
+
+static void
+new_name(void)
+{
+  snprintf(seg_name, sizeof seg_name, "cudalink-mocktest-%d-%u", (int)getpid(), seg_counter++);
+}
+
+/* 0, or the errno of shm_unlink */
+static int
+unlink_segment(void)
+{
+  char path[80];
+  snprintf(path, sizeof path, "/%s", seg_name);
+  return shm_unlink(path) == 0 ? 0 : errno;
+}
+
+static int
+alloc_dev(CUdeviceptr *p, size_t n)
+{
+  int ok = cu->CtxPushCurrent(ctx) == CUDA_SUCCESS;
+  if (ok) {
+    ok = cu->MemAlloc(p, n) == CUDA_SUCCESS;
+    cu->CtxPopCurrent(NULL);
+  }
+  return ok;
+}
+
+static void
+free_dev(CUdeviceptr p)
+{
+  if (cu->CtxPushCurrent(ctx) == CUDA_SUCCESS) {
+    cu->MemFree(p);
+    cu->CtxPopCurrent(NULL);
+  }
+}
+
+/* Copies the current frame into dst, reads it back and compares with frame
+ * k of format f. */
+static int
+copy_and_check(cudalink_consumer *c, CUdeviceptr dst, const cudalink_format *f, uint32_t k)
+{
+  uint32_t size, row;
+  uint8_t *got, *want;
+  cudalink_status st;
+  int same = 0;
+
+  cudalink_format_sizes(f, &size, &row);
+  st = cudalink_consumer_copy(c, dst, row, NULL);
+  DEPTH0();
+  if (st != CUDALINK_OK) {
+    fprintf(stderr, "  copy of frame %u: %s\n", k, cudalink_status_name(st));
+    return 0;
+  }
+  got = malloc(size);
+  want = malloc(size);
+  if (got && want && cu->CtxPushCurrent(ctx) == CUDA_SUCCESS) {
+    if (cu->MemcpyDtoH(got, dst, size) == CUDA_SUCCESS) {
+      expected_frame(want, size, row, k);
+      same = memcmp(got, want, size) == 0;
+    }
+    cu->CtxPopCurrent(NULL);
+  }
+  free(got);
+  free(want);
+  if (!same)
+    fprintf(stderr, "  frame %u differs\n", k);
+  return same;
+}
+
+static cudalink_consumer *
+connect_consumer(void)
+{
+  cudalink_consumer_config cfg;
+  cudalink_consumer *c = NULL;
+  cudalink_status st;
+  cudalink_consumer_config_init(&cfg);
+  cfg.name = seg_name;
+  if (cudalink_consumer_create(&cfg, &c) != CUDALINK_OK)
+    return NULL;
+  st = cudalink_consumer_connect(c);
+  DEPTH0();
+  if (st != CUDALINK_OK) {
+    fprintf(stderr, "  connect: %s: %s\n", cudalink_status_name(st), cudalink_consumer_last_error(c));
+    cudalink_consumer_destroy(c);
+    return NULL;
+  }
+  return c;
+}
+
+/* Frames, missed frames, a torn frame, a reformat, a clean shutdown. */
+static int
+consumer_ring(void)
+{
+  cudalink_consumer *c;
+  cudalink_consumer_stats stats;
+  cudalink_frame_info info;
+  const cudalink_format *f;
+  CUdeviceptr dst = 0;
+  uint64_t src;
+  size_t src_pitch;
+  long live0;
+  uint32_t k;
+  pid_t producer;
+  uint32_t size_a;
+
+  tu_failures_in_test = 0;
+  new_name();
+  if ((producer = start_producer(seg_name)) < 0)
+    return 1;
+  /* the producer has the driver loaded in its own process; now ours */
+  if (!load_driver())
+    return 1;
+  live0 = mock_live();
+  DEPTH0();
+  cudalink_format_sizes(&fmt_a, &size_a, NULL);
+  if (!alloc_dev(&dst, size_a) || !(c = connect_consumer()))
+    return 1;
+  f = cudalink_consumer_format(c);
+  DEPTH0();
+  CHECK(f && f->width == fmt_a.width && f->height == fmt_a.height);
+
+  /* 200 frames, lock-step, bit-exact */
+  for (k = 1; k <= FRAMES; k++) {
+    cudalink_status st;
+    if (!producer_do('p', 1))
+      return tu_failures_in_test + 1;
+    st = cudalink_consumer_wait(c, 1000000);
+    DEPTH0();
+    if (st != CUDALINK_OK) {
+      fprintf(stderr, "  wait for frame %u: %s\n", k, cudalink_status_name(st));
+      return tu_failures_in_test + 1;
+    }
+    CHECK_EQ_INT(cudalink_consumer_frame_info(c, &info), CUDALINK_OK);
+    DEPTH0();
+    CHECK_EQ_INT(info.write_idx, k);
+    CHECK_EQ_INT(info.slot, (k - 1) % SLOTS);
+    CHECK(copy_and_check(c, dst, &fmt_a, k));
+  }
+  cudalink_consumer_get_stats(c, &stats);
+  DEPTH0();
+  CHECK_EQ_INT(stats.frames, FRAMES);
+  CHECK_EQ_INT(stats.missed, 0);
+  CHECK_EQ_INT(stats.torn, 0);
+  CHECK_EQ_INT(stats.num_slots, SLOTS);
+
+  /* nothing new: a timeout */
+  CHECK_EQ_INT(cudalink_consumer_wait(c, 20000), CUDALINK_ERR_TIMEOUT);
+  DEPTH0();
+
+  /* 5 frames between two waits: 4 missed, the newest returned */
+  CHECK(producer_do('p', 5));
+  k += 4;
+  CHECK_EQ_INT(cudalink_consumer_wait(c, 1000000), CUDALINK_OK);
+  DEPTH0();
+  CHECK_EQ_INT(cudalink_consumer_frame_info(c, &info), CUDALINK_OK);
+  DEPTH0();
+  CHECK_EQ_INT(info.write_idx, k);
+  CHECK(copy_and_check(c, dst, &fmt_a, k));
+  cudalink_consumer_get_stats(c, &stats);
+  DEPTH0();
+  CHECK_EQ_INT(stats.missed, 4);
+
+  /* torn: the producer laps the ring while we hold the slot */
+  CHECK(producer_do('p', 1));
+  k++;
+  CHECK_EQ_INT(cudalink_consumer_wait(c, 1000000), CUDALINK_OK);
+  DEPTH0();
+  CHECK_EQ_INT(cudalink_consumer_acquire(c, NULL, &src, &src_pitch), CUDALINK_OK);
+  DEPTH0();
+  CHECK(producer_do('p', (int)SLOTS));
+  k += SLOTS;
+  CHECK_EQ_INT(cudalink_consumer_release(c, NULL), CUDALINK_ERR_TORN);
+  DEPTH0();
+  cudalink_consumer_get_stats(c, &stats);
+  DEPTH0();
+  CHECK_EQ_INT(stats.torn, 1);
+  /* the newest frame is clean again */
+  CHECK_EQ_INT(cudalink_consumer_wait(c, 1000000), CUDALINK_OK);
+  DEPTH0();
+  CHECK(copy_and_check(c, dst, &fmt_a, k));
+
+  /* reformat */
+  CHECK(producer_do('r', 0));
+  CHECK_EQ_INT(cudalink_consumer_wait(c, 1000000), CUDALINK_ERR_FORMAT_CHANGED);
+  DEPTH0();
+  f = cudalink_consumer_format(c);
+  DEPTH0();
+  CHECK(f && f->width == fmt_b.width && f->height == fmt_b.height &&
+        f->num_comps == fmt_b.num_comps && f->dtype == fmt_b.dtype);
+  CHECK(producer_do('p', 1));
+  k++;
+  CHECK_EQ_INT(cudalink_consumer_wait(c, 1000000), CUDALINK_OK);
+  DEPTH0();
+  CHECK_EQ_INT(cudalink_consumer_frame_info(c, &info), CUDALINK_OK);
+  DEPTH0();
+  CHECK_EQ_INT(info.write_idx, 1);
+  CHECK(copy_and_check(c, dst, &fmt_b, k)); /* fmt_b frames are smaller */
+  cudalink_consumer_get_stats(c, &stats);
+  DEPTH0();
+  CHECK_EQ_INT(stats.reopens, 1);
+
+  /* clean shutdown */
+  CHECK(producer_do('d', 0));
+  CHECK_EQ_INT(cudalink_consumer_wait(c, 1000000), CUDALINK_ERR_PRODUCER_GONE);
+  DEPTH0();
+  CHECK(cudalink_consumer_format(c) == NULL);
+  DEPTH0();
+  cudalink_consumer_destroy(c);
+  DEPTH0();
+  free_dev(dst);
+  CHECK_EQ_INT(mock_live(), live0);
+  CHECK_EQ_INT(finish_producer(producer), 0);
+  /* destroy unlinked the segment already */
+  CHECK_EQ_INT(unlink_segment(), ENOENT);
+  cu->DevicePrimaryCtxRelease(0);
+  return tu_failures_in_test;
+}
+
+/* The producer is SIGKILLed: the consumer notices within a second. */
+static int
+consumer_kill(void)
+{
+  cudalink_consumer *c;
+  cudalink_status st;
+  CUdeviceptr dst = 0;
+  uint32_t size_a;
+  long live0;
+  pid_t producer;
+  double t0;
+  int status;
+
+  tu_failures_in_test = 0;
+  new_name();
+  if ((producer = start_producer(seg_name)) < 0)
+    return 1;
+  if (!load_driver())
+    return 1;
+  live0 = mock_live();
+  cudalink_format_sizes(&fmt_a, &size_a, NULL);
+  if (!alloc_dev(&dst, size_a) || !(c = connect_consumer()))
+    return 1;
+  CHECK(producer_do('p', 1));
+  CHECK_EQ_INT(cudalink_consumer_wait(c, 1000000), CUDALINK_OK);
+  DEPTH0();
+  CHECK(copy_and_check(c, dst, &fmt_a, 1));
+
+  kill(producer, SIGKILL);
+  waitpid(producer, &status, 0);
+  t0 = cudalink_now();
+  do {
+    st = cudalink_consumer_wait(c, 100000);
+    DEPTH0();
+  } while (st == CUDALINK_ERR_TIMEOUT && cudalink_now() - t0 < 2.0);
+  CHECK_EQ_INT(st, CUDALINK_ERR_PRODUCER_GONE);
+  CHECK(cudalink_now() - t0 < 1.0);
+  cudalink_consumer_destroy(c);
+  DEPTH0();
+  free_dev(dst);
+  CHECK_EQ_INT(mock_live(), live0);
+  cu->DevicePrimaryCtxRelease(0);
+
+  /* what the killed producer left behind: its "device memory" and segment */
+  close(cmd_w);
+  close(ack_r);
+  for (unsigned i = 0; i < 64; i++) {
+    char shm[64];
+    snprintf(shm, sizeof shm, "/mockcuda.%d.%u", (int)producer, i);
+    shm_unlink(shm);
+  }
+  CHECK_EQ_INT(unlink_segment(), 0);
+  return tu_failures_in_test;
+}
+
+static void
+test_ring(void)
+{
+  CHECK_EQ_INT(in_child(consumer_ring), 0);
+}
+
+static void
+test_producer_killed(void)
+{
+  CHECK_EQ_INT(in_child(consumer_kill), 0);
+}
+
+int
+main(void)
+{
+  /* before anything loads the driver; each process loads it after fork */
+  setenv("CUDALINK_CUDA_LIBRARY", MOCK_CUDA, 1);
+  RUN_TEST(test_ring);
+  RUN_TEST(test_producer_killed);
+  return TEST_SUMMARY();
+}

@@ -234,9 +234,9 @@ child_busy(void)
   if (holder == 0) {
     cudalink_shm *shm = make_segment(0);
     int ok = shm && cudalink_shm_lock(shm) == CUDALINK_OK;
-    if (write(from_holder[1], ok ? "L" : "x", 1) != 1 || read(to_holder[0], &b, 1) != 1)
-      _exit(1);
-    _exit(0);
+    int rc = write(from_holder[1], ok ? "L" : "x", 1) != 1 || read(to_holder[0], &b, 1) != 1;
+    cudalink_shm_close(shm); /* holds the lock until told to quit */
+    _exit(rc);
   }
   if (read(from_holder[0], &b, 1) != 1 || b != 'L')
     bad++;

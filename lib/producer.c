@@ -32,6 +32,9 @@ sleep_ms(unsigned ms)
 #define MAX_SHADOWS 2                   /* old mappings still mirrored after a re-link */
 #define RELINK_CHECK_S 0.25             /* how often we look for a lost name */
 #define SHUTDOWN_LINGER_MS 100          /* consumers let go of the ring meanwhile */
+#define DEFAULT_NUM_SLOTS 3             /* what 0 in the config means (cudalink.h) */
+#define DEFAULT_GRACE_MS 200
+#define DEFAULT_STALE_MS 1000
 
 typedef struct ring {
   uint32_t num_slots;
@@ -87,9 +90,9 @@ cudalink_producer_config_init(cudalink_producer_config *config)
 {
   memset(config, 0, sizeof *config);
   config->name = "cudalink";
-  config->num_slots = 3;
-  config->grace_ms = 200;
-  config->stale_ms = 1000;
+  config->num_slots = DEFAULT_NUM_SLOTS;
+  config->grace_ms = DEFAULT_GRACE_MS;
+  config->stale_ms = DEFAULT_STALE_MS;
 }
 
 /* --- writing the segment ------------------------------------------------ */
@@ -337,11 +340,11 @@ cudalink_producer_create(const cudalink_producer_config *config, const cudalink_
   snprintf(p->name, sizeof p->name, "%s", config->name);
   p->config.name = p->name;
   if (!p->config.num_slots)
-    p->config.num_slots = 3;
+    p->config.num_slots = DEFAULT_NUM_SLOTS;
   if (!p->config.grace_ms)
-    p->config.grace_ms = 200;
+    p->config.grace_ms = DEFAULT_GRACE_MS;
   if (!p->config.stale_ms)
-    p->config.stale_ms = 1000;
+    p->config.stale_ms = DEFAULT_STALE_MS;
   p->header.num_slots = p->config.num_slots;
   p->layout = cudalink_layout_for(p->config.num_slots);
 

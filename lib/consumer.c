@@ -36,6 +36,8 @@ sleep_us(unsigned us)
 #define RETRY_GAP_US 5000      /* between tries of a header being rewritten */
 #define LOCK_CHECK_S 0.05      /* how often we ask whether our producer lives */
 #define SYNC_SPIN_S 30e-6      /* release() polls this long before it sleeps */
+#define DEFAULT_POLL_US 1000   /* what 0 in the config means (cudalink.h) */
+#define DEFAULT_SETTLE_MS 2000
 
 struct cudalink_consumer {
   char name[CUDALINK_MAX_NAME + 1];
@@ -73,8 +75,8 @@ cudalink_consumer_config_init(cudalink_consumer_config *config)
 {
   memset(config, 0, sizeof *config);
   config->name = "cudalink";
-  config->poll_interval_us = 1000;
-  config->settle_ms = 2000;
+  config->poll_interval_us = DEFAULT_POLL_US;
+  config->settle_ms = DEFAULT_SETTLE_MS;
 }
 
 cudalink_status
@@ -95,9 +97,9 @@ cudalink_consumer_create(const cudalink_consumer_config *config, cudalink_consum
   snprintf(c->name, sizeof c->name, "%s", config->name);
   c->config.name = c->name;
   if (!c->config.poll_interval_us)
-    c->config.poll_interval_us = 1000;
+    c->config.poll_interval_us = DEFAULT_POLL_US;
   if (!c->config.settle_ms)
-    c->config.settle_ms = 2000;
+    c->config.settle_ms = DEFAULT_SETTLE_MS;
   *out = c;
   return CUDALINK_OK;
 }
@@ -295,7 +297,8 @@ attach(cudalink_consumer *c)
         CUresult res = c->cu->CtxPushCurrent(c->ctx.ctx);
         if (res == CUDA_SUCCESS) {
           res = c->cu->StreamCreate(&c->stream, CU_STREAM_NON_BLOCKING);
-          if (res == CUDA_SUCCESS)
+          /* only SLEEP_SYNC's release() waits on it */
+          if (res == CUDA_SUCCESS && (c->config.flags & CUDALINK_CONSUMER_SLEEP_SYNC))
             res = c->cu->EventCreate(&c->done,
                                      CU_EVENT_BLOCKING_SYNC | CU_EVENT_DISABLE_TIMING);
           c->cu->CtxPopCurrent(NULL);

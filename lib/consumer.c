@@ -35,7 +35,9 @@ sleep_us(unsigned us)
 #define SETTLE_GAP_US 2000     /* two reads this far apart must agree */
 #define RETRY_GAP_US 5000      /* between tries of a header being rewritten */
 #define LOCK_CHECK_S 0.05      /* how often we ask whether our producer lives */
-#define SYNC_SPIN_S 30e-6      /* release() polls this long before it sleeps */
+#define SYNC_SPIN_S 30e-6      /* SLEEP_SYNC's release() polls this long before it sleeps */
+#define NAP_MIN_S 20e-6        /* shorter naps cost more than they save */
+#define NAP_WAKE_S 10e-6       /* a nap's wake-up, on top of the timer slack */
 #define DEFAULT_POLL_US 1000   /* what 0 in the config means (cudalink.h) */
 #define DEFAULT_SETTLE_MS 2000
 
@@ -54,7 +56,8 @@ struct cudalink_consumer {
   uint32_t row_size;
   CUdeviceptr mem[CUDALINK_MAX_SLOTS];
   CUevent event[CUDALINK_MAX_SLOTS];
-  CUevent done; /* blocking-sync event: release() sleeps on it instead of spinning */
+  CUevent done; /* recorded after the caller's copy: release() waits on it */
+  double sync_estimate; /* seconds release() usually waits for the GPU */
 
   uint32_t last_idx;
   int have_frame;
@@ -297,10 +300,12 @@ attach(cudalink_consumer *c)
         CUresult res = c->cu->CtxPushCurrent(c->ctx.ctx);
         if (res == CUDA_SUCCESS) {
           res = c->cu->StreamCreate(&c->stream, CU_STREAM_NON_BLOCKING);
-          /* only SLEEP_SYNC's release() waits on it */
-          if (res == CUDA_SUCCESS && (c->config.flags & CUDALINK_CONSUMER_SLEEP_SYNC))
+          /* SLEEP_SYNC sleeps on it in the driver; the others query it */
+          if (res == CUDA_SUCCESS)
             res = c->cu->EventCreate(&c->done,
-                                     CU_EVENT_BLOCKING_SYNC | CU_EVENT_DISABLE_TIMING);
+                                     (c->config.flags & CUDALINK_CONSUMER_SLEEP_SYNC
+                                          ? CU_EVENT_BLOCKING_SYNC
+                                          : 0) | CU_EVENT_DISABLE_TIMING);
           c->cu->CtxPopCurrent(NULL);
         }
         if (res != CUDA_SUCCESS)
@@ -468,6 +473,10 @@ cudalink_consumer_wait(cudalink_consumer *c, int64_t timeout_us)
       return CUDALINK_ERR_TIMEOUT;
     {
       int64_t slice = c->config.poll_interval_us;
+      /* ours wakes us on every publish and at shutdown: sleep until the
+       * next check that it still lives rather than poll */
+      if (c->ours && (c->next_lock_check - now) * 1e6 > (double)slice)
+        slice = (int64_t)((c->next_lock_check - now) * 1e6) + 1;
       if (deadline >= 0 && (deadline - now) * 1e6 < (double)slice)
         slice = (int64_t)((deadline - now) * 1e6) + 1;
       cudalink_futex_wait((const volatile uint32_t *)(const void *)(seg_base(c) +
@@ -526,6 +535,51 @@ cudalink_consumer_acquire(cudalink_consumer *c, void *stream, uint64_t *src, siz
   return CUDALINK_OK;
 }
 
+/* SLEEP_SYNC: poll briefly (a copy under MPS is done in ~20 us), then sleep
+ * in the driver until it is done. */
+static CUresult
+sync_sleeping(cudalink_consumer *c)
+{
+  double until = cudalink_now() + SYNC_SPIN_S;
+  CUresult res;
+  while ((res = c->cu->EventQuery(c->done)) == CUDA_ERROR_NOT_READY && cudalink_now() < until) {
+  }
+  return res == CUDA_ERROR_NOT_READY ? c->cu->EventSynchronize(c->done) : res;
+}
+
+/* The default: without MPS the GPU needs ~150 us to switch to our context
+ * before it runs our copy (bench_switch), a wait that spinning turns into
+ * CPU time. So sleep through the part of the wait that past frames say is
+ * certain, then spin the rest. sync_estimate follows the waits that ended
+ * spinning; a nap that overslept (the copy was done when it ended) shrinks
+ * it, since it hides how long the wait really was. The nap stops short of
+ * the estimate by the thread's timer slack: the kernel may end it that much
+ * late. Without MPS this spins ~60 us of ~170; with MPS (waits of ~20 us)
+ * it never naps. */
+static CUresult
+sync_napping(cudalink_consumer *c)
+{
+  double t0 = cudalink_now(), nap;
+  CUresult res = c->cu->EventQuery(c->done);
+
+  if (res != CUDA_ERROR_NOT_READY)
+    return res;
+  nap = c->sync_estimate - cudalink_nap_slack() - NAP_WAKE_S;
+  if (nap >= NAP_MIN_S) {
+    cudalink_nap(nap);
+    res = c->cu->EventQuery(c->done);
+    if (res != CUDA_ERROR_NOT_READY) {
+      if (res == CUDA_SUCCESS)
+        c->sync_estimate *= 0.75;
+      return res;
+    }
+  }
+  while ((res = c->cu->EventQuery(c->done)) == CUDA_ERROR_NOT_READY) {
+  }
+  c->sync_estimate += (cudalink_now() - t0 - c->sync_estimate) / 4;
+  return res;
+}
+
 cudalink_status
 cudalink_consumer_release(cudalink_consumer *c, void *stream)
 {
@@ -541,21 +595,11 @@ cudalink_consumer_release(cudalink_consumer *c, void *stream)
   if ((res = c->cu->CtxPushCurrent(c->ctx.ctx)) != CUDA_SUCCESS)
     return cudalink_cuda_check(c->cu, res, "cuCtxPushCurrent", c->last_error,
                                sizeof c->last_error);
-  if (!(c->config.flags & CUDALINK_CONSUMER_SLEEP_SYNC)) {
+  if (c->config.flags & CUDALINK_CONSUMER_SPIN_SYNC)
     res = c->cu->StreamSynchronize(stream ? (CUstream)stream : c->stream);
-  } else {
-    /* Poll briefly (a copy under MPS is done in ~20 us), then sleep until
-     * it is done rather than spin a core: without MPS the GPU's switch to
-     * our context alone takes ~250 us. */
-    res = c->cu->EventRecord(c->done, stream ? (CUstream)stream : c->stream);
-    if (res == CUDA_SUCCESS) {
-      double until = cudalink_now() + SYNC_SPIN_S;
-      while ((res = c->cu->EventQuery(c->done)) == CUDA_ERROR_NOT_READY && cudalink_now() < until) {
-      }
-      if (res == CUDA_ERROR_NOT_READY)
-        res = c->cu->EventSynchronize(c->done);
-    }
-  }
+  else if ((res = c->cu->EventRecord(c->done, stream ? (CUstream)stream : c->stream)) ==
+           CUDA_SUCCESS)
+    res = c->config.flags & CUDALINK_CONSUMER_SLEEP_SYNC ? sync_sleeping(c) : sync_napping(c);
   c->cu->CtxPopCurrent(NULL);
   if (res != CUDA_SUCCESS)
     return cudalink_cuda_check(c->cu, res, "cuStreamSynchronize", c->last_error,

@@ -30,7 +30,9 @@
  * Our producer also wakes waiting consumers with a futex on the write_idx
  * word (Linux); our consumer sleeps on it with a short timeout
  * (`poll_interval_us`), so foreign producers, which wake nobody, are still
- * noticed by polling, at most poll_interval_us late.
+ * noticed by polling, at most poll_interval_us late. When the producer is
+ * one of ours (it holds the segment's lock) the consumer sleeps up to 50 ms
+ * at a time instead, checking between sleeps that the producer lives.
  *
  * CUDA
  * ----
@@ -366,7 +368,8 @@ typedef struct cudalink_consumer_config {
   const char *name;          /* segment name */
   int device;                /* CUDA device ordinal, used when cuda_context is NULL */
   void *cuda_context;        /* CUcontext; NULL: device's primary context */
-  uint32_t poll_interval_us; /* longest sleep between looks; 0 means 1000 */
+  uint32_t poll_interval_us; /* longest sleep between looks at a foreign
+                                producer's segment; 0 means 1000 */
   uint32_t settle_ms;        /* how long a half-written header after a version change
                                 is retried before it is an error; 0 means 2000 */
   uint32_t flags;            /* CUDALINK_CONSUMER_* */
@@ -379,12 +382,15 @@ typedef struct cudalink_consumer_config {
  * on it when it has not: a GPU-side wait on an IPC event costs far more than
  * the query. This flag always waits (for measurements). */
 #define CUDALINK_CONSUMER_ALWAYS_WAIT_EVENT 0x1u
-/* release() waits for the copy in cuStreamSynchronize, which spins a core
- * for as long as the GPU takes (~250 us without MPS, most of it the switch
- * to this process's context). With this flag it polls for 30 us and then
- * sleeps on a blocking-sync event: less CPU per frame (bench_lib: 113 vs
- * 282 us at 64x64), ~70 us more latency without MPS. */
+/* By default release() waits for the copy by sleeping through the part of
+ * the wait that earlier frames say is certain (without MPS the GPU needs
+ * ~150 us to switch to this process's context first) and spinning the rest.
+ * SLEEP_SYNC instead polls for 30 us and then sleeps on a blocking-sync
+ * event in the driver (least CPU, most latency); SPIN_SYNC spins in
+ * cuStreamSynchronize the whole time (most CPU). docs/BENCHMARKS.md
+ * (bench_lib) has the three side by side. */
 #define CUDALINK_CONSUMER_SLEEP_SYNC 0x2u
+#define CUDALINK_CONSUMER_SPIN_SYNC 0x4u
 
 CUDALINK_API void cudalink_consumer_config_init(cudalink_consumer_config *config);
 
@@ -439,7 +445,7 @@ CUDALINK_API cudalink_status cudalink_consumer_copy(cudalink_consumer *consumer,
 /** Two-phase copy for callers that read the slot with their own kernel:
  * _acquire makes stream wait on the slot's event (unless it already
  * completed) and gives the slot's device pointer and row pitch; _release
- * waits for stream's work (spinning, unless CUDALINK_CONSUMER_SLEEP_SYNC)
+ * waits for stream's work (see CUDALINK_CONSUMER_SLEEP_SYNC for how)
  * and applies the torn check (OK or ERR_TORN). */
 CUDALINK_API cudalink_status cudalink_consumer_acquire(cudalink_consumer *consumer, void *stream,
                                                        uint64_t *src, size_t *src_pitch);

@@ -19,6 +19,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 typedef int CUresult;
@@ -54,6 +55,7 @@ typedef struct {
 #define CUDA_ERROR_INVALID_DEVICE 101
 #define CUDA_ERROR_INVALID_CONTEXT 201
 #define CUDA_ERROR_INVALID_HANDLE 400
+#define CUDA_ERROR_NOT_READY 600
 #define CUDA_ERROR_NOT_SUPPORTED 801
 #define CU_MEMORYTYPE_HOST 1
 #define CU_MEMORYTYPE_DEVICE 2
@@ -358,6 +360,63 @@ side(int type, const void *host, CUdeviceptr dev, size_t x, size_t y, size_t pit
   return NULL;
 }
 
+#define STREAM_MAGIC 0x5354524du
+#define EVENT_MAGIC 0x4556454eu
+
+/* Time on the "GPU": MOCK_CUDA_GPU_US (read at each operation) makes every
+ * asynchronous copy or memset finish that many microseconds after the
+ * work queued before it, the way a GPU that is busy elsewhere does (the
+ * bytes move at once; only completion is late). Events complete with the
+ * work recorded before them; cuStreamSynchronize and a non-blocking event's
+ * synchronize spin until then, as the real driver does by default, a
+ * BLOCKING_SYNC event's sleeps. */
+typedef struct {
+  unsigned magic;
+  int blocking;
+  double done_at;
+} event;
+
+static double last_done_at; /* when all work queued in this process is done */
+
+static double
+mono_now(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static void
+gpu_work(void)
+{
+  const char *gpu_us = getenv("MOCK_CUDA_GPU_US");
+  double now = mono_now();
+  last_done_at = (last_done_at > now ? last_done_at : now) + (gpu_us ? atof(gpu_us) * 1e-6 : 0);
+}
+
+static void
+wait_until(double t, int sleep)
+{
+  double left;
+  while ((left = t - mono_now()) > 0) {
+    struct timespec ts = { 0, (long)(left * 1e9) };
+    if (sleep)
+      nanosleep(&ts, NULL);
+  }
+}
+
+static CUresult
+event_new(CUevent *e, int blocking)
+{
+  event *ev = calloc(1, sizeof *ev);
+  if (!ev)
+    return CUDA_ERROR_OUT_OF_MEMORY;
+  ev->magic = EVENT_MAGIC;
+  ev->blocking = blocking;
+  *e = (CUevent)ev;
+  return CUDA_SUCCESS;
+}
+
 API(CUresult, cuMemcpy2DAsync_v2, (const CUDA_MEMCPY2D *c, CUstream s))
 {
   const char *src;
@@ -374,6 +433,7 @@ API(CUresult, cuMemcpy2DAsync_v2, (const CUDA_MEMCPY2D *c, CUstream s))
     return CUDA_ERROR_INVALID_VALUE;
   for (size_t y = 0; y < c->Height; y++)
     memmove(dst + y * c->dstPitch, src + y * c->srcPitch, c->WidthInBytes);
+  gpu_work();
   return CUDA_SUCCESS;
 }
 API(CUresult, cuMemcpyDtoDAsync_v2, (CUdeviceptr d, CUdeviceptr s, size_t n, CUstream st))
@@ -383,6 +443,7 @@ API(CUresult, cuMemcpyDtoDAsync_v2, (CUdeviceptr d, CUdeviceptr s, size_t n, CUs
   if (!valid_range(d, n) || !valid_range(s, n))
     return CUDA_ERROR_INVALID_VALUE;
   memmove((void *)(uintptr_t)d, (const void *)(uintptr_t)s, n);
+  gpu_work();
   return CUDA_SUCCESS;
 }
 API(CUresult, cuMemcpyHtoD_v2, (CUdeviceptr d, const void *s, size_t n))
@@ -408,13 +469,12 @@ API(CUresult, cuMemsetD8Async, (CUdeviceptr d, unsigned char v, size_t n, CUstre
   if (!valid_range(d, n))
     return CUDA_ERROR_INVALID_VALUE;
   memset((void *)(uintptr_t)d, v, n);
+  gpu_work();
   return CUDA_SUCCESS;
 }
 
 /* Streams and events: small heap objects (so valgrind sees leaks); all
  * work is done by the time a call returns. */
-#define STREAM_MAGIC 0x5354524du
-#define EVENT_MAGIC 0x4556454eu
 typedef struct obj { unsigned magic; } obj;
 
 static CUresult
@@ -456,7 +516,10 @@ API(CUresult, cuStreamDestroy_v2, (CUstream s))
 API(CUresult, cuStreamSynchronize, (CUstream s))
 {
   NEED_CTX();
-  return !s || obj_is(s, STREAM_MAGIC) ? CUDA_SUCCESS : CUDA_ERROR_INVALID_HANDLE;
+  if (s && !obj_is(s, STREAM_MAGIC))
+    return CUDA_ERROR_INVALID_HANDLE;
+  wait_until(last_done_at, 0);
+  return CUDA_SUCCESS;
 }
 API(CUresult, cuStreamWaitEvent, (CUstream s, CUevent e, unsigned int flags))
 {
@@ -468,9 +531,8 @@ API(CUresult, cuStreamWaitEvent, (CUstream s, CUevent e, unsigned int flags))
 }
 API(CUresult, cuEventCreate, (CUevent *e, unsigned int flags))
 {
-  (void)flags;
   NEED_CTX();
-  return obj_new(e, EVENT_MAGIC);
+  return event_new(e, (flags & 0x1) != 0); /* CU_EVENT_BLOCKING_SYNC */
 }
 API(CUresult, cuEventDestroy_v2, (CUevent e))
 {
@@ -482,17 +544,23 @@ API(CUresult, cuEventRecord, (CUevent e, CUstream s))
   NEED_CTX();
   if ((s && !obj_is(s, STREAM_MAGIC)) || !obj_is(e, EVENT_MAGIC))
     return CUDA_ERROR_INVALID_HANDLE;
+  ((event *)(void *)e)->done_at = last_done_at;
   return CUDA_SUCCESS;
 }
 API(CUresult, cuEventSynchronize, (CUevent e))
 {
   NEED_INIT();
-  return obj_is(e, EVENT_MAGIC) ? CUDA_SUCCESS : CUDA_ERROR_INVALID_HANDLE;
+  if (!obj_is(e, EVENT_MAGIC))
+    return CUDA_ERROR_INVALID_HANDLE;
+  wait_until(((event *)(void *)e)->done_at, ((event *)(void *)e)->blocking);
+  return CUDA_SUCCESS;
 }
 API(CUresult, cuEventQuery, (CUevent e))
 {
   NEED_INIT();
-  return obj_is(e, EVENT_MAGIC) ? CUDA_SUCCESS : CUDA_ERROR_INVALID_HANDLE;
+  if (!obj_is(e, EVENT_MAGIC))
+    return CUDA_ERROR_INVALID_HANDLE;
+  return mono_now() < ((event *)(void *)e)->done_at ? CUDA_ERROR_NOT_READY : CUDA_SUCCESS;
 }
 
 /* ---- IPC ----------------------------------------------------------------- */
@@ -562,7 +630,7 @@ API(CUresult, cuIpcOpenEventHandle, (CUevent *e, CUipcEventHandle h))
   NEED_CTX();
   if (memcmp(h.reserved, "mockcuda-event", 14) != 0)
     return CUDA_ERROR_INVALID_HANDLE;
-  return obj_new(e, EVENT_MAGIC);
+  return event_new(e, 0);
 }
 
 /* ---- modules: present, not implemented (no kernels on the CPU here) ---- */

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cuda_table.h"
@@ -512,6 +513,81 @@ consumer_kill(void)
   return tu_failures_in_test;
 }
 
+/* The GPU takes 2 ms to run each copy (MOCK_CUDA_GPU_US): every frame is
+ * still clean and bit-exact, with the default release() and with each of
+ * its flags; by default and with SLEEP_SYNC the consumer sleeps through
+ * most of the wait instead of spinning (its thread's CPU time is well under
+ * the time it waits), while SPIN_SYNC spins (to show the check can fail). */
+static int
+consumer_slow_gpu_flags(uint32_t flags, double *cpu_share)
+{
+  cudalink_consumer_config cfg;
+  cudalink_consumer *c = NULL;
+  CUdeviceptr dst = 0;
+  uint32_t size_a, k;
+  pid_t producer;
+  long live0;
+  double cpu = 0, wall = 0;
+
+  new_name();
+  if ((producer = start_producer(seg_name)) < 0 || !load_driver())
+    return 1;
+  live0 = mock_live();
+  cudalink_format_sizes(&fmt_a, &size_a, NULL);
+  cudalink_consumer_config_init(&cfg);
+  cfg.name = seg_name;
+  cfg.flags = flags;
+  if (!alloc_dev(&dst, size_a) || cudalink_consumer_create(&cfg, &c) != CUDALINK_OK ||
+      cudalink_consumer_connect(c) != CUDALINK_OK)
+    return 1;
+  setenv("MOCK_CUDA_GPU_US", "2000", 1);
+  for (k = 1; k <= 40; k++) {
+    struct timespec c0, c1;
+    double t0;
+    CHECK(producer_do('p', 1));
+    CHECK_EQ_INT(cudalink_consumer_wait(c, 1000000), CUDALINK_OK);
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c0);
+    t0 = cudalink_now();
+    CHECK(copy_and_check(c, dst, &fmt_a, k));
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c1);
+    if (k > 20) { /* the first ones teach the default how long the GPU takes */
+      wall += cudalink_now() - t0;
+      cpu += (double)(c1.tv_sec - c0.tv_sec) + (double)(c1.tv_nsec - c0.tv_nsec) * 1e-9;
+    }
+  }
+  unsetenv("MOCK_CUDA_GPU_US");
+  *cpu_share = wall > 0 ? cpu / wall : 1;
+  fprintf(stderr, "  flags 0x%x: CPU %.0f%% of the time spent copying\n", (unsigned)flags,
+          *cpu_share * 100);
+  cudalink_consumer_destroy(c);
+  DEPTH0();
+  free_dev(dst);
+  CHECK_EQ_INT(mock_live(), live0);
+  CHECK_EQ_INT(finish_producer(producer), 0);
+  cu->DevicePrimaryCtxRelease(0);
+  return 0;
+}
+
+static int
+consumer_slow_gpu(void)
+{
+  double share = 1;
+  tu_failures_in_test = 0;
+  CHECK_EQ_INT(consumer_slow_gpu_flags(0, &share), 0);
+  CHECK(share < 0.5);
+  CHECK_EQ_INT(consumer_slow_gpu_flags(CUDALINK_CONSUMER_SLEEP_SYNC, &share), 0);
+  CHECK(share < 0.5);
+  CHECK_EQ_INT(consumer_slow_gpu_flags(CUDALINK_CONSUMER_SPIN_SYNC, &share), 0);
+  CHECK(share > 0.5);
+  return tu_failures_in_test;
+}
+
+static void
+test_slow_gpu(void)
+{
+  CHECK_EQ_INT(in_child(consumer_slow_gpu), 0);
+}
+
 static void
 test_ring(void)
 {
@@ -531,5 +607,6 @@ main(void)
   setenv("CUDALINK_CUDA_LIBRARY", MOCK_CUDA, 1);
   RUN_TEST(test_ring);
   RUN_TEST(test_producer_killed);
+  RUN_TEST(test_slow_gpu);
   return TEST_SUMMARY();
 }

@@ -139,7 +139,8 @@ struct _GstCudaLinkSrc
   guint64 frames, missed, torn, reopens;
   gint64 first_offset;          /* first frame waited for, -1 before one */
   guint64 lib_missed, lib_reopens;      /* last consumer counters seen */
-  guint64 latency[LATENCY_SAMPLES];
+  guint64 latency[LATENCY_SAMPLES];    /* producer timestamp -> push */
+  guint64 wake[LATENCY_SAMPLES];       /* producer timestamp -> woken */
   guint latency_n, latency_pos;
   gboolean producer_is_ours;
 };
@@ -237,9 +238,9 @@ direction_supported (GstVideoOrientationMethod method)
 static GstStructure *
 gst_cuda_link_src_make_stats (GstCudaLinkSrc * self)
 {
-  guint64 samples[LATENCY_SAMPLES];
+  guint64 samples[LATENCY_SAMPLES], wake[LATENCY_SAMPLES];
   guint n;
-  guint64 frames, missed, torn, reopens, p50, p99;
+  guint64 frames, missed, torn, reopens, p50, p99, wake50, wake99;
   gint64 first_offset;
   gboolean ours;
 
@@ -252,10 +253,13 @@ gst_cuda_link_src_make_stats (GstCudaLinkSrc * self)
   ours = self->producer_is_ours;
   n = self->latency_n;
   memcpy (samples, self->latency, n * sizeof (guint64));
+  memcpy (wake, self->wake, n * sizeof (guint64));
   g_mutex_unlock (&self->stats_lock);
 
   p50 = gst_cuda_link_src_percentile (samples, n, 50);
   p99 = gst_cuda_link_src_percentile (samples, n, 99);
+  wake50 = gst_cuda_link_src_percentile (wake, n, 50);
+  wake99 = gst_cuda_link_src_percentile (wake, n, 99);
 
   return gst_structure_new ("application/x-cudalinksrc-stats",
       "frames", G_TYPE_UINT64, frames,
@@ -266,6 +270,8 @@ gst_cuda_link_src_make_stats (GstCudaLinkSrc * self)
       "latency-p50-us", G_TYPE_UINT64, p50,
       "latency-p99-us", G_TYPE_UINT64, p99,
       "latency-samples", G_TYPE_UINT, n,
+      "wake-p50-us", G_TYPE_UINT64, wake50,
+      "wake-p99-us", G_TYPE_UINT64, wake99,
       "producer-is-ours", G_TYPE_BOOLEAN, ours, NULL);
 }
 
@@ -1284,18 +1290,23 @@ gst_cuda_link_src_renegotiate (GstCudaLinkSrc * self)
   return FALSE;
 }
 
-static void
-record_latency (GstCudaLinkSrc * self, double producer_ts)
+static guint64
+us_since (double producer_ts, double now)
 {
-  double now = cudalink_now ();
-  guint64 us = 0;
+  return producer_ts > 0 && now > producer_ts ?
+      (guint64) ((now - producer_ts) * 1e6) : 0;
+}
 
-  if (producer_ts > 0 && now > producer_ts)
-    us = (guint64) ((now - producer_ts) * 1e6);
+/* a pushed frame: its latency, and when the element woke up for it */
+static void
+record_latency (GstCudaLinkSrc * self, double producer_ts, double woken)
+{
+  guint64 us = us_since (producer_ts, cudalink_now ());
 
   g_mutex_lock (&self->stats_lock);
   self->frames++;
   self->latency[self->latency_pos] = us;
+  self->wake[self->latency_pos] = us_since (producer_ts, woken);
   self->latency_pos = (self->latency_pos + 1) % LATENCY_SAMPLES;
   if (self->latency_n < LATENCY_SAMPLES)
     self->latency_n++;
@@ -1320,6 +1331,7 @@ gst_cuda_link_src_create (GstBaseSrc * bsrc, guint64 offset, guint size,
     GstBufferPool *pool;
     GstBuffer *buffer = NULL;
     guint64 missed_before;
+    double woken;
 
     if (is_flushing (self))
       return GST_FLOW_FLUSHING;
@@ -1342,6 +1354,7 @@ gst_cuda_link_src_create (GstBaseSrc * bsrc, guint64 offset, guint size,
     }
 
     st = cudalink_consumer_wait (self->consumer, WAIT_SLICE_US);
+    woken = cudalink_now ();
     if (st == CUDALINK_ERR_TIMEOUT)
       continue;
     if (st == CUDALINK_ERR_FORMAT_CHANGED) {
@@ -1457,7 +1470,7 @@ gst_cuda_link_src_create (GstBaseSrc * bsrc, guint64 offset, guint size,
       self->discont = FALSE;
     }
 
-    record_latency (self, fi.timestamp);
+    record_latency (self, fi.timestamp, woken);
     *out = buffer;
     return GST_FLOW_OK;
   }
@@ -1598,7 +1611,9 @@ gst_cuda_link_src_class_init (GstCudaLinkSrcClass * klass)
           "frames, missed, torn-discarded, reopens, first-offset (frame index "
           "of the first frame waited for, -1 before one; missed and "
           "torn-discarded count from there), latency-p50-us, latency-p99-us "
-          "(producer timestamp to push, last 1024 frames)",
+          "(producer timestamp to push, last 1024 frames), wake-p50-us, "
+          "wake-p99-us (producer timestamp to the element waking up for the "
+          "frame, same frames)",
           GST_TYPE_STRUCTURE, G_PARAM_READABLE | G_PARAM_STATIC_STRINGS));
 
   g_object_class_override_property (gobject_class, PROP_VIDEO_DIRECTION,

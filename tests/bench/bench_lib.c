@@ -13,8 +13,9 @@
  *           (stream sync + torn check)
  *   total   producer timestamp -> clean copy in hand
  * with the default consumer (skip the GPU wait when the event already
- * completed; spin in release), with CUDALINK_CONSUMER_SLEEP_SYNC (poll
- * 30 us, then sleep on a blocking-sync event), and with
+ * completed; in release nap through the usual part of the wait, then
+ * spin), with CUDALINK_CONSUMER_SPIN_SYNC (spin the whole wait), with
+ * SLEEP_SYNC (poll 30 us, then sleep on a blocking-sync event), and with
  * ALWAYS_WAIT_EVENT; then
  * once more after a copy between the consumer's own buffers (no IPC memory)
  * made right after the wake, which shows what the GPU's switch between the
@@ -112,7 +113,9 @@ mode_name(uint32_t flags)
     return "event wait, spin";
   if (flags & CUDALINK_CONSUMER_SLEEP_SYNC)
     return "event query, poll 30 us then sleep (SLEEP_SYNC)";
-  return "event query, spin (default)";
+  if (flags & CUDALINK_CONSUMER_SPIN_SYNC)
+    return "event query, spin (SPIN_SYNC)";
+  return "event query, nap then spin (default)";
 }
 
 static double
@@ -271,8 +274,10 @@ main(int argc, char **argv)
       return 1;
     if ((cons = fork()) == 0) {
       int ok = cuda_up() && consume(name, 0, frames, cases[i].label) &&
+               consume(name, CUDALINK_CONSUMER_SPIN_SYNC, frames, cases[i].label) &&
                consume(name, CUDALINK_CONSUMER_SLEEP_SYNC, frames, cases[i].label) &&
-               consume(name, CUDALINK_CONSUMER_ALWAYS_WAIT_EVENT, frames, cases[i].label);
+               consume(name, CUDALINK_CONSUMER_ALWAYS_WAIT_EVENT | CUDALINK_CONSUMER_SPIN_SYNC,
+                        frames, cases[i].label);
       own_first = 1;
       cu->MemAlloc(&own_a, 1 << 16);
       cu->MemAlloc(&own_b, 1 << 16);

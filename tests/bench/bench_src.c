@@ -6,9 +6,10 @@
  * the cudalink plugin on GST_PLUGIN_PATH_1_0, and the coreelements and app
  * plugins.
  *
- * 1. Wake-up latency, producer publish -> cudalinksrc pushes the frame
- *    (the element's latency-p50/p99-us stats: producer timestamp to push,
- *    copy included), 64x64 RGBA at 200 fps, with our producer (futex wake)
+ * 1. Latency, producer publish -> cudalinksrc pushes the frame (the
+ *    element's latency-p50/p99-us stats: producer timestamp to push, copy
+ *    included) and -> the element woke up with the frame's index
+ *    (wake-p50/p99-us), 64x64 RGBA at 200 fps, with our producer (futex wake)
  *    and with a foreign producer that wakes nobody (src_producer --foreign,
  *    like TouchDesigner and Python), at poll-interval 1000 and 200 us.
  * 2. Sustained rate with an unthrottled producer, 1920x1080 RGBA8, CUDA and
@@ -183,7 +184,7 @@ producer_stop(Producer *p)
 typedef struct {
   gboolean ok;
   double seconds;
-  guint64 frames, missed, torn, p50, p99;
+  guint64 frames, missed, torn, p50, p99, wake50, wake99;
   double cpu_pct;
   char error[512];
 } Result;
@@ -247,6 +248,8 @@ run_pipeline(const char *name, const char *src_opts, const char *tail, double se
     gst_structure_get_uint64(st, "torn-discarded", &res->torn);
     gst_structure_get_uint64(st, "latency-p50-us", &res->p50);
     gst_structure_get_uint64(st, "latency-p99-us", &res->p99);
+    gst_structure_get_uint64(st, "wake-p50-us", &res->wake50);
+    gst_structure_get_uint64(st, "wake-p99-us", &res->wake99);
     gst_structure_free(st);
     res->frames -= f0;
     res->missed -= m0;
@@ -292,9 +295,10 @@ bench_latency(const char *label, const char *prod_opts, const char *src_opts)
     run_pipeline(name, src_opts, "fakesink sync=false", run_s, &r);
     producer_stop(&p);
   }
-  v = g_strdup_printf("p50 %" G_GUINT64_FORMAT " us, p99 %" G_GUINT64_FORMAT " us (%" G_GUINT64_FORMAT
-                      " frames)",
-                      r.p50, r.p99, r.frames);
+  v = g_strdup_printf("push p50 %" G_GUINT64_FORMAT " us, p99 %" G_GUINT64_FORMAT
+                      " us; woken p50 %" G_GUINT64_FORMAT " us, p99 %" G_GUINT64_FORMAT
+                      " us (%" G_GUINT64_FORMAT " frames)",
+                      r.p50, r.p99, r.wake50, r.wake99, r.frames);
   row("publish -> push latency", label, v, &r);
   g_free(v);
   g_free(opts);

@@ -15,7 +15,8 @@
  * 2. Sustained rate with an unthrottled producer, 1920x1080 RGBA8, CUDA and
  *    system-memory output: frames pushed per second, missed, torn. The same
  *    with cudalinksink as the producer (this program run as --gst-producer
- *    NAME in a child process: videotestsrc ! cudaupload ! cudalinksink).
+ *    NAME in a child process: videotestsrc num-buffers=1 ! cudaupload !
+ *    imagefreeze ! cudalinksink).
  * 3. CPU use of the process running cudalinksrc ! fakesink on a 60 fps
  *    producer (getrusage user + system over wall time).
  */
@@ -108,15 +109,16 @@ on_sigterm(int sig)
 }
 
 /* --gst-producer NAME: an unthrottled cudalinksink, 1920x1080 RGBA (one
- * solid frame over and over, so that the CPU does not draw), until
- * SIGTERM; prints READY once playing. */
+ * frame uploaded once and pushed over and over by imagefreeze, so that
+ * neither drawing nor uploading limits the rate), until SIGTERM; prints
+ * READY once playing. */
 static int
 gst_producer_main(const char *name)
 {
   gchar *desc = g_strdup_printf(
-      "videotestsrc pattern=solid-color foreground-color=0xff336699 is-live=false ! "
+      "videotestsrc num-buffers=1 ! "
       "video/x-raw,format=RGBA,width=1920,height=1080,framerate=30/1 ! cudaupload ! "
-      "cudalinksink ipc-name=%s sync=false",
+      "imagefreeze is-live=false ! cudalinksink ipc-name=%s sync=false",
       name);
   GError *err = NULL;
   GstElement *pipe = gst_parse_launch(desc, &err);
@@ -422,7 +424,8 @@ main(int argc, char **argv)
                 "poll-interval=200");
   bench_rate("CUDA memory out", "video/x-raw(memory:CUDAMemory) ! fakesink sync=false");
   bench_rate("system memory out (downloaded)", "video/x-raw ! fakesink sync=false");
-  bench_rate_sink("videotestsrc ! cudaupload ! cudalinksink in another process, CUDA memory out",
+  bench_rate_sink("one uploaded frame ! imagefreeze ! cudalinksink in another process, CUDA "
+                  "memory out",
                   MEMORY_CUDA_TAIL);
   bench_cpu("cudalink producer (futex wake)", "", "poll-interval=1000");
   bench_cpu("foreign producer, poll-interval 1000 us", "--foreign", "poll-interval=1000");

@@ -29,6 +29,7 @@ if [ "$what" != bench ]; then
   run gpu_roundtrip 300 build/tests/gpu/gpu_roundtrip
 fi
 if [ "$what" != tests ]; then
+  timeout 60 build/tests/bench/bench_switch 100 > "$out/bench_switch.md" 2>&1
   timeout 150 build/tests/bench/bench_lib 300 > "$out/bench_lib.md" 2>&1
   if nvidia-cuda-mps-control -d 2>/dev/null; then
     sleep 1

@@ -523,11 +523,11 @@ static const Fmt fmt_rgba64 = { "RGBA64_LE", "RGBA64_LE", 8, 8, "" };
 static const Fmt fmt_rgb = { "RGB", "RGBA", 3, 4, "" };
 
 static void test_rgba_1080p(void) { roundtrip(&fmt_rgba, 1920, 1080, 1000); }
-static void test_bgra(void) { roundtrip(&fmt_bgra, 640, 360, 200); }
-static void test_gray8(void) { roundtrip(&fmt_gray8, 640, 360, 200); }
-static void test_gray16(void) { roundtrip(&fmt_gray16, 640, 360, 200); }
-static void test_rgba64(void) { roundtrip(&fmt_rgba64, 640, 360, 200); }
-static void test_rgb_expanded(void) { roundtrip(&fmt_rgb, 640, 360, 200); }
+static void test_bgra(void) { roundtrip(&fmt_bgra, 640, 360, 1000); }
+static void test_gray8(void) { roundtrip(&fmt_gray8, 640, 360, 1000); }
+static void test_gray16(void) { roundtrip(&fmt_gray16, 640, 360, 1000); }
+static void test_rgba64(void) { roundtrip(&fmt_rgba64, 640, 360, 1000); }
+static void test_rgb_expanded(void) { roundtrip(&fmt_rgb, 640, 360, 1000); }
 
 static gboolean
 want(int argc, char **argv, const char *name)

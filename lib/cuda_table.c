@@ -251,6 +251,25 @@ cudalink_cuda_context_acquire(const cudalink_cuda *cu, void *given, int device,
   return CUDALINK_OK;
 }
 
+const cudalink_cuda *
+cudalink_cuda_up(CUcontext *ctx, char *why, size_t why_len)
+{
+  cudalink_status st;
+  cudalink_cuda_context c;
+  CUresult res;
+  const cudalink_cuda *cu = cudalink_cuda_get(&st, why, why_len);
+
+  if (!cu || cudalink_cuda_context_acquire(cu, NULL, 0, &c, why, why_len) != CUDALINK_OK)
+    return NULL;
+  if ((res = cu->CtxPushCurrent(c.ctx)) != CUDA_SUCCESS) {
+    cudalink_cuda_check(cu, res, "cuCtxPushCurrent", why, why_len);
+    cudalink_cuda_context_release(cu, &c);
+    return NULL;
+  }
+  *ctx = c.ctx;
+  return cu;
+}
+
 void
 cudalink_cuda_context_release(const cudalink_cuda *cu, cudalink_cuda_context *c)
 {

@@ -82,6 +82,11 @@ cudalink_status cudalink_cuda_context_acquire(const cudalink_cuda *cu, void *giv
                                               size_t why_len);
 void cudalink_cuda_context_release(const cudalink_cuda *cu, cudalink_cuda_context *c);
 
+/** For programs that drive the GPU themselves (tests, benchmarks): loads
+ * the driver, retains device 0's primary context and makes it current on
+ * the calling thread. NULL with why filled when any step fails. */
+const cudalink_cuda *cudalink_cuda_up(CUcontext *ctx, char *why, size_t why_len);
+
 /** Test hook: the library file name to dlopen instead of the default
  * (environment CUDALINK_CUDA_LIBRARY overrides too). Must be called before
  * the first load. */

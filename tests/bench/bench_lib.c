@@ -46,17 +46,10 @@ on_term(int sig)
 static int
 cuda_up(void)
 {
-  cudalink_status st;
   char why[256];
-  CUdevice dev;
-  cu = cudalink_cuda_get(&st, why, sizeof why);
-  if (!cu) {
+  if (!(cu = cudalink_cuda_up(&ctx, why, sizeof why)))
     fprintf(stderr, "bench_lib: %s\n", why);
-    return 0;
-  }
-  return cu->DeviceGet(&dev, 0) == CUDA_SUCCESS &&
-         cu->DevicePrimaryCtxRetain(&ctx, dev) == CUDA_SUCCESS &&
-         cu->CtxPushCurrent(ctx) == CUDA_SUCCESS;
+  return cu != NULL;
 }
 
 static int

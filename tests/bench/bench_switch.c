@@ -48,18 +48,10 @@ static const char noop_ptx[] =
 static int
 cuda_up(CUcontext *ctx, CUstream *s)
 {
-  cudalink_status st;
   char why[256];
-  CUdevice dev;
-  cu = cudalink_cuda_get(&st, why, sizeof why);
-  if (!cu) {
+  if (!(cu = cudalink_cuda_up(ctx, why, sizeof why)))
     fprintf(stderr, "bench_switch: %s\n", why);
-    return 0;
-  }
-  return cu->DeviceGet(&dev, 0) == CUDA_SUCCESS &&
-         cu->DevicePrimaryCtxRetain(ctx, dev) == CUDA_SUCCESS &&
-         cu->CtxPushCurrent(*ctx) == CUDA_SUCCESS &&
-         cu->StreamCreate(s, CU_STREAM_NON_BLOCKING) == CUDA_SUCCESS;
+  return cu && cu->StreamCreate(s, CU_STREAM_NON_BLOCKING) == CUDA_SUCCESS;
 }
 
 static void

@@ -51,17 +51,11 @@ static CUcontext ctx;
 static void
 cuda_up(void)
 {
-  cudalink_status st;
   char why[256];
-  CUdevice dev;
-  cu = cudalink_cuda_get(&st, why, sizeof why);
-  if (!cu) {
+  if (!(cu = cudalink_cuda_up(&ctx, why, sizeof why))) {
     fprintf(stderr, "  no CUDA: %s\n", why);
     _exit(72);
   }
-  CK(cu->DeviceGet(&dev, 0));
-  CK(cu->DevicePrimaryCtxRetain(&ctx, dev));
-  CK(cu->CtxPushCurrent(ctx));
 }
 
 static void

@@ -45,6 +45,7 @@
 #include <gst/cuda/gstcudaloader.h>
 
 #include "cudalink.h"
+#include "gstcudalinkutils.h"
 #include "gstcudalink.h"
 #include "gstcudalinkconvert.h"
 #include "sinkformat.h"
@@ -159,10 +160,7 @@ struct _GstCudaLinkSink
   gboolean have_info;
   gboolean cuda_caps;
   GstCudaLinkSinkMapping mapping;
-  CUdeviceptr staging;          /* upload / foreign-context copy target */
-  gsize staging_pitch;
-  gsize staging_row;
-  guint staging_height;
+  GstCudaLinkStaging staging;   /* upload / foreign-context copy target */
   GstBuffer *in_flight;         /* read by queued GPU work; released after sync */
   gboolean warned_td;
   gboolean warned_order;
@@ -173,7 +171,7 @@ struct _GstCudaLinkSink
   const gchar *path;            /* "plain copy" or the converter's origin */
   cudalink_producer_stats pstats;       /* of the current producer */
   guint64 base_frames, base_reinits, base_relinks;     /* of earlier ones */
-  gdouble window[STATS_WINDOW]; /* render times, us */
+  guint64 window[STATS_WINDOW]; /* render times, ns */
   guint window_len, window_pos;
 };
 
@@ -254,40 +252,16 @@ gst_cuda_link_sink_set_property (GObject * object, guint prop_id,
   GST_OBJECT_UNLOCK (self);
 }
 
-static gdouble
-percentile (const gdouble * sorted, guint n, gdouble p)
-{
-  guint rank;
-
-  if (n == 0)
-    return 0.0;
-  /* nearest rank */
-  rank = (guint) (p * n + 0.999999);
-  if (rank < 1)
-    rank = 1;
-  if (rank > n)
-    rank = n;
-  return sorted[rank - 1];
-}
-
-static gint
-compare_doubles (gconstpointer a, gconstpointer b)
-{
-  gdouble x = *(const gdouble *) a, y = *(const gdouble *) b;
-
-  return x < y ? -1 : (x > y ? 1 : 0);
-}
-
 static GstStructure *
 gst_cuda_link_sink_make_stats (GstCudaLinkSink * self)
 {
-  gdouble sorted[STATS_WINDOW];
+  guint64 sorted[STATS_WINDOW];
   GstStructure *s;
   guint n;
 
   g_mutex_lock (&self->stats_lock);
   n = self->window_len;
-  memcpy (sorted, self->window, n * sizeof (gdouble));
+  memcpy (sorted, self->window, n * sizeof (guint64));
   s = gst_structure_new ("cudalinksink-stats",
       "frames-published", G_TYPE_UINT64,
       self->base_frames + self->pstats.frames,
@@ -300,10 +274,11 @@ gst_cuda_link_sink_make_stats (GstCudaLinkSink * self)
       "path", G_TYPE_STRING, self->path ? self->path : "none", NULL);
   g_mutex_unlock (&self->stats_lock);
 
-  qsort (sorted, n, sizeof (gdouble), compare_doubles);
   gst_structure_set (s,
-      "publish-time-p50-us", G_TYPE_DOUBLE, percentile (sorted, n, 0.50),
-      "publish-time-p99-us", G_TYPE_DOUBLE, percentile (sorted, n, 0.99), NULL);
+      "publish-time-p50-us", G_TYPE_DOUBLE,
+      gst_cuda_link_percentile (sorted, n, 50) / 1000.0,
+      "publish-time-p99-us", G_TYPE_DOUBLE,
+      gst_cuda_link_percentile (sorted, n, 99) / 1000.0, NULL);
   return s;
 }
 
@@ -781,18 +756,6 @@ gst_cuda_link_sink_start (GstBaseSink * sink)
   return TRUE;
 }
 
-static void
-free_staging (GstCudaLinkSink * self)
-{
-  if (self->staging && gst_cuda_context_push (self->context)) {
-    gst_cuda_result (CuMemFree (self->staging));
-    gst_cuda_context_pop (NULL);
-  }
-  self->staging = 0;
-  self->staging_pitch = self->staging_row = 0;
-  self->staging_height = 0;
-}
-
 static gboolean
 gst_cuda_link_sink_stop (GstBaseSink * sink)
 {
@@ -800,7 +763,7 @@ gst_cuda_link_sink_stop (GstBaseSink * sink)
 
   sync_in_flight (self);
   destroy_producer (self);
-  free_staging (self);
+  gst_cuda_link_staging_free (&self->staging, self->context);
   g_mutex_lock (&self->stats_lock);
   self->path = NULL;
   g_mutex_unlock (&self->stats_lock);
@@ -919,32 +882,11 @@ gst_cuda_link_sink_propose_allocation (GstBaseSink * sink, GstQuery * query)
 static gboolean
 ensure_staging (GstCudaLinkSink * self, gsize row, guint height)
 {
-  CUresult res;
-
-  if (self->staging && self->staging_row == row &&
-      self->staging_height == height)
-    return TRUE;
-
-  sync_in_flight (self);
-  free_staging (self);
-  if (!gst_cuda_context_push (self->context))
-    return FALSE;
-  res = CuMemAllocPitch (&self->staging, &self->staging_pitch, row, height,
-      16);
-  gst_cuda_context_pop (NULL);
-  if (res != CUDA_SUCCESS) {
-    const gchar *ename = NULL;
-
-    CuGetErrorName (res, &ename);
-    GST_ELEMENT_ERROR (self, RESOURCE, NO_SPACE_LEFT,
-        ("Could not allocate a %" G_GSIZE_FORMAT "x%u staging buffer on the "
-            "GPU", row, height), ("cuMemAllocPitch: %s", ename ? ename : "?"));
-    self->staging = 0;
-    return FALSE;
-  }
-  self->staging_row = row;
-  self->staging_height = height;
-  return TRUE;
+  /* the staging buffer may still be the source of a copy in flight */
+  if (!gst_cuda_link_staging_fits (&self->staging, row, height))
+    sync_in_flight (self);
+  return gst_cuda_link_staging_ensure (&self->staging, GST_ELEMENT (self),
+      self->context, row, height);
 }
 
 /* Enqueues a copy of plane 0 of @frame into the staging buffer. */
@@ -971,8 +913,8 @@ copy_to_staging (GstCudaLinkSink * self, GstVideoFrame * frame,
   }
   cp.srcPitch = GST_VIDEO_FRAME_PLANE_STRIDE (frame, 0);
   cp.dstMemoryType = CU_MEMORYTYPE_DEVICE;
-  cp.dstDevice = self->staging;
-  cp.dstPitch = self->staging_pitch;
+  cp.dstDevice = self->staging.ptr;
+  cp.dstPitch = self->staging.pitch;
   cp.WidthInBytes = row;
   cp.Height = height;
 
@@ -995,10 +937,10 @@ copy_to_staging (GstCudaLinkSink * self, GstVideoFrame * frame,
 static void
 record_time (GstCudaLinkSink * self, gint64 start_ns)
 {
-  gdouble us = (gst_util_get_timestamp () - start_ns) / 1000.0;
+  GstClockTimeDiff ns = gst_util_get_timestamp () - start_ns;
 
   g_mutex_lock (&self->stats_lock);
-  self->window[self->window_pos] = us;
+  self->window[self->window_pos] = ns > 0 ? (guint64) ns : 0;
   self->window_pos = (self->window_pos + 1) % STATS_WINDOW;
   if (self->window_len < STATS_WINDOW)
     self->window_len++;
@@ -1062,8 +1004,8 @@ gst_cuda_link_sink_render (GstBaseSink * sink, GstBuffer * buf)
       GST_LOG_OBJECT (self, "CUDA memory of another context: copying");
       if (!copy_to_staging (self, &frame, TRUE))
         goto out;
-      src = self->staging;
-      src_pitch = self->staging_pitch;
+      src = self->staging.ptr;
+      src_pitch = self->staging.pitch;
     }
   } else {
     if (!gst_video_frame_map (&frame, &self->info, buf, GST_MAP_READ)) {
@@ -1073,8 +1015,8 @@ gst_cuda_link_sink_render (GstBaseSink * sink, GstBuffer * buf)
     }
     if (!copy_to_staging (self, &frame, FALSE))
       goto out;
-    src = self->staging;
-    src_pitch = self->staging_pitch;
+    src = self->staging.ptr;
+    src_pitch = self->staging.pitch;
   }
 
   if (self->mapping.plain) {

@@ -53,6 +53,7 @@
 
 #include "cudalink.h"
 #include "gstcudalinkconvert.h"
+#include "gstcudalinkutils.h"
 #include "srcformat.h"
 
 GST_DEBUG_CATEGORY_STATIC (gst_cuda_link_src_debug);
@@ -111,9 +112,7 @@ struct _GstCudaLinkSrc
   GstCudaContext *context;
   CUstream stream;
   GstCudaLinkConverter *converter;
-  CUdeviceptr staging;          /* device copy of a frame before a download */
-  gsize staging_pitch;
-  guint staging_row_bytes, staging_height;
+  GstCudaLinkStaging staging;   /* device copy of a frame before a download */
 
   /* the consumer, streaming thread only (and start/stop) */
   gchar *consumer_name;
@@ -256,10 +255,10 @@ gst_cuda_link_src_make_stats (GstCudaLinkSrc * self)
   memcpy (wake, self->wake, n * sizeof (guint64));
   g_mutex_unlock (&self->stats_lock);
 
-  p50 = gst_cuda_link_src_percentile (samples, n, 50);
-  p99 = gst_cuda_link_src_percentile (samples, n, 99);
-  wake50 = gst_cuda_link_src_percentile (wake, n, 50);
-  wake99 = gst_cuda_link_src_percentile (wake, n, 99);
+  p50 = gst_cuda_link_percentile (samples, n, 50);
+  p99 = gst_cuda_link_percentile (samples, n, 99);
+  wake50 = gst_cuda_link_percentile (wake, n, 50);
+  wake99 = gst_cuda_link_percentile (wake, n, 99);
 
   return gst_structure_new ("application/x-cudalinksrc-stats",
       "frames", G_TYPE_UINT64, frames,
@@ -396,18 +395,6 @@ gst_cuda_link_src_set_context (GstElement * element, GstContext * context)
 /* start / stop                                                             */
 /* ------------------------------------------------------------------------ */
 
-static void
-gst_cuda_link_src_free_staging (GstCudaLinkSrc * self)
-{
-  if (self->staging && self->context && gst_cuda_context_push (self->context)) {
-    CuMemFree (self->staging);
-    gst_cuda_context_pop (NULL);
-  }
-  self->staging = 0;
-  self->staging_pitch = 0;
-  self->staging_row_bytes = self->staging_height = 0;
-}
-
 static gboolean
 gst_cuda_link_src_start (GstBaseSrc * bsrc)
 {
@@ -525,7 +512,7 @@ gst_cuda_link_src_stop (GstBaseSrc * bsrc)
     gst_cuda_link_converter_free (self->converter);
     self->converter = NULL;
   }
-  gst_cuda_link_src_free_staging (self);
+  gst_cuda_link_staging_free (&self->staging, self->context);
   if (self->stream && self->context && gst_cuda_context_push (self->context)) {
     CuStreamDestroy (self->stream);
     gst_cuda_context_pop (NULL);
@@ -935,9 +922,9 @@ gst_cuda_link_src_update_format (GstCudaLinkSrc * self)
   GST_OBJECT_UNLOCK (self);
   gst_caps_unref (caps);
 
-  if (self->staging && (self->staging_row_bytes != plan.out_row_bytes ||
-          self->staging_height != fmt->height))
-    gst_cuda_link_src_free_staging (self);
+  if (!gst_cuda_link_staging_fits (&self->staging, plan.out_row_bytes,
+          fmt->height))
+    gst_cuda_link_staging_free (&self->staging, self->context);
 
   return TRUE;
 }
@@ -1012,30 +999,6 @@ gst_cuda_link_src_attach (GstCudaLinkSrc * self, gint64 timeout_ms)
 /* ------------------------------------------------------------------------ */
 /* per frame                                                                */
 /* ------------------------------------------------------------------------ */
-
-static gboolean
-ensure_staging (GstCudaLinkSrc * self, guint row_bytes, guint height)
-{
-  CUresult res;
-
-  if (self->staging)
-    return TRUE;
-
-  res = CuMemAllocPitch (&self->staging, &self->staging_pitch, row_bytes,
-      height, 16);
-  if (res != CUDA_SUCCESS) {
-    const gchar *name = NULL;
-    CuGetErrorName (res, &name);
-    GST_ELEMENT_ERROR (self, RESOURCE, NO_SPACE_LEFT,
-        ("Could not allocate %u x %u bytes of GPU memory.", row_bytes, height),
-        ("cuMemAllocPitch: %s", name ? name : "?"));
-    self->staging = 0;
-    return FALSE;
-  }
-  self->staging_row_bytes = row_bytes;
-  self->staging_height = height;
-  return TRUE;
-}
 
 static gboolean
 copy_2d (GstCudaLinkSrc * self, CUdeviceptr src, gsize src_pitch,
@@ -1135,15 +1098,16 @@ gst_cuda_link_src_fill (GstCudaLinkSrc * self, GstBuffer * buffer)
    * is downloaded only after the torn check: a download of a large frame
    * takes milliseconds, long enough for a fast producer to lap every copy. */
   if (!cuda)
-    ok = ensure_staging (self, plan.out_row_bytes, fmt.height);
+    ok = gst_cuda_link_staging_ensure (&self->staging, GST_ELEMENT (self),
+        self->context, plan.out_row_bytes, fmt.height);
 
   if (!ok) {
-    /* ensure_staging posted the error */
+    /* gst_cuda_link_staging_ensure posted the error */
   } else if (!gst_cuda_link_src_plan_needs_kernel (&plan, flip)) {
     ok = cuda ? copy_2d (self, src, src_pitch, dst, dst_pitch, FALSE,
         plan.out_row_bytes, fmt.height)
-        : copy_2d (self, src, src_pitch, (gpointer) (guintptr) self->staging,
-        self->staging_pitch, FALSE, plan.out_row_bytes, fmt.height);
+        : copy_2d (self, src, src_pitch, (gpointer) (guintptr) self->staging.ptr,
+        self->staging.pitch, FALSE, plan.out_row_bytes, fmt.height);
   } else {
     GstCudaLinkConvertParams p;
     GError *err = NULL;
@@ -1167,8 +1131,8 @@ gst_cuda_link_src_fill (GstCudaLinkSrc * self, GstBuffer * buffer)
       p.src_pitch = src_pitch;
       p.src_comps = fmt.num_comps;
       p.src_dtype = fmt.dtype;
-      p.dst = cuda ? (guint64) (guintptr) dst : (guint64) self->staging;
-      p.dst_pitch = cuda ? dst_pitch : self->staging_pitch;
+      p.dst = cuda ? (guint64) (guintptr) dst : (guint64) self->staging.ptr;
+      p.dst_pitch = cuda ? dst_pitch : self->staging.pitch;
       p.dst_comps = plan.out_comps;
       p.dst_dtype = plan.out_dtype;
       p.width = fmt.width;
@@ -1192,7 +1156,7 @@ gst_cuda_link_src_fill (GstCudaLinkSrc * self, GstBuffer * buffer)
   /* always release: it synchronises the stream and judges the copy */
   rel = cudalink_consumer_release (self->consumer, self->stream);
   if (ok && !cuda && rel == CUDALINK_OK) {
-    ok = copy_2d (self, self->staging, self->staging_pitch, dst, dst_pitch,
+    ok = copy_2d (self, self->staging.ptr, self->staging.pitch, dst, dst_pitch,
         TRUE, plan.out_row_bytes, fmt.height);
     if (ok && !gst_cuda_result (CuStreamSynchronize (self->stream))) {
       GST_ELEMENT_ERROR (self, RESOURCE, READ,

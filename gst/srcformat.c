@@ -220,28 +220,3 @@ gst_cuda_link_src_template_caps (void)
       "video/x-raw, format = (string) { RGBA, BGRA, RGB, GRAY8, GRAY16_LE, "
       "RGBA64_LE }, " SRC_SIZE_CAPS);
 }
-
-static int
-compare_u64 (const void *a, const void *b)
-{
-  guint64 x = *(const guint64 *) a, y = *(const guint64 *) b;
-  return (x > y) - (x < y);
-}
-
-guint64
-gst_cuda_link_src_percentile (guint64 * samples, guint n, guint pct)
-{
-  guint rank;
-
-  if (n == 0)
-    return 0;
-  if (pct > 100)
-    pct = 100;
-
-  qsort (samples, n, sizeof (guint64), compare_u64);
-  /* nearest rank: ceil (pct / 100 * n), at least 1 */
-  rank = (pct * n + 99) / 100;
-  if (rank == 0)
-    rank = 1;
-  return samples[rank - 1];
-}

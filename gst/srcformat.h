@@ -93,10 +93,6 @@ GstCaps *gst_cuda_link_src_plan_caps (const GstCudaLinkSrcPlan * plan,
 /* Every format the element can ever output, for the pad template. */
 GstCaps *gst_cuda_link_src_template_caps (void);
 
-/* The @pct (0..100) percentile of @n samples, nearest-rank; 0 when n == 0.
- * Sorts @samples in place. */
-guint64 gst_cuda_link_src_percentile (guint64 * samples, guint n, guint pct);
-
 G_END_DECLS
 
 #endif

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "cudalink.h"
+#include "gstcudalinkutils.h"
 #include "srcformat.h"
 
 /* ------------------------------------------------------------------------ */
@@ -635,22 +636,22 @@ GST_START_TEST (test_percentile)
   guint64 s[100];
   guint i;
 
-  fail_unless_equals_uint64 (gst_cuda_link_src_percentile (s, 0, 50), 0);
+  fail_unless_equals_uint64 (gst_cuda_link_percentile (s, 0, 50), 0);
   s[0] = 42;
-  fail_unless_equals_uint64 (gst_cuda_link_src_percentile (s, 1, 50), 42);
-  fail_unless_equals_uint64 (gst_cuda_link_src_percentile (s, 1, 99), 42);
+  fail_unless_equals_uint64 (gst_cuda_link_percentile (s, 1, 50), 42);
+  fail_unless_equals_uint64 (gst_cuda_link_percentile (s, 1, 99), 42);
   /* 100..1, reversed: sorting must happen */
   for (i = 0; i < 100; i++)
     s[i] = 100 - i;
-  fail_unless_equals_uint64 (gst_cuda_link_src_percentile (s, 100, 50), 50);
-  fail_unless_equals_uint64 (gst_cuda_link_src_percentile (s, 100, 99), 99);
-  fail_unless_equals_uint64 (gst_cuda_link_src_percentile (s, 100, 100), 100);
-  fail_unless_equals_uint64 (gst_cuda_link_src_percentile (s, 100, 1), 1);
+  fail_unless_equals_uint64 (gst_cuda_link_percentile (s, 100, 50), 50);
+  fail_unless_equals_uint64 (gst_cuda_link_percentile (s, 100, 99), 99);
+  fail_unless_equals_uint64 (gst_cuda_link_percentile (s, 100, 100), 100);
+  fail_unless_equals_uint64 (gst_cuda_link_percentile (s, 100, 1), 1);
   /* 10 samples: p99 is the largest */
   for (i = 0; i < 10; i++)
     s[i] = i * 10;
-  fail_unless_equals_uint64 (gst_cuda_link_src_percentile (s, 10, 99), 90);
-  fail_unless_equals_uint64 (gst_cuda_link_src_percentile (s, 10, 50), 40);
+  fail_unless_equals_uint64 (gst_cuda_link_percentile (s, 10, 99), 90);
+  fail_unless_equals_uint64 (gst_cuda_link_percentile (s, 10, 50), 40);
 }
 
 GST_END_TEST;

@@ -552,14 +552,15 @@ sync_sleeping(cudalink_consumer *c)
  * CPU time. So sleep through the part of the wait that past frames say is
  * certain, then spin the rest. sync_estimate follows the waits that ended
  * spinning; a nap that overslept (the copy was done when it ended) shrinks
- * it, since it hides how long the wait really was. The nap stops short of
+ * it, since it hides how long the wait really was; a long wait raises it
+ * by a quarter at most. The nap stops short of
  * the estimate by the thread's timer slack: the kernel may end it that much
  * late. Without MPS this spins ~60 us of ~170; with MPS (waits of ~20 us)
  * it never naps. */
 static CUresult
 sync_napping(cudalink_consumer *c)
 {
-  double t0 = cudalink_now(), nap;
+  double t0 = cudalink_now(), nap, took;
   CUresult res = c->cu->EventQuery(c->done);
 
   if (res != CUDA_ERROR_NOT_READY)
@@ -576,7 +577,12 @@ sync_napping(cudalink_consumer *c)
   }
   while ((res = c->cu->EventQuery(c->done)) == CUDA_ERROR_NOT_READY) {
   }
-  c->sync_estimate += (cudalink_now() - t0 - c->sync_estimate) / 4;
+  /* one long wait (the GPU busy with other work) grows the estimate by a
+   * little only, so that it cannot make the next frames oversleep */
+  took = cudalink_now() - t0;
+  if (took > 2 * c->sync_estimate + NAP_MIN_S)
+    took = 2 * c->sync_estimate + NAP_MIN_S;
+  c->sync_estimate += (took - c->sync_estimate) / 4;
   return res;
 }
 
@@ -602,8 +608,11 @@ cudalink_consumer_release(cudalink_consumer *c, void *stream)
     res = c->config.flags & CUDALINK_CONSUMER_SLEEP_SYNC ? sync_sleeping(c) : sync_napping(c);
   c->cu->CtxPopCurrent(NULL);
   if (res != CUDA_SUCCESS)
-    return cudalink_cuda_check(c->cu, res, "cuStreamSynchronize", c->last_error,
-                               sizeof c->last_error);
+    return cudalink_cuda_check(c->cu, res,
+                               c->config.flags & CUDALINK_CONSUMER_SPIN_SYNC
+                                   ? "cuStreamSynchronize"
+                                   : "cuEventRecord/cuEventQuery (waiting for the copy)",
+                               c->last_error, sizeof c->last_error);
 
   /* PROTOCOL.md "Torn frames": slot (seen-1)%N is rewritten from frame
    * seen-1+N on, i.e. once write_idx has reached seen-1+N. With N = 1 no

@@ -541,7 +541,7 @@ consumer_slow_gpu_flags(uint32_t flags, double *cpu_share)
       cudalink_consumer_connect(c) != CUDALINK_OK)
     return 1;
   setenv("MOCK_CUDA_GPU_US", "2000", 1);
-  for (k = 1; k <= 40; k++) {
+  for (k = 1; k <= 60; k++) {
     struct timespec c0, c1;
     double t0;
     CHECK(producer_do('p', 1));
@@ -550,7 +550,7 @@ consumer_slow_gpu_flags(uint32_t flags, double *cpu_share)
     t0 = cudalink_now();
     CHECK(copy_and_check(c, dst, &fmt_a, k));
     clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c1);
-    if (k > 20) { /* the first ones teach the default how long the GPU takes */
+    if (k > 40) { /* the first ones teach the default how long the GPU takes */
       wall += cudalink_now() - t0;
       cpu += (double)(c1.tv_sec - c0.tv_sec) + (double)(c1.tv_nsec - c0.tv_nsec) * 1e-9;
     }

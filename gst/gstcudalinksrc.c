@@ -71,6 +71,7 @@ enum
   PROP_POLL_INTERVAL,
   PROP_STATS,
   PROP_VIDEO_DIRECTION,
+  PROP_GPU_WAIT,
 };
 
 #define DEFAULT_IPC_NAME "cudalink"
@@ -81,6 +82,7 @@ enum
 #define DEFAULT_DEVICE_ID -1
 #define DEFAULT_POLL_INTERVAL_US 1000
 #define DEFAULT_VIDEO_DIRECTION GST_VIDEO_ORIENTATION_IDENTITY
+#define DEFAULT_GPU_WAIT GST_CUDA_LINK_SRC_GPU_WAIT_NAP
 
 /* How long one blocking call may run before the flushing flag is checked
  * again, and how often a missing producer is looked for. */
@@ -105,6 +107,7 @@ struct _GstCudaLinkSrc
   gint device_id;
   guint poll_interval_us;
   GstVideoOrientationMethod direction;
+  GstCudaLinkSrcGpuWait gpu_wait;
 
   /* CUDA, from start() to stop() */
   gboolean have_cuda;
@@ -201,6 +204,28 @@ gst_cuda_link_float_format_get_type (void)
 
   if (g_once_init_enter (&type)) {
     GType t = g_enum_register_static ("GstCudaLinkFloatFormat", values);
+    g_once_init_leave (&type, t);
+  }
+  return type;
+}
+
+#define GST_TYPE_CUDA_LINK_SRC_GPU_WAIT (gst_cuda_link_src_gpu_wait_get_type ())
+static GType
+gst_cuda_link_src_gpu_wait_get_type (void)
+{
+  static GType type = 0;
+  static const GEnumValue values[] = {
+    {GST_CUDA_LINK_SRC_GPU_WAIT_NAP, "Sleep through the usual part of the "
+          "wait, spin the rest", "nap"},
+    {GST_CUDA_LINK_SRC_GPU_WAIT_SPIN, "Spin a core for the whole wait "
+          "(tightest latency tail, most CPU)", "spin"},
+    {GST_CUDA_LINK_SRC_GPU_WAIT_SLEEP, "Sleep in the driver after 30 us "
+          "(least CPU, most latency)", "sleep"},
+    {0, NULL, NULL},
+  };
+
+  if (g_once_init_enter (&type)) {
+    GType t = g_enum_register_static ("GstCudaLinkSrcGpuWait", values);
     g_once_init_leave (&type, t);
   }
   return type;
@@ -306,6 +331,9 @@ gst_cuda_link_src_set_property (GObject * object, guint prop_id,
     case PROP_POLL_INTERVAL:
       self->poll_interval_us = g_value_get_uint (value);
       break;
+    case PROP_GPU_WAIT:
+      self->gpu_wait = g_value_get_enum (value);
+      break;
     case PROP_VIDEO_DIRECTION:{
       GstVideoOrientationMethod method = g_value_get_enum (value);
       if (direction_supported (method)) {
@@ -361,6 +389,9 @@ gst_cuda_link_src_get_property (GObject * object, guint prop_id,
     case PROP_POLL_INTERVAL:
       g_value_set_uint (value, self->poll_interval_us);
       break;
+    case PROP_GPU_WAIT:
+      g_value_set_enum (value, self->gpu_wait);
+      break;
     case PROP_VIDEO_DIRECTION:
       g_value_set_enum (value, self->direction);
       break;
@@ -404,12 +435,14 @@ gst_cuda_link_src_start (GstBaseSrc * bsrc)
   gchar why[512] = "";
   gint device_id;
   guint poll_us;
+  GstCudaLinkSrcGpuWait gpu_wait;
 
   GST_OBJECT_LOCK (self);
   g_free (self->consumer_name);
   self->consumer_name = g_strdup (self->ipc_name);
   device_id = self->device_id;
   poll_us = self->poll_interval_us;
+  gpu_wait = self->gpu_wait;
   GST_OBJECT_UNLOCK (self);
 
   /* The driver is loaded first only to learn whether it exists; the
@@ -462,6 +495,9 @@ gst_cuda_link_src_start (GstBaseSrc * bsrc)
   config.cuda_context =
       self->context ? gst_cuda_context_get_handle (self->context) : NULL;
   config.poll_interval_us = poll_us;
+  config.flags = gpu_wait == GST_CUDA_LINK_SRC_GPU_WAIT_SPIN ?
+      CUDALINK_CONSUMER_SPIN_SYNC : gpu_wait == GST_CUDA_LINK_SRC_GPU_WAIT_SLEEP ?
+      CUDALINK_CONSUMER_SLEEP_SYNC : 0;
   /* how long one connect() retries a header being rewritten: also how
    * long a stop can wait for it, so shorter than the library's 2 s; the
    * attach loop retries anyway */
@@ -1496,6 +1532,7 @@ gst_cuda_link_src_init (GstCudaLinkSrc * self)
   self->float_format = DEFAULT_FLOAT_FORMAT;
   self->device_id = DEFAULT_DEVICE_ID;
   self->poll_interval_us = DEFAULT_POLL_INTERVAL_US;
+  self->gpu_wait = DEFAULT_GPU_WAIT;
   self->direction = DEFAULT_VIDEO_DIRECTION;
   self->first_offset = -1;
   g_mutex_init (&self->stats_lock);
@@ -1570,6 +1607,14 @@ gst_cuda_link_src_class_init (GstCudaLinkSrcClass * klass)
           G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
           GST_PARAM_MUTABLE_READY));
 
+  g_object_class_install_property (gobject_class, PROP_GPU_WAIT,
+      g_param_spec_enum ("gpu-wait", "GPU wait",
+          "How the streaming thread waits for each frame's copy; without MPS "
+          "most of that wait is the GPU switching to this process",
+          GST_TYPE_CUDA_LINK_SRC_GPU_WAIT, DEFAULT_GPU_WAIT,
+          G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
+          GST_PARAM_MUTABLE_READY));
+
   g_object_class_install_property (gobject_class, PROP_STATS,
       g_param_spec_boxed ("stats", "Statistics",
           "frames, missed, torn-discarded, reopens, first-offset (frame index "
@@ -1615,4 +1660,5 @@ gst_cuda_link_src_class_init (GstCudaLinkSrcClass * klass)
   gst_type_mark_as_plugin_api (GST_TYPE_CUDA_LINK_SRC_LOSS_ACTION, 0);
   gst_type_mark_as_plugin_api (GST_TYPE_CUDA_LINK_CHANNEL_ORDER, 0);
   gst_type_mark_as_plugin_api (GST_TYPE_CUDA_LINK_FLOAT_FORMAT, 0);
+  gst_type_mark_as_plugin_api (GST_TYPE_CUDA_LINK_SRC_GPU_WAIT, 0);
 }

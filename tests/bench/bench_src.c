@@ -416,6 +416,8 @@ main(int argc, char **argv)
   printf("| measurement | condition | result | note |\n");
   printf("|---|---|---|---|\n");
   bench_latency("cudalink producer (futex wake), poll-interval 1000 us", "", "poll-interval=1000");
+  bench_latency("cudalink producer, gpu-wait=spin", "", "poll-interval=1000 gpu-wait=spin");
+  bench_latency("cudalink producer, gpu-wait=sleep", "", "poll-interval=1000 gpu-wait=sleep");
   bench_latency("cudalink producer, video-direction=vert (kernel instead of 2-D copy)", "",
                 "poll-interval=1000 video-direction=vert");
   bench_latency("foreign producer (no wake), poll-interval 1000 us", "--foreign",
@@ -428,6 +430,7 @@ main(int argc, char **argv)
                   "memory out",
                   MEMORY_CUDA_TAIL);
   bench_cpu("cudalink producer (futex wake)", "", "poll-interval=1000");
+  bench_cpu("cudalink producer, gpu-wait=spin", "", "poll-interval=1000 gpu-wait=spin");
   bench_cpu("foreign producer, poll-interval 1000 us", "--foreign", "poll-interval=1000");
   bench_cpu("foreign producer, poll-interval 200 us", "--foreign", "poll-interval=200");
 

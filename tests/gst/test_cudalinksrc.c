@@ -304,7 +304,7 @@ GST_START_TEST (test_properties)
   GstElement *src = gst_element_factory_make ("cudalinksrc", NULL);
   gchar *name;
   gint64 timeout;
-  gint loss, order, ff, dev, dir;
+  gint loss, order, ff, dev, dir, gpu_wait;
   guint poll;
   GstStructure *stats;
   GParamSpec *p;
@@ -317,7 +317,7 @@ GST_START_TEST (test_properties)
   g_object_get (src, "ipc-name", &name, "timeout", &timeout,
       "on-producer-loss", &loss, "channel-order", &order, "float-format", &ff,
       "cuda-device-id", &dev, "poll-interval", &poll, "video-direction", &dir,
-      NULL);
+      "gpu-wait", &gpu_wait, NULL);
   fail_unless_equals_string (name, "cudalink");
   g_free (name);
   fail_unless_equals_int64 (timeout, 5000);
@@ -327,6 +327,7 @@ GST_START_TEST (test_properties)
   fail_unless_equals_int (dev, -1);
   fail_unless_equals_int (poll, 1000);
   fail_unless_equals_int (dir, GST_VIDEO_ORIENTATION_IDENTITY);
+  fail_unless_equals_int (gpu_wait, enum_value (src, "gpu-wait", "nap"));
 
   /* enum nicks the docs promise */
   enum_value (src, "on-producer-loss", "eos");
@@ -334,6 +335,8 @@ GST_START_TEST (test_properties)
   enum_value (src, "channel-order", "rgba");
   enum_value (src, "channel-order", "bgra");
   enum_value (src, "float-format", "rgba64-le");
+  enum_value (src, "gpu-wait", "spin");
+  enum_value (src, "gpu-wait", "sleep");
 
   /* ranges */
   p = pspec (src, "timeout");

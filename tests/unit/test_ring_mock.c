@@ -582,6 +582,59 @@ consumer_slow_gpu(void)
   return tu_failures_in_test;
 }
 
+/* Our producer wakes consumers itself: a consumer waiting on it sleeps
+ * until a frame (or a liveness check) instead of polling, even with a
+ * 10 us poll interval that would otherwise wake it 100 000 times a
+ * second. The frame published mid-wait still ends the wait at once. */
+static double
+thread_cpu_s(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static int
+consumer_idle(void)
+{
+  cudalink_consumer_config cfg;
+  cudalink_consumer *c = NULL;
+  pid_t producer;
+  double cpu0, t0;
+
+  tu_failures_in_test = 0;
+  new_name();
+  if ((producer = start_producer(seg_name)) < 0 || !load_driver())
+    return 1;
+  cudalink_consumer_config_init(&cfg);
+  cfg.name = seg_name;
+  cfg.poll_interval_us = 10;
+  if (cudalink_consumer_create(&cfg, &c) != CUDALINK_OK ||
+      cudalink_consumer_connect(c) != CUDALINK_OK)
+    return 1;
+  CHECK(cudalink_consumer_producer_is_ours(c));
+  cpu0 = thread_cpu_s();
+  t0 = cudalink_now();
+  CHECK_EQ_INT(cudalink_consumer_wait(c, 300000), CUDALINK_ERR_TIMEOUT);
+  fprintf(stderr, "  300 ms idle wait on our producer: %.1f ms of CPU\n",
+          (thread_cpu_s() - cpu0) * 1e3);
+  CHECK(cudalink_now() - t0 >= 0.3);
+  CHECK(thread_cpu_s() - cpu0 < 0.03);
+  CHECK(producer_do('p', 1));
+  CHECK_EQ_INT(cudalink_consumer_wait(c, 1000000), CUDALINK_OK);
+  cudalink_consumer_destroy(c);
+  DEPTH0();
+  CHECK_EQ_INT(finish_producer(producer), 0);
+  cu->DevicePrimaryCtxRelease(0);
+  return tu_failures_in_test;
+}
+
+static void
+test_idle_wait_sleeps(void)
+{
+  CHECK_EQ_INT(in_child(consumer_idle), 0);
+}
+
 static void
 test_slow_gpu(void)
 {
@@ -608,5 +661,6 @@ main(void)
   RUN_TEST(test_ring);
   RUN_TEST(test_producer_killed);
   RUN_TEST(test_slow_gpu);
+  RUN_TEST(test_idle_wait_sleeps);
   return TEST_SUMMARY();
 }

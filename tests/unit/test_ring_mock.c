@@ -310,13 +310,15 @@ copy_and_check(cudalink_consumer *c, CUdeviceptr dst, const cudalink_format *f, 
 }
 
 static cudalink_consumer *
-connect_consumer(void)
+connect_consumer_with(uint32_t flags, uint32_t poll_interval_us)
 {
   cudalink_consumer_config cfg;
   cudalink_consumer *c = NULL;
   cudalink_status st;
   cudalink_consumer_config_init(&cfg);
   cfg.name = seg_name;
+  cfg.flags = flags;
+  cfg.poll_interval_us = poll_interval_us;
   if (cudalink_consumer_create(&cfg, &c) != CUDALINK_OK)
     return NULL;
   st = cudalink_consumer_connect(c);
@@ -327,6 +329,12 @@ connect_consumer(void)
     return NULL;
   }
   return c;
+}
+
+static cudalink_consumer *
+connect_consumer(void)
+{
+  return connect_consumer_with(0, 0);
 }
 
 /* Frames, missed frames, a torn frame, a reformat, a clean shutdown. */
@@ -521,8 +529,7 @@ consumer_kill(void)
 static int
 consumer_slow_gpu_flags(uint32_t flags, double *cpu_share)
 {
-  cudalink_consumer_config cfg;
-  cudalink_consumer *c = NULL;
+  cudalink_consumer *c;
   CUdeviceptr dst = 0;
   uint32_t size_a, k;
   pid_t producer;
@@ -534,11 +541,7 @@ consumer_slow_gpu_flags(uint32_t flags, double *cpu_share)
     return 1;
   live0 = mock_live();
   cudalink_format_sizes(&fmt_a, &size_a, NULL);
-  cudalink_consumer_config_init(&cfg);
-  cfg.name = seg_name;
-  cfg.flags = flags;
-  if (!alloc_dev(&dst, size_a) || cudalink_consumer_create(&cfg, &c) != CUDALINK_OK ||
-      cudalink_consumer_connect(c) != CUDALINK_OK)
+  if (!alloc_dev(&dst, size_a) || !(c = connect_consumer_with(flags, 0)))
     return 1;
   setenv("MOCK_CUDA_GPU_US", "2000", 1);
   for (k = 1; k <= 60; k++) {
@@ -597,8 +600,7 @@ thread_cpu_s(void)
 static int
 consumer_idle(void)
 {
-  cudalink_consumer_config cfg;
-  cudalink_consumer *c = NULL;
+  cudalink_consumer *c;
   pid_t producer;
   double cpu0, t0;
 
@@ -606,11 +608,7 @@ consumer_idle(void)
   new_name();
   if ((producer = start_producer(seg_name)) < 0 || !load_driver())
     return 1;
-  cudalink_consumer_config_init(&cfg);
-  cfg.name = seg_name;
-  cfg.poll_interval_us = 10;
-  if (cudalink_consumer_create(&cfg, &c) != CUDALINK_OK ||
-      cudalink_consumer_connect(c) != CUDALINK_OK)
+  if (!(c = connect_consumer_with(0, 10)))
     return 1;
   CHECK(cudalink_consumer_producer_is_ours(c));
   cpu0 = thread_cpu_s();

@@ -29,6 +29,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "benchutil.h"
 #include "cuda_table.h"
 #include "cudalink.h"
 
@@ -80,21 +81,6 @@ produce(const char *name, const cudalink_format *fmt, int ready_fd)
   cudalink_producer_destroy(p);
   cu->MemFree(frame);
   return 0;
-}
-
-static int
-cmp_double(const void *a, const void *b)
-{
-  double x = *(const double *)a, y = *(const double *)b;
-  return (x > y) - (x < y);
-}
-
-static void
-pct(double *v, int n, double *p50, double *p99)
-{
-  qsort(v, (size_t)n, sizeof *v, cmp_double);
-  *p50 = n ? v[n / 2] : 0;
-  *p99 = n ? v[(n * 99) / 100] : 0;
 }
 
 static int own_first;

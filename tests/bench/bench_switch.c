@@ -24,6 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "benchutil.h"
 #include "cuda_table.h"
 #include "cudalink.h"
 
@@ -75,13 +76,6 @@ process_a(shared_state *sh)
     usleep(2000);
   }
   _exit(0);
-}
-
-static int
-cmp_double(const void *a, const void *b)
-{
-  double x = *(const double *)a, y = *(const double *)b;
-  return (x > y) - (x < y);
 }
 
 enum {
@@ -215,9 +209,10 @@ main(int argc, char **argv)
           if (i >= 5) /* the first ones warm up */
             v[i - 5] = (cudalink_now() - t0) * 1e6;
         }
-        qsort(v, (size_t)samples, sizeof *v, cmp_double);
+        double p50, p99;
+        pct(v, samples, &p50, &p99);
         printf("| %s | %d | %s | %.1f / %.1f |\n", a_names[works], delays[d], op_names[op],
-               v[samples / 2], v[(samples * 99) / 100]);
+               p50, p99);
         fflush(stdout);
       }
     }

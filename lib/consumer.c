@@ -15,6 +15,22 @@
 #include "shm.h"
 #include "util.h"
 
+#ifdef _WIN32
+#  include <windows.h>
+static void
+sleep_us(unsigned us)
+{
+  Sleep(us / 1000 ? us / 1000 : 1);
+}
+#else
+#  include <time.h>
+static void
+sleep_us(unsigned us)
+{
+  struct timespec ts = { us / 1000000u, (long)(us % 1000000u) * 1000L };
+  nanosleep(&ts, NULL);
+}
+#endif
 
 #define SETTLE_GAP_US 2000     /* two reads this far apart must agree */
 #define RETRY_GAP_US 5000      /* between tries of a header being rewritten */
@@ -167,7 +183,7 @@ snapshot(cudalink_consumer *c, cudalink_header *h, int *stable)
     set_error(c, "segment '%s' has version 0 (producer still initialising)", c->name);
     st = CUDALINK_ERR_NOT_CONNECTED;
   }
-  cudalink_sleep(SETTLE_GAP_US * 1e-6);
+  sleep_us(SETTLE_GAP_US);
   memcpy(b, seg_base(c), size);
   L = cudalink_layout_for(h->num_slots);
   if (L.size && L.size <= size) {
@@ -324,7 +340,7 @@ attach(cudalink_consumer *c)
         set_error(c, "segment '%s' kept changing for %u ms", c->name, c->config.settle_ms);
       return st == CUDALINK_OK ? CUDALINK_ERR_IPC_OPEN : st;
     }
-    cudalink_sleep(RETRY_GAP_US * 1e-6);
+    sleep_us(RETRY_GAP_US);
   }
 }
 
@@ -551,7 +567,7 @@ sync_napping(cudalink_consumer *c)
     return res;
   nap = c->sync_estimate - cudalink_nap_slack() - NAP_WAKE_S;
   if (nap >= NAP_MIN_S) {
-    cudalink_sleep(nap);
+    cudalink_nap(nap);
     res = c->cu->EventQuery(c->done);
     if (res != CUDA_ERROR_NOT_READY) {
       if (res == CUDA_SUCCESS)

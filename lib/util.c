@@ -2,9 +2,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
-#ifdef _WIN32
-#  include <windows.h>
-#else
+#ifndef _WIN32
 #  include <time.h>
 #endif
 #ifdef __linux__
@@ -37,19 +35,17 @@ cudalink_logf(cudalink_log_fn log, void *user_data, cudalink_log_level level, co
 }
 
 void
-cudalink_sleep(double seconds)
+cudalink_nap(double seconds)
 {
-#ifdef _WIN32
-  DWORD ms = (DWORD)(seconds * 1000 + 0.5);
-  Sleep(ms ? ms : 1);
-#else
+#ifndef _WIN32
   struct timespec ts;
   if (seconds <= 0)
     return;
   ts.tv_sec = (time_t)seconds;
   ts.tv_nsec = (long)((seconds - (double)ts.tv_sec) * 1e9);
-  while (nanosleep(&ts, &ts) != 0) {
-  }
+  nanosleep(&ts, NULL);
+#else
+  (void)seconds;
 #endif
 }
 

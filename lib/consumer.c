@@ -15,22 +15,6 @@
 #include "shm.h"
 #include "util.h"
 
-#ifdef _WIN32
-#  include <windows.h>
-static void
-sleep_us(unsigned us)
-{
-  Sleep(us / 1000 ? us / 1000 : 1);
-}
-#else
-#  include <time.h>
-static void
-sleep_us(unsigned us)
-{
-  struct timespec ts = { us / 1000000u, (long)(us % 1000000u) * 1000L };
-  nanosleep(&ts, NULL);
-}
-#endif
 
 #define SETTLE_GAP_US 2000     /* two reads this far apart must agree */
 #define RETRY_GAP_US 5000      /* between tries of a header being rewritten */
@@ -183,7 +167,7 @@ snapshot(cudalink_consumer *c, cudalink_header *h, int *stable)
     set_error(c, "segment '%s' has version 0 (producer still initialising)", c->name);
     st = CUDALINK_ERR_NOT_CONNECTED;
   }
-  sleep_us(SETTLE_GAP_US);
+  cudalink_sleep(SETTLE_GAP_US * 1e-6);
   memcpy(b, seg_base(c), size);
   L = cudalink_layout_for(h->num_slots);
   if (L.size && L.size <= size) {
@@ -340,7 +324,7 @@ attach(cudalink_consumer *c)
         set_error(c, "segment '%s' kept changing for %u ms", c->name, c->config.settle_ms);
       return st == CUDALINK_OK ? CUDALINK_ERR_IPC_OPEN : st;
     }
-    sleep_us(RETRY_GAP_US);
+    cudalink_sleep(RETRY_GAP_US * 1e-6);
   }
 }
 
@@ -567,7 +551,7 @@ sync_napping(cudalink_consumer *c)
     return res;
   nap = c->sync_estimate - cudalink_nap_slack() - NAP_WAKE_S;
   if (nap >= NAP_MIN_S) {
-    cudalink_nap(nap);
+    cudalink_sleep(nap);
     res = c->cu->EventQuery(c->done);
     if (res != CUDA_ERROR_NOT_READY) {
       if (res == CUDA_SUCCESS)

@@ -10,23 +10,6 @@
 #include "shm.h"
 #include "util.h"
 
-#ifdef _WIN32
-#  include <windows.h>
-static void
-sleep_ms(unsigned ms)
-{
-  Sleep(ms);
-}
-#else
-#  include <time.h>
-static void
-sleep_ms(unsigned ms)
-{
-  struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
-  while (nanosleep(&ts, &ts) != 0) {
-  }
-}
-#endif
 
 #define SLOT_ALIGN (2u * 1024u * 1024u) /* what the peers round each slot up to */
 #define MAX_SHADOWS 2                   /* old mappings still mirrored after a re-link */
@@ -289,7 +272,7 @@ check_takeover(cudalink_producer *p)
   idx0 = h.write_idx;
   ver0 = h.version;
   while (waited < p->config.stale_ms) {
-    sleep_ms(10);
+    cudalink_sleep(0.01);
     waited += 10;
     cudalink_header_parse(base, size, &h);
     if (h.write_idx != idx0 || h.version != ver0 || h.shutdown_flag) {
@@ -441,7 +424,7 @@ cudalink_producer_destroy(cudalink_producer *p)
             p->cu->EventDestroy(r->event[s]);
             r->event[s] = NULL;
           }
-      sleep_ms(SHUTDOWN_LINGER_MS);
+      cudalink_sleep(SHUTDOWN_LINGER_MS * 1e-3);
       ring_free(p, p->ring);
       free_retired(p, 1);
     }

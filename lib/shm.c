@@ -175,6 +175,21 @@ static cudalink_shm *shm_alloc(const char *name, int writable)
   return shm;
 }
 
+/* What every platform's cudalink_shm_open() checks first. */
+static cudalink_status open_args_ok(const char *name, cudalink_shm **out)
+{
+  if (out)
+    *out = NULL;
+  cudalink_status st = cudalink_shm_check_name(name);
+  if (st != CUDALINK_OK)
+    return st;
+  if (!out) {
+    set_error("cudalink_shm_open: out is NULL");
+    return CUDALINK_ERR_INVALID_ARG;
+  }
+  return CUDALINK_OK;
+}
+
 #ifndef _WIN32
 /* ======================================================================== */
 /* POSIX                                                                     */
@@ -304,15 +319,9 @@ cudalink_status cudalink_shm_create(const char *name, size_t size, cudalink_shm 
 
 cudalink_status cudalink_shm_open(const char *name, cudalink_shm **out)
 {
-  if (out)
-    *out = NULL;
-  cudalink_status st = cudalink_shm_check_name(name);
+  cudalink_status st = open_args_ok(name, out);
   if (st != CUDALINK_OK)
     return st;
-  if (!out) {
-    set_error("cudalink_shm_open: out is NULL");
-    return CUDALINK_ERR_INVALID_ARG;
-  }
   char path[CUDALINK_MAX_NAME + 2];
   shm_path(name, path);
   int fd = shm_open(path, O_RDONLY, 0);
@@ -694,15 +703,9 @@ cudalink_status cudalink_shm_create(const char *name, size_t size, cudalink_shm 
 
 cudalink_status cudalink_shm_open(const char *name, cudalink_shm **out)
 {
-  if (out)
-    *out = NULL;
-  cudalink_status st = cudalink_shm_check_name(name);
+  cudalink_status st = open_args_ok(name, out);
   if (st != CUDALINK_OK)
     return st;
-  if (!out) {
-    set_error("cudalink_shm_open: out is NULL");
-    return CUDALINK_ERR_INVALID_ARG;
-  }
   wchar_t wname[CUDALINK_MAX_NAME + 1];
   st = wide_name(name, wname);
   if (st != CUDALINK_OK)

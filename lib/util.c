@@ -2,7 +2,9 @@
 
 #include <stdarg.h>
 #include <stdio.h>
-#ifndef _WIN32
+#ifdef _WIN32
+#  include <windows.h>
+#else
 #  include <time.h>
 #endif
 #ifdef __linux__
@@ -35,17 +37,19 @@ cudalink_logf(cudalink_log_fn log, void *user_data, cudalink_log_level level, co
 }
 
 void
-cudalink_nap(double seconds)
+cudalink_sleep(double seconds)
 {
-#ifndef _WIN32
+#ifdef _WIN32
+  DWORD ms = (DWORD)(seconds * 1000 + 0.5);
+  Sleep(ms ? ms : 1);
+#else
   struct timespec ts;
   if (seconds <= 0)
     return;
   ts.tv_sec = (time_t)seconds;
   ts.tv_nsec = (long)((seconds - (double)ts.tv_sec) * 1e9);
-  nanosleep(&ts, NULL);
-#else
-  (void)seconds;
+  while (nanosleep(&ts, &ts) != 0) {
+  }
 #endif
 }
 

@@ -10,15 +10,6 @@
 #  define CUDALINK_PRINTF(fmt, args) __attribute__((format(printf, fmt, args)))
 #else
 #  define CUDALINK_PRINTF(fmt, args)
-/** Sleeps about seconds (short sleeps: microseconds); may end up to
- * cudalink_nap_slack() late. No-op where the system cannot sleep that
- * briefly (Windows). */
-void cudalink_nap(double seconds);
-
-/** How late this thread's short sleeps may end (Linux: its timer slack);
- * a large value where there are none (cudalink_nap does nothing). */
-double cudalink_nap_slack(void);
-
 #endif
 
 /** snprintf into a fixed buffer (always NUL-terminated, cut if too long). */
@@ -28,13 +19,12 @@ void cudalink_textf(char *buf, size_t len, const char *fmt, ...) CUDALINK_PRINTF
 void cudalink_logf(cudalink_log_fn log, void *user_data, cudalink_log_level level,
                    const char *fmt, ...) CUDALINK_PRINTF(4, 5);
 
-/** Sleeps about seconds (short sleeps: microseconds); may end up to
- * cudalink_nap_slack() late. No-op where the system cannot sleep that
- * briefly (Windows). */
-void cudalink_nap(double seconds);
+/** Sleeps about seconds, not less (an interrupted sleep goes on). On
+ * Windows the steps are milliseconds, at least one. */
+void cudalink_sleep(double seconds);
 
-/** How late this thread's short sleeps may end (Linux: its timer slack);
- * a large value where there are none (cudalink_nap does nothing). */
+/** How late this thread's short sleeps may end (Linux: its timer slack).
+ * 1 s on Windows, whose steps are milliseconds: nobody naps there. */
 double cudalink_nap_slack(void);
 
 #endif

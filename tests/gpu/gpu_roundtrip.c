@@ -12,7 +12,8 @@
  * buffer is compared bit-exact with the same videotestsrc frame rendered to
  * system memory here, indexed by the buffer OFFSET (the producer's frame
  * index, write_idx - 1, gstcudalinksrc.c). RGB is published as 4 channels
- * (opaque alpha) and comes back as RGBA.
+ * (opaque alpha) and comes back as RGBA. test_three_sources reads one sink
+ * with three cudalinksrc; the child then waits for the slowest of them.
  *
  *   gpu_roundtrip [test-name ...]
  *
@@ -160,20 +161,32 @@ typedef struct {
   const char *sink_props;
 } Fmt;
 
+#define MAX_READERS 3
+
+typedef struct Gate_ Gate_;
+
 typedef struct {
   /* expected */
   const Fmt *f;
   guint w, h, n;
-  guint8 **ref;         /* n packed frames */
-  int ack_fd;
-  guint64 acked;        /* bytes written to ack_fd: last offset + 1 */
-  /* seen (streaming thread) */
-  GMutex lock;
+  guint8 **ref;         /* n packed frames (shared by the readers) */
+  Gate_ *gate;
+  /* seen (streaming thread, under gate->lock) */
   guint frames, bad;
   guint64 last_offset;
   gboolean any;
   char first_error[256];
 } Check;
+
+/* The parent's side of the lock-step: the child may publish frame k once
+ * every reader has received frame k - 1 (or a later one). */
+struct Gate_ {
+  GMutex lock;
+  int ack_fd;
+  guint64 acked;        /* bytes written to ack_fd */
+  Check *reader[MAX_READERS];
+  guint readers;
+};
 
 /* The frames videotestsrc renders for these caps, tightly packed. */
 static guint8 **
@@ -255,6 +268,29 @@ compare(const Check *c, const guint8 *ref, GstVideoFrame *vf)
   return NULL;
 }
 
+/* Under gate->lock: lets the child publish as far as the slowest reader
+ * allows, one byte per frame (a frame a reader never saw is acknowledged
+ * with a later one). */
+static void
+gate_ack(Gate_ *g)
+{
+  guint64 upto = G_MAXUINT64;
+  char ack[64];
+
+  for (guint i = 0; i < g->readers; i++)
+    upto = MIN(upto, g->reader[i]->any ? g->reader[i]->last_offset + 1 : 0);
+  memset(ack, 1, sizeof ack);
+  while (g->ack_fd >= 0 && g->acked < upto) {
+    ssize_t w = write(g->ack_fd, ack, (size_t)MIN(sizeof ack, upto - g->acked));
+    if (w <= 0) {
+      if (errno != EPIPE)
+        perror("ack");
+      break;
+    }
+    g->acked += (guint64)w;
+  }
+}
+
 static GstFlowReturn
 on_sample(GstAppSink *sink, gpointer data)
 {
@@ -265,13 +301,12 @@ on_sample(GstAppSink *sink, gpointer data)
   GstBuffer *buf;
   guint64 off;
   const char *why = NULL;
-  char ack[64];
 
   if (!s)
     return GST_FLOW_EOS;
   buf = gst_sample_get_buffer(s);
   off = GST_BUFFER_OFFSET(buf);
-  g_mutex_lock(&c->lock);
+  g_mutex_lock(&c->gate->lock);
   c->frames++;
   c->any = TRUE;
   c->last_offset = off;
@@ -293,19 +328,8 @@ on_sample(GstAppSink *sink, gpointer data)
       g_snprintf(c->first_error, sizeof c->first_error, "offset %" G_GUINT64_FORMAT ": %s", off,
                  why);
   }
-  /* the child may publish the next frame now: one byte per frame up to
-   * this one (a frame the src never saw is acknowledged with it) */
-  memset(ack, 1, sizeof ack);
-  while (c->ack_fd >= 0 && c->acked < off + 1) {
-    ssize_t w = write(c->ack_fd, ack, (size_t)MIN(sizeof ack, off + 1 - c->acked));
-    if (w <= 0) {
-      if (errno != EPIPE)
-        perror("ack");
-      break;
-    }
-    c->acked += (guint64)w;
-  }
-  g_mutex_unlock(&c->lock);
+  gate_ack(c->gate);
+  g_mutex_unlock(&c->gate->lock);
   gst_sample_unref(s);
   return GST_FLOW_OK;
 }
@@ -346,9 +370,10 @@ stat_u64(const GstStructure *s, const char *field)
   return v;
 }
 
-/* One format end to end. */
+/* One format end to end: the child's cudalinksink, read by @readers
+ * cudalinksrc in one pipeline here (one shared CUDA context). */
 static void
-roundtrip(const Fmt *f, guint w, guint h, guint n)
+roundtrip_readers(const Fmt *f, guint w, guint h, guint n, guint readers)
 {
   gchar *name = g_strdup_printf("cltest-rt-%d-%u", (int)getpid(), name_counter++);
   gboolean cuda = cudaupload_supports(f->format);
@@ -356,12 +381,10 @@ roundtrip(const Fmt *f, guint w, guint h, guint n)
   gchar *sn = g_strdup_printf("%u", n);
   gchar *argv[] = { (gchar *)self_path, "--producer", name, (gchar *)f->format, sw, sh, sn,
                     cuda ? "1" : "0", (gchar *)f->sink_props, NULL };
-  gchar *desc = g_strdup_printf("cudalinksrc name=src0 ipc-name=%s timeout=20000 ! "
-                                "video/x-raw,format=%s ! appsink name=sink0 sync=false",
-                                name, f->out);
+  GString *desc = g_string_new(NULL);
   GstAppSinkCallbacks cb = { 0 };
-  GstElement *pipe = NULL, *sink, *src;
-  GstStructure *st = NULL;
+  GstElement *pipe = NULL;
+  GstStructure *st[MAX_READERS] = { NULL };
   GstBus *bus = NULL;
   GError *err = NULL;
   GPid pid = 0;
@@ -369,18 +392,31 @@ roundtrip(const Fmt *f, guint w, guint h, guint n)
   gboolean child_done = FALSE;
   char error[512] = "", child_out[256] = "";
   gint64 t0, t1, deadline;
-  gint64 first_offset = -1;
-  Check c;
+  gint64 first_offset[MAX_READERS];
+  guint8 **ref;
+  Gate_ g;
+  Check c[MAX_READERS];
 
-  memset(&c, 0, sizeof c);
-  g_mutex_init(&c.lock);
-  c.f = f;
-  c.w = w;
-  c.h = h;
-  c.n = n;
-  c.ack_fd = -1;
-  c.ref = render_reference(f, w, h, n);
-  CHECK(c.ref[n - 1] != NULL);
+  memset(&g, 0, sizeof g);
+  memset(c, 0, sizeof c);
+  g_mutex_init(&g.lock);
+  g.ack_fd = -1;
+  g.readers = readers;
+  ref = render_reference(f, w, h, n);
+  CHECK(ref[n - 1] != NULL);
+  for (guint i = 0; i < readers; i++) {
+    c[i].f = f;
+    c[i].w = w;
+    c[i].h = h;
+    c[i].n = n;
+    c[i].ref = ref;
+    c[i].gate = &g;
+    g.reader[i] = &c[i];
+    first_offset[i] = -1;
+    g_string_append_printf(desc, "cudalinksrc name=src%u ipc-name=%s timeout=20000 ! "
+                           "video/x-raw,format=%s ! appsink name=sink%u sync=false ",
+                           i, name, f->out, i);
+  }
 
   if (!g_spawn_async_with_pipes(NULL, argv, NULL, G_SPAWN_DO_NOT_REAP_CHILD, NULL, NULL, &pid,
                                 &in_fd, &out_fd, NULL, &err)) {
@@ -389,9 +425,9 @@ roundtrip(const Fmt *f, guint w, guint h, guint n)
     CHECK(FALSE);
     goto out;
   }
-  c.ack_fd = in_fd;
+  g.ack_fd = in_fd;
 
-  pipe = gst_parse_launch(desc, &err);
+  pipe = gst_parse_launch(desc->str, &err);
   g_clear_error(&err);
   if (!pipe) {
     kill(pid, SIGKILL);
@@ -400,20 +436,24 @@ roundtrip(const Fmt *f, guint w, guint h, guint n)
     CHECK(pipe != NULL);
     goto out;
   }
-  sink = gst_bin_get_by_name(GST_BIN(pipe), "sink0");
   cb.new_sample = on_sample;
-  gst_app_sink_set_callbacks(GST_APP_SINK(sink), &cb, &c, NULL);
-  gst_object_unref(sink);
+  for (guint i = 0; i < readers; i++) {
+    gchar *sname = g_strdup_printf("sink%u", i);
+    GstElement *sink = gst_bin_get_by_name(GST_BIN(pipe), sname);
+    gst_app_sink_set_callbacks(GST_APP_SINK(sink), &cb, &c[i], NULL);
+    gst_object_unref(sink);
+    g_free(sname);
+  }
   bus = gst_element_get_bus(pipe);
   t0 = g_get_monotonic_time();
   gst_element_set_state(pipe, GST_STATE_PLAYING);
 
-  /* until the last frame arrives, the child is gone (and a second more),
-   * an error, or a generous deadline */
+  /* until every reader has the last frame, the child is gone (and a
+   * second more), an error, or a generous deadline */
   deadline = t0 + (gint64)(30 + n / 10) * G_USEC_PER_SEC;
   for (gint64 done_at = 0; g_get_monotonic_time() < deadline;) {
     GstMessage *m = gst_bus_timed_pop_filtered(bus, 20 * GST_MSECOND, GST_MESSAGE_ERROR);
-    gboolean last;
+    gboolean last = TRUE;
 
     if (m) {
       gchar *dbg = NULL;
@@ -424,9 +464,10 @@ roundtrip(const Fmt *f, guint w, guint h, guint n)
       gst_message_unref(m);
       break;
     }
-    g_mutex_lock(&c.lock);
-    last = c.any && c.last_offset == n - 1;
-    g_mutex_unlock(&c.lock);
+    g_mutex_lock(&g.lock);
+    for (guint i = 0; i < readers; i++)
+      last = last && c[i].any && c[i].last_offset == n - 1;
+    g_mutex_unlock(&g.lock);
     if (last)
       break;
     if (!child_done && waitpid(pid, &status, WNOHANG) == pid) {
@@ -438,17 +479,21 @@ roundtrip(const Fmt *f, guint w, guint h, guint n)
   }
   t1 = g_get_monotonic_time();
 
-  src = gst_bin_get_by_name(GST_BIN(pipe), "src0");
-  g_object_get(src, "stats", &st, NULL);
-  gst_object_unref(src);
-  if (st)
-    gst_structure_get_int64(st, "first-offset", &first_offset);
+  for (guint i = 0; i < readers; i++) {
+    gchar *sname = g_strdup_printf("src%u", i);
+    GstElement *src = gst_bin_get_by_name(GST_BIN(pipe), sname);
+    g_object_get(src, "stats", &st[i], NULL);
+    gst_object_unref(src);
+    g_free(sname);
+    if (st[i])
+      gst_structure_get_int64(st[i], "first-offset", &first_offset[i]);
+  }
   gst_element_set_state(pipe, GST_STATE_NULL);
 
   /* the child lets EOS through once its last frame is acknowledged */
-  g_mutex_lock(&c.lock);
-  c.ack_fd = -1;
-  g_mutex_unlock(&c.lock);
+  g_mutex_lock(&g.lock);
+  g.ack_fd = -1;
+  g_mutex_unlock(&g.lock);
   close(in_fd);
   if (!child_done) {
     for (int i = 0; i < 500 && !child_done; i++) {
@@ -471,31 +516,38 @@ roundtrip(const Fmt *f, guint w, guint h, guint n)
     }
   }
 
-  printf("    %-9s %4ux%-4u %s: %4u/%u frames in %.2f s (%.0f fps), first offset %" G_GINT64_FORMAT
-         ", missed %" G_GUINT64_FORMAT ", torn-discarded %" G_GUINT64_FORMAT ", bad %u; child: %s%s%s%s\n",
-         f->format, w, h, cuda ? "cudaupload" : "system memory in", c.frames, n, (t1 - t0) / 1e6,
-         (t1 > t0) ? c.frames / ((t1 - t0) / 1e6) : 0.0, first_offset, stat_u64(st, "missed"),
-         stat_u64(st, "torn-discarded"), c.bad, child_out[0] ? child_out : "(nothing)",
-         c.first_error[0] ? " FIRST BAD: " : "", c.first_error, error[0] ? " ERROR: " : "");
+  for (guint i = 0; i < readers; i++)
+    printf("    %-9s %4ux%-4u %s%s: %4u/%u frames in %.2f s (%.0f fps), first offset %"
+           G_GINT64_FORMAT ", missed %" G_GUINT64_FORMAT ", torn-discarded %" G_GUINT64_FORMAT
+           ", bad %u; child: %s%s%s\n",
+           f->format, w, h, cuda ? "cudaupload" : "system memory in",
+           readers > 1 ? (i == 0 ? ", reader 0" : i == 1 ? ", reader 1" : ", reader 2") : "",
+           c[i].frames, n, (t1 - t0) / 1e6, (t1 > t0) ? c[i].frames / ((t1 - t0) / 1e6) : 0.0,
+           first_offset[i], stat_u64(st[i], "missed"), stat_u64(st[i], "torn-discarded"),
+           c[i].bad, child_out[0] ? child_out : "(nothing)",
+           c[i].first_error[0] ? " FIRST BAD: " : "", c[i].first_error);
   if (error[0])
-    printf("      %s\n", error);
+    printf("      ERROR: %s\n", error);
 
   CHECK(!error[0]);
   CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-  CHECK_EQ_INT(c.bad, 0);
-  CHECK(c.any);
-  CHECK_EQ_INT(c.last_offset, n - 1);
-  /* lock-step: nothing overwritten before it was read */
-  CHECK_EQ_INT(stat_u64(st, "missed"), 0);
-  CHECK_EQ_INT(stat_u64(st, "torn-discarded"), 0);
-  CHECK_EQ_INT(stat_u64(st, "frames"), c.frames);
-  /* the src may attach after the first frame, never later than that */
-  CHECK(first_offset >= 0 && first_offset <= 1);
-  CHECK_EQ_INT(c.frames, n - (first_offset < 0 ? 0 : first_offset));
+  for (guint i = 0; i < readers; i++) {
+    CHECK_EQ_INT(c[i].bad, 0);
+    CHECK(c[i].any);
+    CHECK_EQ_INT(c[i].last_offset, n - 1);
+    /* lock-step: nothing overwritten before every reader read it */
+    CHECK_EQ_INT(stat_u64(st[i], "missed"), 0);
+    CHECK_EQ_INT(stat_u64(st[i], "torn-discarded"), 0);
+    CHECK_EQ_INT(stat_u64(st[i], "frames"), c[i].frames);
+    /* a src may attach after the first frame, never later than that */
+    CHECK(first_offset[i] >= 0 && first_offset[i] <= 1);
+    CHECK_EQ_INT(c[i].frames, n - (first_offset[i] < 0 ? 0 : first_offset[i]));
+  }
 
 out:
-  if (st)
-    gst_structure_free(st);
+  for (guint i = 0; i < readers; i++)
+    if (st[i])
+      gst_structure_free(st[i]);
   if (bus)
     gst_object_unref(bus);
   if (pipe)
@@ -505,14 +557,20 @@ out:
   if (out_fd >= 0)
     close(out_fd);
   for (guint i = 0; i < n; i++)
-    g_free(c.ref[i]);
-  g_free(c.ref);
-  g_mutex_clear(&c.lock);
-  g_free(desc);
+    g_free(ref[i]);
+  g_free(ref);
+  g_mutex_clear(&g.lock);
+  g_string_free(desc, TRUE);
   g_free(sw);
   g_free(sh);
   g_free(sn);
   g_free(name);
+}
+
+static void
+roundtrip(const Fmt *f, guint w, guint h, guint n)
+{
+  roundtrip_readers(f, w, h, n, 1);
 }
 
 static const Fmt fmt_rgba = { "RGBA", "RGBA", 4, 4, "" };
@@ -528,6 +586,8 @@ static void test_gray8(void) { roundtrip(&fmt_gray8, 640, 360, 1000); }
 static void test_gray16(void) { roundtrip(&fmt_gray16, 640, 360, 1000); }
 static void test_rgba64(void) { roundtrip(&fmt_rgba64, 640, 360, 1000); }
 static void test_rgb_expanded(void) { roundtrip(&fmt_rgb, 640, 360, 1000); }
+/* "3 sources reading one sink", every frame bit-exact in each */
+static void test_three_sources(void) { roundtrip_readers(&fmt_rgba, 1280, 720, 1000, 3); }
 
 static gboolean
 want(int argc, char **argv, const char *name)
@@ -584,6 +644,7 @@ main(int argc, char **argv)
   RUN(test_gray16);
   RUN(test_rgba64);
   RUN(test_rgb_expanded);
+  RUN(test_three_sources);
 
   return TEST_SUMMARY();
 }

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "cuda_table.h"
+#include "pace.h"
 #include "shm.h"
 #include "util.h"
 
@@ -22,6 +23,8 @@
 #define SYNC_SPIN_S 30e-6      /* SLEEP_SYNC's release() polls this long before it sleeps */
 #define NAP_MIN_S 20e-6        /* shorter naps cost more than they save */
 #define NAP_WAKE_S 10e-6       /* a nap's wake-up, on top of the timer slack */
+#define PRECISE_WAKE_S 20e-6   /* a precise timer's wake-up, until measured */
+#define MAX_WAKE_LATE_S 1e-3   /* later timers are not worth planning for */
 #define DEFAULT_POLL_US 1000   /* what 0 in the config means (cudalink.h) */
 #define DEFAULT_SETTLE_MS 2000
 
@@ -42,6 +45,14 @@ struct cudalink_consumer {
   CUevent event[CUDALINK_MAX_SLOTS];
   CUevent done; /* recorded after the caller's copy: release() waits on it */
   double sync_estimate; /* seconds release() usually waits for the GPU */
+
+  /* waiting for a frame: when the next one is due (pace.h), how late a
+   * timed sleep ends, and whether the last look found it while spinning */
+  cudalink_pace pace;
+  int can_pace;
+  double wake_late;
+  unsigned timed_sleeps;
+  int spun;
 
   uint32_t last_idx;
   int have_frame;
@@ -87,6 +98,9 @@ cudalink_consumer_create(const cudalink_consumer_config *config, cudalink_consum
     c->config.poll_interval_us = DEFAULT_POLL_US;
   if (!c->config.settle_ms)
     c->config.settle_ms = DEFAULT_SETTLE_MS;
+  /* not where timers have millisecond steps (Windows) */
+  c->can_pace = !(config->flags & CUDALINK_CONSUMER_NO_PACE) && cudalink_nap_slack() < 1e-3;
+  c->wake_late = PRECISE_WAKE_S;
   *out = c;
   return CUDALINK_OK;
 }
@@ -205,6 +219,7 @@ close_ring(cudalink_consumer *c)
   }
   c->open = 0;
   c->have_frame = 0;
+  cudalink_pace_reset(&c->pace);
 }
 
 static cudalink_status
@@ -379,6 +394,7 @@ cudalink_consumer_disconnect(cudalink_consumer *c)
   c->seg = NULL;
   c->open = 0;
   c->have_frame = 0;
+  cudalink_pace_reset(&c->pace);
 }
 
 void
@@ -401,6 +417,68 @@ producer_gone(cudalink_consumer *c, const char *why)
   return CUDALINK_ERR_PRODUCER_GONE;
 }
 
+/* Spins until the segment changes (a frame, a new version, shutdown) or
+ * until; sets spun when it changed. */
+static void
+spin(cudalink_consumer *c, uint32_t idx, double until)
+{
+  while (load_write_idx(c) == idx && load_version(c) == c->header.version &&
+         !load_shutdown(c)) {
+    if (cudalink_now() >= until)
+      return;
+    cudalink_spin_yield();
+  }
+  c->spun = 1;
+}
+
+/* Nothing new at now (idx as it was): spins when the producer's next frame
+ * is due, else sleeps until a wake-up (ours), the next poll (foreign), the
+ * next liveness check of ours, the deadline or the next frame's window,
+ * whichever is first. */
+static void
+wait_a_while(cudalink_consumer *c, uint32_t idx, double now, double deadline)
+{
+  const volatile uint32_t *word =
+      (const volatile uint32_t *)(const void *)(seg_base(c) + c->layout.write_idx);
+  double start = 0, end = 0, wake_at = -1;
+  int64_t slice = c->config.poll_interval_us;
+
+  if (c->can_pace && cudalink_pace_window(&c->pace, &start, &end) && now < end) {
+    /* wake up early by what timers usually take, but never by more than
+     * the window may cost */
+    double early = c->wake_late;
+    if (early > c->pace.period * CUDALINK_PACE_SHARE)
+      early = c->pace.period * CUDALINK_PACE_SHARE;
+    if (now >= start - early) {
+      spin(c, idx, deadline >= 0 && deadline < end ? deadline : end);
+      return;
+    }
+    wake_at = start - early;
+  }
+  /* ours wakes us on every publish and at shutdown: sleep until the next
+   * check that it still lives rather than poll */
+  if (c->ours && (c->next_lock_check - now) * 1e6 > (double)slice)
+    slice = (int64_t)((c->next_lock_check - now) * 1e6) + 1;
+  if (deadline >= 0 && (deadline - now) * 1e6 < (double)slice)
+    slice = (int64_t)((deadline - now) * 1e6) + 1;
+  if (wake_at >= 0 && (wake_at - now) * 1e6 < (double)slice) {
+    long slack = cudalink_precise_begin();
+    int64_t us = (int64_t)((wake_at - now) * 1e6);
+    cudalink_status st = cudalink_futex_wait(word, idx, us);
+    cudalink_precise_end(slack);
+    if (st == CUDALINK_ERR_TIMEOUT) {
+      double late = cudalink_now() - wake_at;
+      if (late < 0)
+        late = 0;
+      if (late > MAX_WAKE_LATE_S)
+        late = MAX_WAKE_LATE_S;
+      c->wake_late = c->timed_sleeps++ ? c->wake_late + (late - c->wake_late) / 8 : late;
+    }
+    return;
+  }
+  cudalink_futex_wait(word, idx, slice);
+}
+
 cudalink_status
 cudalink_consumer_wait(cudalink_consumer *c, int64_t timeout_us)
 {
@@ -414,7 +492,10 @@ cudalink_consumer_wait(cudalink_consumer *c, int64_t timeout_us)
 
   for (;;) {
     uint32_t idx = load_write_idx(c);
+    int spun = c->spun; /* did the last look find the change spinning? */
     double now;
+
+    c->spun = 0;
 
     if (load_shutdown(c))
       return producer_gone(c, "it shut down");
@@ -434,8 +515,9 @@ cudalink_consumer_wait(cudalink_consumer *c, int64_t timeout_us)
     }
     if (idx != 0 && idx != c->last_idx) {
       uint32_t n = c->header.num_slots;
-      if (c->last_idx != 0 && idx > c->last_idx)
-        c->stats.missed += idx - c->last_idx - 1;
+      uint32_t since = c->last_idx != 0 && idx > c->last_idx ? idx - c->last_idx : 0;
+      if (since > 1)
+        c->stats.missed += since - 1;
       c->last_idx = idx;
       c->frame.write_idx = idx;
       c->frame.slot = (idx - 1) % n;
@@ -443,6 +525,9 @@ cudalink_consumer_wait(cudalink_consumer *c, int64_t timeout_us)
       memcpy(&c->frame.timestamp, seg_base(c) + c->layout.timestamp, sizeof(double));
       c->have_frame = 1;
       c->stats.frames++;
+      if (spun)
+        c->stats.paced++;
+      cudalink_pace_frame(&c->pace, c->frame.timestamp, since, cudalink_now());
       return CUDALINK_OK;
     }
 
@@ -455,18 +540,7 @@ cudalink_consumer_wait(cudalink_consumer *c, int64_t timeout_us)
     }
     if (deadline >= 0 && now >= deadline)
       return CUDALINK_ERR_TIMEOUT;
-    {
-      int64_t slice = c->config.poll_interval_us;
-      /* ours wakes us on every publish and at shutdown: sleep until the
-       * next check that it still lives rather than poll */
-      if (c->ours && (c->next_lock_check - now) * 1e6 > (double)slice)
-        slice = (int64_t)((c->next_lock_check - now) * 1e6) + 1;
-      if (deadline >= 0 && (deadline - now) * 1e6 < (double)slice)
-        slice = (int64_t)((deadline - now) * 1e6) + 1;
-      cudalink_futex_wait((const volatile uint32_t *)(const void *)(seg_base(c) +
-                                                                    c->layout.write_idx),
-                          idx, slice);
-    }
+    wait_a_while(c, idx, now, deadline);
   }
 }
 

@@ -391,6 +391,14 @@ typedef struct cudalink_consumer_config {
  * (bench_lib) has the three side by side. */
 #define CUDALINK_CONSUMER_SLEEP_SYNC 0x2u
 #define CUDALINK_CONSUMER_SPIN_SYNC 0x4u
+/* By default wait() learns the producer's pace from the timestamps it
+ * writes and, when its frames come at a steady rate, sleeps until shortly
+ * before the next one is due and spins (at most 1 % of the frame period on
+ * each side of the due time) so that it sees the frame within a microsecond
+ * of its publish instead of when the kernel wakes it up (10-50 us later, or
+ * the next poll of a foreign producer). Irregular producers are not
+ * spun for. NO_PACE never spins: wake-ups only. */
+#define CUDALINK_CONSUMER_NO_PACE 0x8u
 
 CUDALINK_API void cudalink_consumer_config_init(cudalink_consumer_config *config);
 
@@ -463,6 +471,8 @@ typedef struct cudalink_consumer_stats {
   uint64_t missed;        /* frames the producer published that we never saw */
   uint64_t torn;          /* copies discarded as torn */
   uint64_t reopens;       /* re-opens after a version change */
+  uint64_t paced;         /* frames wait() found spinning around their due
+                             time rather than woken up (NO_PACE: 0) */
   uint32_t num_slots;
   uint64_t version;
 } cudalink_consumer_stats;

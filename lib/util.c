@@ -5,6 +5,7 @@
 #ifdef _WIN32
 #  include <windows.h>
 #else
+#  include <sched.h>
 #  include <time.h>
 #endif
 #ifdef __linux__
@@ -63,5 +64,41 @@ cudalink_nap_slack(void)
   return 1.0; /* never nap: Sleep() has millisecond steps */
 #else
   return 50e-6;
+#endif
+}
+
+#define PRECISE_SLACK_NS 1000
+
+long
+cudalink_precise_begin(void)
+{
+#if defined(__linux__)
+  long previous = prctl(PR_GET_TIMERSLACK, 0, 0, 0, 0);
+  if (previous > PRECISE_SLACK_NS)
+    prctl(PR_SET_TIMERSLACK, PRECISE_SLACK_NS, 0, 0, 0);
+  return previous;
+#else
+  return 0;
+#endif
+}
+
+void
+cudalink_precise_end(long previous)
+{
+#if defined(__linux__)
+  if (previous > PRECISE_SLACK_NS)
+    prctl(PR_SET_TIMERSLACK, previous, 0, 0, 0);
+#else
+  (void)previous;
+#endif
+}
+
+void
+cudalink_spin_yield(void)
+{
+#ifdef _WIN32
+  SwitchToThread();
+#else
+  sched_yield();
 #endif
 }

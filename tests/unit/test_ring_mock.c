@@ -24,6 +24,7 @@
 
 #define FRAMES 200
 #define SLOTS 3u
+#define PACE_PERIOD_NS 20000000L /* the steady producer's: 50 fps */
 
 static const cudalink_format fmt_a = { 64, 32, 4, CUDALINK_DTYPE_UINT8, 0 };
 static const cudalink_format fmt_b = { 40, 24, 1, CUDALINK_DTYPE_UINT16, 0 };
@@ -151,6 +152,21 @@ producer_main(const char *name, int cmd_fd, int ack_fd)
         for (int i = 0; i < m.n && ok; i++)
           ok = publish_one(p, ++k);
         break;
+      case 't': { /* n frames, one every PACE_PERIOD_NS, on the clock */
+        struct timespec at;
+        clock_gettime(CLOCK_MONOTONIC, &at);
+        for (int i = 0; i < m.n && ok; i++) {
+          at.tv_nsec += PACE_PERIOD_NS;
+          if (at.tv_nsec >= 1000000000L) {
+            at.tv_nsec -= 1000000000L;
+            at.tv_sec++;
+          }
+          while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &at, NULL) != 0) {
+          }
+          ok = publish_one(p, ++k);
+        }
+        break;
+      }
       case 'r':
         ok = cudalink_producer_reformat(p, &fmt_b) == CUDALINK_OK;
         break;
@@ -627,6 +643,68 @@ consumer_idle(void)
   return tu_failures_in_test;
 }
 
+/* A producer publishing every 20 ms: with flags 0 the consumer learns its
+ * pace and finds frames spinning around their due time (paced > 0), with
+ * NO_PACE never; either way it gets every frame, sleeps most of the time,
+ * and stops spinning once the producer stops. */
+static int
+consumer_paced_flags(uint32_t flags, uint64_t *paced)
+{
+  cudalink_consumer *c;
+  cudalink_consumer_stats stats;
+  pid_t producer;
+  msg m;
+  double cpu0, t0, share;
+  int frames = 0;
+
+  new_name();
+  if ((producer = start_producer(seg_name)) < 0 || !load_driver())
+    return 1;
+  if (!(c = connect_consumer_with(flags, 0)))
+    return 1;
+  cpu0 = thread_cpu_s();
+  t0 = cudalink_now();
+  CHECK(send_msg(cmd_w, 't', 60));
+  while (frames < 60 && cudalink_consumer_wait(c, 1000000) == CUDALINK_OK)
+    frames++;
+  DEPTH0();
+  CHECK_EQ_INT(frames, 60);
+  CHECK(recv_msg(ack_r, &m) && m.op == 'k');
+  share = (thread_cpu_s() - cpu0) / (cudalink_now() - t0);
+  cudalink_consumer_get_stats(c, &stats);
+  *paced = stats.paced;
+  fprintf(stderr, "  flags 0x%x: 60 frames at 50 fps, %llu found spinning, CPU %.1f%%\n",
+          (unsigned)flags, (unsigned long long)stats.paced, share * 100);
+  CHECK(share < 0.25);
+
+  cpu0 = thread_cpu_s();
+  CHECK_EQ_INT(cudalink_consumer_wait(c, 300000), CUDALINK_ERR_TIMEOUT);
+  CHECK(thread_cpu_s() - cpu0 < 0.03);
+  cudalink_consumer_destroy(c);
+  DEPTH0();
+  CHECK_EQ_INT(finish_producer(producer), 0);
+  cu->DevicePrimaryCtxRelease(0);
+  return 0;
+}
+
+static int
+consumer_paced(void)
+{
+  uint64_t paced = 0;
+  tu_failures_in_test = 0;
+  CHECK_EQ_INT(consumer_paced_flags(0, &paced), 0);
+  CHECK(paced > 0);
+  CHECK_EQ_INT(consumer_paced_flags(CUDALINK_CONSUMER_NO_PACE, &paced), 0);
+  CHECK_EQ_INT(paced, 0);
+  return tu_failures_in_test;
+}
+
+static void
+test_paced_wait(void)
+{
+  CHECK_EQ_INT(in_child(consumer_paced), 0);
+}
+
 static void
 test_idle_wait_sleeps(void)
 {
@@ -660,5 +738,6 @@ main(void)
   RUN_TEST(test_producer_killed);
   RUN_TEST(test_slow_gpu);
   RUN_TEST(test_idle_wait_sleeps);
+  RUN_TEST(test_paced_wait);
   return TEST_SUMMARY();
 }

@@ -1,0 +1,87 @@
+/* The producer's pace (pace.h). */
+#include "pace.h"
+
+#include <string.h>
+
+#define WARMUP 4            /* intervals in a row that must agree before there is a window */
+#define RELEARN_AFTER 3     /* outliers in a row that mean a new pace */
+#define LEAD_MIN_S 5e-6     /* the window's half-width when the pace has no jitter */
+#define LEAD_JITTERS 3.0    /* and this many average deviations on top */
+#define MIN_WINDOW_S 2e-6   /* narrower windows are not worth spinning for */
+#define MAX_AGE_S 1.0       /* an older timestamp is not on our clock */
+#define FUTURE_S 1e-3       /* nor one from further ahead */
+
+static double
+abs_s(double x)
+{
+  return x < 0 ? -x : x;
+}
+
+void
+cudalink_pace_reset(cudalink_pace *pace)
+{
+  memset(pace, 0, sizeof *pace);
+}
+
+static void
+start_over(cudalink_pace *pace, double ts)
+{
+  cudalink_pace_reset(pace);
+  pace->last_ts = ts;
+}
+
+void
+cudalink_pace_frame(cudalink_pace *pace, double ts, uint32_t frames_since, double now)
+{
+  double interval, err;
+
+  if (!(ts > 0) || ts > now + FUTURE_S || now - ts > MAX_AGE_S) {
+    cudalink_pace_reset(pace);
+    return;
+  }
+  if (!(pace->last_ts > 0) || frames_since == 0 || ts <= pace->last_ts) {
+    start_over(pace, ts);
+    return;
+  }
+  interval = (ts - pace->last_ts) / frames_since;
+  pace->last_ts = ts;
+  if (pace->period <= 0) {
+    pace->period = interval;
+    return;
+  }
+  err = interval - pace->period;
+  if (abs_s(err) > pace->period / 4) {
+    /* a stall, a burst or a new rate: no window until WARMUP intervals
+     * agree again; three in a row start the learning over from this one */
+    pace->samples = 0;
+    if (++pace->outliers >= RELEARN_AFTER) {
+      start_over(pace, ts);
+      pace->period = interval;
+    }
+    return;
+  }
+  pace->outliers = 0;
+  pace->period += err / 16;
+  pace->jitter += (abs_s(err) - pace->jitter) / 8;
+  if (pace->samples < WARMUP)
+    pace->samples++;
+}
+
+int
+cudalink_pace_window(const cudalink_pace *pace, double *start, double *end)
+{
+  double due, lead, cap;
+
+  if (pace->samples < WARMUP || pace->outliers || !(pace->period > 0))
+    return 0;
+  cap = pace->period * CUDALINK_PACE_SHARE;
+  if (cap < MIN_WINDOW_S)
+    return 0;
+  lead = LEAD_MIN_S + LEAD_JITTERS * pace->jitter;
+  if (lead > cap)
+    lead = cap;
+  due = pace->last_ts + pace->period;
+  *start = due - lead;
+  *end = due + lead;
+  return 1;
+}

@@ -1,0 +1,41 @@
+/* The producer's pace, learned from the timestamps it writes with each
+ * frame: when is its next frame due? Internal to libcudalink, pure (no
+ * clock, no CUDA).
+ *
+ * A wake-up from the kernel (futex wake, timer) reaches a sleeping thread
+ * 10-50 us after the event on an idle machine; a thread that is already
+ * spinning sees the new write_idx within a microsecond. The consumer sleeps
+ * until just before the window in which a steady producer's next frame is
+ * due and spins through the window only; an irregular producer gets no
+ * window and the consumer just sleeps. */
+#ifndef CUDALINK_PACE_H
+#define CUDALINK_PACE_H
+
+#include <stdint.h>
+
+typedef struct cudalink_pace {
+  double last_ts;     /* producer timestamp of the last frame; 0: none */
+  double period;      /* average time between two frames; 0: unknown */
+  double jitter;      /* average |interval - period| */
+  unsigned samples;   /* intervals that agreed with period */
+  unsigned outliers;  /* intervals in a row that did not */
+} cudalink_pace;
+
+/* How much of a frame period the window may take on each side of the due
+ * time: at 60 fps 167 us. */
+#define CUDALINK_PACE_SHARE 0.01
+
+void cudalink_pace_reset(cudalink_pace *pace);
+
+/** A frame the producer timestamped ts (its monotonic clock, which is ours
+ * by the protocol), frames_since = how many frames it published since the
+ * last one we were given (1: the next one; 0: unknown, starts over), now =
+ * our clock. A timestamp that cannot be on our clock (not positive, in the
+ * future, over a second old) forgets the pace. */
+void cudalink_pace_frame(cudalink_pace *pace, double ts, uint32_t frames_since, double now);
+
+/** 1 when the next frame is due within [*start, *end] (our clock) as far as
+ * the last intervals tell, 0 when there is no steady pace to go by. */
+int cudalink_pace_window(const cudalink_pace *pace, double *start, double *end);
+
+#endif

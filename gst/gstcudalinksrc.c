@@ -72,6 +72,7 @@ enum
   PROP_STATS,
   PROP_VIDEO_DIRECTION,
   PROP_GPU_WAIT,
+  PROP_WAKE_SPIN,
 };
 
 #define DEFAULT_IPC_NAME "cudalink"
@@ -83,6 +84,7 @@ enum
 #define DEFAULT_POLL_INTERVAL_US 1000
 #define DEFAULT_VIDEO_DIRECTION GST_VIDEO_ORIENTATION_IDENTITY
 #define DEFAULT_GPU_WAIT GST_CUDA_LINK_SRC_GPU_WAIT_NAP
+#define DEFAULT_WAKE_SPIN TRUE
 
 /* How long one blocking call may run before the flushing flag is checked
  * again, and how often a missing producer is looked for. */
@@ -108,6 +110,7 @@ struct _GstCudaLinkSrc
   guint poll_interval_us;
   GstVideoOrientationMethod direction;
   GstCudaLinkSrcGpuWait gpu_wait;
+  gboolean wake_spin;
 
   /* CUDA, from start() to stop() */
   gboolean have_cuda;
@@ -138,9 +141,9 @@ struct _GstCudaLinkSrc
 
   /* statistics, under stats_lock */
   GMutex stats_lock;
-  guint64 frames, missed, torn, reopens;
+  guint64 frames, missed, torn, reopens, paced;
   gint64 first_offset;          /* first frame waited for, -1 before one */
-  guint64 lib_missed, lib_reopens;      /* last consumer counters seen */
+  guint64 lib_missed, lib_reopens, lib_paced;   /* last consumer counters seen */
   guint64 latency[LATENCY_SAMPLES];    /* producer timestamp -> push */
   guint64 wake[LATENCY_SAMPLES];       /* producer timestamp -> woken */
   guint latency_n, latency_pos;
@@ -264,7 +267,7 @@ gst_cuda_link_src_make_stats (GstCudaLinkSrc * self)
 {
   guint64 samples[LATENCY_SAMPLES], wake[LATENCY_SAMPLES];
   guint n;
-  guint64 frames, missed, torn, reopens, p50, p99, wake50, wake99;
+  guint64 frames, missed, torn, reopens, paced, p50, p99, wake50, wake99;
   gint64 first_offset;
   gboolean ours;
 
@@ -273,6 +276,7 @@ gst_cuda_link_src_make_stats (GstCudaLinkSrc * self)
   missed = self->missed;
   torn = self->torn;
   reopens = self->reopens;
+  paced = self->paced;
   first_offset = self->first_offset;
   ours = self->producer_is_ours;
   n = self->latency_n;
@@ -296,6 +300,7 @@ gst_cuda_link_src_make_stats (GstCudaLinkSrc * self)
       "latency-samples", G_TYPE_UINT, n,
       "wake-p50-us", G_TYPE_UINT64, wake50,
       "wake-p99-us", G_TYPE_UINT64, wake99,
+      "wake-spin-frames", G_TYPE_UINT64, paced,
       "producer-is-ours", G_TYPE_BOOLEAN, ours, NULL);
 }
 
@@ -333,6 +338,9 @@ gst_cuda_link_src_set_property (GObject * object, guint prop_id,
       break;
     case PROP_GPU_WAIT:
       self->gpu_wait = g_value_get_enum (value);
+      break;
+    case PROP_WAKE_SPIN:
+      self->wake_spin = g_value_get_boolean (value);
       break;
     case PROP_VIDEO_DIRECTION:{
       GstVideoOrientationMethod method = g_value_get_enum (value);
@@ -392,6 +400,9 @@ gst_cuda_link_src_get_property (GObject * object, guint prop_id,
     case PROP_GPU_WAIT:
       g_value_set_enum (value, self->gpu_wait);
       break;
+    case PROP_WAKE_SPIN:
+      g_value_set_boolean (value, self->wake_spin);
+      break;
     case PROP_VIDEO_DIRECTION:
       g_value_set_enum (value, self->direction);
       break;
@@ -436,6 +447,7 @@ gst_cuda_link_src_start (GstBaseSrc * bsrc)
   gint device_id;
   guint poll_us;
   GstCudaLinkSrcGpuWait gpu_wait;
+  gboolean wake_spin;
 
   GST_OBJECT_LOCK (self);
   g_free (self->consumer_name);
@@ -443,6 +455,7 @@ gst_cuda_link_src_start (GstBaseSrc * bsrc)
   device_id = self->device_id;
   poll_us = self->poll_interval_us;
   gpu_wait = self->gpu_wait;
+  wake_spin = self->wake_spin;
   GST_OBJECT_UNLOCK (self);
 
   /* The driver is loaded first only to learn whether it exists; the
@@ -498,6 +511,8 @@ gst_cuda_link_src_start (GstBaseSrc * bsrc)
   config.flags = gpu_wait == GST_CUDA_LINK_SRC_GPU_WAIT_SPIN ?
       CUDALINK_CONSUMER_SPIN_SYNC : gpu_wait == GST_CUDA_LINK_SRC_GPU_WAIT_SLEEP ?
       CUDALINK_CONSUMER_SLEEP_SYNC : 0;
+  if (!wake_spin)
+    config.flags |= CUDALINK_CONSUMER_NO_PACE;
   /* how long one connect() retries a header being rewritten: also how
    * long a stop can wait for it, so shorter than the library's 2 s; the
    * attach loop retries anyway */
@@ -523,9 +538,9 @@ gst_cuda_link_src_start (GstBaseSrc * bsrc)
   GST_OBJECT_UNLOCK (self);
 
   g_mutex_lock (&self->stats_lock);
-  self->frames = self->missed = self->torn = self->reopens = 0;
+  self->frames = self->missed = self->torn = self->reopens = self->paced = 0;
   self->first_offset = -1;
-  self->lib_missed = self->lib_reopens = 0;
+  self->lib_missed = self->lib_reopens = self->lib_paced = 0;
   self->latency_n = self->latency_pos = 0;
   self->producer_is_ours = FALSE;
   g_mutex_unlock (&self->stats_lock);
@@ -898,8 +913,11 @@ gst_cuda_link_src_update_stats (GstCudaLinkSrc * self)
       cs.missed - self->lib_missed : cs.missed;
   self->reopens += cs.reopens >= self->lib_reopens ?
       cs.reopens - self->lib_reopens : cs.reopens;
+  self->paced += cs.paced >= self->lib_paced ?
+      cs.paced - self->lib_paced : cs.paced;
   self->lib_missed = cs.missed;
   self->lib_reopens = cs.reopens;
+  self->lib_paced = cs.paced;
   g_mutex_unlock (&self->stats_lock);
 }
 
@@ -1533,6 +1551,7 @@ gst_cuda_link_src_init (GstCudaLinkSrc * self)
   self->device_id = DEFAULT_DEVICE_ID;
   self->poll_interval_us = DEFAULT_POLL_INTERVAL_US;
   self->gpu_wait = DEFAULT_GPU_WAIT;
+  self->wake_spin = DEFAULT_WAKE_SPIN;
   self->direction = DEFAULT_VIDEO_DIRECTION;
   self->first_offset = -1;
   g_mutex_init (&self->stats_lock);
@@ -1615,6 +1634,16 @@ gst_cuda_link_src_class_init (GstCudaLinkSrcClass * klass)
           G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
           GST_PARAM_MUTABLE_READY));
 
+  g_object_class_install_property (gobject_class, PROP_WAKE_SPIN,
+      g_param_spec_boolean ("wake-spin", "Wake spin",
+          "Learn when a steady producer's next frame is due (from its "
+          "timestamps) and spin through a short window around it (at most "
+          "1 % of the frame period each side), yielding the CPU, so that the "
+          "frame is seen within microseconds of its publish; false: sleep "
+          "until woken (cudalink producers) or the next poll (others)",
+          DEFAULT_WAKE_SPIN, G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
+          GST_PARAM_MUTABLE_READY));
+
   g_object_class_install_property (gobject_class, PROP_STATS,
       g_param_spec_boxed ("stats", "Statistics",
           "frames, missed, torn-discarded, reopens, first-offset (frame index "
@@ -1622,7 +1651,8 @@ gst_cuda_link_src_class_init (GstCudaLinkSrcClass * klass)
           "torn-discarded count from there), latency-p50-us, latency-p99-us "
           "(producer timestamp to push, last 1024 frames), wake-p50-us, "
           "wake-p99-us (producer timestamp to the element waking up for the "
-          "frame, same frames)",
+          "frame, same frames), wake-spin-frames (frames seen by the "
+          "wake-spin rather than a wake-up)",
           GST_TYPE_STRUCTURE, G_PARAM_READABLE | G_PARAM_STATIC_STRINGS));
 
   g_object_class_override_property (gobject_class, PROP_VIDEO_DIRECTION,

@@ -1148,6 +1148,70 @@ test_foreign_producer(void)
   g_free(name);
 }
 
+/* A steady producer (ours, or foreign and polled) at 100 fps read by one
+ * src with the given properties: every frame checked; how many frames the
+ * wake-spin saw and the woken p50. FALSE when the run itself failed. */
+static gboolean
+wake_spin_one(const char *producer_opts, const char *src_opts, guint64 *spun, guint64 *wake50)
+{
+  gchar *name = unique_name();
+  gchar *opts = g_strdup_printf("%s --frames 300 --fps 100 --delay-ms 700", producer_opts);
+  Check c;
+  Check *cs[1] = { &c };
+  Producer p;
+  Run r;
+  gchar *desc;
+  GstStructure *st;
+  gboolean ok = TRUE;
+
+  check_init(&c);
+  c.nfmt = 1;
+  c.fmt[0] = (cudalink_format){ 128, 72, 4, CUDALINK_DTYPE_UINT8, 0 };
+  desc = branch(name, &c, 0, MEM_CUDA, src_opts);
+  if (!producer_start(&p, name, &c.fmt[0], opts)) {
+    ok = FALSE;
+    goto done;
+  }
+  ok &= run_start(&r, desc, cs, 1);
+  ok &= producer_wait_line(&p, "DONE", 20000);
+  ok &= run_pump(&r, 300);
+  st = run_stats(&r, "src0");
+  *spun = stat_u64(st, "wake-spin-frames");
+  *wake50 = stat_u64(st, "wake-p50-us");
+  printf("    %s %s: %u/300 frames, woken p50 %" G_GUINT64_FORMAT " us, %" G_GUINT64_FORMAT
+         " seen by the wake-spin, bad %u %s %s\n",
+         producer_opts[0] ? producer_opts : "our producer", src_opts, c.frames, *wake50, *spun,
+         c.bad, c.first_error, r.error);
+  ok &= c.frames >= 250 && c.bad == 0;
+  if (st)
+    gst_structure_free(st);
+  run_stop(&r);
+  producer_reap(&p, SIGTERM);
+done:
+  check_clear(&c);
+  g_free(desc);
+  g_free(opts);
+  g_free(name);
+  return ok;
+}
+
+/* wake-spin (default): a steady producer's frames are seen spinning around
+ * their due time, ours and foreign alike; wake-spin=false never spins. */
+static void
+test_wake_spin(void)
+{
+  guint64 spun = 0, wake50 = 0;
+
+  CHECK(wake_spin_one("", "", &spun, &wake50));
+  CHECK(spun > 0);
+  CHECK(wake_spin_one("", "wake-spin=false", &spun, &wake50));
+  CHECK_EQ_INT(spun, 0);
+  CHECK(wake_spin_one("--foreign", "poll-interval=1000", &spun, &wake50));
+  CHECK(spun > 0);
+  CHECK(wake_spin_one("--foreign", "poll-interval=1000 wake-spin=false", &spun, &wake50));
+  CHECK_EQ_INT(spun, 0);
+}
+
 /* A valid header whose IPC handles are garbage (or belong to nobody): with
  * a driver present the element must fail with an error that says so, not
  * crash. */
@@ -1256,6 +1320,7 @@ main(int argc, char **argv)
   RUN(test_kill_restart);
   RUN(test_three_readers);
   RUN(test_foreign_producer);
+  RUN(test_wake_spin);
   RUN(test_python_producer);
   RUN(test_unthrottled_no_torn);
   RUN(test_hostile_handles);

@@ -305,11 +305,13 @@ GST_START_TEST (test_properties)
   gchar *name;
   gint64 timeout;
   gint loss, order, ff, dev, dir, gpu_wait;
+  gboolean wake_spin;
   guint poll;
   GstStructure *stats;
   GParamSpec *p;
   static const gchar *stat_fields[] = { "frames", "missed", "torn-discarded",
-    "reopens", "latency-p50-us", "latency-p99-us", "wake-p50-us", "wake-p99-us"
+    "reopens", "latency-p50-us", "latency-p99-us", "wake-p50-us", "wake-p99-us",
+    "wake-spin-frames"
   };
   guint i;
 
@@ -317,7 +319,7 @@ GST_START_TEST (test_properties)
   g_object_get (src, "ipc-name", &name, "timeout", &timeout,
       "on-producer-loss", &loss, "channel-order", &order, "float-format", &ff,
       "cuda-device-id", &dev, "poll-interval", &poll, "video-direction", &dir,
-      "gpu-wait", &gpu_wait, NULL);
+      "gpu-wait", &gpu_wait, "wake-spin", &wake_spin, NULL);
   fail_unless_equals_string (name, "cudalink");
   g_free (name);
   fail_unless_equals_int64 (timeout, 5000);
@@ -328,6 +330,10 @@ GST_START_TEST (test_properties)
   fail_unless_equals_int (poll, 1000);
   fail_unless_equals_int (dir, GST_VIDEO_ORIENTATION_IDENTITY);
   fail_unless_equals_int (gpu_wait, enum_value (src, "gpu-wait", "nap"));
+  fail_unless (wake_spin);
+  g_object_set (src, "wake-spin", FALSE, NULL);
+  g_object_get (src, "wake-spin", &wake_spin, NULL);
+  fail_unless (!wake_spin);
 
   /* enum nicks the docs promise */
   enum_value (src, "on-producer-loss", "eos");

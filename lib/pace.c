@@ -6,7 +6,7 @@
 #define WARMUP 4            /* intervals in a row that must agree before there is a window */
 #define RELEARN_AFTER 3     /* outliers in a row that mean a new pace */
 #define LEAD_MIN_S 5e-6     /* the window's half-width when the pace has no jitter */
-#define LEAD_JITTERS 3.0    /* and this many average deviations on top */
+#define LEAD_JITTERS 1.5    /* and this many average deviations on top */
 #define MIN_WINDOW_S 2e-6   /* narrower windows are not worth spinning for */
 #define MAX_AGE_S 1.0       /* an older timestamp is not on our clock */
 #define FUTURE_S 1e-3       /* nor one from further ahead */

@@ -7,14 +7,16 @@
  * For each frame size, a producer publishes every 2 ms (publish without
  * waiting for its copy, as cudalinksink does by default); the consumer
  * measures, per frame:
- *   wake    producer timestamp -> cudalink_consumer_wait() returns (futex)
+ *   wake    producer timestamp -> cudalink_consumer_wait() returns (the
+ *           wake-spin around the due time, or the futex wake-up)
  *   acquire cudalink_consumer_acquire() (event query or GPU-side event wait)
  *   copy    2-D copy into its own buffer + cudalink_consumer_release()
  *           (stream sync + torn check)
  *   total   producer timestamp -> clean copy in hand
  * with the default consumer (skip the GPU wait when the event already
  * completed; in release nap through the usual part of the wait, then
- * spin), with CUDALINK_CONSUMER_SPIN_SYNC (spin the whole wait), with
+ * spin), with CUDALINK_CONSUMER_NO_PACE (no wake-spin: futex wake-up
+ * only), with CUDALINK_CONSUMER_SPIN_SYNC (spin the whole wait), with
  * SLEEP_SYNC (poll 30 us, then sleep on a blocking-sync event), and with
  * ALWAYS_WAIT_EVENT; then
  * once more after a copy between the consumer's own buffers (no IPC memory)
@@ -94,6 +96,8 @@ mode_name(uint32_t flags)
     return "event query, poll 30 us then sleep (SLEEP_SYNC)";
   if (flags & CUDALINK_CONSUMER_SPIN_SYNC)
     return "event query, spin (SPIN_SYNC)";
+  if (flags & CUDALINK_CONSUMER_NO_PACE)
+    return "event query, nap then spin, futex wake only (NO_PACE)";
   return "event query, nap then spin (default)";
 }
 
@@ -253,6 +257,7 @@ main(int argc, char **argv)
       return 1;
     if ((cons = fork()) == 0) {
       int ok = cuda_up() && consume(name, 0, frames, cases[i].label) &&
+               consume(name, CUDALINK_CONSUMER_NO_PACE, frames, cases[i].label) &&
                consume(name, CUDALINK_CONSUMER_SPIN_SYNC, frames, cases[i].label) &&
                consume(name, CUDALINK_CONSUMER_SLEEP_SYNC, frames, cases[i].label) &&
                consume(name, CUDALINK_CONSUMER_ALWAYS_WAIT_EVENT | CUDALINK_CONSUMER_SPIN_SYNC,

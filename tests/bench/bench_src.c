@@ -17,7 +17,11 @@
  *    with cudalinksink as the producer (this program run as --gst-producer
  *    NAME in a child process: videotestsrc num-buffers=1 ! cudaupload !
  *    imagefreeze ! cudalinksink).
- * 3. CPU use of the process running cudalinksrc ! fakesink on a 60 fps
+ * 3. cudalinksink (this program run as --gst-producer NAME FPS in a child
+ *    process: one uploaded 720p frame ! imagefreeze is-live=true !
+ *    cudalinksink sync=true) at 60 and 200 fps: woken and pushed latency and
+ *    CPU of cudalinksrc, with and without wake-spin.
+ * 4. CPU use of the process running cudalinksrc ! fakesink on a 60 fps
  *    producer (getrusage user + system over wall time).
  */
 #include <poll.h>
@@ -113,13 +117,21 @@ on_sigterm(int sig)
  * neither drawing nor uploading limits the rate), until SIGTERM; prints
  * READY once playing. */
 static int
-gst_producer_main(const char *name)
+gst_producer_main(const char *name, int fps)
 {
-  gchar *desc = g_strdup_printf(
-      "videotestsrc num-buffers=1 ! "
-      "video/x-raw,format=RGBA,width=1920,height=1080,framerate=30/1 ! cudaupload ! "
-      "imagefreeze is-live=false ! cudalinksink ipc-name=%s sync=false",
-      name);
+  /* fps 0: 1080p as fast as the sink takes it; else 720p on the clock */
+  gchar *desc = fps > 0 ?
+      g_strdup_printf("videotestsrc num-buffers=1 ! "
+                      "video/x-raw,format=RGBA,width=1280,height=720,framerate=%d/1 ! "
+                      "cudaupload ! imagefreeze is-live=true ! "
+                      "video/x-raw(memory:CUDAMemory),framerate=%d/1 ! "
+                      "cudalinksink ipc-name=%s sync=true",
+                      fps, fps, name) :
+      g_strdup_printf("videotestsrc num-buffers=1 ! "
+                      "video/x-raw,format=RGBA,width=1920,height=1080,framerate=30/1 ! "
+                      "cudaupload ! imagefreeze is-live=false ! "
+                      "cudalinksink ipc-name=%s sync=false",
+                      name);
   GError *err = NULL;
   GstElement *pipe = gst_parse_launch(desc, &err);
   GstBus *bus;
@@ -186,7 +198,7 @@ producer_stop(Producer *p)
 typedef struct {
   gboolean ok;
   double seconds;
-  guint64 frames, missed, torn, p50, p99, wake50, wake99;
+  guint64 frames, missed, torn, p50, p99, wake50, wake99, paced;
   double cpu_pct;
   char error[512];
 } Result;
@@ -223,8 +235,9 @@ run_pipeline(const char *name, const char *src_opts, const char *tail, double se
   g_object_get(src, "stats", &st, NULL);
   res->frames = 0;
   {
-    guint64 f0 = 0, m0 = 0, t0s = 0;
+    guint64 f0 = 0, m0 = 0, t0s = 0, s0 = 0;
     gst_structure_get_uint64(st, "frames", &f0);
+    gst_structure_get_uint64(st, "wake-spin-frames", &s0);
     gst_structure_get_uint64(st, "missed", &m0);
     gst_structure_get_uint64(st, "torn-discarded", &t0s);
     gst_structure_free(st);
@@ -252,8 +265,10 @@ run_pipeline(const char *name, const char *src_opts, const char *tail, double se
     gst_structure_get_uint64(st, "latency-p99-us", &res->p99);
     gst_structure_get_uint64(st, "wake-p50-us", &res->wake50);
     gst_structure_get_uint64(st, "wake-p99-us", &res->wake99);
+    gst_structure_get_uint64(st, "wake-spin-frames", &res->paced);
     gst_structure_free(st);
     res->frames -= f0;
+    res->paced -= s0;
     res->missed -= m0;
     res->torn -= t0s;
   }
@@ -299,8 +314,9 @@ bench_latency(const char *label, const char *prod_opts, const char *src_opts)
   }
   v = g_strdup_printf("push p50 %" G_GUINT64_FORMAT " us, p99 %" G_GUINT64_FORMAT
                       " us; woken p50 %" G_GUINT64_FORMAT " us, p99 %" G_GUINT64_FORMAT
-                      " us (%" G_GUINT64_FORMAT " frames)",
-                      r.p50, r.p99, r.wake50, r.wake99, r.frames);
+                      " us (%" G_GUINT64_FORMAT " frames, %" G_GUINT64_FORMAT
+                      " seen by the wake-spin)",
+                      r.p50, r.p99, r.wake50, r.wake99, r.frames, r.paced);
   row("publish -> push latency", label, v, &r);
   g_free(v);
   g_free(opts);
@@ -372,11 +388,46 @@ bench_cpu(const char *label, const char *prod_opts, const char *src_opts)
     run_pipeline(name, src_opts, MEMORY_CUDA_TAIL, run_s * 2, &r);
     producer_stop(&p);
   }
-  v = g_strdup_printf("%.1f %% of one core (%.0f fps)", r.cpu_pct,
-                      r.seconds > 0 ? r.frames / r.seconds : 0);
+  v = g_strdup_printf("%.1f %% of one core (%.0f fps; woken p50 %" G_GUINT64_FORMAT
+                      " us, push p50 %" G_GUINT64_FORMAT " us; %" G_GUINT64_FORMAT
+                      " seen by the wake-spin)",
+                      r.cpu_pct, r.seconds > 0 ? r.frames / r.seconds : 0, r.wake50, r.p50,
+                      r.paced);
   row("CPU, cudalinksrc ! fakesink at 60 fps 1280x720", label, v, &r);
   g_free(v);
   g_free(opts);
+  g_free(name);
+}
+
+/* cudalinksink in another process publishing one 720p frame at fps on the
+ * pipeline clock: latency and CPU of cudalinksrc ! fakesink. */
+static void
+bench_sink_paced(const char *label, int fps, const char *src_opts)
+{
+  gchar *name = g_strdup_printf("clbench-src-%d-%u", (int)getpid(), name_counter++);
+  gchar *self = g_file_read_link("/proc/self/exe", NULL);
+  gchar *args = g_strdup_printf("%s %d", name, fps);
+  Producer p;
+  Result r;
+  gchar *v;
+
+  if (!self || !producer_start_cmd(&p, self, "--gst-producer", args)) {
+    memset(&r, 0, sizeof r);
+    g_snprintf(r.error, sizeof r.error, "cudalinksink producer did not start");
+  } else {
+    run_pipeline(name, src_opts, MEMORY_CUDA_TAIL, run_s * 2, &r);
+    producer_stop(&p);
+  }
+  v = g_strdup_printf("woken p50 %" G_GUINT64_FORMAT " us, p99 %" G_GUINT64_FORMAT
+                      " us; push p50 %" G_GUINT64_FORMAT " us, p99 %" G_GUINT64_FORMAT
+                      " us; CPU %.1f %% of one core (%.0f fps; %" G_GUINT64_FORMAT
+                      " seen by the wake-spin)",
+                      r.wake50, r.wake99, r.p50, r.p99, r.cpu_pct,
+                      r.seconds > 0 ? r.frames / r.seconds : 0, r.paced);
+  row("cudalinksink (another process) -> cudalinksrc, 1280x720 RGBA8", label, v, &r);
+  g_free(v);
+  g_free(args);
+  g_free(self);
   g_free(name);
 }
 
@@ -389,7 +440,7 @@ main(int argc, char **argv)
 
   gst_init(NULL, NULL);
   if (argc > 2 && strcmp(argv[1], "--gst-producer") == 0)
-    return gst_producer_main(argv[2]);
+    return gst_producer_main(argv[2], argc > 3 ? atoi(argv[3]) : 0);
   if (argc > 1) {
     producer_path = argv[1];
   } else {
@@ -416,22 +467,33 @@ main(int argc, char **argv)
   printf("| measurement | condition | result | note |\n");
   printf("|---|---|---|---|\n");
   bench_latency("cudalink producer (futex wake), poll-interval 1000 us", "", "poll-interval=1000");
+  bench_latency("cudalink producer, wake-spin=false", "", "poll-interval=1000 wake-spin=false");
   bench_latency("cudalink producer, gpu-wait=spin", "", "poll-interval=1000 gpu-wait=spin");
   bench_latency("cudalink producer, gpu-wait=sleep", "", "poll-interval=1000 gpu-wait=sleep");
   bench_latency("cudalink producer, video-direction=vert (kernel instead of 2-D copy)", "",
                 "poll-interval=1000 video-direction=vert");
   bench_latency("foreign producer (no wake), poll-interval 1000 us", "--foreign",
                 "poll-interval=1000");
+  bench_latency("foreign producer (no wake), poll-interval 1000 us, wake-spin=false", "--foreign",
+                "poll-interval=1000 wake-spin=false");
   bench_latency("foreign producer (no wake), poll-interval 200 us", "--foreign",
                 "poll-interval=200");
+  bench_latency("foreign producer (no wake), poll-interval 200 us, wake-spin=false", "--foreign",
+                "poll-interval=200 wake-spin=false");
   bench_rate("CUDA memory out", "video/x-raw(memory:CUDAMemory) ! fakesink sync=false");
   bench_rate("system memory out (downloaded)", "video/x-raw ! fakesink sync=false");
   bench_rate_sink("one uploaded frame ! imagefreeze ! cudalinksink in another process, CUDA "
                   "memory out",
                   MEMORY_CUDA_TAIL);
+  bench_sink_paced("60 fps", 60, "");
+  bench_sink_paced("60 fps, wake-spin=false", 60, "wake-spin=false");
+  bench_sink_paced("200 fps", 200, "");
   bench_cpu("cudalink producer (futex wake)", "", "poll-interval=1000");
+  bench_cpu("cudalink producer, wake-spin=false", "", "poll-interval=1000 wake-spin=false");
   bench_cpu("cudalink producer, gpu-wait=spin", "", "poll-interval=1000 gpu-wait=spin");
   bench_cpu("foreign producer, poll-interval 1000 us", "--foreign", "poll-interval=1000");
+  bench_cpu("foreign producer, poll-interval 1000 us, wake-spin=false", "--foreign",
+            "poll-interval=1000 wake-spin=false");
   bench_cpu("foreign producer, poll-interval 200 us", "--foreign", "poll-interval=200");
 
   g_free(dflt);

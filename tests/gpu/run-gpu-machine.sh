@@ -34,12 +34,12 @@ if [ "$what" != tests ]; then
   if nvidia-cuda-mps-control -d 2>/dev/null; then
     sleep 1
     timeout 150 build/tests/bench/bench_lib 300 > "$out/bench_lib_mps.md" 2>&1
-    timeout 150 build/tests/bench/bench_src "$PWD/build/tests/gpu/src_producer" 3 > "$out/bench_src_mps.md" 2>&1
+    timeout 250 build/tests/bench/bench_src "$PWD/build/tests/gpu/src_producer" 3 > "$out/bench_src_mps.md" 2>&1
     echo quit | nvidia-cuda-mps-control
     sleep 1
   fi
   timeout 150 build/tests/bench/bench_sink 1200 > "$out/bench_sink.md" 2>&1
-  timeout 200 build/tests/bench/bench_src "$PWD/build/tests/gpu/src_producer" 3 > "$out/bench_src.md" 2>&1
+  timeout 250 build/tests/bench/bench_src "$PWD/build/tests/gpu/src_producer" 3 > "$out/bench_src.md" 2>&1
   for f in "$out"/bench_*.md; do echo "== $f"; grep "^|" "$f"; done
 fi
 [ "$what" = bench ] || echo "$passed passed, $failed failed"

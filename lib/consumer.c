@@ -611,10 +611,10 @@ sync_sleeping(cudalink_consumer *c)
  * certain, then spin the rest. sync_estimate follows the waits that ended
  * spinning; a nap that overslept (the copy was done when it ended) shrinks
  * it, since it hides how long the wait really was; a long wait raises it
- * by a quarter at most. The nap stops short of
- * the estimate by the thread's timer slack: the kernel may end it that much
- * late. Without MPS this spins ~60 us of ~170; with MPS (waits of ~20 us)
- * it never naps. */
+ * by a quarter at most. The nap runs on a precise timer (1 us of slack
+ * instead of 50) and stops short of the estimate by that slack and a
+ * wake-up. Without MPS this spins ~20 us of ~170 (~60 us with the default
+ * slack); with MPS (waits of ~20 us) it rarely naps. */
 static CUresult
 sync_napping(cudalink_consumer *c)
 {
@@ -623,9 +623,12 @@ sync_napping(cudalink_consumer *c)
 
   if (res != CUDA_ERROR_NOT_READY)
     return res;
-  nap = c->sync_estimate - cudalink_nap_slack() - NAP_WAKE_S;
-  if (nap >= NAP_MIN_S) {
-    cudalink_sleep(nap);
+  if (c->sync_estimate - NAP_WAKE_S >= NAP_MIN_S) {
+    long slack = cudalink_precise_begin();
+    nap = c->sync_estimate - cudalink_nap_slack() - NAP_WAKE_S;
+    if (nap >= NAP_MIN_S)
+      cudalink_sleep(nap);
+    cudalink_precise_end(slack);
     res = c->cu->EventQuery(c->done);
     if (res != CUDA_ERROR_NOT_READY) {
       if (res == CUDA_SUCCESS)

@@ -1,6 +1,6 @@
 /* cudalinksrc benchmark (a program, not a test): prints a markdown table.
  *
- *   bench_src [PATH/TO/src_producer] [seconds-per-run]
+ *   bench_src [PATH/TO/src_producer] [seconds-per-run] [latency|rate|paced|cpu ...]
  *
  * (default producer: ../gpu/src_producer next to this program). Needs a GPU,
  * the cudalink plugin on GST_PLUGIN_PATH_1_0, and the coreelements and app
@@ -31,6 +31,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <gst/gst.h>
@@ -40,6 +41,18 @@
 #define MEMORY_CUDA_TAIL "video/x-raw(memory:CUDAMemory) ! fakesink sync=false"
 
 static const char *producer_path;
+static char **groups; /* NULL: all */
+
+static gboolean
+group(const char *name)
+{
+  if (!groups)
+    return TRUE;
+  for (char **g = groups; *g; g++)
+    if (strcmp(*g, name) == 0)
+      return TRUE;
+  return FALSE;
+}
 static double run_s = 3.0;
 static guint name_counter;
 
@@ -200,8 +213,39 @@ typedef struct {
   double seconds;
   guint64 frames, missed, torn, p50, p99, wake50, wake99, paced;
   double cpu_pct;
+  double thread_pct; /* the streaming thread's share of it */
   char error[512];
 } Result;
+
+/* The streaming thread's CPU clock at each buffer it pushes, read by a pad
+ * probe: its share of the process's CPU use. */
+typedef struct {
+  GMutex lock;
+  gboolean armed;
+  double cpu0, cpu1, wall0, wall1;
+} ThreadCpu;
+
+static GstPadProbeReturn
+on_buffer_cpu(GstPad *pad, GstPadProbeInfo *info, gpointer user_data)
+{
+  ThreadCpu *tc = user_data;
+  struct timespec c;
+  double now = g_get_monotonic_time() / 1e6;
+  (void)pad;
+  (void)info;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c);
+  g_mutex_lock(&tc->lock);
+  if (tc->armed) {
+    if (tc->wall0 == 0) {
+      tc->cpu0 = c.tv_sec + c.tv_nsec / 1e9;
+      tc->wall0 = now;
+    }
+    tc->cpu1 = c.tv_sec + c.tv_nsec / 1e9;
+    tc->wall1 = now;
+  }
+  g_mutex_unlock(&tc->lock);
+  return GST_PAD_PROBE_OK;
+}
 
 /* Runs "cudalinksrc name=src ipc-name=NAME SRC_OPTS ! TAIL" for @seconds
  * (or until @producer prints DONE when wait_done) and reads the stats. */
@@ -218,8 +262,12 @@ run_pipeline(const char *name, const char *src_opts, const char *tail, double se
   GstBus *bus;
   struct rusage r0, r1;
   gint64 t0, t1, end;
+  ThreadCpu tc;
+  GstPad *srcpad;
 
   memset(res, 0, sizeof *res);
+  memset(&tc, 0, sizeof tc);
+  g_mutex_init(&tc.lock);
   if (!pipe) {
     g_snprintf(res->error, sizeof res->error, "%s: %s", desc, err ? err->message : "?");
     g_clear_error(&err);
@@ -232,6 +280,8 @@ run_pipeline(const char *name, const char *src_opts, const char *tail, double se
   /* let it attach and negotiate before measuring */
   g_usleep(300 * 1000);
   src = gst_bin_get_by_name(GST_BIN(pipe), "src");
+  srcpad = gst_element_get_static_pad(src, "src");
+  gst_pad_add_probe(srcpad, GST_PAD_PROBE_TYPE_BUFFER, on_buffer_cpu, &tc, NULL);
   g_object_get(src, "stats", &st, NULL);
   res->frames = 0;
   {
@@ -243,6 +293,9 @@ run_pipeline(const char *name, const char *src_opts, const char *tail, double se
     gst_structure_free(st);
     getrusage(RUSAGE_SELF, &r0);
     t0 = g_get_monotonic_time();
+    g_mutex_lock(&tc.lock);
+    tc.armed = TRUE;
+    g_mutex_unlock(&tc.lock);
     end = t0 + (gint64)(seconds * 1e6);
     while (g_get_monotonic_time() < end) {
       GstMessage *m = gst_bus_timed_pop_filtered(bus, 50 * GST_MSECOND, GST_MESSAGE_ERROR);
@@ -257,6 +310,10 @@ run_pipeline(const char *name, const char *src_opts, const char *tail, double se
     }
     t1 = g_get_monotonic_time();
     getrusage(RUSAGE_SELF, &r1);
+    g_mutex_lock(&tc.lock);
+    tc.armed = FALSE;
+    res->thread_pct = tc.wall1 > tc.wall0 ? 100.0 * (tc.cpu1 - tc.cpu0) / (tc.wall1 - tc.wall0) : 0;
+    g_mutex_unlock(&tc.lock);
     g_object_get(src, "stats", &st, NULL);
     gst_structure_get_uint64(st, "frames", &res->frames);
     gst_structure_get_uint64(st, "missed", &res->missed);
@@ -282,8 +339,10 @@ run_pipeline(const char *name, const char *src_opts, const char *tail, double se
   res->ok = !res->error[0] && res->frames > 0;
   if (!res->error[0] && res->frames == 0)
     g_snprintf(res->error, sizeof res->error, "no frames");
-  gst_object_unref(src);
   gst_element_set_state(pipe, GST_STATE_NULL);
+  gst_object_unref(srcpad);
+  gst_object_unref(src);
+  g_mutex_clear(&tc.lock);
   gst_object_unref(bus);
   gst_object_unref(pipe);
   g_free(desc);
@@ -388,11 +447,11 @@ bench_cpu(const char *label, const char *prod_opts, const char *src_opts)
     run_pipeline(name, src_opts, MEMORY_CUDA_TAIL, run_s * 2, &r);
     producer_stop(&p);
   }
-  v = g_strdup_printf("%.1f %% of one core (%.0f fps; woken p50 %" G_GUINT64_FORMAT
-                      " us, push p50 %" G_GUINT64_FORMAT " us; %" G_GUINT64_FORMAT
-                      " seen by the wake-spin)",
-                      r.cpu_pct, r.seconds > 0 ? r.frames / r.seconds : 0, r.wake50, r.p50,
-                      r.paced);
+  v = g_strdup_printf("%.1f %% of one core, streaming thread %.1f %% (%.0f fps; woken p50 %"
+                      G_GUINT64_FORMAT " us, push p50 %" G_GUINT64_FORMAT " us; %"
+                      G_GUINT64_FORMAT " seen by the wake-spin)",
+                      r.cpu_pct, r.thread_pct, r.seconds > 0 ? r.frames / r.seconds : 0,
+                      r.wake50, r.p50, r.paced);
   row("CPU, cudalinksrc ! fakesink at 60 fps 1280x720", label, v, &r);
   g_free(v);
   g_free(opts);
@@ -420,9 +479,9 @@ bench_sink_paced(const char *label, int fps, const char *src_opts)
   }
   v = g_strdup_printf("woken p50 %" G_GUINT64_FORMAT " us, p99 %" G_GUINT64_FORMAT
                       " us; push p50 %" G_GUINT64_FORMAT " us, p99 %" G_GUINT64_FORMAT
-                      " us; CPU %.1f %% of one core (%.0f fps; %" G_GUINT64_FORMAT
-                      " seen by the wake-spin)",
-                      r.wake50, r.wake99, r.p50, r.p99, r.cpu_pct,
+                      " us; CPU %.1f %% of one core, streaming thread %.1f %% (%.0f fps; %"
+                      G_GUINT64_FORMAT " seen by the wake-spin)",
+                      r.wake50, r.wake99, r.p50, r.p99, r.cpu_pct, r.thread_pct,
                       r.seconds > 0 ? r.frames / r.seconds : 0, r.paced);
   row("cudalinksink (another process) -> cudalinksrc, 1280x720 RGBA8", label, v, &r);
   g_free(v);
@@ -453,6 +512,8 @@ main(int argc, char **argv)
   }
   if (argc > 2)
     run_s = g_ascii_strtod(argv[2], NULL);
+  if (argc > 3)
+    groups = argv + 3;
   if (cudalink_cuda_load(why, sizeof why) != CUDALINK_OK) {
     fprintf(stderr, "bench_src needs a GPU: %s\n", why);
     return 1;
@@ -466,35 +527,45 @@ main(int argc, char **argv)
 
   printf("| measurement | condition | result | note |\n");
   printf("|---|---|---|---|\n");
-  bench_latency("cudalink producer (futex wake), poll-interval 1000 us", "", "poll-interval=1000");
-  bench_latency("cudalink producer, wake-spin=false", "", "poll-interval=1000 wake-spin=false");
-  bench_latency("cudalink producer, gpu-wait=spin", "", "poll-interval=1000 gpu-wait=spin");
-  bench_latency("cudalink producer, gpu-wait=sleep", "", "poll-interval=1000 gpu-wait=sleep");
-  bench_latency("cudalink producer, video-direction=vert (kernel instead of 2-D copy)", "",
-                "poll-interval=1000 video-direction=vert");
-  bench_latency("foreign producer (no wake), poll-interval 1000 us", "--foreign",
-                "poll-interval=1000");
-  bench_latency("foreign producer (no wake), poll-interval 1000 us, wake-spin=false", "--foreign",
-                "poll-interval=1000 wake-spin=false");
-  bench_latency("foreign producer (no wake), poll-interval 200 us", "--foreign",
-                "poll-interval=200");
-  bench_latency("foreign producer (no wake), poll-interval 200 us, wake-spin=false", "--foreign",
-                "poll-interval=200 wake-spin=false");
-  bench_rate("CUDA memory out", "video/x-raw(memory:CUDAMemory) ! fakesink sync=false");
-  bench_rate("system memory out (downloaded)", "video/x-raw ! fakesink sync=false");
-  bench_rate_sink("one uploaded frame ! imagefreeze ! cudalinksink in another process, CUDA "
-                  "memory out",
-                  MEMORY_CUDA_TAIL);
-  bench_sink_paced("60 fps", 60, "");
-  bench_sink_paced("60 fps, wake-spin=false", 60, "wake-spin=false");
-  bench_sink_paced("200 fps", 200, "");
-  bench_cpu("cudalink producer (futex wake)", "", "poll-interval=1000");
-  bench_cpu("cudalink producer, wake-spin=false", "", "poll-interval=1000 wake-spin=false");
-  bench_cpu("cudalink producer, gpu-wait=spin", "", "poll-interval=1000 gpu-wait=spin");
-  bench_cpu("foreign producer, poll-interval 1000 us", "--foreign", "poll-interval=1000");
-  bench_cpu("foreign producer, poll-interval 1000 us, wake-spin=false", "--foreign",
-            "poll-interval=1000 wake-spin=false");
-  bench_cpu("foreign producer, poll-interval 200 us", "--foreign", "poll-interval=200");
+  if (group("latency")) {
+    bench_latency("cudalink producer (futex wake), poll-interval 1000 us", "", "poll-interval=1000");
+    bench_latency("cudalink producer, wake-spin=false", "", "poll-interval=1000 wake-spin=false");
+    bench_latency("cudalink producer, gpu-wait=spin", "", "poll-interval=1000 gpu-wait=spin");
+    bench_latency("cudalink producer, gpu-wait=sleep", "", "poll-interval=1000 gpu-wait=sleep");
+    bench_latency("cudalink producer, video-direction=vert (kernel instead of 2-D copy)", "",
+                  "poll-interval=1000 video-direction=vert");
+    bench_latency("foreign producer (no wake), poll-interval 1000 us", "--foreign",
+                  "poll-interval=1000");
+    bench_latency("foreign producer (no wake), poll-interval 1000 us, wake-spin=false", "--foreign",
+                  "poll-interval=1000 wake-spin=false");
+    bench_latency("foreign producer (no wake), poll-interval 200 us", "--foreign",
+                  "poll-interval=200");
+    bench_latency("foreign producer (no wake), poll-interval 200 us, wake-spin=false", "--foreign",
+                  "poll-interval=200 wake-spin=false");
+  }
+  if (group("rate")) {
+    bench_rate("CUDA memory out", "video/x-raw(memory:CUDAMemory) ! fakesink sync=false");
+    bench_rate("system memory out (downloaded)", "video/x-raw ! fakesink sync=false");
+    bench_rate_sink("one uploaded frame ! imagefreeze ! cudalinksink in another process, CUDA "
+                    "memory out",
+                    MEMORY_CUDA_TAIL);
+  }
+  if (group("paced")) {
+    bench_sink_paced("60 fps", 60, "");
+    bench_sink_paced("60 fps, wake-spin=false", 60, "wake-spin=false");
+    bench_sink_paced("200 fps", 200, "");
+  }
+  if (group("cpu")) {
+    bench_cpu("cudalink producer (futex wake)", "", "poll-interval=1000");
+    bench_cpu("cudalink producer, wake-spin=false", "", "poll-interval=1000 wake-spin=false");
+    bench_cpu("cudalink producer, gpu-wait=spin", "", "poll-interval=1000 gpu-wait=spin");
+    bench_cpu("cudalink producer, gpu-wait=sleep wake-spin=false (least CPU)", "",
+              "poll-interval=1000 gpu-wait=sleep wake-spin=false");
+    bench_cpu("foreign producer, poll-interval 1000 us", "--foreign", "poll-interval=1000");
+    bench_cpu("foreign producer, poll-interval 1000 us, wake-spin=false", "--foreign",
+              "poll-interval=1000 wake-spin=false");
+    bench_cpu("foreign producer, poll-interval 200 us", "--foreign", "poll-interval=200");
+  }
 
   g_free(dflt);
   return 0;

@@ -1106,93 +1106,92 @@ test_unthrottled_no_torn(void)
   g_free(name);
 }
 
-/* A foreign (non-waking, unlocked) producer is polled and read. */
-static void
-test_foreign_producer(void)
+/* One src (SRC_OPTS) reads a producer of 300 frames of 128x72 RGBA
+ * (PRODUCER_OPTS: its rate, --foreign) until the producer is done; every
+ * frame pushed is checked. Returns the src's stats (NULL when the run
+ * itself failed), *frames and *bad. */
+static GstStructure *
+steady_run(const char *producer_opts, const char *src_opts, guint *frames, guint *bad)
 {
   gchar *name = unique_name();
+  gchar *opts = g_strdup_printf("%s --frames 300 --delay-ms 700", producer_opts);
   Check c;
   Check *cs[1] = { &c };
   Producer p;
   Run r;
   gchar *desc;
-  GstStructure *st;
-
-  check_init(&c);
-  c.nfmt = 1;
-  c.fmt[0] = (cudalink_format){ 128, 72, 4, CUDALINK_DTYPE_UINT8, 0 };
-  desc = branch(name, &c, 0, MEM_CUDA, "poll-interval=500");
-  REQUIRE(producer_start(&p, name, &c.fmt[0], "--foreign --frames 300 --fps 200 --delay-ms 700"));
-  CHECK(run_start(&r, desc, cs, 1));
-  CHECK(producer_wait_line(&p, "DONE", 20000));
-  CHECK(run_pump(&r, 300));
-  st = run_stats(&r, "src0");
-  printf("    foreign producer (polled at 500 us): %u/300 frames, latency p50 %" G_GUINT64_FORMAT
-         " us p99 %" G_GUINT64_FORMAT " us, bad %u %s %s\n",
-         c.frames, stat_u64(st, "latency-p50-us"), stat_u64(st, "latency-p99-us"), c.bad,
-         c.first_error, r.error);
-  CHECK(c.frames >= 200);
-  CHECK_EQ_INT(c.bad, 0);
-  {
-    gboolean ours = TRUE;
-    if (st)
-      gst_structure_get_boolean(st, "producer-is-ours", &ours);
-    CHECK(!ours);
-  }
-  if (st)
-    gst_structure_free(st);
-  run_stop(&r);
-  producer_reap(&p, SIGTERM);
-  check_clear(&c);
-  g_free(desc);
-  g_free(name);
-}
-
-/* A steady producer (ours, or foreign and polled) at 100 fps read by one
- * src with the given properties: every frame checked; how many frames the
- * wake-spin saw and the woken p50. FALSE when the run itself failed. */
-static gboolean
-wake_spin_one(const char *producer_opts, const char *src_opts, guint64 *spun, guint64 *wake50)
-{
-  gchar *name = unique_name();
-  gchar *opts = g_strdup_printf("%s --frames 300 --fps 100 --delay-ms 700", producer_opts);
-  Check c;
-  Check *cs[1] = { &c };
-  Producer p;
-  Run r;
-  gchar *desc;
-  GstStructure *st;
-  gboolean ok = TRUE;
+  GstStructure *st = NULL;
 
   check_init(&c);
   c.nfmt = 1;
   c.fmt[0] = (cudalink_format){ 128, 72, 4, CUDALINK_DTYPE_UINT8, 0 };
   desc = branch(name, &c, 0, MEM_CUDA, src_opts);
-  if (!producer_start(&p, name, &c.fmt[0], opts)) {
-    ok = FALSE;
-    goto done;
+  if (producer_start(&p, name, &c.fmt[0], opts)) {
+    gboolean ok = run_start(&r, desc, cs, 1);
+    ok &= producer_wait_line(&p, "DONE", 20000);
+    ok &= run_pump(&r, 300);
+    st = run_stats(&r, "src0");
+    if (!ok && st) {
+      gst_structure_free(st);
+      st = NULL;
+    }
+    if (c.bad || r.error[0])
+      printf("    %s / %s: %s %s\n", producer_opts, src_opts, c.first_error, r.error);
+    run_stop(&r);
+    producer_reap(&p, SIGTERM);
   }
-  ok &= run_start(&r, desc, cs, 1);
-  ok &= producer_wait_line(&p, "DONE", 20000);
-  ok &= run_pump(&r, 300);
-  st = run_stats(&r, "src0");
-  *spun = stat_u64(st, "wake-spin-frames");
-  *wake50 = stat_u64(st, "wake-p50-us");
-  printf("    %s %s: %u/300 frames, woken p50 %" G_GUINT64_FORMAT " us, %" G_GUINT64_FORMAT
-         " seen by the wake-spin, bad %u %s %s\n",
-         producer_opts[0] ? producer_opts : "our producer", src_opts, c.frames, *wake50, *spun,
-         c.bad, c.first_error, r.error);
-  ok &= c.frames >= 250 && c.bad == 0;
-  if (st)
-    gst_structure_free(st);
-  run_stop(&r);
-  producer_reap(&p, SIGTERM);
-done:
+  *frames = c.frames;
+  *bad = c.bad;
   check_clear(&c);
   g_free(desc);
   g_free(opts);
   g_free(name);
-  return ok;
+  return st;
+}
+
+/* A foreign (non-waking, unlocked) producer is polled and read. */
+static void
+test_foreign_producer(void)
+{
+  guint frames = 0, bad = 0;
+  gboolean ours = TRUE;
+  GstStructure *st = steady_run("--foreign --fps 200", "poll-interval=500", &frames, &bad);
+
+  REQUIRE(st != NULL);
+  printf("    foreign producer (polled at 500 us): %u/300 frames, latency p50 %" G_GUINT64_FORMAT
+         " us p99 %" G_GUINT64_FORMAT " us, bad %u\n",
+         frames, stat_u64(st, "latency-p50-us"), stat_u64(st, "latency-p99-us"), bad);
+  CHECK(frames >= 200);
+  CHECK_EQ_INT(bad, 0);
+  gst_structure_get_boolean(st, "producer-is-ours", &ours);
+  CHECK(!ours);
+  gst_structure_free(st);
+}
+
+/* A steady producer at 100 fps (PRODUCER_OPTS: "" ours, or --foreign)
+ * read with SRC_OPTS: every frame right; how many frames the wake-spin
+ * saw. */
+static guint64
+wake_spin_one(const char *producer_opts, const char *src_opts)
+{
+  gchar *opts = g_strdup_printf("%s --fps 100", producer_opts);
+  guint frames = 0, bad = 0;
+  guint64 spun = G_MAXUINT64;
+  GstStructure *st = steady_run(opts, src_opts, &frames, &bad);
+
+  CHECK(st != NULL);
+  if (st) {
+    spun = stat_u64(st, "wake-spin-frames");
+    printf("    %s %s: %u/300 frames, woken p50 %" G_GUINT64_FORMAT " us, %" G_GUINT64_FORMAT
+           " seen by the wake-spin, bad %u\n",
+           producer_opts[0] ? producer_opts : "our producer", src_opts, frames,
+           stat_u64(st, "wake-p50-us"), spun, bad);
+    gst_structure_free(st);
+  }
+  CHECK(frames >= 250);
+  CHECK_EQ_INT(bad, 0);
+  g_free(opts);
+  return spun;
 }
 
 /* wake-spin (default): a steady producer's frames are seen spinning around
@@ -1200,16 +1199,14 @@ done:
 static void
 test_wake_spin(void)
 {
-  guint64 spun = 0, wake50 = 0;
+  guint64 spun;
 
-  CHECK(wake_spin_one("", "", &spun, &wake50));
-  CHECK(spun > 0);
-  CHECK(wake_spin_one("", "wake-spin=false", &spun, &wake50));
-  CHECK_EQ_INT(spun, 0);
-  CHECK(wake_spin_one("--foreign", "poll-interval=1000", &spun, &wake50));
-  CHECK(spun > 0);
-  CHECK(wake_spin_one("--foreign", "poll-interval=1000 wake-spin=false", &spun, &wake50));
-  CHECK_EQ_INT(spun, 0);
+  spun = wake_spin_one("", "");
+  CHECK(spun > 0 && spun != G_MAXUINT64);
+  CHECK_EQ_INT(wake_spin_one("", "wake-spin=false"), 0);
+  spun = wake_spin_one("--foreign", "poll-interval=1000");
+  CHECK(spun > 0 && spun != G_MAXUINT64);
+  CHECK_EQ_INT(wake_spin_one("--foreign", "poll-interval=1000 wake-spin=false"), 0);
 }
 
 /* A valid header whose IPC handles are garbage (or belong to nobody): with

@@ -405,30 +405,42 @@ bench_rate(const char *label, const char *tail)
   g_free(name);
 }
 
+/* Runs cudalinksrc (SRC_OPTS ! TAIL) for seconds against cudalinksink in
+ * another process (this program as --gst-producer NAME FPS, FPS 0 =
+ * unthrottled). */
+static void
+run_with_sink(int fps, const char *src_opts, const char *tail, double seconds, Result *r)
+{
+  gchar *name = g_strdup_printf("clbench-src-%d-%u", (int)getpid(), name_counter++);
+  gchar *self = g_file_read_link("/proc/self/exe", NULL);
+  gchar *args = g_strdup_printf("%s %d", name, fps);
+  Producer p;
+
+  if (!self || !producer_start_cmd(&p, self, "--gst-producer", args)) {
+    memset(r, 0, sizeof *r);
+    g_snprintf(r->error, sizeof r->error, "cudalinksink producer did not start");
+  } else {
+    run_pipeline(name, src_opts, tail, seconds, r);
+    producer_stop(&p);
+  }
+  g_free(args);
+  g_free(self);
+  g_free(name);
+}
+
 /* The same rate with cudalinksink (another process) as the producer. */
 static void
 bench_rate_sink(const char *label, const char *tail)
 {
-  gchar *name = g_strdup_printf("clbench-src-%d-%u", (int)getpid(), name_counter++);
-  gchar *self = g_file_read_link("/proc/self/exe", NULL);
-  Producer p;
   Result r;
   gchar *v;
 
-  if (!self || !producer_start_cmd(&p, self, "--gst-producer", name)) {
-    memset(&r, 0, sizeof r);
-    g_snprintf(r.error, sizeof r.error, "cudalinksink producer did not start");
-  } else {
-    run_pipeline(name, "", tail, run_s, &r);
-    producer_stop(&p);
-  }
+  run_with_sink(0, "", tail, run_s, &r);
   v = g_strdup_printf("%.0f fps pushed (missed %" G_GUINT64_FORMAT ", torn-discarded %" G_GUINT64_FORMAT
                       ")",
                       r.seconds > 0 ? r.frames / r.seconds : 0, r.missed, r.torn);
   row("unthrottled cudalinksink -> cudalinksrc, 1920x1080 RGBA8", label, v, &r);
   g_free(v);
-  g_free(self);
-  g_free(name);
 }
 
 static void
@@ -463,20 +475,10 @@ bench_cpu(const char *label, const char *prod_opts, const char *src_opts)
 static void
 bench_sink_paced(const char *label, int fps, const char *src_opts)
 {
-  gchar *name = g_strdup_printf("clbench-src-%d-%u", (int)getpid(), name_counter++);
-  gchar *self = g_file_read_link("/proc/self/exe", NULL);
-  gchar *args = g_strdup_printf("%s %d", name, fps);
-  Producer p;
   Result r;
   gchar *v;
 
-  if (!self || !producer_start_cmd(&p, self, "--gst-producer", args)) {
-    memset(&r, 0, sizeof r);
-    g_snprintf(r.error, sizeof r.error, "cudalinksink producer did not start");
-  } else {
-    run_pipeline(name, src_opts, MEMORY_CUDA_TAIL, run_s * 2, &r);
-    producer_stop(&p);
-  }
+  run_with_sink(fps, src_opts, MEMORY_CUDA_TAIL, run_s * 2, &r);
   v = g_strdup_printf("woken p50 %" G_GUINT64_FORMAT " us, p99 %" G_GUINT64_FORMAT
                       " us; push p50 %" G_GUINT64_FORMAT " us, p99 %" G_GUINT64_FORMAT
                       " us; CPU %.1f %% of one core, streaming thread %.1f %% (%.0f fps; %"
@@ -485,9 +487,6 @@ bench_sink_paced(const char *label, int fps, const char *src_opts)
                       r.seconds > 0 ? r.frames / r.seconds : 0, r.paced);
   row("cudalinksink (another process) -> cudalinksrc, 1280x720 RGBA8", label, v, &r);
   g_free(v);
-  g_free(args);
-  g_free(self);
-  g_free(name);
 }
 
 int

@@ -618,14 +618,14 @@ sync_sleeping(cudalink_consumer *c)
 static CUresult
 sync_napping(cudalink_consumer *c)
 {
-  double t0 = cudalink_now(), nap, took;
+  double t0 = cudalink_now(), took;
   CUresult res = c->cu->EventQuery(c->done);
 
   if (res != CUDA_ERROR_NOT_READY)
     return res;
   if (c->sync_estimate - NAP_WAKE_S >= NAP_MIN_S) {
     long slack = cudalink_precise_begin();
-    nap = c->sync_estimate - cudalink_nap_slack() - NAP_WAKE_S;
+    double nap = c->sync_estimate - cudalink_nap_slack() - NAP_WAKE_S;
     if (nap >= NAP_MIN_S)
       cudalink_sleep(nap);
     cudalink_precise_end(slack);

@@ -53,6 +53,7 @@ struct cudalink_consumer {
   double wake_late;
   unsigned timed_sleeps;
   int spun;
+  double spin_s; /* spent spinning since the last frame */
 
   uint32_t last_idx;
   int have_frame;
@@ -101,6 +102,7 @@ cudalink_consumer_create(const cudalink_consumer_config *config, cudalink_consum
   /* not where timers have millisecond steps (Windows) */
   c->can_pace = !(config->flags & CUDALINK_CONSUMER_NO_PACE) && cudalink_nap_slack() < 1e-3;
   c->wake_late = PRECISE_WAKE_S;
+  cudalink_pace_reset(&c->pace);
   *out = c;
   return CUDALINK_OK;
 }
@@ -220,6 +222,7 @@ close_ring(cudalink_consumer *c)
   c->open = 0;
   c->have_frame = 0;
   cudalink_pace_reset(&c->pace);
+  c->spin_s = 0;
 }
 
 static cudalink_status
@@ -422,12 +425,16 @@ producer_gone(cudalink_consumer *c, const char *why)
 static void
 spin(cudalink_consumer *c, uint32_t idx, double until)
 {
+  double t0 = cudalink_now(), now = t0;
   while (load_write_idx(c) == idx && load_version(c) == c->header.version &&
          !load_shutdown(c)) {
-    if (cudalink_now() >= until)
+    if ((now = cudalink_now()) >= until) {
+      c->spin_s += now - t0;
       return;
+    }
     cudalink_spin_yield();
   }
+  c->spin_s += cudalink_now() - t0;
   c->spun = 1;
 }
 
@@ -445,10 +452,11 @@ wait_a_while(cudalink_consumer *c, uint32_t idx, double now, double deadline)
 
   if (c->can_pace && cudalink_pace_window(&c->pace, &start, &end) && now < end) {
     /* wake up early by what timers usually take, but never by more than
-     * the window may cost */
+     * the window may cost, and less when the spin budget is tight */
     double early = c->wake_late;
     if (early > c->pace.period * CUDALINK_PACE_SHARE)
       early = c->pace.period * CUDALINK_PACE_SHARE;
+    early *= c->pace.scale;
     if (now >= start - early) {
       spin(c, idx, deadline >= 0 && deadline < end ? deadline : end);
       return;
@@ -527,6 +535,8 @@ cudalink_consumer_wait(cudalink_consumer *c, int64_t timeout_us)
       c->stats.frames++;
       if (spun)
         c->stats.paced++;
+      cudalink_pace_spun(&c->pace, c->spin_s);
+      c->spin_s = 0;
       cudalink_pace_frame(&c->pace, c->frame.timestamp, since, cudalink_now());
       return CUDALINK_OK;
     }

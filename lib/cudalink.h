@@ -397,7 +397,9 @@ typedef struct cudalink_consumer_config {
  * each side of the due time) so that it sees the frame within a microsecond
  * of its publish instead of when the kernel wakes it up (10-50 us later, or
  * the next poll of a foreign producer). Irregular producers are not
- * spun for. NO_PACE never spins: wake-ups only. */
+ * spun for, and the window narrows when spinning costs more than 0.5 % of
+ * the time on average (a noisy producer or machine). NO_PACE never spins:
+ * wake-ups only. */
 #define CUDALINK_CONSUMER_NO_PACE 0x8u
 
 CUDALINK_API void cudalink_consumer_config_init(cudalink_consumer_config *config);

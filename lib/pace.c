@@ -10,6 +10,7 @@
 #define MIN_WINDOW_S 2e-6   /* narrower windows are not worth spinning for */
 #define MAX_AGE_S 1.0       /* an older timestamp is not on our clock */
 #define FUTURE_S 1e-3       /* nor one from further ahead */
+#define MIN_SCALE 0.05      /* the narrowest the budget makes the window */
 
 static double
 abs_s(double x)
@@ -21,13 +22,18 @@ void
 cudalink_pace_reset(cudalink_pace *pace)
 {
   memset(pace, 0, sizeof *pace);
+  pace->scale = 1;
 }
 
+/* a new pace from ts; what the spin costs stays what it was */
 static void
 start_over(cudalink_pace *pace, double ts)
 {
+  double scale = pace->scale, spent = pace->spent;
   cudalink_pace_reset(pace);
   pace->last_ts = ts;
+  pace->scale = scale;
+  pace->spent = spent;
 }
 
 void
@@ -36,7 +42,7 @@ cudalink_pace_frame(cudalink_pace *pace, double ts, uint32_t frames_since, doubl
   double interval, err;
 
   if (!(ts > 0) || ts > now + FUTURE_S || now - ts > MAX_AGE_S) {
-    cudalink_pace_reset(pace);
+    start_over(pace, 0);
     return;
   }
   if (!(pace->last_ts > 0) || frames_since == 0 || ts <= pace->last_ts) {
@@ -80,8 +86,26 @@ cudalink_pace_window(const cudalink_pace *pace, double *start, double *end)
   lead = LEAD_MIN_S + LEAD_JITTERS * pace->jitter;
   if (lead > cap)
     lead = cap;
+  lead *= pace->scale;
   due = pace->last_ts + pace->period;
   *start = due - lead;
   *end = due + lead;
   return 1;
+}
+
+void
+cudalink_pace_spun(cudalink_pace *pace, double seconds)
+{
+  if (!(pace->period > 0) || seconds < 0)
+    return;
+  pace->spent += (seconds / pace->period - pace->spent) / 8;
+  if (pace->spent > CUDALINK_PACE_BUDGET) {
+    pace->scale *= 0.9;
+    if (pace->scale < MIN_SCALE)
+      pace->scale = MIN_SCALE;
+  } else if (pace->spent < CUDALINK_PACE_BUDGET * 0.7) {
+    pace->scale *= 1.03;
+    if (pace->scale > 1)
+      pace->scale = 1;
+  }
 }

@@ -19,11 +19,16 @@ typedef struct cudalink_pace {
   double jitter;      /* average |interval - period| */
   unsigned samples;   /* intervals that agreed with period */
   unsigned outliers;  /* intervals in a row that did not */
+  double scale;       /* share of the window the spin budget allows, 0..1 */
+  double spent;       /* average share of a period spent spinning */
 } cudalink_pace;
 
 /* How much of a frame period the window may take on each side of the due
  * time: at 60 fps 167 us. */
 #define CUDALINK_PACE_SHARE 0.01
+/* What the spin may cost on average: this share of the time (0.5 % of a
+ * core), whatever the producer's and the machine's jitter. */
+#define CUDALINK_PACE_BUDGET 0.005
 
 void cudalink_pace_reset(cudalink_pace *pace);
 
@@ -35,7 +40,15 @@ void cudalink_pace_reset(cudalink_pace *pace);
 void cudalink_pace_frame(cudalink_pace *pace, double ts, uint32_t frames_since, double now);
 
 /** 1 when the next frame is due within [*start, *end] (our clock) as far as
- * the last intervals tell, 0 when there is no steady pace to go by. */
+ * the last intervals tell, 0 when there is no steady pace to go by. The
+ * window is narrowed by scale. */
 int cudalink_pace_window(const cudalink_pace *pace, double *start, double *end);
+
+/** How long the consumer spun for the frame it was just given (before
+ * cudalink_pace_frame()). When that costs more than CUDALINK_PACE_BUDGET
+ * of the time on average, scale narrows the window (a noisy producer or
+ * machine: fewer frames are caught spinning); it widens again when there
+ * is room. */
+void cudalink_pace_spun(cudalink_pace *pace, double seconds);
 
 #endif

@@ -170,6 +170,55 @@ test_fast_producer(void)
   CHECK(!window(&p, &start, &end));
 }
 
+/* The window's half-width as pace.c computes it before the budget's
+ * scale: 5 us + 1.5 average deviations, at most 1 % of the period. */
+static double
+unscaled_lead(const cudalink_pace *p)
+{
+  double lead = 5e-6 + 1.5 * p->jitter;
+  return lead < p->period * CUDALINK_PACE_SHARE ? lead : p->period * CUDALINK_PACE_SHARE;
+}
+
+static void
+test_spin_budget(void)
+{
+  cudalink_pace p;
+  double start, end, ts;
+
+  cudalink_pace_reset(&p);
+  ts = feed(&p, T0, 50, 1 / 60.0, 20e-6);
+
+  /* spinning within the budget (0.3 % of each period) keeps the window */
+  for (int i = 0; i < 50; i++) {
+    cudalink_pace_spun(&p, 0.003 / 60.0);
+    ts = feed(&p, ts, 1, 1 / 60.0, 0);
+  }
+  REQUIRE(window(&p, &start, &end));
+  CHECK(p.scale == 1.0);
+  CHECK(fabs((end - start) - 2 * unscaled_lead(&p)) < 1e-9);
+
+  /* 2 % of each period (a noisy producer: the spin waits long for frames
+   * that come late) narrows it ... */
+  for (int i = 0; i < 30; i++) {
+    cudalink_pace_spun(&p, 0.02 / 60.0);
+    ts = feed(&p, ts, 1, 1 / 60.0, 0);
+  }
+  REQUIRE(window(&p, &start, &end));
+  CHECK(p.scale < 0.3 && p.scale > 0);
+  CHECK(fabs((end - start) - 2 * unscaled_lead(&p) * p.scale) < 1e-9);
+  /* ... and a new pace keeps what was learnt of the cost */
+  ts = feed(&p, ts, 12, 1 / 30.0, 0);
+  REQUIRE(window(&p, &start, &end));
+  CHECK(p.scale < 0.3);
+
+  /* no more spinning to speak of: back to the full window */
+  for (int i = 0; i < 200; i++) {
+    cudalink_pace_spun(&p, 0);
+    ts = feed(&p, ts, 1, 1 / 30.0, 0);
+  }
+  CHECK(p.scale == 1.0);
+}
+
 int
 main(void)
 {
@@ -180,5 +229,6 @@ main(void)
   RUN_TEST(test_rate_change);
   RUN_TEST(test_bad_timestamps);
   RUN_TEST(test_fast_producer);
+  RUN_TEST(test_spin_budget);
   return TEST_SUMMARY();
 }

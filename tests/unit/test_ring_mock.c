@@ -353,6 +353,22 @@ connect_consumer(void)
   return connect_consumer_with(0, 0);
 }
 
+/* The end of a consumer-side test: the consumer goes (leaving no context
+ * pushed); dst, when there is one, goes too and the mock driver must have
+ * got back every allocation made since live0; the producer quits cleanly. */
+static void
+finish_consumer_test(cudalink_consumer *c, pid_t producer, CUdeviceptr dst, long live0)
+{
+  cudalink_consumer_destroy(c);
+  DEPTH0();
+  if (dst) {
+    free_dev(dst);
+    CHECK_EQ_INT(mock_live(), live0);
+  }
+  CHECK_EQ_INT(finish_producer(producer), 0);
+  cu->DevicePrimaryCtxRelease(0);
+}
+
 /* Frames, missed frames, a torn frame, a reformat, a clean shutdown. */
 static int
 consumer_ring(void)
@@ -578,12 +594,7 @@ consumer_slow_gpu_flags(uint32_t flags, double *cpu_share)
   *cpu_share = wall > 0 ? cpu / wall : 1;
   fprintf(stderr, "  flags 0x%x: CPU %.0f%% of the time spent copying\n", (unsigned)flags,
           *cpu_share * 100);
-  cudalink_consumer_destroy(c);
-  DEPTH0();
-  free_dev(dst);
-  CHECK_EQ_INT(mock_live(), live0);
-  CHECK_EQ_INT(finish_producer(producer), 0);
-  cu->DevicePrimaryCtxRelease(0);
+  finish_consumer_test(c, producer, dst, live0);
   return 0;
 }
 
@@ -636,10 +647,7 @@ consumer_idle(void)
   CHECK(thread_cpu_s() - cpu0 < 0.03);
   CHECK(producer_do('p', 1));
   CHECK_EQ_INT(cudalink_consumer_wait(c, 1000000), CUDALINK_OK);
-  cudalink_consumer_destroy(c);
-  DEPTH0();
-  CHECK_EQ_INT(finish_producer(producer), 0);
-  cu->DevicePrimaryCtxRelease(0);
+  finish_consumer_test(c, producer, 0, 0);
   return tu_failures_in_test;
 }
 
@@ -680,10 +688,7 @@ consumer_paced_flags(uint32_t flags, uint64_t *paced)
   cpu0 = thread_cpu_s();
   CHECK_EQ_INT(cudalink_consumer_wait(c, 300000), CUDALINK_ERR_TIMEOUT);
   CHECK(thread_cpu_s() - cpu0 < 0.03);
-  cudalink_consumer_destroy(c);
-  DEPTH0();
-  CHECK_EQ_INT(finish_producer(producer), 0);
-  cu->DevicePrimaryCtxRelease(0);
+  finish_consumer_test(c, producer, 0, 0);
   return 0;
 }
 

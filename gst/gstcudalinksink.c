@@ -89,7 +89,7 @@ static GstStaticPadTemplate sink_template = GST_STATIC_PAD_TEMPLATE ("sink",
 static GType
 gst_cuda_link_sink_channel_order_get_type (void)
 {
-  static GType type = 0;
+  static gsize type = 0;
   static const GEnumValue values[] = {
     {GST_CUDA_LINK_CHANNEL_ORDER_RGBA,
         "R,G,B,A (BGR-ordered input is swizzled on the GPU; flags 0)", "rgba"},
@@ -99,11 +99,7 @@ gst_cuda_link_sink_channel_order_get_type (void)
     {0, NULL, NULL}
   };
 
-  if (g_once_init_enter (&type)) {
-    GType t = g_enum_register_static ("GstCudaLinkSinkChannelOrder", values);
-    g_once_init_leave (&type, t);
-  }
-  return type;
+  return gst_cuda_link_enum_type (&type, "GstCudaLinkSinkChannelOrder", values);
 }
 
 #define GST_TYPE_CUDA_LINK_SINK_OUTPUT_DTYPE \
@@ -111,7 +107,7 @@ gst_cuda_link_sink_channel_order_get_type (void)
 static GType
 gst_cuda_link_sink_output_dtype_get_type (void)
 {
-  static GType type = 0;
+  static gsize type = 0;
   static const GEnumValue values[] = {
     {GST_CUDA_LINK_OUTPUT_DTYPE_AUTO,
         "The input's own depth (uint8, or uint16 for 16-bit formats)", "auto"},
@@ -124,11 +120,7 @@ gst_cuda_link_sink_output_dtype_get_type (void)
     {0, NULL, NULL}
   };
 
-  if (g_once_init_enter (&type)) {
-    GType t = g_enum_register_static ("GstCudaLinkSinkOutputDtype", values);
-    g_once_init_leave (&type, t);
-  }
-  return type;
+  return gst_cuda_link_enum_type (&type, "GstCudaLinkSinkOutputDtype", values);
 }
 
 #define GST_TYPE_CUDA_LINK_SINK (gst_cuda_link_sink_get_type ())

@@ -156,7 +156,7 @@ struct _GstCudaLinkSrc
 static GType
 gst_cuda_link_src_loss_action_get_type (void)
 {
-  static GType type = 0;
+  static gsize type = 0;
   static const GEnumValue values[] = {
     {GST_CUDA_LINK_SRC_LOSS_WAIT,
         "Keep waiting and resume when a producer comes back", "wait"},
@@ -165,18 +165,14 @@ gst_cuda_link_src_loss_action_get_type (void)
     {0, NULL, NULL},
   };
 
-  if (g_once_init_enter (&type)) {
-    GType t = g_enum_register_static ("GstCudaLinkSrcLossAction", values);
-    g_once_init_leave (&type, t);
-  }
-  return type;
+  return gst_cuda_link_enum_type (&type, "GstCudaLinkSrcLossAction", values);
 }
 
 #define GST_TYPE_CUDA_LINK_CHANNEL_ORDER (gst_cuda_link_channel_order_get_type ())
 static GType
 gst_cuda_link_channel_order_get_type (void)
 {
-  static GType type = 0;
+  static gsize type = 0;
   static const GEnumValue values[] = {
     {GST_CUDA_LINK_CHANNEL_ORDER_AUTO,
         "BGRA when the producer sets the BGRA flag, else RGBA", "auto"},
@@ -186,18 +182,14 @@ gst_cuda_link_channel_order_get_type (void)
     {0, NULL, NULL},
   };
 
-  if (g_once_init_enter (&type)) {
-    GType t = g_enum_register_static ("GstCudaLinkChannelOrder", values);
-    g_once_init_leave (&type, t);
-  }
-  return type;
+  return gst_cuda_link_enum_type (&type, "GstCudaLinkChannelOrder", values);
 }
 
 #define GST_TYPE_CUDA_LINK_FLOAT_FORMAT (gst_cuda_link_float_format_get_type ())
 static GType
 gst_cuda_link_float_format_get_type (void)
 {
-  static GType type = 0;
+  static gsize type = 0;
   static const GEnumValue values[] = {
     {GST_CUDA_LINK_FLOAT_FORMAT_RGBA, "8 bits per channel (RGBA)", "rgba"},
     {GST_CUDA_LINK_FLOAT_FORMAT_RGBA64_LE,
@@ -205,18 +197,14 @@ gst_cuda_link_float_format_get_type (void)
     {0, NULL, NULL},
   };
 
-  if (g_once_init_enter (&type)) {
-    GType t = g_enum_register_static ("GstCudaLinkFloatFormat", values);
-    g_once_init_leave (&type, t);
-  }
-  return type;
+  return gst_cuda_link_enum_type (&type, "GstCudaLinkFloatFormat", values);
 }
 
 #define GST_TYPE_CUDA_LINK_SRC_GPU_WAIT (gst_cuda_link_src_gpu_wait_get_type ())
 static GType
 gst_cuda_link_src_gpu_wait_get_type (void)
 {
-  static GType type = 0;
+  static gsize type = 0;
   static const GEnumValue values[] = {
     {GST_CUDA_LINK_SRC_GPU_WAIT_NAP, "Sleep through the usual part of the "
           "wait, spin the rest", "nap"},
@@ -227,11 +215,7 @@ gst_cuda_link_src_gpu_wait_get_type (void)
     {0, NULL, NULL},
   };
 
-  if (g_once_init_enter (&type)) {
-    GType t = g_enum_register_static ("GstCudaLinkSrcGpuWait", values);
-    g_once_init_leave (&type, t);
-  }
-  return type;
+  return gst_cuda_link_enum_type (&type, "GstCudaLinkSrcGpuWait", values);
 }
 
 static void gst_cuda_link_src_video_direction_init (GstVideoDirectionInterface *
@@ -1638,9 +1622,10 @@ gst_cuda_link_src_class_init (GstCudaLinkSrcClass * klass)
       g_param_spec_boolean ("wake-spin", "Wake spin",
           "Learn when a steady producer's next frame is due (from its "
           "timestamps) and spin through a short window around it (at most "
-          "1 % of the frame period each side), yielding the CPU, so that the "
-          "frame is seen within microseconds of its publish; false: sleep "
-          "until woken (cudalink producers) or the next poll (others)",
+          "1 % of the frame period each side, narrower when spinning would "
+          "cost over 0.5 % of a core), yielding the CPU, so that the frame "
+          "is seen within microseconds of its publish; false: sleep until "
+          "woken (cudalink producers) or the next poll (others)",
           DEFAULT_WAKE_SPIN, G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
           GST_PARAM_MUTABLE_READY));
 

@@ -85,3 +85,14 @@ gst_cuda_link_staging_ensure (GstCudaLinkStaging * staging,
   staging->height = height;
   return TRUE;
 }
+
+GType
+gst_cuda_link_enum_type (gsize * once, const gchar * name,
+    const GEnumValue * values)
+{
+  if (g_once_init_enter (once)) {
+    GType t = g_enum_register_static (name, values);
+    g_once_init_leave (once, t);
+  }
+  return (GType) * once;
+}

@@ -1,6 +1,7 @@
-/* What cudalinksink and cudalinksrc both need: nearest-rank percentiles for
- * their stats, and a pitched device buffer that a frame passes through
- * (the sink's upload target, the src's copy before a download). */
+/* What cudalinksink and cudalinksrc both need: their enum property types,
+ * nearest-rank percentiles for their stats, and a pitched device buffer
+ * that a frame passes through (the sink's upload target, the src's copy
+ * before a download). */
 #ifndef __GST_CUDA_LINK_UTILS_H__
 #define __GST_CUDA_LINK_UTILS_H__
 
@@ -8,6 +9,11 @@
 #include <gst/cuda/gstcudacontext.h>
 
 G_BEGIN_DECLS
+
+/* Registers the enum type @name with @values (terminated by a zeroed entry)
+ * once; @once is the caller's static storage for it. */
+GType gst_cuda_link_enum_type (gsize * once, const gchar * name,
+    const GEnumValue * values);
 
 /* The @pct (0..100) percentile of @n samples, nearest-rank; 0 when n == 0.
  * Sorts @samples in place. */

@@ -355,22 +355,33 @@ row(const char *what, const char *cond, const char *value, const Result *r)
          r->ok ? "" : r->error);
 }
 
+/* Runs cudalinksrc (SRC_OPTS ! TAIL) for seconds against src_producer
+ * started with PRODUCER_ARGS (format and options). */
+static void
+run_with_producer(const char *producer_args, const char *src_opts, const char *tail,
+                  double seconds, Result *r)
+{
+  gchar *name = g_strdup_printf("clbench-src-%d-%u", (int)getpid(), name_counter++);
+  Producer p;
+
+  if (!producer_start(&p, name, producer_args)) {
+    memset(r, 0, sizeof *r);
+    g_snprintf(r->error, sizeof r->error, "producer did not start");
+  } else {
+    run_pipeline(name, src_opts, tail, seconds, r);
+    producer_stop(&p);
+  }
+  g_free(name);
+}
+
 static void
 bench_latency(const char *label, const char *prod_opts, const char *src_opts)
 {
-  gchar *name = g_strdup_printf("clbench-src-%d-%u", (int)getpid(), name_counter++);
   gchar *opts = g_strdup_printf("64 64 4 uint8 --frames 0 --fps 200 %s", prod_opts);
-  Producer p;
   Result r;
   gchar *v;
 
-  if (!producer_start(&p, name, opts)) {
-    memset(&r, 0, sizeof r);
-    g_snprintf(r.error, sizeof r.error, "producer did not start");
-  } else {
-    run_pipeline(name, src_opts, "fakesink sync=false", run_s, &r);
-    producer_stop(&p);
-  }
+  run_with_producer(opts, src_opts, "fakesink sync=false", run_s, &r);
   v = g_strdup_printf("push p50 %" G_GUINT64_FORMAT " us, p99 %" G_GUINT64_FORMAT
                       " us; woken p50 %" G_GUINT64_FORMAT " us, p99 %" G_GUINT64_FORMAT
                       " us (%" G_GUINT64_FORMAT " frames, %" G_GUINT64_FORMAT
@@ -379,30 +390,20 @@ bench_latency(const char *label, const char *prod_opts, const char *src_opts)
   row("publish -> push latency", label, v, &r);
   g_free(v);
   g_free(opts);
-  g_free(name);
 }
 
 static void
 bench_rate(const char *label, const char *tail)
 {
-  gchar *name = g_strdup_printf("clbench-src-%d-%u", (int)getpid(), name_counter++);
-  Producer p;
   Result r;
   gchar *v;
 
-  if (!producer_start(&p, name, "1920 1080 4 uint8 --frames 0 --fps 0")) {
-    memset(&r, 0, sizeof r);
-    g_snprintf(r.error, sizeof r.error, "producer did not start");
-  } else {
-    run_pipeline(name, "", tail, run_s, &r);
-    producer_stop(&p);
-  }
+  run_with_producer("1920 1080 4 uint8 --frames 0 --fps 0", "", tail, run_s, &r);
   v = g_strdup_printf("%.0f fps pushed (missed %" G_GUINT64_FORMAT ", torn-discarded %" G_GUINT64_FORMAT
                       ")",
                       r.seconds > 0 ? r.frames / r.seconds : 0, r.missed, r.torn);
   row("unthrottled producer, 1920x1080 RGBA8", label, v, &r);
   g_free(v);
-  g_free(name);
 }
 
 /* Runs cudalinksrc (SRC_OPTS ! TAIL) for seconds against cudalinksink in
@@ -446,19 +447,11 @@ bench_rate_sink(const char *label, const char *tail)
 static void
 bench_cpu(const char *label, const char *prod_opts, const char *src_opts)
 {
-  gchar *name = g_strdup_printf("clbench-src-%d-%u", (int)getpid(), name_counter++);
   gchar *opts = g_strdup_printf("1280 720 4 uint8 --frames 0 --fps 60 %s", prod_opts);
-  Producer p;
   Result r;
   gchar *v;
 
-  if (!producer_start(&p, name, opts)) {
-    memset(&r, 0, sizeof r);
-    g_snprintf(r.error, sizeof r.error, "producer did not start");
-  } else {
-    run_pipeline(name, src_opts, MEMORY_CUDA_TAIL, run_s * 2, &r);
-    producer_stop(&p);
-  }
+  run_with_producer(opts, src_opts, MEMORY_CUDA_TAIL, run_s * 2, &r);
   v = g_strdup_printf("%.1f %% of one core, streaming thread %.1f %% (%.0f fps; woken p50 %"
                       G_GUINT64_FORMAT " us, push p50 %" G_GUINT64_FORMAT " us; %"
                       G_GUINT64_FORMAT " seen by the wake-spin)",
@@ -467,7 +460,6 @@ bench_cpu(const char *label, const char *prod_opts, const char *src_opts)
   row("CPU, cudalinksrc ! fakesink at 60 fps 1280x720", label, v, &r);
   g_free(v);
   g_free(opts);
-  g_free(name);
 }
 
 /* cudalinksink in another process publishing one 720p frame at fps on the

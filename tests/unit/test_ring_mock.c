@@ -704,35 +704,17 @@ consumer_paced(void)
   return tu_failures_in_test;
 }
 
-static void
-test_paced_wait(void)
-{
-  CHECK_EQ_INT(in_child(consumer_paced), 0);
-}
-
-static void
-test_idle_wait_sleeps(void)
-{
-  CHECK_EQ_INT(in_child(consumer_idle), 0);
-}
-
-static void
-test_slow_gpu(void)
-{
-  CHECK_EQ_INT(in_child(consumer_slow_gpu), 0);
-}
-
-static void
-test_ring(void)
-{
-  CHECK_EQ_INT(in_child(consumer_ring), 0);
-}
-
-static void
-test_producer_killed(void)
-{
-  CHECK_EQ_INT(in_child(consumer_kill), 0);
-}
+/* The tests: each runs its consumer side in a child (in_child) */
+#define CHILD_TEST(name, fn)                                                      \
+  static void name(void)                                                          \
+  {                                                                               \
+    CHECK_EQ_INT(in_child(fn), 0);                                                \
+  }
+CHILD_TEST(test_ring, consumer_ring)
+CHILD_TEST(test_producer_killed, consumer_kill)
+CHILD_TEST(test_slow_gpu, consumer_slow_gpu)
+CHILD_TEST(test_idle_wait_sleeps, consumer_idle)
+CHILD_TEST(test_paced_wait, consumer_paced)
 
 int
 main(void)

@@ -9,11 +9,7 @@
 #
 # Uses the plugin from BUILD_DIR (default: build/) when it exists there.
 set -euo pipefail
-root=$(cd "$(dirname "$0")/.." && pwd)
 name=${1:-cudalink}
 [ $# -gt 0 ] && shift
-build=${BUILD_DIR:-$root/build}
-if [ -d "$build/gst" ]; then
-  export GST_PLUGIN_PATH_1_0="$build/gst${GST_PLUGIN_PATH_1_0:+:$GST_PLUGIN_PATH_1_0}"
-fi
+. "$(dirname "$0")/plugin-path.sh"
 exec gst-launch-1.0 cudalinksrc ipc-name="$name" "$@" ! videoconvert ! autovideosink

@@ -8,15 +8,11 @@
 #
 # Uses the plugin from BUILD_DIR (default: build/) when it exists there.
 set -euo pipefail
-root=$(cd "$(dirname "$0")/.." && pwd)
 name=${1:-cudalink}
 out=${2:-cudalink.mp4}
 [ $# -gt 0 ] && shift
 [ $# -gt 0 ] && shift
-build=${BUILD_DIR:-$root/build}
-if [ -d "$build/gst" ]; then
-  export GST_PLUGIN_PATH_1_0="$build/gst${GST_PLUGIN_PATH_1_0:+:$GST_PLUGIN_PATH_1_0}"
-fi
+. "$(dirname "$0")/plugin-path.sh"
 if gst-inspect-1.0 nvh264enc >/dev/null 2>&1; then
   enc=(cudaconvert ! nvh264enc)
   echo "src-record: encoding with NVENC (nvh264enc)" >&2

@@ -347,10 +347,30 @@ connect_consumer_with(uint32_t flags, uint32_t poll_interval_us)
   return c;
 }
 
+/* The start of a consumer-side test: a producer process on a new segment,
+ * the driver loaded in ours, when dst is given a device buffer for one
+ * frame of fmt_a (*live0: the mock driver's allocations before it), and a
+ * consumer connected with flags and poll_us. NULL when a step failed. */
 static cudalink_consumer *
-connect_consumer(void)
+start_consumer_test(uint32_t flags, uint32_t poll_us, pid_t *producer, CUdeviceptr *dst,
+                    long *live0)
 {
-  return connect_consumer_with(0, 0);
+  uint32_t size_a;
+
+  new_name();
+  if ((*producer = start_producer(seg_name)) < 0)
+    return NULL;
+  /* the producer has the driver loaded in its own process; now ours */
+  if (!load_driver())
+    return NULL;
+  if (dst) {
+    *live0 = mock_live();
+    DEPTH0();
+    cudalink_format_sizes(&fmt_a, &size_a, NULL);
+    if (!alloc_dev(dst, size_a))
+      return NULL;
+  }
+  return connect_consumer_with(flags, poll_us);
 }
 
 /* The end of a consumer-side test: the consumer goes (leaving no context
@@ -383,19 +403,9 @@ consumer_ring(void)
   long live0;
   uint32_t k;
   pid_t producer;
-  uint32_t size_a;
 
   tu_failures_in_test = 0;
-  new_name();
-  if ((producer = start_producer(seg_name)) < 0)
-    return 1;
-  /* the producer has the driver loaded in its own process; now ours */
-  if (!load_driver())
-    return 1;
-  live0 = mock_live();
-  DEPTH0();
-  cudalink_format_sizes(&fmt_a, &size_a, NULL);
-  if (!alloc_dev(&dst, size_a) || !(c = connect_consumer()))
+  if (!(c = start_consumer_test(0, 0, &producer, &dst, &live0)))
     return 1;
   f = cudalink_consumer_format(c);
   DEPTH0();
@@ -505,21 +515,13 @@ consumer_kill(void)
   cudalink_consumer *c;
   cudalink_status st;
   CUdeviceptr dst = 0;
-  uint32_t size_a;
   long live0;
   pid_t producer;
   double t0;
   int status;
 
   tu_failures_in_test = 0;
-  new_name();
-  if ((producer = start_producer(seg_name)) < 0)
-    return 1;
-  if (!load_driver())
-    return 1;
-  live0 = mock_live();
-  cudalink_format_sizes(&fmt_a, &size_a, NULL);
-  if (!alloc_dev(&dst, size_a) || !(c = connect_consumer()))
+  if (!(c = start_consumer_test(0, 0, &producer, &dst, &live0)))
     return 1;
   CHECK(producer_do('p', 1));
   CHECK_EQ_INT(cudalink_consumer_wait(c, 1000000), CUDALINK_OK);
@@ -563,17 +565,12 @@ consumer_slow_gpu_flags(uint32_t flags, double *cpu_share)
 {
   cudalink_consumer *c;
   CUdeviceptr dst = 0;
-  uint32_t size_a, k;
+  uint32_t k;
   pid_t producer;
   long live0;
   double cpu = 0, wall = 0;
 
-  new_name();
-  if ((producer = start_producer(seg_name)) < 0 || !load_driver())
-    return 1;
-  live0 = mock_live();
-  cudalink_format_sizes(&fmt_a, &size_a, NULL);
-  if (!alloc_dev(&dst, size_a) || !(c = connect_consumer_with(flags, 0)))
+  if (!(c = start_consumer_test(flags, 0, &producer, &dst, &live0)))
     return 1;
   setenv("MOCK_CUDA_GPU_US", "2000", 1);
   for (k = 1; k <= 60; k++) {
@@ -632,10 +629,7 @@ consumer_idle(void)
   double cpu0, t0;
 
   tu_failures_in_test = 0;
-  new_name();
-  if ((producer = start_producer(seg_name)) < 0 || !load_driver())
-    return 1;
-  if (!(c = connect_consumer_with(0, 10)))
+  if (!(c = start_consumer_test(0, 10, &producer, NULL, NULL)))
     return 1;
   CHECK(cudalink_consumer_producer_is_ours(c));
   cpu0 = thread_cpu_s();
@@ -665,10 +659,7 @@ consumer_paced_flags(uint32_t flags, uint64_t *paced)
   double cpu0, t0, share;
   int frames = 0;
 
-  new_name();
-  if ((producer = start_producer(seg_name)) < 0 || !load_driver())
-    return 1;
-  if (!(c = connect_consumer_with(flags, 0)))
+  if (!(c = start_consumer_test(flags, 0, &producer, NULL, NULL)))
     return 1;
   cpu0 = thread_cpu_s();
   t0 = cudalink_now();

@@ -89,6 +89,9 @@ enum
 /* How long one blocking call may run before the flushing flag is checked
  * again, and how often a missing producer is looked for. */
 #define WAIT_SLICE_US 10000
+/* A frame wait needs no slices: unlock() interrupts it. This only bounds a
+ * wake-up lost in the instant the wait falls asleep. */
+#define FRAME_WAIT_BACKSTOP_US 100000
 #define RECONNECT_INTERVAL_US 50000
 #define SETTLE_MS 500
 /* Latency samples kept for the stats percentiles. */
@@ -141,9 +144,9 @@ struct _GstCudaLinkSrc
 
   /* statistics, under stats_lock */
   GMutex stats_lock;
-  guint64 frames, missed, torn, reopens, paced;
+  guint64 frames, missed, torn, reopens, paced, spin_us;
   gint64 first_offset;          /* first frame waited for, -1 before one */
-  guint64 lib_missed, lib_reopens, lib_paced;   /* last consumer counters seen */
+  guint64 lib_missed, lib_reopens, lib_paced, lib_spin_us;   /* last consumer counters seen */
   guint64 latency[LATENCY_SAMPLES];    /* producer timestamp -> push */
   guint64 wake[LATENCY_SAMPLES];       /* producer timestamp -> woken */
   guint latency_n, latency_pos;
@@ -251,7 +254,8 @@ gst_cuda_link_src_make_stats (GstCudaLinkSrc * self)
 {
   guint64 samples[LATENCY_SAMPLES], wake[LATENCY_SAMPLES];
   guint n;
-  guint64 frames, missed, torn, reopens, paced, p50, p99, wake50, wake99;
+  guint64 frames, missed, torn, reopens, paced, spin_us, p50, p99, wake50,
+      wake99;
   gint64 first_offset;
   gboolean ours;
 
@@ -261,6 +265,7 @@ gst_cuda_link_src_make_stats (GstCudaLinkSrc * self)
   torn = self->torn;
   reopens = self->reopens;
   paced = self->paced;
+  spin_us = self->spin_us;
   first_offset = self->first_offset;
   ours = self->producer_is_ours;
   n = self->latency_n;
@@ -285,6 +290,7 @@ gst_cuda_link_src_make_stats (GstCudaLinkSrc * self)
       "wake-p50-us", G_TYPE_UINT64, wake50,
       "wake-p99-us", G_TYPE_UINT64, wake99,
       "wake-spin-frames", G_TYPE_UINT64, paced,
+      "wake-spin-us", G_TYPE_UINT64, spin_us,
       "producer-is-ours", G_TYPE_BOOLEAN, ours, NULL);
 }
 
@@ -522,9 +528,11 @@ gst_cuda_link_src_start (GstBaseSrc * bsrc)
   GST_OBJECT_UNLOCK (self);
 
   g_mutex_lock (&self->stats_lock);
-  self->frames = self->missed = self->torn = self->reopens = self->paced = 0;
+  self->frames = self->missed = self->torn = self->reopens = self->paced =
+      self->spin_us = 0;
   self->first_offset = -1;
-  self->lib_missed = self->lib_reopens = self->lib_paced = 0;
+  self->lib_missed = self->lib_reopens = self->lib_paced =
+      self->lib_spin_us = 0;
   self->latency_n = self->latency_pos = 0;
   self->producer_is_ours = FALSE;
   g_mutex_unlock (&self->stats_lock);
@@ -882,6 +890,16 @@ post_attach_error (GstCudaLinkSrc * self, cudalink_status st,
   g_free (waited);
 }
 
+/* adds what a consumer counter grew by since it was last seen; the
+ * counters only grow, so a smaller value means they were reset, and then
+ * all of it is new */
+static void
+add_growth (guint64 * total, guint64 * seen, guint64 now)
+{
+  *total += now >= *seen ? now - *seen : now;
+  *seen = now;
+}
+
 static void
 gst_cuda_link_src_update_stats (GstCudaLinkSrc * self)
 {
@@ -891,17 +909,10 @@ gst_cuda_link_src_update_stats (GstCudaLinkSrc * self)
   cudalink_consumer_get_stats (self->consumer, &cs);
 
   g_mutex_lock (&self->stats_lock);
-  /* the consumer's counters only grow; a smaller value means they were
-   * reset, and then all of it is new */
-  self->missed += cs.missed >= self->lib_missed ?
-      cs.missed - self->lib_missed : cs.missed;
-  self->reopens += cs.reopens >= self->lib_reopens ?
-      cs.reopens - self->lib_reopens : cs.reopens;
-  self->paced += cs.paced >= self->lib_paced ?
-      cs.paced - self->lib_paced : cs.paced;
-  self->lib_missed = cs.missed;
-  self->lib_reopens = cs.reopens;
-  self->lib_paced = cs.paced;
+  add_growth (&self->missed, &self->lib_missed, cs.missed);
+  add_growth (&self->reopens, &self->lib_reopens, cs.reopens);
+  add_growth (&self->paced, &self->lib_paced, cs.paced);
+  add_growth (&self->spin_us, &self->lib_spin_us, cs.spin_us);
   g_mutex_unlock (&self->stats_lock);
 }
 
@@ -1355,9 +1366,9 @@ gst_cuda_link_src_create (GstBaseSrc * bsrc, guint64 offset, guint size,
             GST_FLOW_NOT_NEGOTIATED;
     }
 
-    st = cudalink_consumer_wait (self->consumer, WAIT_SLICE_US);
+    st = cudalink_consumer_wait (self->consumer, FRAME_WAIT_BACKSTOP_US);
     woken = cudalink_now ();
-    if (st == CUDALINK_ERR_TIMEOUT)
+    if (st == CUDALINK_ERR_TIMEOUT || st == CUDALINK_ERR_INTERRUPTED)
       continue;
     if (st == CUDALINK_ERR_FORMAT_CHANGED) {
       gst_cuda_link_src_update_stats (self);
@@ -1484,6 +1495,8 @@ gst_cuda_link_src_unlock (GstBaseSrc * bsrc)
   GstCudaLinkSrc *self = GST_CUDA_LINK_SRC (bsrc);
 
   g_atomic_int_set (&self->flushing, 1);
+  /* wakes a frame wait in create() */
+  cudalink_consumer_interrupt (self->consumer, 1);
   return TRUE;
 }
 
@@ -1492,6 +1505,7 @@ gst_cuda_link_src_unlock_stop (GstBaseSrc * bsrc)
 {
   GstCudaLinkSrc *self = GST_CUDA_LINK_SRC (bsrc);
 
+  cudalink_consumer_interrupt (self->consumer, 0);
   g_atomic_int_set (&self->flushing, 0);
   return TRUE;
 }
@@ -1637,7 +1651,8 @@ gst_cuda_link_src_class_init (GstCudaLinkSrcClass * klass)
           "(producer timestamp to push, last 1024 frames), wake-p50-us, "
           "wake-p99-us (producer timestamp to the element waking up for the "
           "frame, same frames), wake-spin-frames (frames seen by the "
-          "wake-spin rather than a wake-up)",
+          "wake-spin rather than a wake-up), wake-spin-us (time spent "
+          "spinning for them: the wake-spin's CPU cost)",
           GST_TYPE_STRUCTURE, G_PARAM_READABLE | G_PARAM_STATIC_STRINGS));
 
   g_object_class_override_property (gobject_class, PROP_VIDEO_DIRECTION,

@@ -54,6 +54,12 @@ struct cudalink_consumer {
   unsigned timed_sleeps;
   int spun;
   double spin_s; /* spent spinning since the last frame */
+  double spin_total_s; /* and since create() */
+
+  /* cudalink_consumer_interrupt(): set from any thread; the word wait()
+   * sleeps on meanwhile, for the interrupter to wake */
+  atomic_int interrupted;
+  _Atomic(const volatile uint32_t *) sleeping_on;
 
   uint32_t last_idx;
   int have_frame;
@@ -102,6 +108,8 @@ cudalink_consumer_create(const cudalink_consumer_config *config, cudalink_consum
   /* not where timers have millisecond steps (Windows) */
   c->can_pace = !(config->flags & CUDALINK_CONSUMER_NO_PACE) && cudalink_nap_slack() < 1e-3;
   c->wake_late = PRECISE_WAKE_S;
+  atomic_init(&c->interrupted, 0);
+  atomic_init(&c->sleeping_on, NULL);
   cudalink_pace_reset(&c->pace);
   *out = c;
   return CUDALINK_OK;
@@ -426,16 +434,49 @@ static void
 spin(cudalink_consumer *c, uint32_t idx, double until)
 {
   double t0 = cudalink_now(), now = t0;
+  int changed = 1;
   while (load_write_idx(c) == idx && load_version(c) == c->header.version &&
-         !load_shutdown(c)) {
+         !load_shutdown(c) && !atomic_load(&c->interrupted)) {
     if ((now = cudalink_now()) >= until) {
-      c->spin_s += now - t0;
-      return;
+      changed = 0;
+      break;
     }
     cudalink_spin_yield();
   }
-  c->spin_s += cudalink_now() - t0;
-  c->spun = 1;
+  if (changed)
+    now = cudalink_now();
+  c->spin_s += now - t0;
+  c->spin_total_s += now - t0;
+  c->spun = changed;
+}
+
+/* futex-waits on word while it holds idx, where an interrupt() can find
+ * it; an interrupt that came first keeps it from sleeping */
+static cudalink_status
+sleep_on(cudalink_consumer *c, const volatile uint32_t *word, uint32_t idx, int64_t us)
+{
+  cudalink_status st = CUDALINK_OK;
+  atomic_store(&c->sleeping_on, word);
+  if (!atomic_load(&c->interrupted))
+    st = cudalink_futex_wait(word, idx, us);
+  atomic_store(&c->sleeping_on, NULL);
+  return st;
+}
+
+void
+cudalink_consumer_interrupt(cudalink_consumer *c, int on)
+{
+  const volatile uint32_t *word;
+
+  if (!c)
+    return;
+  atomic_store(&c->interrupted, on != 0);
+  /* the waiter publishes the word before it looks at the flag and we look
+   * at the word after setting the flag: one of us sees the other. The
+   * word may be unmapped by now: the kernel answers a wake-up there with
+   * EFAULT, nothing is read here. */
+  if (on && (word = atomic_load(&c->sleeping_on)) != NULL)
+    cudalink_futex_wake((volatile uint32_t *)(uintptr_t)word);
 }
 
 /* Nothing new at now (idx as it was): spins when the producer's next frame
@@ -451,17 +492,11 @@ wait_a_while(cudalink_consumer *c, uint32_t idx, double now, double deadline)
   int64_t slice = c->config.poll_interval_us;
 
   if (c->can_pace && cudalink_pace_window(&c->pace, &start, &end) && now < end) {
-    /* wake up early by what timers usually take, but never by more than
-     * the window may cost, and less when the spin budget is tight */
-    double early = c->wake_late;
-    if (early > c->pace.period * CUDALINK_PACE_SHARE)
-      early = c->pace.period * CUDALINK_PACE_SHARE;
-    early *= c->pace.scale;
-    if (now >= start - early) {
+    wake_at = cudalink_pace_wake_at(&c->pace, start, c->wake_late);
+    if (now >= wake_at) {
       spin(c, idx, deadline >= 0 && deadline < end ? deadline : end);
       return;
     }
-    wake_at = start - early;
   }
   /* ours wakes us on every publish and at shutdown: sleep until the next
    * check that it still lives rather than poll */
@@ -471,8 +506,7 @@ wait_a_while(cudalink_consumer *c, uint32_t idx, double now, double deadline)
     slice = (int64_t)((deadline - now) * 1e6) + 1;
   if (wake_at >= 0 && (wake_at - now) * 1e6 < (double)slice) {
     long slack = cudalink_precise_begin();
-    int64_t us = (int64_t)((wake_at - now) * 1e6);
-    cudalink_status st = cudalink_futex_wait(word, idx, us);
+    cudalink_status st = sleep_on(c, word, idx, (int64_t)((wake_at - now) * 1e6));
     cudalink_precise_end(slack);
     if (st == CUDALINK_ERR_TIMEOUT) {
       double late = cudalink_now() - wake_at;
@@ -484,7 +518,7 @@ wait_a_while(cudalink_consumer *c, uint32_t idx, double now, double deadline)
     }
     return;
   }
-  cudalink_futex_wait(word, idx, slice);
+  sleep_on(c, word, idx, slice);
 }
 
 cudalink_status
@@ -505,6 +539,8 @@ cudalink_consumer_wait(cudalink_consumer *c, int64_t timeout_us)
 
     c->spun = 0;
 
+    if (atomic_load(&c->interrupted))
+      return CUDALINK_ERR_INTERRUPTED;
     if (load_shutdown(c))
       return producer_gone(c, "it shut down");
     if (load_version(c) != c->header.version) {
@@ -635,7 +671,7 @@ sync_napping(cudalink_consumer *c)
     return res;
   if (c->sync_estimate - NAP_WAKE_S >= NAP_MIN_S) {
     long slack = cudalink_precise_begin();
-    double nap = c->sync_estimate - cudalink_nap_slack() - NAP_WAKE_S;
+    double nap = c->sync_estimate - cudalink_precise_slack(slack) - NAP_WAKE_S;
     if (nap >= NAP_MIN_S)
       cudalink_sleep(nap);
     cudalink_precise_end(slack);
@@ -753,8 +789,10 @@ cudalink_consumer_get_stats(const cudalink_consumer *c, cudalink_consumer_stats 
   if (!stats)
     return;
   memset(stats, 0, sizeof *stats);
-  if (c)
+  if (c) {
     *stats = c->stats;
+    stats->spin_us = (uint64_t)(c->spin_total_s * 1e6);
+  }
 }
 
 const char *

@@ -116,7 +116,8 @@ CUDALINK_API unsigned cudalink_version_number(void);
   X(ERR_TORN, -43, "frame was overwritten by the producer while it was copied (torn)") \
   X(ERR_NO_FRAME, -44, "no frame is available")                                  \
   X(ERR_NOT_CONNECTED, -45, "consumer is not connected to a producer")           \
-  X(ERR_UNSUPPORTED, -46, "not supported on this platform")
+  X(ERR_UNSUPPORTED, -46, "not supported on this platform")                     \
+  X(ERR_INTERRUPTED, -47, "wait interrupted (cudalink_consumer_interrupt)")
 
 typedef enum cudalink_status {
 #define CUDALINK_STATUS_ENUM_(name, value, text) CUDALINK_##name = value,
@@ -428,9 +429,19 @@ CUDALINK_API void cudalink_consumer_disconnect(cudalink_consumer *consumer);
  * re-opened everything, cudalink_consumer_format() has the new format, and
  * the next wait returns frames of it. ERR_PRODUCER_GONE: shutdown flag set,
  * our producer died (its lock was released), or handles no longer open;
- * the consumer is disconnected. ERR_TIMEOUT: nothing new. */
+ * the consumer is disconnected. ERR_TIMEOUT: nothing new.
+ * ERR_INTERRUPTED: cudalink_consumer_interrupt() is in force. */
 CUDALINK_API cudalink_status cudalink_consumer_wait(cudalink_consumer *consumer,
                                                     int64_t timeout_us);
+
+/** From any thread: on = 1 makes wait() return ERR_INTERRUPTED, a wait in
+ * progress too (at once when it sleeps on our producer's wake-up or spins,
+ * within a poll interval for a foreign producer), until it is called with
+ * on = 0. For a GStreamer element's unlock / unlock_stop: wait() can then
+ * sleep until the next frame instead of waking up in slices to look for a
+ * flush. A wake-up that crosses the moment wait() falls asleep can be
+ * lost, so still give wait() a finite timeout (say 100 ms) as a backstop. */
+CUDALINK_API void cudalink_consumer_interrupt(cudalink_consumer *consumer, int on);
 
 /** Current format; NULL when not connected. */
 CUDALINK_API const cudalink_format *cudalink_consumer_format(const cudalink_consumer *consumer);
@@ -475,6 +486,8 @@ typedef struct cudalink_consumer_stats {
   uint64_t reopens;       /* re-opens after a version change */
   uint64_t paced;         /* frames wait() found spinning around their due
                              time rather than woken up (NO_PACE: 0) */
+  uint64_t spin_us;       /* microseconds wait() spent spinning for them:
+                             the CPU time the wake-spin costs */
   uint32_t num_slots;
   uint64_t version;
 } cudalink_consumer_stats;

@@ -73,15 +73,19 @@ cudalink_pace_frame(cudalink_pace *pace, double ts, uint32_t frames_since, doubl
     pace->samples++;
 }
 
+/* the most the window may reach out on each side of the due time */
+static double
+share_cap(const cudalink_pace *pace)
+{
+  return pace->period * CUDALINK_PACE_SHARE;
+}
+
 int
 cudalink_pace_window(const cudalink_pace *pace, double *start, double *end)
 {
-  double due, lead, cap;
+  double due, lead, cap = share_cap(pace);
 
-  if (pace->samples < WARMUP || pace->outliers || !(pace->period > 0))
-    return 0;
-  cap = pace->period * CUDALINK_PACE_SHARE;
-  if (cap < MIN_WINDOW_S)
+  if (pace->samples < WARMUP || pace->outliers || !(pace->period > 0) || cap < MIN_WINDOW_S)
     return 0;
   lead = LEAD_MIN_S + LEAD_JITTERS * pace->jitter;
   if (lead > cap)
@@ -91,6 +95,15 @@ cudalink_pace_window(const cudalink_pace *pace, double *start, double *end)
   *start = due - lead;
   *end = due + lead;
   return 1;
+}
+
+double
+cudalink_pace_wake_at(const cudalink_pace *pace, double start, double wake_late)
+{
+  double early = wake_late, cap = share_cap(pace);
+  if (early > cap)
+    early = cap;
+  return start - early * pace->scale;
 }
 
 void

@@ -27,7 +27,10 @@ typedef struct cudalink_pace {
  * time: at 60 fps 167 us. */
 #define CUDALINK_PACE_SHARE 0.01
 /* What the spin may cost on average: this share of the time (0.5 % of a
- * core), whatever the producer's and the machine's jitter. */
+ * core), whatever the producer's and the machine's jitter. At 60 fps that
+ * is ~80 us a frame, of which ~45 are used on a quiet machine; a tighter
+ * cap (20 us a frame) was tried and let the wake-up p50 rise to 18-22 us
+ * without a CPU saving that the benchmark could tell apart. */
 #define CUDALINK_PACE_BUDGET 0.005
 
 void cudalink_pace_reset(cudalink_pace *pace);
@@ -43,6 +46,11 @@ void cudalink_pace_frame(cudalink_pace *pace, double ts, uint32_t frames_since, 
  * the last intervals tell, 0 when there is no steady pace to go by. The
  * window is narrowed by scale. */
 int cudalink_pace_window(const cudalink_pace *pace, double *start, double *end);
+
+/** When to stop sleeping for the window that starts at start: earlier by
+ * wake_late (how late the caller's timed sleeps end), but never by more
+ * than the window may cost, and by less when the budget narrows it. */
+double cudalink_pace_wake_at(const cudalink_pace *pace, double start, double wake_late);
 
 /** How long the consumer spun for the frame it was just given (before
  * cudalink_pace_frame()). When that costs more than CUDALINK_PACE_BUDGET

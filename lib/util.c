@@ -82,6 +82,19 @@ cudalink_precise_begin(void)
 #endif
 }
 
+double
+cudalink_precise_slack(long previous)
+{
+#if defined(__linux__)
+  if (previous < 0)
+    return 50e-6;
+  return (previous > PRECISE_SLACK_NS ? PRECISE_SLACK_NS : previous) * 1e-9;
+#else
+  (void)previous;
+  return cudalink_nap_slack();
+#endif
+}
+
 void
 cudalink_precise_end(long previous)
 {

@@ -32,6 +32,10 @@ double cudalink_nap_slack(void);
  * returned. Elsewhere does nothing. */
 long cudalink_precise_begin(void);
 void cudalink_precise_end(long previous);
+/** How late short sleeps end between the two (what cudalink_nap_slack()
+ * would say then), from what cudalink_precise_begin() returned: no need
+ * to ask the kernel again. */
+double cudalink_precise_slack(long previous);
 
 /** One turn of a spin loop that lets other threads of this CPU run. */
 void cudalink_spin_yield(void);

@@ -219,6 +219,25 @@ test_spin_budget(void)
   CHECK(p.scale == 1.0);
 }
 
+/* The sleep before the window ends early by the timers' lateness, at most
+ * by the window's reach, and by less as the budget narrows the window. */
+static void
+test_wake_at(void)
+{
+  cudalink_pace p;
+  double start, end;
+
+  cudalink_pace_reset(&p);
+  feed(&p, T0, 50, 1 / 60.0, 0);
+  REQUIRE(window(&p, &start, &end));
+  CHECK(fabs(cudalink_pace_wake_at(&p, start, 30e-6) - (start - 30e-6)) < 1e-12);
+  /* 1 ms late timers: never earlier than 1 % of the period */
+  CHECK(fabs(cudalink_pace_wake_at(&p, start, 1e-3) - (start - p.period * CUDALINK_PACE_SHARE)) <
+        1e-12);
+  p.scale = 0.5;
+  CHECK(fabs(cudalink_pace_wake_at(&p, start, 30e-6) - (start - 15e-6)) < 1e-12);
+}
+
 int
 main(void)
 {
@@ -230,5 +249,6 @@ main(void)
   RUN_TEST(test_bad_timestamps);
   RUN_TEST(test_fast_producer);
   RUN_TEST(test_spin_budget);
+  RUN_TEST(test_wake_at);
   return TEST_SUMMARY();
 }

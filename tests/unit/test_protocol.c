@@ -504,7 +504,7 @@ static void test_status_strings(void) {
   CHECK(strcmp(cudalink_status_name(CUDALINK_ERR_BAD_MAGIC), "ERR_BAD_MAGIC") == 0);
   CHECK(strcmp(cudalink_status_name(0), "OK") == 0);
   CHECK_STR_CONTAINS(cudalink_strerror(CUDALINK_ERR_TRUNCATED), "shorter");
-  static const int unknown[] = {1, -3, -9, -18, -47, -1000, 12345, -2147483647 - 1};
+  static const int unknown[] = {1, -3, -9, -18, -48, -1000, 12345, -2147483647 - 1};
   for (unsigned i = 0; i < sizeof unknown / sizeof unknown[0]; i++) {
     CHECK(strcmp(cudalink_strerror(unknown[i]), "unknown cudalink status") == 0);
     CHECK(strcmp(cudalink_status_name(unknown[i]), "UNKNOWN") == 0);

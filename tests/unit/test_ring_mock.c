@@ -7,6 +7,7 @@
  * mapping they made. */
 #include <dlfcn.h>
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/mman.h>
@@ -695,6 +696,55 @@ consumer_paced(void)
   return tu_failures_in_test;
 }
 
+static void *
+interrupt_later(void *arg)
+{
+  usleep(100 * 1000);
+  cudalink_consumer_interrupt(arg, 1);
+  return NULL;
+}
+
+/* cudalink_consumer_interrupt(): a wait in progress returns INTERRUPTED
+ * long before its timeout, so do waits that start while it is in force;
+ * once lifted, waits time out and frames come as before. */
+static int
+consumer_interrupt(void)
+{
+  cudalink_consumer *c;
+  pid_t producer;
+  pthread_t th;
+  double t0, took;
+
+  tu_failures_in_test = 0;
+  if (!(c = start_consumer_test(0, 0, &producer, NULL, NULL)))
+    return 1;
+  cudalink_consumer_interrupt(c, 1);
+  t0 = cudalink_now();
+  CHECK_EQ_INT(cudalink_consumer_wait(c, 5000000), CUDALINK_ERR_INTERRUPTED);
+  CHECK(cudalink_now() - t0 < 1.0);
+  cudalink_consumer_interrupt(c, 0);
+  CHECK_EQ_INT(cudalink_consumer_wait(c, 50000), CUDALINK_ERR_TIMEOUT);
+
+  /* our producer publishes nothing: the wait sleeps on its futex word */
+  if (pthread_create(&th, NULL, interrupt_later, c) != 0) {
+    finish_consumer_test(c, producer, 0, 0);
+    return 1;
+  }
+  t0 = cudalink_now();
+  CHECK_EQ_INT(cudalink_consumer_wait(c, 5000000), CUDALINK_ERR_INTERRUPTED);
+  took = cudalink_now() - t0;
+  pthread_join(th, NULL);
+  fprintf(stderr, "  a 5 s wait interrupted after %.0f ms\n", took * 1e3);
+  CHECK(took >= 0.09 && took < 2.0);
+  DEPTH0();
+
+  cudalink_consumer_interrupt(c, 0);
+  CHECK(producer_do('p', 1));
+  CHECK_EQ_INT(cudalink_consumer_wait(c, 1000000), CUDALINK_OK);
+  finish_consumer_test(c, producer, 0, 0);
+  return tu_failures_in_test;
+}
+
 /* The tests: each runs its consumer side in a child (in_child) */
 #define CHILD_TEST(name, fn)                                                      \
   static void name(void)                                                          \
@@ -706,6 +756,7 @@ CHILD_TEST(test_producer_killed, consumer_kill)
 CHILD_TEST(test_slow_gpu, consumer_slow_gpu)
 CHILD_TEST(test_idle_wait_sleeps, consumer_idle)
 CHILD_TEST(test_paced_wait, consumer_paced)
+CHILD_TEST(test_interrupt, consumer_interrupt)
 
 int
 main(void)
@@ -717,5 +768,6 @@ main(void)
   RUN_TEST(test_slow_gpu);
   RUN_TEST(test_idle_wait_sleeps);
   RUN_TEST(test_paced_wait);
+  RUN_TEST(test_interrupt);
   return TEST_SUMMARY();
 }

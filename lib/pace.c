@@ -11,6 +11,8 @@
 #define MAX_AGE_S 1.0       /* an older timestamp is not on our clock */
 #define FUTURE_S 1e-3       /* nor one from further ahead */
 #define MIN_SCALE 0.05      /* the narrowest the budget makes the window */
+#define PHASE_GAIN 0.25     /* how far one frame's miss moves the phase ... */
+#define PERIOD_GAIN (1.0 / 32) /* ... and the period (a critically damped pair) */
 
 static double
 abs_s(double x)
@@ -31,7 +33,7 @@ start_over(cudalink_pace *pace, double ts)
 {
   double scale = pace->scale, spent = pace->spent;
   cudalink_pace_reset(pace);
-  pace->last_ts = ts;
+  pace->last_ts = pace->phase = ts;
   pace->scale = scale;
   pace->spent = spent;
 }
@@ -39,7 +41,8 @@ start_over(cudalink_pace *pace, double ts)
 void
 cudalink_pace_frame(cudalink_pace *pace, double ts, uint32_t frames_since, double now)
 {
-  double interval, err;
+  double interval, miss;
+  uint32_t n;
 
   if (!(ts > 0) || ts > now + FUTURE_S || now - ts > MAX_AGE_S) {
     start_over(pace, 0);
@@ -53,22 +56,32 @@ cudalink_pace_frame(cudalink_pace *pace, double ts, uint32_t frames_since, doubl
   pace->last_ts = ts;
   if (pace->period <= 0) {
     pace->period = interval;
+    pace->phase = ts;
     return;
   }
-  err = interval - pace->period;
-  if (abs_s(err) > pace->period / 4) {
-    /* a stall, a burst or a new rate: no window until WARMUP intervals
-     * agree again; three in a row start the learning over from this one */
+  /* frames since the one the phase is for (outliers in between) */
+  n = pace->pending + frames_since;
+  miss = ts - (pace->phase + n * pace->period);
+  if (abs_s(miss) > pace->period / 4) {
+    /* a stall, a burst or a new rate: no window until WARMUP frames agree
+     * again; three in a row start the learning over from this one */
     pace->samples = 0;
+    pace->pending = n;
     if (++pace->outliers >= RELEARN_AFTER) {
       start_over(pace, ts);
       pace->period = interval;
     }
     return;
   }
+  /* follow the schedule, not the last frame: a frame that came late moves
+   * the phase by a quarter of it only (PHASE_GAIN), so the prediction is
+   * off by about one frame's lateness instead of two (this one's and the
+   * last one's); a steady drift moves the period */
   pace->outliers = 0;
-  pace->period += err / 16;
-  pace->jitter += (abs_s(err) - pace->jitter) / 8;
+  pace->pending = 0;
+  pace->phase += n * pace->period + miss * PHASE_GAIN;
+  pace->period += miss / n * PERIOD_GAIN;
+  pace->jitter += (abs_s(miss) - pace->jitter) / 8;
   if (pace->samples < WARMUP)
     pace->samples++;
 }
@@ -91,7 +104,7 @@ cudalink_pace_window(const cudalink_pace *pace, double *start, double *end)
   if (lead > cap)
     lead = cap;
   lead *= pace->scale;
-  due = pace->last_ts + pace->period;
+  due = pace->phase + pace->period;
   *start = due - lead;
   *end = due + lead;
   return 1;

@@ -15,10 +15,13 @@
 
 typedef struct cudalink_pace {
   double last_ts;     /* producer timestamp of the last frame; 0: none */
+  double phase;       /* when the producer's schedule had a frame, smoothed:
+                         the next is due at phase + period */
   double period;      /* average time between two frames; 0: unknown */
-  double jitter;      /* average |interval - period| */
-  unsigned samples;   /* intervals that agreed with period */
-  unsigned outliers;  /* intervals in a row that did not */
+  double jitter;      /* average |timestamp - schedule| */
+  uint32_t pending;   /* frames since the one phase is for (outliers) */
+  unsigned samples;   /* frames that agreed with the schedule */
+  unsigned outliers;  /* frames in a row that did not */
   double scale;       /* share of the window the spin budget allows, 0..1 */
   double spent;       /* average share of a period spent spinning */
 } cudalink_pace;

@@ -45,16 +45,42 @@ test_steady_producer(void)
   /* no jitter: the narrowest window */
   CHECK(fabs((end - start) - 10e-6) < 1e-9);
 
-  /* 20 us of jitter widens it around the due time, within 1 % of the period
-   * on each side */
+  /* frames 20 us late and early in turn: the window is centred on the
+   * producer's schedule, not on the last frame (which was 20 us early:
+   * the next one will be 20 us late), and wide enough for the next frame,
+   * within 1 % of the period on each side */
   cudalink_pace_reset(&p);
   last = feed(&p, T0, 200, 1 / 60.0, 20e-6);
   REQUIRE(window(&p, &start, &end));
-  due = last + 1 / 60.0;
-  CHECK(fabs((start + end) / 2 - due) < 2e-6);
-  CHECK(end - due > 40e-6);
+  due = T0 + 201 / 60.0;
+  CHECK(fabs(last - (T0 + 200 / 60.0 - 20e-6)) < 1e-9);
+  CHECK(fabs((start + end) / 2 - due) < 5e-6);
+  CHECK(start < due + 20e-6 && due + 20e-6 < end);
   CHECK(end - due <= 1 / 60.0 * CUDALINK_PACE_SHARE + 1e-12);
-  CHECK(fabs(p.period - 1 / 60.0) < 5e-6);
+  CHECK(fabs(p.period - 1 / 60.0) < 1e-6);
+}
+
+/* One late frame (a stall) is an outlier, but the producer keeps its
+ * schedule: the next frame on schedule is not, and the window is back
+ * after WARMUP frames, where the schedule says. */
+static void
+test_one_stall(void)
+{
+  cudalink_pace p;
+  double start, end, ts;
+
+  cudalink_pace_reset(&p);
+  ts = feed(&p, T0, 20, 0.010, 0);
+  ts += 0.010;
+  cudalink_pace_frame(&p, ts + 0.004, 1, ts + 0.004);
+  CHECK(!window(&p, &start, &end));
+  CHECK_EQ_INT(p.outliers, 1);
+  ts = feed(&p, ts, 1, 0.010, 0);
+  CHECK_EQ_INT(p.outliers, 0);
+  ts = feed(&p, ts, 4, 0.010, 0);
+  REQUIRE(window(&p, &start, &end));
+  CHECK(start < ts + 0.010 && ts + 0.010 < end);
+  CHECK(fabs(p.period - 0.010) < 1e-9);
 }
 
 static void
@@ -70,7 +96,10 @@ test_jitter_is_capped(void)
   last = feed(&p, T0, 100, 5e-3, 0.2e-3);
   REQUIRE(window(&p, &start, &end));
   CHECK(fabs((end - start) - 2 * p.period * CUDALINK_PACE_SHARE) < 1e-9);
-  CHECK(fabs((start + end) / 2 - (last + p.period)) < 1e-9);
+  CHECK(fabs((start + end) / 2 - (p.phase + p.period)) < 1e-9);
+  /* on the schedule (T0 + 101 periods), not next to the last frame */
+  CHECK(fabs((start + end) / 2 - (T0 + 101 * 5e-3)) < 0.05e-3);
+  CHECK(fabs(last - (T0 + 100 * 5e-3 - 0.2e-3)) < 1e-9);
   CHECK(fabs(p.period - 5e-3) < 0.2e-3);
 }
 
@@ -243,6 +272,7 @@ main(void)
 {
   RUN_TEST(test_steady_producer);
   RUN_TEST(test_jitter_is_capped);
+  RUN_TEST(test_one_stall);
   RUN_TEST(test_missed_frames);
   RUN_TEST(test_irregular_producer);
   RUN_TEST(test_rate_change);

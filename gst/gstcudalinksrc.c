@@ -1101,6 +1101,8 @@ gst_cuda_link_src_fill (GstCudaLinkSrc * self, GstBuffer * buffer)
   gsize src_pitch = 0;
   gpointer dst;
   gsize dst_pitch;
+  guint64 target = 0;           /* where the copy or the kernel writes */
+  gsize target_pitch = 0;
 
   GST_OBJECT_LOCK (self);
   info = self->out_info;
@@ -1146,17 +1148,21 @@ gst_cuda_link_src_fill (GstCudaLinkSrc * self, GstBuffer * buffer)
   /* For system memory the frame goes to a device staging buffer first and
    * is downloaded only after the torn check: a download of a large frame
    * takes milliseconds, long enough for a fast producer to lap every copy. */
-  if (!cuda)
+  if (cuda) {
+    target = (guint64) (guintptr) dst;
+    target_pitch = dst_pitch;
+  } else {
     ok = gst_cuda_link_staging_ensure (&self->staging, GST_ELEMENT (self),
         self->context, plan.out_row_bytes, fmt.height);
+    target = self->staging.ptr;
+    target_pitch = self->staging.pitch;
+  }
 
   if (!ok) {
     /* gst_cuda_link_staging_ensure posted the error */
   } else if (!gst_cuda_link_src_plan_needs_kernel (&plan, flip)) {
-    ok = cuda ? copy_2d (self, src, src_pitch, dst, dst_pitch, FALSE,
-        plan.out_row_bytes, fmt.height)
-        : copy_2d (self, src, src_pitch, (gpointer) (guintptr) self->staging.ptr,
-        self->staging.pitch, FALSE, plan.out_row_bytes, fmt.height);
+    ok = copy_2d (self, src, src_pitch, (gpointer) (guintptr) target,
+        target_pitch, FALSE, plan.out_row_bytes, fmt.height);
   } else {
     GstCudaLinkConvertParams p;
     GError *err = NULL;
@@ -1180,8 +1186,8 @@ gst_cuda_link_src_fill (GstCudaLinkSrc * self, GstBuffer * buffer)
       p.src_pitch = src_pitch;
       p.src_comps = fmt.num_comps;
       p.src_dtype = fmt.dtype;
-      p.dst = cuda ? (guint64) (guintptr) dst : (guint64) self->staging.ptr;
-      p.dst_pitch = cuda ? dst_pitch : self->staging.pitch;
+      p.dst = target;
+      p.dst_pitch = target_pitch;
       p.dst_comps = plan.out_comps;
       p.dst_dtype = plan.out_dtype;
       p.width = fmt.width;

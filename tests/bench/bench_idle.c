@@ -196,14 +196,7 @@ consumer_row(const char *name, double fps, uint32_t flags, int copy)
       }
       if (cudalink_consumer_acquire(c, NULL, &src, &pitch) != CUDALINK_OK)
         break;
-      memset(&cp, 0, sizeof cp);
-      cp.srcMemoryType = cp.dstMemoryType = CU_MEMORYTYPE_DEVICE;
-      cp.srcDevice = src;
-      cp.srcPitch = pitch;
-      cp.dstDevice = dst;
-      cp.dstPitch = row;
-      cp.WidthInBytes = row;
-      cp.Height = cudalink_consumer_format(c)->height;
+      slot_copy_params(&cp, src, pitch, dst, row, cudalink_consumer_format(c)->height);
       cu->CtxPushCurrent(ctx);
       cudalink_cuda_copy_2d(cu, &cp, (CUstream)cudalink_consumer_stream(c));
       cu->CtxPopCurrent(NULL);

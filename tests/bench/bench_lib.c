@@ -183,14 +183,7 @@ consume(const char *name, uint32_t flags, int frames, const char *label)
     cudalink_consumer_frame_info(c, &info);
     cudalink_consumer_acquire(c, NULL, &src, &pitch);
     t1 = cudalink_now();
-    memset(&cp, 0, sizeof cp);
-    cp.srcMemoryType = cp.dstMemoryType = CU_MEMORYTYPE_DEVICE;
-    cp.srcDevice = src;
-    cp.srcPitch = pitch;
-    cp.dstDevice = dst;
-    cp.dstPitch = row;
-    cp.WidthInBytes = row;
-    cp.Height = cudalink_consumer_format(c)->height;
+    slot_copy_params(&cp, src, pitch, dst, row, cudalink_consumer_format(c)->height);
     cudalink_cuda_copy_2d(cu, &cp, (CUstream)cudalink_consumer_stream(c));
     t2 = cudalink_now(); /* submitted */
     st = cudalink_consumer_release(c, NULL);

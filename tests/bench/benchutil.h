@@ -3,8 +3,11 @@
 #define CUDALINK_BENCHUTIL_H
 
 #include <stdlib.h>
+#include <string.h>
 
-static int
+#include "cuda_table.h"
+
+static inline int
 cmp_double(const void *a, const void *b)
 {
   double x = *(const double *)a, y = *(const double *)b;
@@ -12,12 +15,28 @@ cmp_double(const void *a, const void *b)
 }
 
 /* Sorts v and gives its p50 (v[n/2]) and p99 (v[n*99/100]); 0 for n = 0. */
-static void
+static inline void
 pct(double *v, int n, double *p50, double *p99)
 {
   qsort(v, (size_t)n, sizeof *v, cmp_double);
   *p50 = n ? v[n / 2] : 0;
   *p99 = n ? v[(n * 99) / 100] : 0;
+}
+
+/* A device-to-device copy of height rows of row bytes from a slot (src,
+ * pitch) into a packed buffer dst, as cudalinksrc makes it. */
+static inline void
+slot_copy_params(CUDA_MEMCPY2D *cp, uint64_t src, size_t pitch, CUdeviceptr dst, uint32_t row,
+                 uint32_t height)
+{
+  memset(cp, 0, sizeof *cp);
+  cp->srcMemoryType = cp->dstMemoryType = CU_MEMORYTYPE_DEVICE;
+  cp->srcDevice = (CUdeviceptr)src;
+  cp->srcPitch = pitch;
+  cp->dstDevice = dst;
+  cp->dstPitch = row;
+  cp->WidthInBytes = row;
+  cp->Height = height;
 }
 
 #endif

@@ -34,6 +34,7 @@
 
 #include "cudalink.h"
 #include "testutil.h"
+#include "gpu_gst_util.h"
 
 #define PATTERN "pattern=ball"
 #define GATE_TIMEOUT_US (1000 * 1000)
@@ -334,32 +335,6 @@ on_sample(GstAppSink *sink, gpointer data)
   return GST_FLOW_OK;
 }
 
-static gboolean
-cudaupload_supports(const gchar *format)
-{
-  GstElementFactory *f = gst_element_factory_find("cudaupload");
-  gboolean ok = FALSE;
-
-  if (!f)
-    return FALSE;
-  for (const GList *l = gst_element_factory_get_static_pad_templates(f); l; l = l->next) {
-    GstStaticPadTemplate *t = l->data;
-    GstCaps *caps, *want;
-    gchar *s;
-
-    if (t->direction != GST_PAD_SRC)
-      continue;
-    caps = gst_static_pad_template_get_caps(t);
-    s = g_strdup_printf("video/x-raw(memory:CUDAMemory),format=%s", format);
-    want = gst_caps_from_string(s);
-    ok = ok || gst_caps_can_intersect(caps, want);
-    gst_caps_unref(want);
-    gst_caps_unref(caps);
-    g_free(s);
-  }
-  gst_object_unref(f);
-  return ok;
-}
 
 static guint64
 stat_u64(const GstStructure *s, const char *field)
@@ -589,25 +564,8 @@ static void test_rgb_expanded(void) { roundtrip(&fmt_rgb, 640, 360, 1000); }
 /* "3 sources reading one sink", every frame bit-exact in each */
 static void test_three_sources(void) { roundtrip_readers(&fmt_rgba, 1280, 720, 1000, 3); }
 
-static gboolean
-want(int argc, char **argv, const char *name)
-{
-  if (argc <= 1)
-    return TRUE;
-  for (int i = 1; i < argc; i++)
-    if (strcmp(argv[i], name) == 0)
-      return TRUE;
-  return FALSE;
-}
 
-#define RUN(fn)                                                                   \
-  do {                                                                            \
-    if (want(argc, argv, #fn)) {                                                  \
-      gint64 t0_ = g_get_monotonic_time();                                        \
-      RUN_TEST(fn);                                                               \
-      printf("     (%.1f s)\n", (g_get_monotonic_time() - t0_) / 1e6);            \
-    }                                                                             \
-  } while (0)
+#define RUN(fn) RUN_WANTED(1, fn)
 
 int
 main(int argc, char **argv)

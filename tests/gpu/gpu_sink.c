@@ -32,6 +32,7 @@
 
 #include "cuda_table.h"
 #include "cudalink.h"
+#include "gpu_gst_util.h"
 #include "sink_reader.h"
 
 static const char *reader_path;
@@ -622,32 +623,6 @@ retire_if_short(Peer **p, guint want)
   }
 }
 
-static gboolean
-cudaupload_supports(const gchar *format)
-{
-  GstElementFactory *f = gst_element_factory_find("cudaupload");
-  gboolean ok = FALSE;
-
-  if (!f)
-    return FALSE;
-  for (const GList *l = gst_element_factory_get_static_pad_templates(f); l; l = l->next) {
-    GstStaticPadTemplate *t = l->data;
-    GstCaps *caps, *want;
-    gchar *s;
-
-    if (t->direction != GST_PAD_SRC)
-      continue;
-    caps = gst_static_pad_template_get_caps(t);
-    s = g_strdup_printf("video/x-raw(memory:CUDAMemory),format=%s", format);
-    want = gst_caps_from_string(s);
-    ok = gst_caps_can_intersect(caps, want);
-    gst_caps_unref(want);
-    gst_caps_unref(caps);
-    g_free(s);
-  }
-  gst_object_unref(f);
-  return ok;
-}
 
 /* One format, one memory kind, one configuration, N frames, reader_a. */
 static gboolean

@@ -27,6 +27,7 @@
 #include "src_pattern.h"
 #include "srcformat.h"
 #include "testutil.h"
+#include "gpu_gst_util.h"
 
 static const char *producer_path;
 static guint name_counter;
@@ -1263,25 +1264,8 @@ test_hostile_handles(void)
 
 /* ------------------------------------------------------------------------ */
 
-static gboolean
-want(int argc, char **argv, const char *name)
-{
-  if (argc <= 2)
-    return TRUE;
-  for (int i = 2; i < argc; i++)
-    if (strcmp(argv[i], name) == 0)
-      return TRUE;
-  return FALSE;
-}
 
-#define RUN(fn)                                                                   \
-  do {                                                                            \
-    if (want(argc, argv, #fn)) {                                                  \
-      gint64 t0_ = g_get_monotonic_time();                                        \
-      RUN_TEST(fn);                                                               \
-      printf("     (%.1f s)\n", (g_get_monotonic_time() - t0_) / 1e6);            \
-    }                                                                             \
-  } while (0)
+#define RUN(fn) RUN_WANTED(2, fn)
 
 int
 main(int argc, char **argv)

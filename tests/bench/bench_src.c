@@ -299,8 +299,11 @@ run_pipeline(const char *name, const char *src_opts, const char *tail, double se
     tc.armed = TRUE;
     g_mutex_unlock(&tc.lock);
     end = t0 + (gint64)(seconds * 1e6);
-    while (g_get_monotonic_time() < end) {
-      GstMessage *m = gst_bus_timed_pop_filtered(bus, 50 * GST_MSECOND, GST_MESSAGE_ERROR);
+    for (gint64 left; (left = end - g_get_monotonic_time()) > 0;) {
+      /* one wake-up at the end, or at an error: polling here would count
+       * this thread's wake-ups in the process CPU of the element */
+      GstMessage *m =
+          gst_bus_timed_pop_filtered(bus, (GstClockTime)left * GST_USECOND, GST_MESSAGE_ERROR);
       if (m) {
         GError *e = NULL;
         gst_message_parse_error(m, &e, NULL);

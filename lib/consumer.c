@@ -457,8 +457,10 @@ sleep_on(cudalink_consumer *c, const volatile uint32_t *word, uint32_t idx, int6
 {
   cudalink_status st = CUDALINK_OK;
   atomic_store(&c->sleeping_on, word);
-  if (!atomic_load(&c->interrupted))
+  if (!atomic_load(&c->interrupted)) {
+    c->stats.sleeps++;
     st = cudalink_futex_wait(word, idx, us);
+  }
   atomic_store(&c->sleeping_on, NULL);
   return st;
 }
@@ -499,9 +501,17 @@ wait_a_while(cudalink_consumer *c, uint32_t idx, double now, double deadline)
     }
   }
   /* ours wakes us on every publish and at shutdown: sleep until the next
-   * check that it still lives rather than poll */
-  if (c->ours && (c->next_lock_check - now) * 1e6 > (double)slice)
-    slice = (int64_t)((c->next_lock_check - now) * 1e6) + 1;
+   * check that it still lives rather than poll. A foreign producer on a
+   * steady pace cannot publish before quiet_until without breaking it: no
+   * polls before then (at 60 fps 4 polls a frame instead of 16) */
+  if (c->ours) {
+    if ((c->next_lock_check - now) * 1e6 > (double)slice)
+      slice = (int64_t)((c->next_lock_check - now) * 1e6) + 1;
+  } else if (c->can_pace) {
+    double quiet = cudalink_pace_quiet_until(&c->pace);
+    if ((quiet - now) * 1e6 > (double)slice)
+      slice = (int64_t)((quiet - now) * 1e6) + 1;
+  }
   if (deadline >= 0 && (deadline - now) * 1e6 < (double)slice)
     slice = (int64_t)((deadline - now) * 1e6) + 1;
   if (wake_at >= 0 && (wake_at - now) * 1e6 < (double)slice) {

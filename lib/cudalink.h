@@ -488,6 +488,8 @@ typedef struct cudalink_consumer_stats {
                              time rather than woken up (NO_PACE: 0) */
   uint64_t spin_us;       /* microseconds wait() spent spinning for them:
                              the CPU time the wake-spin costs */
+  uint64_t sleeps;        /* times wait() went to sleep (a futex wait or a
+                             poll): each one costs a wake-up */
   uint32_t num_slots;
   uint64_t version;
 } cudalink_consumer_stats;

@@ -11,6 +11,8 @@
 #define MAX_AGE_S 1.0       /* an older timestamp is not on our clock */
 #define FUTURE_S 1e-3       /* nor one from further ahead */
 #define MIN_SCALE 0.05      /* the narrowest the budget makes the window */
+#define OUTLIER_SHARE 0.25  /* a frame further than this share of a period off its
+                               schedule breaks the pace */
 #define PHASE_GAIN 0.25     /* how far one frame's miss moves the phase ... */
 #define PERIOD_GAIN (1.0 / 32) /* ... and the period (a critically damped pair) */
 
@@ -62,7 +64,7 @@ cudalink_pace_frame(cudalink_pace *pace, double ts, uint32_t frames_since, doubl
   /* frames since the one the phase is for (outliers in between) */
   n = pace->pending + frames_since;
   miss = ts - (pace->phase + n * pace->period);
-  if (abs_s(miss) > pace->period / 4) {
+  if (abs_s(miss) > pace->period * OUTLIER_SHARE) {
     /* a stall, a burst or a new rate: no window until WARMUP frames agree
      * again; three in a row start the learning over from this one */
     pace->samples = 0;
@@ -86,6 +88,13 @@ cudalink_pace_frame(cudalink_pace *pace, double ts, uint32_t frames_since, doubl
     pace->samples++;
 }
 
+/* a steady pace: enough frames agreed and the last one did too */
+static int
+steady(const cudalink_pace *pace)
+{
+  return pace->samples >= WARMUP && !pace->outliers && pace->period > 0;
+}
+
 /* the most the window may reach out on each side of the due time */
 static double
 share_cap(const cudalink_pace *pace)
@@ -98,7 +107,7 @@ cudalink_pace_window(const cudalink_pace *pace, double *start, double *end)
 {
   double due, lead, cap = share_cap(pace);
 
-  if (pace->samples < WARMUP || pace->outliers || !(pace->period > 0) || cap < MIN_WINDOW_S)
+  if (!steady(pace) || cap < MIN_WINDOW_S)
     return 0;
   lead = LEAD_MIN_S + LEAD_JITTERS * pace->jitter;
   if (lead > cap)
@@ -108,6 +117,12 @@ cudalink_pace_window(const cudalink_pace *pace, double *start, double *end)
   *start = due - lead;
   *end = due + lead;
   return 1;
+}
+
+double
+cudalink_pace_quiet_until(const cudalink_pace *pace)
+{
+  return steady(pace) ? pace->phase + pace->period * (1 - OUTLIER_SHARE) : 0;
 }
 
 double

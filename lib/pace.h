@@ -50,6 +50,11 @@ void cudalink_pace_frame(cudalink_pace *pace, double ts, uint32_t frames_since, 
  * window is narrowed by scale. */
 int cudalink_pace_window(const cudalink_pace *pace, double *start, double *end);
 
+/** With a steady pace, the earliest the next frame can come without
+ * breaking it (a quarter period before it is due): a consumer that must
+ * poll need not before then. 0 when there is no steady pace. */
+double cudalink_pace_quiet_until(const cudalink_pace *pace);
+
 /** When to stop sleeping for the window that starts at start: earlier by
  * wake_late (how late the caller's timed sleeps end), but never by more
  * than the window may cost, and by less when the budget narrows it. */

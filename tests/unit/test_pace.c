@@ -248,6 +248,23 @@ test_spin_budget(void)
   CHECK(p.scale == 1.0);
 }
 
+/* A steady pace says how long no frame can come: until a quarter period
+ * before the next is due; no steady pace, no such time. */
+static void
+test_quiet_until(void)
+{
+  cudalink_pace p;
+  double ts;
+
+  cudalink_pace_reset(&p);
+  CHECK(cudalink_pace_quiet_until(&p) == 0);
+  ts = feed(&p, T0, 20, 0.020, 0);
+  CHECK(fabs(cudalink_pace_quiet_until(&p) - (ts + 0.015)) < 1e-9);
+  /* a frame 8 ms late breaks the pace: poll again */
+  cudalink_pace_frame(&p, ts + 0.028, 1, ts + 0.028);
+  CHECK(cudalink_pace_quiet_until(&p) == 0);
+}
+
 /* The sleep before the window ends early by the timers' lateness, at most
  * by the window's reach, and by less as the budget narrows the window. */
 static void
@@ -280,5 +297,6 @@ main(void)
   RUN_TEST(test_fast_producer);
   RUN_TEST(test_spin_budget);
   RUN_TEST(test_wake_at);
+  RUN_TEST(test_quiet_until);
   return TEST_SUMMARY();
 }

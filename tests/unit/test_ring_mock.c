@@ -5,8 +5,10 @@
  * context stack is empty again (a context left pushed breaks the caller's
  * own CUDA work), and both sides must give back every allocation and IPC
  * mapping they made. */
+#include <dirent.h>
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -125,6 +127,37 @@ publish_one(cudalink_producer *p, uint32_t k)
   return ok && cudalink_producer_commit(p, NULL, 1) == CUDALINK_OK;
 }
 
+/* Drops our producer's lock on segment name, so that consumers take it
+ * for a foreign producer (TouchDesigner, Python): they poll it. */
+static int
+drop_lock(const char *name)
+{
+  char want[128], link[256], path[300];
+  DIR *d = opendir("/proc/self/fd");
+  struct dirent *e;
+  int dropped = 0;
+
+  snprintf(want, sizeof want, "/dev/shm/%s", name);
+  while (d && (e = readdir(d)) != NULL) {
+    ssize_t n;
+    snprintf(path, sizeof path, "/proc/self/fd/%s", e->d_name);
+    n = readlink(path, link, sizeof link - 1);
+    if (n <= 0)
+      continue;
+    link[n] = 0;
+    if (strcmp(link, want) == 0) {
+      struct flock fl;
+      memset(&fl, 0, sizeof fl);
+      fl.l_type = F_UNLCK;
+      fl.l_whence = SEEK_SET;
+      dropped |= fcntl(atoi(e->d_name), F_OFD_SETLK, &fl) == 0;
+    }
+  }
+  if (d)
+    closedir(d);
+  return dropped;
+}
+
 /* Serves commands until 'q' (or EOF); returns its failure count. */
 static int
 producer_main(const char *name, int cmd_fd, int ack_fd)
@@ -170,6 +203,9 @@ producer_main(const char *name, int cmd_fd, int ack_fd)
       }
       case 'r':
         ok = cudalink_producer_reformat(p, &fmt_b) == CUDALINK_OK;
+        break;
+      case 'u':
+        ok = drop_lock(name);
         break;
       case 'd':
         cudalink_producer_destroy(p);
@@ -696,6 +732,59 @@ consumer_paced(void)
   return tu_failures_in_test;
 }
 
+/* A producer taken for a foreign one, at 50 fps: the consumer polls it
+ * every millisecond until it learns the pace, then sleeps through the
+ * first three quarters of each period (no frame can come then without
+ * breaking the pace); with NO_PACE it polls all the time. Counted in
+ * stats.sleeps, one per futex wait or poll. */
+static int
+consumer_foreign_flags(uint32_t flags, double *sleeps_per_frame)
+{
+  cudalink_consumer *c;
+  cudalink_consumer_stats s0, s1;
+  pid_t producer;
+  msg m;
+  int frames = 0;
+
+  new_name();
+  if ((producer = start_producer(seg_name)) < 0 || !producer_do('u', 0) || !load_driver())
+    return 1;
+  if (!(c = connect_consumer_with(flags, 1000)))
+    return 1;
+  CHECK(!cudalink_consumer_producer_is_ours(c));
+  CHECK(send_msg(cmd_w, 't', 70));
+  /* 10 frames to learn the pace, then 60 counted */
+  while (frames < 10 && cudalink_consumer_wait(c, 1000000) == CUDALINK_OK)
+    frames++;
+  cudalink_consumer_get_stats(c, &s0);
+  while (frames < 70 && cudalink_consumer_wait(c, 1000000) == CUDALINK_OK)
+    frames++;
+  cudalink_consumer_get_stats(c, &s1);
+  DEPTH0();
+  CHECK_EQ_INT(frames, 70);
+  CHECK(recv_msg(ack_r, &m) && m.op == 'k');
+  *sleeps_per_frame = (double)(s1.sleeps - s0.sleeps) / 60;
+  fprintf(stderr, "  flags 0x%x: foreign producer at 50 fps, poll 1000 us: %.1f sleeps a frame, "
+          "%llu of 60 frames found spinning\n", (unsigned)flags, *sleeps_per_frame,
+          (unsigned long long)(s1.paced - s0.paced));
+  finish_consumer_test(c, producer, 0, 0);
+  return 0;
+}
+
+static int
+consumer_foreign(void)
+{
+  double paced = 0, polled = 0;
+  tu_failures_in_test = 0;
+  CHECK_EQ_INT(consumer_foreign_flags(0, &paced), 0);
+  CHECK_EQ_INT(consumer_foreign_flags(CUDALINK_CONSUMER_NO_PACE, &polled), 0);
+  /* 20 ms between frames, a poll a millisecond without the pace; with it
+   * one sleep to 15 ms, 5 polls, one precise sleep to the window */
+  CHECK(polled > 14);
+  CHECK(paced > 0 && paced < 10);
+  return tu_failures_in_test;
+}
+
 static void *
 interrupt_later(void *arg)
 {
@@ -757,6 +846,7 @@ CHILD_TEST(test_slow_gpu, consumer_slow_gpu)
 CHILD_TEST(test_idle_wait_sleeps, consumer_idle)
 CHILD_TEST(test_paced_wait, consumer_paced)
 CHILD_TEST(test_interrupt, consumer_interrupt)
+CHILD_TEST(test_foreign_polls, consumer_foreign)
 
 int
 main(void)
@@ -769,5 +859,6 @@ main(void)
   RUN_TEST(test_idle_wait_sleeps);
   RUN_TEST(test_paced_wait);
   RUN_TEST(test_interrupt);
+  RUN_TEST(test_foreign_polls);
   return TEST_SUMMARY();
 }

@@ -43,7 +43,7 @@ start_over(cudalink_pace *pace, double ts)
 void
 cudalink_pace_frame(cudalink_pace *pace, double ts, uint32_t frames_since, double now)
 {
-  double interval, miss;
+  double interval, miss, drift;
   uint32_t n;
 
   if (!(ts > 0) || ts > now + FUTURE_S || now - ts > MAX_AGE_S) {
@@ -55,6 +55,8 @@ cudalink_pace_frame(cudalink_pace *pace, double ts, uint32_t frames_since, doubl
     return;
   }
   interval = (ts - pace->last_ts) / frames_since;
+  /* how far off the other guess was: the last frame plus the period(s) */
+  drift = ts - (pace->last_ts + frames_since * pace->period);
   pace->last_ts = ts;
   if (pace->period <= 0) {
     pace->period = interval;
@@ -75,17 +77,35 @@ cudalink_pace_frame(cudalink_pace *pace, double ts, uint32_t frames_since, doubl
     }
     return;
   }
-  /* follow the schedule, not the last frame: a frame that came late moves
-   * the phase by a quarter of it only (PHASE_GAIN), so the prediction is
-   * off by about one frame's lateness instead of two (this one's and the
-   * last one's); a steady drift moves the period */
+  /* the schedule: a frame that came late moves the phase by a quarter of
+   * it only (PHASE_GAIN), so for a producer that keeps a clock the
+   * prediction is off by about one frame's lateness instead of two (this
+   * one's and the last one's); a steady drift moves the period. A producer
+   * that sleeps a period after each frame has no schedule (each frame's
+   * lateness shifts all later ones): the last frame predicts it better.
+   * Both guesses are scored; the window follows the better one. */
   pace->outliers = 0;
   pace->pending = 0;
   pace->phase += n * pace->period + miss * PHASE_GAIN;
   pace->period += miss / n * PERIOD_GAIN;
   pace->jitter += (abs_s(miss) - pace->jitter) / 8;
+  pace->drift_jitter += (abs_s(drift) - pace->drift_jitter) / 8;
   if (pace->samples < WARMUP)
     pace->samples++;
+}
+
+/* whether the last frame predicts the next better than the schedule */
+static int
+follows_last(const cudalink_pace *pace)
+{
+  return pace->drift_jitter < pace->jitter;
+}
+
+/* when the next frame is due, by the better guess */
+static double
+due_time(const cudalink_pace *pace)
+{
+  return (follows_last(pace) ? pace->last_ts : pace->phase) + pace->period;
 }
 
 /* a steady pace: enough frames agreed and the last one did too */
@@ -109,11 +129,11 @@ cudalink_pace_window(const cudalink_pace *pace, double *start, double *end)
 
   if (!steady(pace) || cap < MIN_WINDOW_S)
     return 0;
-  lead = LEAD_MIN_S + LEAD_JITTERS * pace->jitter;
+  lead = LEAD_MIN_S + LEAD_JITTERS * (follows_last(pace) ? pace->drift_jitter : pace->jitter);
   if (lead > cap)
     lead = cap;
   lead *= pace->scale;
-  due = pace->phase + pace->period;
+  due = due_time(pace);
   *start = due - lead;
   *end = due + lead;
   return 1;
@@ -122,7 +142,7 @@ cudalink_pace_window(const cudalink_pace *pace, double *start, double *end)
 double
 cudalink_pace_quiet_until(const cudalink_pace *pace)
 {
-  return steady(pace) ? pace->phase + pace->period * (1 - OUTLIER_SHARE) : 0;
+  return steady(pace) ? due_time(pace) - pace->period * OUTLIER_SHARE : 0;
 }
 
 double

@@ -19,6 +19,7 @@ typedef struct cudalink_pace {
                          the next is due at phase + period */
   double period;      /* average time between two frames; 0: unknown */
   double jitter;      /* average |timestamp - schedule| */
+  double drift_jitter; /* average |timestamp - (last timestamp + period)| */
   uint32_t pending;   /* frames since the one phase is for (outliers) */
   unsigned samples;   /* frames that agreed with the schedule */
   unsigned outliers;  /* frames in a row that did not */

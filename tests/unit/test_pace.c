@@ -26,6 +26,16 @@ window(const cudalink_pace *p, double *start, double *end)
   return cudalink_pace_window(p, start, end);
 }
 
+/* The window's half-width as pace.c computes it before the budget's
+ * scale: 5 us + 1.5 average deviations of the better guess, at most 1 %
+ * of the period. */
+static double
+unscaled_lead(const cudalink_pace *p)
+{
+  double lead = 5e-6 + 1.5 * fmin(p->jitter, p->drift_jitter);
+  return lead < p->period * CUDALINK_PACE_SHARE ? lead : p->period * CUDALINK_PACE_SHARE;
+}
+
 static void
 test_steady_producer(void)
 {
@@ -55,9 +65,32 @@ test_steady_producer(void)
   due = T0 + 201 / 60.0;
   CHECK(fabs(last - (T0 + 200 / 60.0 - 20e-6)) < 1e-9);
   CHECK(fabs((start + end) / 2 - due) < 5e-6);
+  CHECK(p.jitter < p.drift_jitter);
   CHECK(start < due + 20e-6 && due + 20e-6 < end);
   CHECK(end - due <= 1 / 60.0 * CUDALINK_PACE_SHARE + 1e-12);
   CHECK(fabs(p.period - 1 / 60.0) < 1e-6);
+}
+
+/* A producer that sleeps a period after each frame drifts by each
+ * frame's lateness: the window follows its last frame, and is narrower
+ * than the schedule's guess would need. */
+static void
+test_drifting_producer(void)
+{
+  cudalink_pace p;
+  double start, end, ts = T0;
+  unsigned r = 12345;
+
+  cudalink_pace_reset(&p);
+  for (int i = 0; i < 300; i++) {
+    r = r * 1103515245u + 12345u;
+    ts += 0.002 + 40e-6 * ((r >> 16) % 1000) / 1000.0; /* 0-40 us late */
+    cudalink_pace_frame(&p, ts, 1, ts);
+  }
+  REQUIRE(window(&p, &start, &end));
+  CHECK(p.drift_jitter < p.jitter);
+  CHECK(fabs((start + end) / 2 - (ts + p.period)) < 1e-9);
+  CHECK(fabs((end - start) / 2 - unscaled_lead(&p)) < 1e-9);
 }
 
 /* One late frame (a stall) is an outlier, but the producer keeps its
@@ -199,14 +232,6 @@ test_fast_producer(void)
   CHECK(!window(&p, &start, &end));
 }
 
-/* The window's half-width as pace.c computes it before the budget's
- * scale: 5 us + 1.5 average deviations, at most 1 % of the period. */
-static double
-unscaled_lead(const cudalink_pace *p)
-{
-  double lead = 5e-6 + 1.5 * p->jitter;
-  return lead < p->period * CUDALINK_PACE_SHARE ? lead : p->period * CUDALINK_PACE_SHARE;
-}
 
 static void
 test_spin_budget(void)
@@ -290,6 +315,7 @@ main(void)
   RUN_TEST(test_steady_producer);
   RUN_TEST(test_jitter_is_capped);
   RUN_TEST(test_one_stall);
+  RUN_TEST(test_drifting_producer);
   RUN_TEST(test_missed_frames);
   RUN_TEST(test_irregular_producer);
   RUN_TEST(test_rate_change);

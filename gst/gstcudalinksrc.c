@@ -144,9 +144,9 @@ struct _GstCudaLinkSrc
 
   /* statistics, under stats_lock */
   GMutex stats_lock;
-  guint64 frames, missed, torn, reopens, paced, spin_us;
+  guint64 frames, missed, torn, reopens, paced, spin_us, sleeps;
   gint64 first_offset;          /* first frame waited for, -1 before one */
-  guint64 lib_missed, lib_reopens, lib_paced, lib_spin_us;   /* last consumer counters seen */
+  guint64 lib_missed, lib_reopens, lib_paced, lib_spin_us, lib_sleeps;   /* last consumer counters seen */
   guint64 latency[LATENCY_SAMPLES];    /* producer timestamp -> push */
   guint64 wake[LATENCY_SAMPLES];       /* producer timestamp -> woken */
   guint latency_n, latency_pos;
@@ -254,8 +254,8 @@ gst_cuda_link_src_make_stats (GstCudaLinkSrc * self)
 {
   guint64 samples[LATENCY_SAMPLES], wake[LATENCY_SAMPLES];
   guint n;
-  guint64 frames, missed, torn, reopens, paced, spin_us, p50, p99, wake50,
-      wake99;
+  guint64 frames, missed, torn, reopens, paced, spin_us, sleeps, p50, p99,
+      wake50, wake99;
   gint64 first_offset;
   gboolean ours;
 
@@ -266,6 +266,7 @@ gst_cuda_link_src_make_stats (GstCudaLinkSrc * self)
   reopens = self->reopens;
   paced = self->paced;
   spin_us = self->spin_us;
+  sleeps = self->sleeps;
   first_offset = self->first_offset;
   ours = self->producer_is_ours;
   n = self->latency_n;
@@ -291,6 +292,7 @@ gst_cuda_link_src_make_stats (GstCudaLinkSrc * self)
       "wake-p99-us", G_TYPE_UINT64, wake99,
       "wake-spin-frames", G_TYPE_UINT64, paced,
       "wake-spin-us", G_TYPE_UINT64, spin_us,
+      "sleeps", G_TYPE_UINT64, sleeps,
       "producer-is-ours", G_TYPE_BOOLEAN, ours, NULL);
 }
 
@@ -529,10 +531,10 @@ gst_cuda_link_src_start (GstBaseSrc * bsrc)
 
   g_mutex_lock (&self->stats_lock);
   self->frames = self->missed = self->torn = self->reopens = self->paced =
-      self->spin_us = 0;
+      self->spin_us = self->sleeps = 0;
   self->first_offset = -1;
   self->lib_missed = self->lib_reopens = self->lib_paced =
-      self->lib_spin_us = 0;
+      self->lib_spin_us = self->lib_sleeps = 0;
   self->latency_n = self->latency_pos = 0;
   self->producer_is_ours = FALSE;
   g_mutex_unlock (&self->stats_lock);
@@ -913,6 +915,7 @@ gst_cuda_link_src_update_stats (GstCudaLinkSrc * self)
   add_growth (&self->reopens, &self->lib_reopens, cs.reopens);
   add_growth (&self->paced, &self->lib_paced, cs.paced);
   add_growth (&self->spin_us, &self->lib_spin_us, cs.spin_us);
+  add_growth (&self->sleeps, &self->lib_sleeps, cs.sleeps);
   g_mutex_unlock (&self->stats_lock);
 }
 
@@ -1658,7 +1661,8 @@ gst_cuda_link_src_class_init (GstCudaLinkSrcClass * klass)
           "wake-p99-us (producer timestamp to the element waking up for the "
           "frame, same frames), wake-spin-frames (frames seen by the "
           "wake-spin rather than a wake-up), wake-spin-us (time spent "
-          "spinning for them: the wake-spin's CPU cost)",
+          "spinning for them: the wake-spin's CPU cost), sleeps (times the "
+          "frame wait went to sleep: each costs a wake-up)",
           GST_TYPE_STRUCTURE, G_PARAM_READABLE | G_PARAM_STATIC_STRINGS));
 
   g_object_class_override_property (gobject_class, PROP_VIDEO_DIRECTION,

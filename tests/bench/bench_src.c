@@ -213,6 +213,7 @@ typedef struct {
   double seconds;
   guint64 frames, missed, torn, p50, p99, wake50, wake99, paced;
   guint64 spin_us;
+  guint64 sleeps;
   double cpu_pct;
   double thread_pct; /* the streaming thread's share of it */
   char error[512];
@@ -286,10 +287,11 @@ run_pipeline(const char *name, const char *src_opts, const char *tail, double se
   g_object_get(src, "stats", &st, NULL);
   res->frames = 0;
   {
-    guint64 f0 = 0, m0 = 0, t0s = 0, s0 = 0, u0 = 0;
+    guint64 f0 = 0, m0 = 0, t0s = 0, s0 = 0, u0 = 0, z0 = 0;
     gst_structure_get_uint64(st, "frames", &f0);
     gst_structure_get_uint64(st, "wake-spin-frames", &s0);
     gst_structure_get_uint64(st, "wake-spin-us", &u0);
+    gst_structure_get_uint64(st, "sleeps", &z0);
     gst_structure_get_uint64(st, "missed", &m0);
     gst_structure_get_uint64(st, "torn-discarded", &t0s);
     gst_structure_free(st);
@@ -329,10 +331,12 @@ run_pipeline(const char *name, const char *src_opts, const char *tail, double se
     gst_structure_get_uint64(st, "wake-p99-us", &res->wake99);
     gst_structure_get_uint64(st, "wake-spin-frames", &res->paced);
     gst_structure_get_uint64(st, "wake-spin-us", &res->spin_us);
+    gst_structure_get_uint64(st, "sleeps", &res->sleeps);
     gst_structure_free(st);
     res->frames -= f0;
     res->paced -= s0;
     res->spin_us -= u0;
+    res->sleeps -= z0;
     res->missed -= m0;
     res->torn -= t0s;
   }
@@ -467,9 +471,11 @@ bench_cpu(const char *label, const char *prod_opts, const char *src_opts)
   run_with_producer(opts, src_opts, MEMORY_CUDA_TAIL, run_s * 2, &r);
   v = g_strdup_printf("%.1f %% of one core, streaming thread %.1f %% (%.0f fps; woken p50 %"
                       G_GUINT64_FORMAT " us, push p50 %" G_GUINT64_FORMAT " us; %"
-                      G_GUINT64_FORMAT " seen by the wake-spin, %.0f us spun a frame)",
+                      G_GUINT64_FORMAT " seen by the wake-spin, %.0f us spun and %.1f sleeps a "
+                      "frame)",
                       r.cpu_pct, r.thread_pct, r.seconds > 0 ? r.frames / r.seconds : 0,
-                      r.wake50, r.p50, r.paced, spun_per_frame(&r));
+                      r.wake50, r.p50, r.paced, spun_per_frame(&r),
+                      r.frames ? (double)r.sleeps / (double)r.frames : 0);
   row("CPU, cudalinksrc ! fakesink at 60 fps 1280x720", label, v, &r);
   g_free(v);
   g_free(opts);

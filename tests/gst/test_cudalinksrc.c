@@ -311,7 +311,7 @@ GST_START_TEST (test_properties)
   GParamSpec *p;
   static const gchar *stat_fields[] = { "frames", "missed", "torn-discarded",
     "reopens", "latency-p50-us", "latency-p99-us", "wake-p50-us", "wake-p99-us",
-    "wake-spin-frames", "wake-spin-us"
+    "wake-spin-frames", "wake-spin-us", "sleeps"
   };
   guint i;
 

@@ -1171,22 +1171,25 @@ test_foreign_producer(void)
 
 /* A steady producer at 100 fps (PRODUCER_OPTS: "" ours, or --foreign)
  * read with SRC_OPTS: every frame right; how many frames the wake-spin
- * saw. */
+ * saw, and (*sleeps) how many times a frame the wait went to sleep. */
 static guint64
-wake_spin_one(const char *producer_opts, const char *src_opts)
+wake_spin_one(const char *producer_opts, const char *src_opts, double *sleeps)
 {
   gchar *opts = g_strdup_printf("%s --fps 100", producer_opts);
   guint frames = 0, bad = 0;
   guint64 spun = G_MAXUINT64;
   GstStructure *st = steady_run(opts, src_opts, &frames, &bad);
 
+  *sleeps = -1;
   CHECK(st != NULL);
   if (st) {
+    guint64 n = stat_u64(st, "frames");
     spun = stat_u64(st, "wake-spin-frames");
+    *sleeps = n ? (double)stat_u64(st, "sleeps") / (double)n : -1;
     printf("    %s %s: %u/300 frames, woken p50 %" G_GUINT64_FORMAT " us, %" G_GUINT64_FORMAT
-           " seen by the wake-spin, bad %u\n",
+           " seen by the wake-spin, %.1f sleeps a frame, bad %u\n",
            producer_opts[0] ? producer_opts : "our producer", src_opts, frames,
-           stat_u64(st, "wake-p50-us"), spun, bad);
+           stat_u64(st, "wake-p50-us"), spun, *sleeps, bad);
     gst_structure_free(st);
   }
   CHECK(frames >= 250);
@@ -1196,18 +1199,24 @@ wake_spin_one(const char *producer_opts, const char *src_opts)
 }
 
 /* wake-spin (default): a steady producer's frames are seen spinning around
- * their due time, ours and foreign alike; wake-spin=false never spins. */
+ * their due time, ours and foreign alike; wake-spin=false never spins. A
+ * foreign producer (10 ms a frame, polled every 1 ms) is not polled in the
+ * first three quarters of each period once its pace is known: ~4 sleeps a
+ * frame instead of ~10. */
 static void
 test_wake_spin(void)
 {
   guint64 spun;
+  double paced, polled;
 
-  spun = wake_spin_one("", "");
+  spun = wake_spin_one("", "", &paced);
   CHECK(spun > 0 && spun != G_MAXUINT64);
-  CHECK_EQ_INT(wake_spin_one("", "wake-spin=false"), 0);
-  spun = wake_spin_one("--foreign", "poll-interval=1000");
+  CHECK_EQ_INT(wake_spin_one("", "wake-spin=false", &polled), 0);
+  spun = wake_spin_one("--foreign", "poll-interval=1000", &paced);
   CHECK(spun > 0 && spun != G_MAXUINT64);
-  CHECK_EQ_INT(wake_spin_one("--foreign", "poll-interval=1000 wake-spin=false"), 0);
+  CHECK_EQ_INT(wake_spin_one("--foreign", "poll-interval=1000 wake-spin=false", &polled), 0);
+  CHECK(polled >= 8);
+  CHECK(paced > 0 && paced <= 6);
 }
 
 /* A valid header whose IPC handles are garbage (or belong to nobody): with

@@ -490,7 +490,7 @@ wait_a_while(cudalink_consumer *c, uint32_t idx, double now, double deadline)
 {
   const volatile uint32_t *word =
       (const volatile uint32_t *)(const void *)(seg_base(c) + c->layout.write_idx);
-  double start = 0, end = 0, wake_at = -1;
+  double start = 0, end = 0, wake_at = -1, until;
   int64_t slice = c->config.poll_interval_us;
 
   if (c->can_pace && cudalink_pace_window(&c->pace, &start, &end) && now < end) {
@@ -500,18 +500,14 @@ wait_a_while(cudalink_consumer *c, uint32_t idx, double now, double deadline)
       return;
     }
   }
-  /* ours wakes us on every publish and at shutdown: sleep until the next
-   * check that it still lives rather than poll. A foreign producer on a
-   * steady pace cannot publish before quiet_until without breaking it: no
-   * polls before then (at 60 fps 4 polls a frame instead of 16) */
-  if (c->ours) {
-    if ((c->next_lock_check - now) * 1e6 > (double)slice)
-      slice = (int64_t)((c->next_lock_check - now) * 1e6) + 1;
-  } else if (c->can_pace) {
-    double quiet = cudalink_pace_quiet_until(&c->pace);
-    if ((quiet - now) * 1e6 > (double)slice)
-      slice = (int64_t)((quiet - now) * 1e6) + 1;
-  }
+  /* no need to look before until: ours wakes us on every publish and at
+   * shutdown, so sleep until the next check that it still lives; a foreign
+   * producer on a steady pace cannot publish before quiet_until without
+   * breaking it, so no polls before then (at 60 fps 4 polls a frame
+   * instead of 16) */
+  until = c->ours ? c->next_lock_check : c->can_pace ? cudalink_pace_quiet_until(&c->pace) : 0;
+  if ((until - now) * 1e6 > (double)slice)
+    slice = (int64_t)((until - now) * 1e6) + 1;
   if (deadline >= 0 && (deadline - now) * 1e6 < (double)slice)
     slice = (int64_t)((deadline - now) * 1e6) + 1;
   if (wake_at >= 0 && (wake_at - now) * 1e6 < (double)slice) {

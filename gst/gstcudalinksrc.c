@@ -214,7 +214,8 @@ gst_cuda_link_src_gpu_wait_get_type (void)
     {GST_CUDA_LINK_SRC_GPU_WAIT_SPIN, "Spin a core for the whole wait "
           "(tightest latency tail, most CPU)", "spin"},
     {GST_CUDA_LINK_SRC_GPU_WAIT_SLEEP, "Sleep in the driver after 30 us "
-          "(least CPU, most latency)", "sleep"},
+          "(most latency; the driver's wake-up costs more CPU than nap)",
+        "sleep"},
     {0, NULL, NULL},
   };
 

@@ -569,7 +569,7 @@ main(int argc, char **argv)
     bench_cpu("cudalink producer (futex wake)", "", "poll-interval=1000");
     bench_cpu("cudalink producer, wake-spin=false", "", "poll-interval=1000 wake-spin=false");
     bench_cpu("cudalink producer, gpu-wait=spin", "", "poll-interval=1000 gpu-wait=spin");
-    bench_cpu("cudalink producer, gpu-wait=sleep wake-spin=false (least CPU)", "",
+    bench_cpu("cudalink producer, gpu-wait=sleep wake-spin=false", "",
               "poll-interval=1000 gpu-wait=sleep wake-spin=false");
     bench_cpu("foreign producer, poll-interval 1000 us", "--foreign", "poll-interval=1000");
     bench_cpu("foreign producer, poll-interval 1000 us, wake-spin=false", "--foreign",

@@ -16,6 +16,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "cuda_check.h"
 #include "cuda_table.h"
 #include "cudalink.h"
 #include "testutil.h"
@@ -24,17 +25,6 @@ static char seg[96];
 static volatile sig_atomic_t stop_requested;
 static const cudalink_cuda *cu;
 static CUcontext ctx;
-
-#define CK(call)                                                                       \
-  do {                                                                                 \
-    CUresult r_ = (call);                                                              \
-    if (r_ != CUDA_SUCCESS) {                                                          \
-      const char *n_ = "?";                                                            \
-      cu->GetErrorName(r_, &n_);                                                       \
-      fprintf(stderr, "  %s:%d: %s failed: %s\n", __FILE__, __LINE__, #call, n_);      \
-      _exit(70);                                                                       \
-    }                                                                                  \
-  } while (0)
 
 #define ST(call)                                                                       \
   do {                                                                                 \
@@ -740,7 +730,7 @@ static size_t
 device_free_bytes(void)
 {
   size_t free_b = 0, total = 0;
-  cu->MemGetInfo(&free_b, &total);
+  CK(cu->MemGetInfo(&free_b, &total));
   return free_b;
 }
 

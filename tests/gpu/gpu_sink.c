@@ -32,6 +32,7 @@
 
 #include "cuda_table.h"
 #include "cudalink.h"
+#include "cuda_check.h"
 #include "gpu_gst_util.h"
 #include "sink_reader.h"
 
@@ -1118,9 +1119,9 @@ test_no_leaks(void)
   CHECK(cu != NULL, "no CUDA: %s", why);
   if (!cu)
     return;
-  cu->DeviceGet(&dev, 0);
-  cu->DevicePrimaryCtxRetain(&ctx, dev);
-  cu->CtxPushCurrent(ctx);
+  CK(cu->DeviceGet(&dev, 0));
+  CK(cu->DevicePrimaryCtxRetain(&ctx, dev));
+  CK(cu->CtxPushCurrent(ctx));
 
   for (guint round = 0; round < 6; round++) {
     gchar *name = unique_name();
@@ -1136,11 +1137,11 @@ test_no_leaks(void)
     CHECK(res.gone_at_null, "round %u: segment left behind", round);
     run_result_clear(&res);
     if (round == 0) /* first round: one-time allocations (modules, pools) */
-      cu->MemGetInfo(&free0, &total);
+      CK(cu->MemGetInfo(&free0, &total));
     g_free(launch);
     g_free(name);
   }
-  cu->MemGetInfo(&free1, &total);
+  CK(cu->MemGetInfo(&free1, &total));
   /* each round allocates 4 x 33 MB of ring: 5 leaked rounds = 660 MB */
   printf("    free GPU memory after round 1: %zu MiB, after round 6: %zu MiB\n", free0 >> 20,
          free1 >> 20);

@@ -38,6 +38,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cuda_check.h"
 #include "cuda_table.h"
 #include "cudalink.h"
 #include "src_pattern.h"
@@ -58,16 +59,6 @@ die(const char *what, const char *detail)
   fprintf(stderr, "src_producer: %s: %s\n", what, detail ? detail : "");
   exit(2);
 }
-
-#define CK(call)                                                                  \
-  do {                                                                            \
-    CUresult r_ = (call);                                                         \
-    if (r_ != CUDA_SUCCESS) {                                                     \
-      const char *n_ = "?";                                                       \
-      cu->GetErrorName(r_, &n_);                                                  \
-      die(#call, n_);                                                             \
-    }                                                                             \
-  } while (0)
 
 static cudalink_dtype
 parse_dtype(const char *s)

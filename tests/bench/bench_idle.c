@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "benchutil.h"
+#include "cuda_check.h"
 #include "cuda_table.h"
 #include "cudalink.h"
 
@@ -167,7 +168,7 @@ consumer_row(const char *name, double fps, uint32_t flags, int copy)
     return 0;
   }
   cudalink_format_sizes(cudalink_consumer_format(c), &size, &row);
-  cu->MemAlloc(&dst, size);
+  CK(cu->MemAlloc(&dst, size));
   wake = calloc((size_t)frames, sizeof *wake);
   /* a second to learn the pace and settle, not counted */
   for (double end = cudalink_now() + 1.0; cudalink_now() < end;)
@@ -197,21 +198,26 @@ consumer_row(const char *name, double fps, uint32_t flags, int copy)
       if (cudalink_consumer_acquire(c, NULL, &src, &pitch) != CUDALINK_OK)
         break;
       slot_copy_params(&cp, src, pitch, dst, row, cudalink_consumer_format(c)->height);
-      cu->CtxPushCurrent(ctx);
-      cudalink_cuda_copy_2d(cu, &cp, (CUstream)cudalink_consumer_stream(c));
-      cu->CtxPopCurrent(NULL);
+      CK(cu->CtxPushCurrent(ctx));
+      CK(cudalink_cuda_copy_2d(cu, &cp, (CUstream)cudalink_consumer_stream(c)));
+      CK(cu->CtxPopCurrent(NULL));
       t2 = thread_cpu_us();
       cpu_copy += t2 - t1;
       st = cudalink_consumer_release(c, NULL);
       cpu_release += thread_cpu_us() - t2;
       if (st == CUDALINK_OK)
         n++;
-      else
+      else if (st == CUDALINK_ERR_TORN)
         torn++;
+      else
+        break;
     }
     cudalink_consumer_get_stats(c, &stats);
     pct(wake, n, &w50, &w99);
-    {
+    if (st != CUDALINK_OK) {
+      fprintf(stderr, "bench_idle: %s: stopped after %d frames: %s (%s)\n", flags_name(flags),
+              n, cudalink_status_name(st), cudalink_consumer_last_error(c));
+    } else {
       int all = n + torn ? n + torn : 1;
       double wall = cudalink_now() - wall0, proc = process_cpu_us() - p0;
       char copy_cell[32] = "-", release_cell[48] = "-";

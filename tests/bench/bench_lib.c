@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include "benchutil.h"
+#include "cuda_check.h"
 #include "cuda_table.h"
 #include "cudalink.h"
 
@@ -72,11 +73,11 @@ produce(const char *name, const cudalink_format *fmt, int ready_fd)
   if (cudalink_producer_create(&cfg, fmt, &p) != CUDALINK_OK)
     return 2;
   s = (CUstream)cudalink_producer_stream(p);
-  cu->MemAlloc(&frame, size);
+  CK(cu->MemAlloc(&frame, size));
   if (write(ready_fd, "R", 1) != 1)
     return 3;
   for (uint32_t k = 0; !stop; k++) {
-    cu->MemsetD8Async(frame, (unsigned char)k, size, s);
+    CK(cu->MemsetD8Async(frame, (unsigned char)k, size, s));
     cudalink_producer_publish(p, frame, row, s, 0);
     usleep(2000);
   }
@@ -136,14 +137,14 @@ consume(const char *name, uint32_t flags, int frames, const char *label)
   if (st != CUDALINK_OK)
     return 0;
   cudalink_format_sizes(cudalink_consumer_format(c), &size, &row);
-  cu->MemAlloc(&dst, size);
+  CK(cu->MemAlloc(&dst, size));
   {
     /* reference: the same copy between two buffers of this process */
     CUdeviceptr other;
     CUstream s = (CUstream)cudalink_consumer_stream(c);
     double *ref = calloc(200, sizeof(double)), r50, r99;
     CUDA_MEMCPY2D cp;
-    cu->MemAlloc(&other, size);
+    CK(cu->MemAlloc(&other, size));
     memset(&cp, 0, sizeof cp);
     cp.srcMemoryType = cp.dstMemoryType = CU_MEMORYTYPE_DEVICE;
     cp.srcDevice = other;
@@ -152,8 +153,8 @@ consume(const char *name, uint32_t flags, int frames, const char *label)
     cp.Height = cudalink_consumer_format(c)->height;
     for (int i = 0; i < 200; i++) {
       double t = cudalink_now();
-      cu->Memcpy2DAsync(&cp, s);
-      cu->StreamSynchronize(s);
+      CK(cu->Memcpy2DAsync(&cp, s));
+      CK(cu->StreamSynchronize(s));
       ref[i] = (cudalink_now() - t) * 1e6;
     }
     pct(ref, 200, &r50, &r99);
@@ -170,30 +171,33 @@ consume(const char *name, uint32_t flags, int frames, const char *label)
     uint64_t src;
     size_t pitch;
     double t0, t1, t2, t3;
-    if (cudalink_consumer_wait(c, 1000000) != CUDALINK_OK)
+    if ((st = cudalink_consumer_wait(c, 1000000)) != CUDALINK_OK)
       break;
     if (own_first) {
       /* a copy that touches no IPC memory, right when the frame arrived */
       double ta = cudalink_now();
-      cu->MemcpyDtoDAsync(own_a, own_b, row, (CUstream)cudalink_consumer_stream(c));
-      cu->StreamSynchronize((CUstream)cudalink_consumer_stream(c));
+      CK(cu->MemcpyDtoDAsync(own_a, own_b, row, (CUstream)cudalink_consumer_stream(c)));
+      CK(cu->StreamSynchronize((CUstream)cudalink_consumer_stream(c)));
       sub[n < frames ? n : 0] = (cudalink_now() - ta) * 1e6;
     }
     t0 = cudalink_now();
     cudalink_consumer_frame_info(c, &info);
-    cudalink_consumer_acquire(c, NULL, &src, &pitch);
+    if ((st = cudalink_consumer_acquire(c, NULL, &src, &pitch)) != CUDALINK_OK)
+      break;
     t1 = cudalink_now();
     slot_copy_params(&cp, src, pitch, dst, row, cudalink_consumer_format(c)->height);
-    cudalink_cuda_copy_2d(cu, &cp, (CUstream)cudalink_consumer_stream(c));
+    CK(cudalink_cuda_copy_2d(cu, &cp, (CUstream)cudalink_consumer_stream(c)));
     t2 = cudalink_now(); /* submitted */
     st = cudalink_consumer_release(c, NULL);
     t3 = cudalink_now();
     if (!own_first)
       sub[n < frames ? n : 0] = (t2 - t1) * 1e6;
-    if (st != CUDALINK_OK) {
+    if (st == CUDALINK_ERR_TORN) {
       torn++;
       continue;
     }
+    if (st != CUDALINK_OK)
+      break;
     wake[n] = (t0 - info.timestamp) * 1e6;
     acq[n] = (t1 - t0) * 1e6;
     copy[n] = (t3 - t1) * 1e6;
@@ -201,17 +205,24 @@ consume(const char *name, uint32_t flags, int frames, const char *label)
     n++;
   }
   cpu_us = cpu_now_us() - cpu_us;
-  pct(wake, n, &p[0], &p[1]);
-  pct(acq, n, &p[2], &p[3]);
-  pct(copy, n, &p[4], &p[5]);
-  pct(total, n, &p[6], &p[7]);
-  pct(sub, n, &p[8], &p[9]);
-  fprintf(stderr, "bench_lib: %s: %s p50 %.1f us p99 %.1f us\n", label,
-          own_first ? "own 1-row copy + sync just before (no IPC memory)"
-                    : "copy submission alone", p[8], p[9]);
-  printf("| %s%s | %s | %.1f / %.1f | %.1f / %.1f | %.1f / %.1f | %.1f / %.1f | %.0f | %d / %d |\n",
-         label, own_first ? " (after a local copy)" : "", mode_name(flags), p[0], p[1], p[2],
-         p[3], p[4], p[5], p[6], p[7], cpu_us / (n ? n : 1), n, torn);
+  if (n < frames) {
+    fprintf(stderr, "bench_lib: %s, %s: stopped after %d frames: %s (%s)\n", label,
+            mode_name(flags), n, cudalink_status_name(st), cudalink_consumer_last_error(c));
+    n = 0; /* no row from part of a run */
+  } else {
+    pct(wake, n, &p[0], &p[1]);
+    pct(acq, n, &p[2], &p[3]);
+    pct(copy, n, &p[4], &p[5]);
+    pct(total, n, &p[6], &p[7]);
+    pct(sub, n, &p[8], &p[9]);
+    fprintf(stderr, "bench_lib: %s: %s p50 %.1f us p99 %.1f us\n", label,
+            own_first ? "own 1-row copy + sync just before (no IPC memory)"
+                      : "copy submission alone", p[8], p[9]);
+    printf("| %s%s | %s | %.1f / %.1f | %.1f / %.1f | %.1f / %.1f | %.1f / %.1f | %.0f | %d / %d "
+           "|\n",
+           label, own_first ? " (after a local copy)" : "", mode_name(flags), p[0], p[1], p[2],
+           p[3], p[4], p[5], p[6], p[7], cpu_us / n, n, torn);
+  }
   cu->MemFree(dst);
   cudalink_consumer_destroy(c);
   free(wake);
@@ -256,8 +267,8 @@ main(int argc, char **argv)
                consume(name, CUDALINK_CONSUMER_ALWAYS_WAIT_EVENT | CUDALINK_CONSUMER_SPIN_SYNC,
                         frames, cases[i].label);
       own_first = 1;
-      cu->MemAlloc(&own_a, 1 << 16);
-      cu->MemAlloc(&own_b, 1 << 16);
+      CK(cu->MemAlloc(&own_a, 1 << 16));
+      CK(cu->MemAlloc(&own_b, 1 << 16));
       ok = ok && consume(name, 0, frames, cases[i].label);
       fflush(stdout);
       _exit(ok ? 0 : 1);

@@ -25,6 +25,7 @@
 #include <gst/gst.h>
 #include <gst/video/video.h>
 
+#include "cuda_check.h"
 #include "cuda_table.h"
 #include "cudalink.h"
 
@@ -50,17 +51,6 @@ percentiles(double *v, int n)
   p.p99 = v[(int)(0.99 * n + 0.999999) - 1];
   return p;
 }
-
-#define CK(call)                                                                        \
-  do {                                                                                  \
-    CUresult r_ = (call);                                                               \
-    if (r_ != CUDA_SUCCESS) {                                                           \
-      const char *n_ = "?";                                                             \
-      cu->GetErrorName(r_, &n_);                                                        \
-      fprintf(stderr, "%s:%d: %s: %s\n", __FILE__, __LINE__, #call, n_);                \
-      exit(1);                                                                          \
-    }                                                                                   \
-  } while (0)
 
 /* bare copy + sync, and cudalink_producer_publish(wait), of a w x h frame
  * of row_bytes per row */

@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "benchutil.h"
+#include "cuda_check.h"
 #include "cuda_table.h"
 #include "cudalink.h"
 
@@ -67,10 +68,10 @@ process_a(shared_state *sh)
   while (!atomic_load(&sh->stop)) {
     int mode = atomic_load(&sh->a_works);
     if (mode == A_MEMSET)
-      cu->MemsetD8Async(buf, 1, 1 << 16, s);
+      CK(cu->MemsetD8Async(buf, 1, 1 << 16, s));
     else if (mode == A_COPY)
-      cu->MemcpyDtoDAsync(buf2, buf, FRAME_BYTES, s);
-    cu->StreamSynchronize(s);
+      CK(cu->MemcpyDtoDAsync(buf2, buf, FRAME_BYTES, s));
+    CK(cu->StreamSynchronize(s));
     atomic_store(&sh->t_done, cudalink_now());
     atomic_fetch_add(&sh->seq, 1);
     usleep(2000);
@@ -174,7 +175,7 @@ main(int argc, char **argv)
     fprintf(stderr, "bench_switch: cuMemcpyBatchAsync_v2: %d\n", (int)res), batch = NULL;
   if (batch3d && (res = batch3d(1, &op3, 0, s)) != CUDA_SUCCESS)
     fprintf(stderr, "bench_switch: cuMemcpy3DBatchAsync_v2: %d\n", (int)res), batch3d = NULL;
-  cu->StreamSynchronize(s);
+  CK(cu->StreamSynchronize(s));
   printf("| process A | delay after A's work (us) | B's operation | B's op + sync p50 / p99 (us) |\n"
          "|---|---|---|---|\n");
   for (int works = 0; works < A_N; works++) {
@@ -186,28 +187,36 @@ main(int argc, char **argv)
           continue;
         for (int i = 0; i < samples + 5; i++) {
           unsigned seq = atomic_load(&sh->seq);
-          double t0, t_go;
+          double t0, t_go, gave_up = cudalink_now() + 1.0;
+          CUresult r, rs;
           while (atomic_load(&sh->seq) == seq)
-            ;
+            if (cudalink_now() > gave_up) {
+              fprintf(stderr, "bench_switch: process A stopped working\n");
+              kill(pa, SIGKILL);
+              waitpid(pa, NULL, 0);
+              return 1;
+            }
           t_go = atomic_load(&sh->t_done) + delays[d] * 1e-6;
           while (cudalink_now() < t_go)
             ;
           t0 = cudalink_now();
           switch (op) {
-          case OP_MEMSET: cu->MemsetD8Async(a, 7, 256, s); break;
-          case OP_COPY: cu->MemcpyDtoDAsync(a, b, 256, s); break;
-          case OP_HTOD: cu->MemcpyHtoD(a, host, 256); break;
-          case OP_KERNEL: cu->LaunchKernel(fn, 1, 1, 1, 32, 1, 1, 0, s, NULL, NULL); break;
-          case OP_EVENT: cu->EventRecord(ev, s); break;
-          case OP_FRAME: cu->MemcpyDtoDAsync(fb, fa, FRAME_BYTES, s); break;
-          case OP_FRAME_CE: batch(&fb, &fa, &fsize, 1, &attr, &zero, 1, s); break;
-          case OP_FRAME2D: cu->Memcpy2DAsync(&cp2, s); break;
-          case OP_FRAME2D_CE: batch3d(1, &op3, 0, s); break;
-          default: htod_async(fa, pinned, 1 << 20, s); break;
+          case OP_MEMSET: r = cu->MemsetD8Async(a, 7, 256, s); break;
+          case OP_COPY: r = cu->MemcpyDtoDAsync(a, b, 256, s); break;
+          case OP_HTOD: r = cu->MemcpyHtoD(a, host, 256); break;
+          case OP_KERNEL: r = cu->LaunchKernel(fn, 1, 1, 1, 32, 1, 1, 0, s, NULL, NULL); break;
+          case OP_EVENT: r = cu->EventRecord(ev, s); break;
+          case OP_FRAME: r = cu->MemcpyDtoDAsync(fb, fa, FRAME_BYTES, s); break;
+          case OP_FRAME_CE: r = batch(&fb, &fa, &fsize, 1, &attr, &zero, 1, s); break;
+          case OP_FRAME2D: r = cu->Memcpy2DAsync(&cp2, s); break;
+          case OP_FRAME2D_CE: r = batch3d(1, &op3, 0, s); break;
+          default: r = htod_async(fa, pinned, 1 << 20, s); break;
           }
-          cu->StreamSynchronize(s);
+          rs = cu->StreamSynchronize(s);
           if (i >= 5) /* the first ones warm up */
             v[i - 5] = (cudalink_now() - t0) * 1e6;
+          CK(r);
+          CK(rs);
         }
         double p50, p99;
         pct(v, samples, &p50, &p99);

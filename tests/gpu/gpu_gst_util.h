@@ -4,6 +4,7 @@
 #define CUDALINK_GPU_GST_UTIL_H
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <gst/gst.h>
@@ -33,6 +34,21 @@ cudaupload_supports(const gchar *format)
   if (f)
     gst_object_unref(f);
   return ok;
+}
+
+/* A guint64 field of an element's stats. A missing field (a renamed
+ * statistic, or no stats at all) is a broken test, not a zero that a
+ * "missed == 0" check would pass on: it ends the program. */
+static inline guint64
+stat_u64(const GstStructure *s, const char *field)
+{
+  guint64 v = 0;
+  if (!s || !gst_structure_get_uint64(s, field, &v)) {
+    fprintf(stderr, "  the stats (%s) have no guint64 field '%s'\n", s ? "given" : "none",
+            field);
+    exit(1);
+  }
+  return v;
 }
 
 /* The tests named on the command line from argv[first] on, or all when

@@ -336,15 +336,6 @@ on_sample(GstAppSink *sink, gpointer data)
 }
 
 
-static guint64
-stat_u64(const GstStructure *s, const char *field)
-{
-  guint64 v = 0;
-  if (s)
-    gst_structure_get_uint64(s, field, &v);
-  return v;
-}
-
 /* One format end to end: the child's cudalinksink, read by @readers
  * cudalinksrc in one pipeline here (one shared CUDA context). */
 static void

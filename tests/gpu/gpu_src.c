@@ -495,15 +495,6 @@ run_stats(Run *r, const char *src_name)
   return s;
 }
 
-static guint64
-stat_u64(const GstStructure *s, const char *field)
-{
-  guint64 v = 0;
-  if (s)
-    gst_structure_get_uint64(s, field, &v);
-  return v;
-}
-
 /* What a stalled pipeline looks like from outside: the src's stats, its
  * streaming task, the pipeline's position and the first warning. */
 static void

@@ -663,6 +663,7 @@ run_and_check(const Fmt *f, gboolean cuda, const Cfg *c, gint w, gint h, guint n
     frames_checked++;
     g_free(fw);
   }
+  CHECK(res.stats != NULL, "%s: the sink gave no stats", what);
   if (res.stats) {
     const gchar *path = gst_structure_get_string(res.stats, "path");
     gst_structure_get_uint64(res.stats, "frames-published", &published);

@@ -1193,7 +1193,10 @@ wake_spin_one(const char *producer_opts, const char *src_opts, double *sleeps)
  * their due time, ours and foreign alike; wake-spin=false never spins. A
  * foreign producer (10 ms a frame, polled every 1 ms) is not polled in the
  * first three quarters of each period once its pace is known: ~4 sleeps a
- * frame instead of ~10. */
+ * frame in the steady state instead of ~10. The counts also hold the wait
+ * for the first frames and after the last (5.9-6.0 against 10.6-10.8 a
+ * frame on the H100 machine), so the check is relative: polls all through
+ * the period would make the two about equal. */
 static void
 test_wake_spin(void)
 {
@@ -1207,7 +1210,7 @@ test_wake_spin(void)
   CHECK(spun > 0 && spun != G_MAXUINT64);
   CHECK_EQ_INT(wake_spin_one("--foreign", "poll-interval=1000 wake-spin=false", &polled), 0);
   CHECK(polled >= 8);
-  CHECK(paced > 0 && paced <= 6);
+  CHECK(paced > 0 && paced <= 0.7 * polled);
 }
 
 /* A valid header whose IPC handles are garbage (or belong to nobody): with

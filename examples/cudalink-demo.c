@@ -202,10 +202,18 @@ main(int argc, char **argv)
     int sp = 0, sc = 0;
     snprintf(seg, sizeof seg, "cudalink-demo-%d", (int)getpid());
     fflush(NULL);
-    if ((prod = fork()) == 0)
-      _exit(produce(seg, 5));
-    if ((cons = fork()) == 0)
-      _exit(consume(seg, 6));
+    /* each child flushes its own report: _exit() would drop what stdout
+     * still buffers, all of it when stdout is a pipe or a file */
+    if ((prod = fork()) == 0) {
+      int rc = produce(seg, 5);
+      fflush(NULL);
+      _exit(rc);
+    }
+    if ((cons = fork()) == 0) {
+      int rc = consume(seg, 6);
+      fflush(NULL);
+      _exit(rc);
+    }
     waitpid(cons, &sc, 0);
     waitpid(prod, &sp, 0);
     return WIFEXITED(sp) && WEXITSTATUS(sp) == 0 && WIFEXITED(sc) && WEXITSTATUS(sc) == 0 ? 0 : 1;

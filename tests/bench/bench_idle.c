@@ -195,7 +195,7 @@ consumer_row(const char *name, double fps, uint32_t flags, int copy)
         n++;
         continue;
       }
-      if (cudalink_consumer_acquire(c, NULL, &src, &pitch) != CUDALINK_OK)
+      if ((st = cudalink_consumer_acquire(c, NULL, &src, &pitch)) != CUDALINK_OK)
         break;
       slot_copy_params(&cp, src, pitch, dst, row, cudalink_consumer_format(c)->height);
       CK(cu->CtxPushCurrent(ctx));
@@ -205,12 +205,14 @@ consumer_row(const char *name, double fps, uint32_t flags, int copy)
       cpu_copy += t2 - t1;
       st = cudalink_consumer_release(c, NULL);
       cpu_release += thread_cpu_us() - t2;
-      if (st == CUDALINK_OK)
+      if (st == CUDALINK_OK) {
         n++;
-      else if (st == CUDALINK_ERR_TORN)
+      } else if (st == CUDALINK_ERR_TORN) {
         torn++;
-      else
+        st = CUDALINK_OK; /* counted, not a failure */
+      } else {
         break;
+      }
     }
     cudalink_consumer_get_stats(c, &stats);
     pct(wake, n, &w50, &w99);

@@ -187,7 +187,7 @@ main(int argc, char **argv)
           continue;
         for (int i = 0; i < samples + 5; i++) {
           unsigned seq = atomic_load(&sh->seq);
-          double t0, t_go, gave_up = cudalink_now() + 1.0;
+          double t0, t_go, gave_up = cudalink_now() + 5.0;
           CUresult r, rs;
           while (atomic_load(&sh->seq) == seq)
             if (cudalink_now() > gave_up) {

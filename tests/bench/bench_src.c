@@ -37,22 +37,11 @@
 #include <gst/gst.h>
 
 #include "cudalink.h"
+#include "gpu_gst_util.h"
 
 #define MEMORY_CUDA_TAIL "video/x-raw(memory:CUDAMemory) ! fakesink sync=false"
 
 static const char *producer_path;
-static char **groups; /* NULL: all */
-
-static gboolean
-group(const char *name)
-{
-  if (!groups)
-    return TRUE;
-  for (char **g = groups; *g; g++)
-    if (strcmp(*g, name) == 0)
-      return TRUE;
-  return FALSE;
-}
 static double run_s = 3.0;
 static guint name_counter;
 
@@ -409,18 +398,24 @@ bench_latency(const char *label, const char *prod_opts, const char *src_opts)
   g_free(opts);
 }
 
+/* a row of frames pushed per second, and what was missed or torn */
+static void
+rate_row(const char *what, const char *label, const Result *r)
+{
+  gchar *v = g_strdup_printf("%.0f fps pushed (missed %" G_GUINT64_FORMAT
+                             ", torn-discarded %" G_GUINT64_FORMAT ")",
+                             r->seconds > 0 ? r->frames / r->seconds : 0, r->missed, r->torn);
+  row(what, label, v, r);
+  g_free(v);
+}
+
 static void
 bench_rate(const char *label, const char *tail)
 {
   Result r;
-  gchar *v;
 
   run_with_producer("1920 1080 4 uint8 --frames 0 --fps 0", "", tail, run_s, &r);
-  v = g_strdup_printf("%.0f fps pushed (missed %" G_GUINT64_FORMAT ", torn-discarded %" G_GUINT64_FORMAT
-                      ")",
-                      r.seconds > 0 ? r.frames / r.seconds : 0, r.missed, r.torn);
-  row("unthrottled producer, 1920x1080 RGBA8", label, v, &r);
-  g_free(v);
+  rate_row("unthrottled producer, 1920x1080 RGBA8", label, &r);
 }
 
 /* Runs cudalinksrc (SRC_OPTS ! TAIL) for seconds against cudalinksink in
@@ -451,14 +446,9 @@ static void
 bench_rate_sink(const char *label, const char *tail)
 {
   Result r;
-  gchar *v;
 
   run_with_sink(0, "", tail, run_s, &r);
-  v = g_strdup_printf("%.0f fps pushed (missed %" G_GUINT64_FORMAT ", torn-discarded %" G_GUINT64_FORMAT
-                      ")",
-                      r.seconds > 0 ? r.frames / r.seconds : 0, r.missed, r.torn);
-  row("unthrottled cudalinksink -> cudalinksrc, 1920x1080 RGBA8", label, v, &r);
-  g_free(v);
+  rate_row("unthrottled cudalinksink -> cudalinksrc, 1920x1080 RGBA8", label, &r);
 }
 
 static void
@@ -522,8 +512,6 @@ main(int argc, char **argv)
   }
   if (argc > 2)
     run_s = g_ascii_strtod(argv[2], NULL);
-  if (argc > 3)
-    groups = argv + 3;
   if (cudalink_cuda_load(why, sizeof why) != CUDALINK_OK) {
     fprintf(stderr, "bench_src needs a GPU: %s\n", why);
     return 1;
@@ -537,7 +525,7 @@ main(int argc, char **argv)
 
   printf("| measurement | condition | result | note |\n");
   printf("|---|---|---|---|\n");
-  if (group("latency")) {
+  if (test_wanted(argc, argv, 3, "latency")) {
     bench_latency("cudalink producer (futex wake), poll-interval 1000 us", "", "poll-interval=1000");
     bench_latency("cudalink producer, wake-spin=false", "", "poll-interval=1000 wake-spin=false");
     bench_latency("cudalink producer, gpu-wait=spin", "", "poll-interval=1000 gpu-wait=spin");
@@ -553,19 +541,19 @@ main(int argc, char **argv)
     bench_latency("foreign producer (no wake), poll-interval 200 us, wake-spin=false", "--foreign",
                   "poll-interval=200 wake-spin=false");
   }
-  if (group("rate")) {
+  if (test_wanted(argc, argv, 3, "rate")) {
     bench_rate("CUDA memory out", "video/x-raw(memory:CUDAMemory) ! fakesink sync=false");
     bench_rate("system memory out (downloaded)", "video/x-raw ! fakesink sync=false");
     bench_rate_sink("one uploaded frame ! imagefreeze ! cudalinksink in another process, CUDA "
                     "memory out",
                     MEMORY_CUDA_TAIL);
   }
-  if (group("paced")) {
+  if (test_wanted(argc, argv, 3, "paced")) {
     bench_sink_paced("60 fps", 60, "");
     bench_sink_paced("60 fps, wake-spin=false", 60, "wake-spin=false");
     bench_sink_paced("200 fps", 200, "");
   }
-  if (group("cpu")) {
+  if (test_wanted(argc, argv, 3, "cpu")) {
     bench_cpu("cudalink producer (futex wake)", "", "poll-interval=1000");
     bench_cpu("cudalink producer, wake-spin=false", "", "poll-interval=1000 wake-spin=false");
     bench_cpu("cudalink producer, gpu-wait=spin", "", "poll-interval=1000 gpu-wait=spin");

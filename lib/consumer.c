@@ -16,7 +16,6 @@
 #include "shm.h"
 #include "util.h"
 
-
 #define SETTLE_GAP_US 2000     /* two reads this far apart must agree */
 #define RETRY_GAP_US 5000      /* between tries of a header being rewritten */
 #define LOCK_CHECK_S 0.05      /* how often we ask whether our producer lives */

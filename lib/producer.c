@@ -10,7 +10,6 @@
 #include "shm.h"
 #include "util.h"
 
-
 #define SLOT_ALIGN (2u * 1024u * 1024u) /* what the peers round each slot up to */
 #define MAX_SHADOWS 2                   /* old mappings still mirrored after a re-link */
 #define RELINK_CHECK_S 0.25             /* how often we look for a lost name */

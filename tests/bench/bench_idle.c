@@ -38,14 +38,6 @@ thread_cpu_us(void)
   return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
 }
 
-static double
-process_cpu_us(void)
-{
-  struct rusage r;
-  getrusage(RUSAGE_SELF, &r);
-  return (r.ru_utime.tv_sec + r.ru_stime.tv_sec) * 1e6 + r.ru_utime.tv_usec + r.ru_stime.tv_usec;
-}
-
 static pid_t
 start_producer(const char *path, const char *name, const char *fps)
 {
@@ -101,7 +93,7 @@ floor_row(double fps, long nap_us)
 
   clock_gettime(CLOCK_MONOTONIC, &next);
   t0 = thread_cpu_us();
-  p0 = process_cpu_us();
+  p0 = cpu_now_us();
   for (int i = 0; i < frames; i++) {
     next.tv_nsec += step;
     while (next.tv_nsec >= 1000000000L) {
@@ -116,8 +108,8 @@ floor_row(double fps, long nap_us)
   }
   printf("| %.0f fps | %s | - | %.1f | - | - | - | %.1f | %.2f %% |\n", fps,
          nap_us ? "floor: sleep until due, then a 150 us nap" : "floor: sleep until due",
-         (thread_cpu_us() - t0) / frames, (process_cpu_us() - p0) / frames,
-         (process_cpu_us() - p0) / 1e4 / (cudalink_now() - wall0));
+         (thread_cpu_us() - t0) / frames, (cpu_now_us() - p0) / frames,
+         (cpu_now_us() - p0) / 1e4 / (cudalink_now() - wall0));
 }
 
 static const char *
@@ -177,7 +169,7 @@ consumer_row(const char *name, double fps, uint32_t flags, int copy)
   cudalink_consumer_get_stats(c, &stats);
   {
     uint64_t paced0 = stats.paced, spun0 = stats.spin_us;
-    p0 = process_cpu_us();
+    p0 = cpu_now_us();
     wall0 = cudalink_now();
     while (n + torn < frames) {
       cudalink_frame_info info;
@@ -221,7 +213,7 @@ consumer_row(const char *name, double fps, uint32_t flags, int copy)
               n, cudalink_status_name(st), cudalink_consumer_last_error(c));
     } else {
       int all = n + torn ? n + torn : 1;
-      double wall = cudalink_now() - wall0, proc = process_cpu_us() - p0;
+      double wall = cudalink_now() - wall0, proc = cpu_now_us() - p0;
       char copy_cell[32] = "-", release_cell[48] = "-";
       if (copy) {
         snprintf(copy_cell, sizeof copy_cell, "%.1f", cpu_copy / all);

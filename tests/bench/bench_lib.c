@@ -27,7 +27,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -102,13 +101,6 @@ mode_name(uint32_t flags)
   return "event query, nap then spin (default)";
 }
 
-static double
-cpu_now_us(void)
-{
-  struct rusage r;
-  getrusage(RUSAGE_SELF, &r);
-  return (r.ru_utime.tv_sec + r.ru_stime.tv_sec) * 1e6 + r.ru_utime.tv_usec + r.ru_stime.tv_usec;
-}
 static CUdeviceptr own_a, own_b;
 
 static int

@@ -4,6 +4,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "cuda_table.h"
 
@@ -12,6 +13,15 @@ cmp_double(const void *a, const void *b)
 {
   double x = *(const double *)a, y = *(const double *)b;
   return (x > y) - (x < y);
+}
+
+/* CPU time of this whole process (user + system, every thread), us. */
+static inline double
+cpu_now_us(void)
+{
+  struct rusage r;
+  getrusage(RUSAGE_SELF, &r);
+  return (r.ru_utime.tv_sec + r.ru_stime.tv_sec) * 1e6 + r.ru_utime.tv_usec + r.ru_stime.tv_usec;
 }
 
 /* Sorts v and gives its p50 (v[n/2]) and p99 (v[n*99/100]); 0 for n = 0. */

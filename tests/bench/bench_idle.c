@@ -30,14 +30,6 @@ static const cudalink_cuda *cu;
 static CUcontext ctx;
 static double row_s = 4.0;
 
-static double
-thread_cpu_us(void)
-{
-  struct timespec ts;
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
-}
-
 static pid_t
 start_producer(const char *path, const char *name, const char *fps)
 {

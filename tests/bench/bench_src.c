@@ -36,6 +36,7 @@
 
 #include <gst/gst.h>
 
+#include "benchutil.h"
 #include "cudalink.h"
 #include "gpu_gst_util.h"
 
@@ -220,18 +221,16 @@ static GstPadProbeReturn
 on_buffer_cpu(GstPad *pad, GstPadProbeInfo *info, gpointer user_data)
 {
   ThreadCpu *tc = user_data;
-  struct timespec c;
-  double now = g_get_monotonic_time() / 1e6;
+  double cpu = thread_cpu_us() / 1e6, now = g_get_monotonic_time() / 1e6;
   (void)pad;
   (void)info;
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c);
   g_mutex_lock(&tc->lock);
   if (tc->armed) {
     if (tc->wall0 == 0) {
-      tc->cpu0 = c.tv_sec + c.tv_nsec / 1e9;
+      tc->cpu0 = cpu;
       tc->wall0 = now;
     }
-    tc->cpu1 = c.tv_sec + c.tv_nsec / 1e9;
+    tc->cpu1 = cpu;
     tc->wall1 = now;
   }
   g_mutex_unlock(&tc->lock);

@@ -335,7 +335,6 @@ on_sample(GstAppSink *sink, gpointer data)
   return GST_FLOW_OK;
 }
 
-
 /* One format end to end: the child's cudalinksink, read by @readers
  * cudalinksrc in one pipeline here (one shared CUDA context). */
 static void
@@ -482,16 +481,18 @@ roundtrip_readers(const Fmt *f, guint w, guint h, guint n, guint readers)
     }
   }
 
-  for (guint i = 0; i < readers; i++)
+  for (guint i = 0; i < readers; i++) {
+    gchar *who = readers > 1 ? g_strdup_printf(", reader %u", i) : g_strdup("");
     printf("    %-9s %4ux%-4u %s%s: %4u/%u frames in %.2f s (%.0f fps), first offset %"
            G_GINT64_FORMAT ", missed %" G_GUINT64_FORMAT ", torn-discarded %" G_GUINT64_FORMAT
            ", bad %u; child: %s%s%s\n",
-           f->format, w, h, cuda ? "cudaupload" : "system memory in",
-           readers > 1 ? (i == 0 ? ", reader 0" : i == 1 ? ", reader 1" : ", reader 2") : "",
+           f->format, w, h, cuda ? "cudaupload" : "system memory in", who,
            c[i].frames, n, (t1 - t0) / 1e6, (t1 > t0) ? c[i].frames / ((t1 - t0) / 1e6) : 0.0,
            first_offset[i], stat_u64(st[i], "missed"), stat_u64(st[i], "torn-discarded"),
            c[i].bad, child_out[0] ? child_out : "(nothing)",
            c[i].first_error[0] ? " FIRST BAD: " : "", c[i].first_error);
+    g_free(who);
+  }
   if (error[0])
     printf("      ERROR: %s\n", error);
 

@@ -1267,7 +1267,6 @@ test_hostile_handles(void)
 
 /* ------------------------------------------------------------------------ */
 
-
 #define RUN(fn) RUN_WANTED(2, fn)
 
 int

@@ -384,18 +384,20 @@ connect_consumer_with(uint32_t flags, uint32_t poll_interval_us)
   return c;
 }
 
-/* The start of a consumer-side test: a producer process on a new segment,
- * the driver loaded in ours, when dst is given a device buffer for one
- * frame of fmt_a (*live0: the mock driver's allocations before it), and a
- * consumer connected with flags and poll_us. NULL when a step failed. */
+/* The start of a consumer-side test: a producer process on a new segment
+ * (foreign: its lock dropped, so that the consumer polls it as it would
+ * TouchDesigner), the driver loaded in ours, when dst is given a device
+ * buffer for one frame of fmt_a (*live0: the mock driver's allocations
+ * before it), and a consumer connected with flags and poll_us. NULL when a
+ * step failed. */
 static cudalink_consumer *
-start_consumer_test(uint32_t flags, uint32_t poll_us, pid_t *producer, CUdeviceptr *dst,
-                    long *live0)
+start_consumer_test(uint32_t flags, uint32_t poll_us, int foreign, pid_t *producer,
+                    CUdeviceptr *dst, long *live0)
 {
   uint32_t size_a;
 
   new_name();
-  if ((*producer = start_producer(seg_name)) < 0)
+  if ((*producer = start_producer(seg_name)) < 0 || (foreign && !producer_do('u', 0)))
     return NULL;
   /* the producer has the driver loaded in its own process; now ours */
   if (!load_driver())
@@ -442,7 +444,7 @@ consumer_ring(void)
   pid_t producer;
 
   tu_failures_in_test = 0;
-  if (!(c = start_consumer_test(0, 0, &producer, &dst, &live0)))
+  if (!(c = start_consumer_test(0, 0, 0, &producer, &dst, &live0)))
     return 1;
   f = cudalink_consumer_format(c);
   DEPTH0();
@@ -558,7 +560,7 @@ consumer_kill(void)
   int status;
 
   tu_failures_in_test = 0;
-  if (!(c = start_consumer_test(0, 0, &producer, &dst, &live0)))
+  if (!(c = start_consumer_test(0, 0, 0, &producer, &dst, &live0)))
     return 1;
   CHECK(producer_do('p', 1));
   CHECK_EQ_INT(cudalink_consumer_wait(c, 1000000), CUDALINK_OK);
@@ -607,7 +609,7 @@ consumer_slow_gpu_flags(uint32_t flags, double *cpu_share)
   long live0;
   double cpu = 0, wall = 0;
 
-  if (!(c = start_consumer_test(flags, 0, &producer, &dst, &live0)))
+  if (!(c = start_consumer_test(flags, 0, 0, &producer, &dst, &live0)))
     return 1;
   setenv("MOCK_CUDA_GPU_US", "2000", 1);
   for (k = 1; k <= 60; k++) {
@@ -666,7 +668,7 @@ consumer_idle(void)
   double cpu0, t0;
 
   tu_failures_in_test = 0;
-  if (!(c = start_consumer_test(0, 10, &producer, NULL, NULL)))
+  if (!(c = start_consumer_test(0, 10, 0, &producer, NULL, NULL)))
     return 1;
   CHECK(cudalink_consumer_producer_is_ours(c));
   cpu0 = thread_cpu_s();
@@ -696,7 +698,7 @@ consumer_paced_flags(uint32_t flags, uint64_t *paced)
   double cpu0, t0, share;
   int frames = 0;
 
-  if (!(c = start_consumer_test(flags, 0, &producer, NULL, NULL)))
+  if (!(c = start_consumer_test(flags, 0, 0, &producer, NULL, NULL)))
     return 1;
   cpu0 = thread_cpu_s();
   t0 = cudalink_now();
@@ -746,10 +748,7 @@ consumer_foreign_flags(uint32_t flags, double *sleeps_per_frame)
   msg m;
   int frames = 0;
 
-  new_name();
-  if ((producer = start_producer(seg_name)) < 0 || !producer_do('u', 0) || !load_driver())
-    return 1;
-  if (!(c = connect_consumer_with(flags, 1000)))
+  if (!(c = start_consumer_test(flags, 1000, 1, &producer, NULL, NULL)))
     return 1;
   CHECK(!cudalink_consumer_producer_is_ours(c));
   CHECK(send_msg(cmd_w, 't', 70));
@@ -805,7 +804,7 @@ consumer_interrupt(void)
   double t0, took;
 
   tu_failures_in_test = 0;
-  if (!(c = start_consumer_test(0, 0, &producer, NULL, NULL)))
+  if (!(c = start_consumer_test(0, 0, 0, &producer, NULL, NULL)))
     return 1;
   cudalink_consumer_interrupt(c, 1);
   t0 = cudalink_now();

@@ -467,37 +467,3 @@ gst_cuda_link_converter_free (GstCudaLinkConverter * conv)
   g_free (conv->origin);
   g_free (conv);
 }
-
-gboolean
-gst_cuda_link_convert_is_plain (const GstCudaLinkConvertParams * p)
-{
-  guint c;
-
-  g_return_val_if_fail (p != NULL, FALSE);
-
-  if (p->src_dtype != p->dst_dtype || p->src_comps != p->dst_comps ||
-      p->flip_y)
-    return FALSE;
-  for (c = 0; c < p->dst_comps && c < 4; c++) {
-    if (p->swizzle[c] != (gint) c)
-      return FALSE;
-  }
-  return TRUE;
-}
-
-void
-gst_cuda_link_convert_identity (GstCudaLinkConvertParams * p)
-{
-  guint c;
-
-  g_return_if_fail (p != NULL);
-
-  for (c = 0; c < 4; c++) {
-    if (c < p->src_comps)
-      p->swizzle[c] = (gint) c;
-    else if (c == 3)
-      p->swizzle[c] = GST_CUDA_LINK_SWIZZLE_ONE;
-    else
-      p->swizzle[c] = GST_CUDA_LINK_SWIZZLE_ZERO;
-  }
-}

@@ -9,7 +9,8 @@
  * run time with NVRTC (GStreamer's helper, then a direct NVRTC call for the
  * device's own architecture, since 1.22's helper asks for compute_52, which
  * NVRTC 13 refuses). The plain path (same layout, no flip) needs none of
- * this: see gst_cuda_link_convert_is_plain().
+ * this: the format planners (sinkformat.h, srcformat.h) say when a plain
+ * 2-D copy does.
  *
  * Alignment: rows of 2- and 4-byte dtypes must start at multiples of the
  * component size (any pitch from cuMemAllocPitch, GstCudaMemory or a
@@ -29,12 +30,9 @@
 #include <cuda.h>
 
 #include "cudalink.h"
+#include "gstcudalinktypes.h"
 
 G_BEGIN_DECLS
-
-/* Swizzle entries: a source channel index 0..3, or one of these. */
-#define GST_CUDA_LINK_SWIZZLE_ZERO (-1)   /* 0 */
-#define GST_CUDA_LINK_SWIZZLE_ONE  (-2)   /* 1.0 / the type's max (opaque alpha) */
 
 typedef struct
 {
@@ -72,14 +70,6 @@ void gst_cuda_link_converter_free (GstCudaLinkConverter * conv);
 /* Where the kernels came from ("embedded PTX (compute_75)", "NVRTC ..."),
  * for logs and tests. Owned by @conv. */
 const gchar *gst_cuda_link_converter_origin (GstCudaLinkConverter * conv);
-
-/* TRUE when a plain 2-D copy does what @params asks (same dtype and
- * channel count, identity swizzle, no flip): no kernel needed. */
-gboolean gst_cuda_link_convert_is_plain (const GstCudaLinkConvertParams * params);
-
-/* Identity swizzle helper: fills swizzle[c] = c for c < n, ONE for alpha
- * beyond the source's channels. */
-void gst_cuda_link_convert_identity (GstCudaLinkConvertParams * params);
 
 G_END_DECLS
 

@@ -61,7 +61,7 @@ enum
   PROP_CUDA_DEVICE_ID,
   PROP_CHANNEL_ORDER,
   PROP_OUTPUT_DTYPE,
-  PROP_WAIT_GPU,
+  PROP_GPU_WAIT,
   PROP_STATS,
   PROP_VIDEO_DIRECTION,
 };
@@ -71,7 +71,7 @@ enum
 #define DEFAULT_CUDA_DEVICE_ID -1
 #define DEFAULT_CHANNEL_ORDER GST_CUDA_LINK_CHANNEL_ORDER_RGBA
 #define DEFAULT_OUTPUT_DTYPE GST_CUDA_LINK_OUTPUT_DTYPE_AUTO
-#define DEFAULT_WAIT_GPU FALSE
+#define DEFAULT_GPU_WAIT GST_CUDA_LINK_GPU_WAIT_NONE
 #define DEFAULT_VIDEO_DIRECTION GST_VIDEO_ORIENTATION_IDENTITY
 
 /* publish times kept for the p50/p99 of the stats property */
@@ -83,24 +83,6 @@ static GstStaticPadTemplate sink_template = GST_STATIC_PAD_TEMPLATE ("sink",
     GST_STATIC_CAPS (GST_VIDEO_CAPS_MAKE_WITH_FEATURES
         (GST_CAPS_FEATURE_MEMORY_CUDA_MEMORY, GST_CUDA_LINK_SINK_FORMATS) "; "
         GST_VIDEO_CAPS_MAKE (GST_CUDA_LINK_SINK_FORMATS)));
-
-#define GST_TYPE_CUDA_LINK_SINK_CHANNEL_ORDER \
-  (gst_cuda_link_sink_channel_order_get_type ())
-static GType
-gst_cuda_link_sink_channel_order_get_type (void)
-{
-  static gsize type = 0;
-  static const GEnumValue values[] = {
-    {GST_CUDA_LINK_CHANNEL_ORDER_RGBA,
-        "R,G,B,A (BGR-ordered input is swizzled on the GPU; flags 0)", "rgba"},
-    {GST_CUDA_LINK_CHANNEL_ORDER_BGRA,
-          "B,G,R,A with the protocol's BGRA flag (uint8 x 4 output only)",
-        "bgra"},
-    {0, NULL, NULL}
-  };
-
-  return gst_cuda_link_enum_type (&type, "GstCudaLinkSinkChannelOrder", values);
-}
 
 #define GST_TYPE_CUDA_LINK_SINK_OUTPUT_DTYPE \
   (gst_cuda_link_sink_output_dtype_get_type ())
@@ -137,7 +119,7 @@ struct _GstCudaLinkSink
   gint device_id;
   GstCudaLinkChannelOrder channel_order;
   GstCudaLinkOutputDtype output_dtype;
-  gboolean wait_gpu;
+  GstCudaLinkGpuWait gpu_wait;
   GstVideoOrientationMethod method;
   gboolean settings_changed;    /* mapping or ring properties changed */
 
@@ -215,8 +197,8 @@ gst_cuda_link_sink_set_property (GObject * object, guint prop_id,
       self->output_dtype = g_value_get_enum (value);
       self->settings_changed = TRUE;
       break;
-    case PROP_WAIT_GPU:
-      self->wait_gpu = g_value_get_boolean (value);
+    case PROP_GPU_WAIT:
+      self->gpu_wait = g_value_get_enum (value);
       break;
     case PROP_VIDEO_DIRECTION:{
       GstVideoOrientationMethod method = g_value_get_enum (value);
@@ -302,8 +284,8 @@ gst_cuda_link_sink_get_property (GObject * object, guint prop_id,
     case PROP_OUTPUT_DTYPE:
       g_value_set_enum (value, self->output_dtype);
       break;
-    case PROP_WAIT_GPU:
-      g_value_set_boolean (value, self->wait_gpu);
+    case PROP_GPU_WAIT:
+      g_value_set_enum (value, self->gpu_wait);
       break;
     case PROP_VIDEO_DIRECTION:
       g_value_set_enum (value, self->method);
@@ -668,7 +650,7 @@ static gboolean
 gst_cuda_link_sink_start (GstBaseSink * sink)
 {
   GstCudaLinkSink *self = GST_CUDA_LINK_SINK (sink);
-  gchar *name, *why = NULL;
+  gchar *name, why[256];
   gchar driver_why[512] = "";
   cudalink_status st;
   gint device_id;
@@ -681,10 +663,9 @@ gst_cuda_link_sink_start (GstBaseSink * sink)
   GST_OBJECT_UNLOCK (self);
 
   /* the name first: it needs no driver */
-  if (!gst_cuda_link_sink_name_is_valid (name, &why)) {
+  if (cudalink_check_name_why (name, why, sizeof (why)) != CUDALINK_OK) {
     GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS,
         ("Invalid ipc-name \"%s\"", name ? name : ""), ("%s", why));
-    g_free (why);
     g_free (name);
     return FALSE;
   }
@@ -970,7 +951,7 @@ gst_cuda_link_sink_render (GstBaseSink * sink, GstBuffer * buf)
 
   GST_OBJECT_LOCK (self);
   changed = self->settings_changed;
-  wait = self->wait_gpu;
+  wait = self->gpu_wait != GST_CUDA_LINK_GPU_WAIT_NONE;
   GST_OBJECT_UNLOCK (self);
   if ((changed || !self->producer) && !apply_mapping (self))
     return GST_FLOW_ERROR;
@@ -1118,7 +1099,7 @@ gst_cuda_link_sink_class_init (GstCudaLinkSinkClass * klass)
           GST_PARAM_MUTABLE_READY));
   g_object_class_install_property (gobject_class, PROP_CHANNEL_ORDER,
       g_param_spec_enum ("channel-order", "Channel order",
-          "Order of the 4 published channels", GST_TYPE_CUDA_LINK_SINK_CHANNEL_ORDER,
+          "Order of the 4 published channels", GST_TYPE_CUDA_LINK_CHANNEL_ORDER,
           DEFAULT_CHANNEL_ORDER, G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
           GST_PARAM_MUTABLE_PLAYING));
   g_object_class_install_property (gobject_class, PROP_OUTPUT_DTYPE,
@@ -1127,11 +1108,12 @@ gst_cuda_link_sink_class_init (GstCudaLinkSinkClass * klass)
           "maps to 0..1 floats)", GST_TYPE_CUDA_LINK_SINK_OUTPUT_DTYPE,
           DEFAULT_OUTPUT_DTYPE, G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
           GST_PARAM_MUTABLE_PLAYING));
-  g_object_class_install_property (gobject_class, PROP_WAIT_GPU,
-      g_param_spec_boolean ("wait-gpu", "Wait for the GPU",
-          "Block in render until the frame's copy has finished on the GPU "
-          "(consumers never need it: they wait on the slot's event)",
-          DEFAULT_WAIT_GPU, G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
+  g_object_class_install_property (gobject_class, PROP_GPU_WAIT,
+      g_param_spec_enum ("gpu-wait", "GPU wait",
+          "Whether render waits for the GPU to finish each frame's copy "
+          "(none: consumers wait on the slot's event instead)",
+          GST_TYPE_CUDA_LINK_GPU_WAIT, DEFAULT_GPU_WAIT,
+          G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
           GST_PARAM_MUTABLE_PLAYING));
   g_object_class_install_property (gobject_class, PROP_STATS,
       g_param_spec_boxed ("stats", "Statistics",
@@ -1163,7 +1145,8 @@ gst_cuda_link_sink_class_init (GstCudaLinkSinkClass * klass)
   basesink_class->event = GST_DEBUG_FUNCPTR (gst_cuda_link_sink_event);
   basesink_class->render = GST_DEBUG_FUNCPTR (gst_cuda_link_sink_render);
 
-  gst_type_mark_as_plugin_api (GST_TYPE_CUDA_LINK_SINK_CHANNEL_ORDER, 0);
+  gst_type_mark_as_plugin_api (GST_TYPE_CUDA_LINK_CHANNEL_ORDER, 0);
+  gst_type_mark_as_plugin_api (GST_TYPE_CUDA_LINK_GPU_WAIT, 0);
   gst_type_mark_as_plugin_api (GST_TYPE_CUDA_LINK_SINK_OUTPUT_DTYPE, 0);
 
   GST_DEBUG_CATEGORY_INIT (gst_cuda_link_sink_debug, "cudalinksink", 0,
@@ -1178,7 +1161,7 @@ gst_cuda_link_sink_init (GstCudaLinkSink * self)
   self->device_id = DEFAULT_CUDA_DEVICE_ID;
   self->channel_order = DEFAULT_CHANNEL_ORDER;
   self->output_dtype = DEFAULT_OUTPUT_DTYPE;
-  self->wait_gpu = DEFAULT_WAIT_GPU;
+  self->gpu_wait = DEFAULT_GPU_WAIT;
   self->method = DEFAULT_VIDEO_DIRECTION;
   g_mutex_init (&self->stats_lock);
 }

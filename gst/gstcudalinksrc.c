@@ -43,6 +43,7 @@
 #endif
 
 #include "gstcudalinksrc.h"
+#include "gstcudalink.h"
 
 #include <gst/video/video.h>
 #include <gst/cuda/gstcudautils.h>
@@ -83,7 +84,7 @@ enum
 #define DEFAULT_DEVICE_ID -1
 #define DEFAULT_POLL_INTERVAL_US 1000
 #define DEFAULT_VIDEO_DIRECTION GST_VIDEO_ORIENTATION_IDENTITY
-#define DEFAULT_GPU_WAIT GST_CUDA_LINK_SRC_GPU_WAIT_NAP
+#define DEFAULT_GPU_WAIT GST_CUDA_LINK_GPU_WAIT_NAP
 #define DEFAULT_WAKE_SPIN TRUE
 
 /* How long one blocking call may run before the flushing flag is checked
@@ -112,7 +113,7 @@ struct _GstCudaLinkSrc
   gint device_id;
   guint poll_interval_us;
   GstVideoOrientationMethod direction;
-  GstCudaLinkSrcGpuWait gpu_wait;
+  GstCudaLinkGpuWait gpu_wait;
   gboolean wake_spin;
 
   /* CUDA, from start() to stop() */
@@ -171,23 +172,6 @@ gst_cuda_link_src_loss_action_get_type (void)
   return gst_cuda_link_enum_type (&type, "GstCudaLinkSrcLossAction", values);
 }
 
-#define GST_TYPE_CUDA_LINK_CHANNEL_ORDER (gst_cuda_link_channel_order_get_type ())
-static GType
-gst_cuda_link_channel_order_get_type (void)
-{
-  static gsize type = 0;
-  static const GEnumValue values[] = {
-    {GST_CUDA_LINK_CHANNEL_ORDER_AUTO,
-        "BGRA when the producer sets the BGRA flag, else RGBA", "auto"},
-    {GST_CUDA_LINK_CHANNEL_ORDER_RGBA, "R, G, B, A bytes", "rgba"},
-    {GST_CUDA_LINK_CHANNEL_ORDER_BGRA,
-        "B, G, R, A bytes (TouchDesigner 8-bit textures)", "bgra"},
-    {0, NULL, NULL},
-  };
-
-  return gst_cuda_link_enum_type (&type, "GstCudaLinkChannelOrder", values);
-}
-
 #define GST_TYPE_CUDA_LINK_FLOAT_FORMAT (gst_cuda_link_float_format_get_type ())
 static GType
 gst_cuda_link_float_format_get_type (void)
@@ -201,25 +185,6 @@ gst_cuda_link_float_format_get_type (void)
   };
 
   return gst_cuda_link_enum_type (&type, "GstCudaLinkFloatFormat", values);
-}
-
-#define GST_TYPE_CUDA_LINK_SRC_GPU_WAIT (gst_cuda_link_src_gpu_wait_get_type ())
-static GType
-gst_cuda_link_src_gpu_wait_get_type (void)
-{
-  static gsize type = 0;
-  static const GEnumValue values[] = {
-    {GST_CUDA_LINK_SRC_GPU_WAIT_NAP, "Sleep through the usual part of the "
-          "wait, spin the rest", "nap"},
-    {GST_CUDA_LINK_SRC_GPU_WAIT_SPIN, "Spin a core for the whole wait "
-          "(tightest latency tail, most CPU)", "spin"},
-    {GST_CUDA_LINK_SRC_GPU_WAIT_SLEEP, "Sleep in the driver after 30 us "
-          "(most latency; the driver's wake-up costs more CPU than nap)",
-        "sleep"},
-    {0, NULL, NULL},
-  };
-
-  return gst_cuda_link_enum_type (&type, "GstCudaLinkSrcGpuWait", values);
 }
 
 static void gst_cuda_link_src_video_direction_init (GstVideoDirectionInterface *
@@ -329,9 +294,20 @@ gst_cuda_link_src_set_property (GObject * object, guint prop_id,
     case PROP_POLL_INTERVAL:
       self->poll_interval_us = g_value_get_uint (value);
       break;
-    case PROP_GPU_WAIT:
-      self->gpu_wait = g_value_get_enum (value);
+    case PROP_GPU_WAIT:{
+      GstCudaLinkGpuWait wait = g_value_get_enum (value);
+      if (wait != GST_CUDA_LINK_GPU_WAIT_NONE) {
+        self->gpu_wait = wait;
+      } else {
+        GST_OBJECT_UNLOCK (self);
+        GST_ELEMENT_WARNING (self, LIBRARY, SETTINGS,
+            ("cudalinksrc always waits for its copy (its torn-frame check "
+                "needs it done): gpu-wait=none is not possible; keeping the "
+                "current one."), (NULL));
+        return;
+      }
       break;
+    }
     case PROP_WAKE_SPIN:
       self->wake_spin = g_value_get_boolean (value);
       break;
@@ -439,7 +415,7 @@ gst_cuda_link_src_start (GstBaseSrc * bsrc)
   gchar why[512] = "";
   gint device_id;
   guint poll_us;
-  GstCudaLinkSrcGpuWait gpu_wait;
+  GstCudaLinkGpuWait gpu_wait;
   gboolean wake_spin;
 
   GST_OBJECT_LOCK (self);
@@ -501,8 +477,8 @@ gst_cuda_link_src_start (GstBaseSrc * bsrc)
   config.cuda_context =
       self->context ? gst_cuda_context_get_handle (self->context) : NULL;
   config.poll_interval_us = poll_us;
-  config.flags = gpu_wait == GST_CUDA_LINK_SRC_GPU_WAIT_SPIN ?
-      CUDALINK_CONSUMER_SPIN_SYNC : gpu_wait == GST_CUDA_LINK_SRC_GPU_WAIT_SLEEP ?
+  config.flags = gpu_wait == GST_CUDA_LINK_GPU_WAIT_SPIN ?
+      CUDALINK_CONSUMER_SPIN_SYNC : gpu_wait == GST_CUDA_LINK_GPU_WAIT_SLEEP ?
       CUDALINK_CONSUMER_SLEEP_SYNC : 0;
   if (!wake_spin)
     config.flags |= CUDALINK_CONSUMER_NO_PACE;
@@ -1638,7 +1614,7 @@ gst_cuda_link_src_class_init (GstCudaLinkSrcClass * klass)
       g_param_spec_enum ("gpu-wait", "GPU wait",
           "How the streaming thread waits for each frame's copy; without MPS "
           "most of that wait is the GPU switching to this process",
-          GST_TYPE_CUDA_LINK_SRC_GPU_WAIT, DEFAULT_GPU_WAIT,
+          GST_TYPE_CUDA_LINK_GPU_WAIT, DEFAULT_GPU_WAIT,
           G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
           GST_PARAM_MUTABLE_READY));
 
@@ -1670,10 +1646,10 @@ gst_cuda_link_src_class_init (GstCudaLinkSrcClass * klass)
       "video-direction");
 
   gst_element_class_set_static_metadata (element_class,
-      "CUDA link source", "Source/Video/Hardware",
+      "CUDA Link Source", "Source/Video/Hardware",
       "Receives GPU video frames from a cuda-link producer (TouchDesigner, "
       "cuda_link, cudalinksink) over CUDA IPC",
-      "cudalink authors");
+      "cudalink developers");
 
   caps = gst_cuda_link_src_template_caps ();
   templ = gst_pad_template_new ("src", GST_PAD_SRC, GST_PAD_ALWAYS, caps);
@@ -1701,5 +1677,5 @@ gst_cuda_link_src_class_init (GstCudaLinkSrcClass * klass)
   gst_type_mark_as_plugin_api (GST_TYPE_CUDA_LINK_SRC_LOSS_ACTION, 0);
   gst_type_mark_as_plugin_api (GST_TYPE_CUDA_LINK_CHANNEL_ORDER, 0);
   gst_type_mark_as_plugin_api (GST_TYPE_CUDA_LINK_FLOAT_FORMAT, 0);
-  gst_type_mark_as_plugin_api (GST_TYPE_CUDA_LINK_SRC_GPU_WAIT, 0);
+  gst_type_mark_as_plugin_api (GST_TYPE_CUDA_LINK_GPU_WAIT, 0);
 }

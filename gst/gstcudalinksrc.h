@@ -19,16 +19,6 @@ typedef enum
   GST_CUDA_LINK_SRC_LOSS_ERROR = 2,
 } GstCudaLinkSrcLossAction;
 
-/* gpu-wait: how the streaming thread waits for each frame's copy */
-typedef enum
-{
-  GST_CUDA_LINK_SRC_GPU_WAIT_NAP = 0,
-  GST_CUDA_LINK_SRC_GPU_WAIT_SPIN = 1,
-  GST_CUDA_LINK_SRC_GPU_WAIT_SLEEP = 2,
-} GstCudaLinkSrcGpuWait;
-
-GST_ELEMENT_REGISTER_DECLARE (cudalinksrc);
-
 G_END_DECLS
 
 #endif

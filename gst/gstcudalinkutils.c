@@ -7,6 +7,7 @@
 
 #include <gst/cuda/gstcudaloader.h>
 #include <gst/cuda/gstcudautils.h>
+#include <gst/cuda/gstcudamemory.h>
 #include <stdlib.h>
 
 static int
@@ -95,4 +96,174 @@ gst_cuda_link_enum_type (gsize * once, const gchar * name,
     g_once_init_leave (once, t);
   }
   return (GType) * once;
+}
+
+GType
+gst_cuda_link_channel_order_get_type (void)
+{
+  static gsize type = 0;
+  static const GEnumValue values[] = {
+    {GST_CUDA_LINK_CHANNEL_ORDER_AUTO, "cudalinksrc: BGRA when the producer "
+          "sets the BGRA flag, else RGBA; cudalinksink: BGRA for BGRA/BGRx "
+          "input, else RGBA", "auto"},
+    {GST_CUDA_LINK_CHANNEL_ORDER_RGBA, "R, G, B, A bytes", "rgba"},
+    {GST_CUDA_LINK_CHANNEL_ORDER_BGRA, "B, G, R, A bytes with the protocol's "
+          "BGRA flag (TouchDesigner 8-bit textures)", "bgra"},
+    {0, NULL, NULL},
+  };
+
+  return gst_cuda_link_enum_type (&type, "GstCudaLinkChannelOrder", values);
+}
+
+GType
+gst_cuda_link_gpu_wait_get_type (void)
+{
+  static gsize type = 0;
+  static const GEnumValue values[] = {
+    {GST_CUDA_LINK_GPU_WAIT_NONE, "Do not wait (cudalinksink only: consumers "
+          "wait on the slot's event)", "none"},
+    {GST_CUDA_LINK_GPU_WAIT_NAP, "Sleep in short naps, spin the end", "nap"},
+    {GST_CUDA_LINK_GPU_WAIT_SPIN, "Spin a core for the whole wait", "spin"},
+    {GST_CUDA_LINK_GPU_WAIT_SLEEP, "Sleep in the driver until the GPU is done",
+        "sleep"},
+    {0, NULL, NULL},
+  };
+
+  return gst_cuda_link_enum_type (&type, "GstCudaLinkGpuWait", values);
+}
+
+void
+gst_cuda_link_status_to_error (cudalink_status st, GQuark * domain,
+    gint * code)
+{
+  *domain = GST_RESOURCE_ERROR;
+  switch (st) {
+    case CUDALINK_ERR_NO_DRIVER:
+    case CUDALINK_ERR_DRIVER_SYMBOL:
+      *domain = GST_LIBRARY_ERROR;
+      *code = GST_LIBRARY_ERROR_INIT;
+      return;
+    case CUDALINK_ERR_INVALID_ARG:
+    case CUDALINK_ERR_BAD_NAME:
+      *code = GST_RESOURCE_ERROR_SETTINGS;
+      return;
+    case CUDALINK_ERR_NO_DEVICE:
+    case CUDALINK_ERR_NOT_FOUND:
+      *code = GST_RESOURCE_ERROR_NOT_FOUND;
+      return;
+    case CUDALINK_ERR_BUSY:
+    case CUDALINK_ERR_FOREIGN_PRODUCER:
+      *code = GST_RESOURCE_ERROR_BUSY;
+      return;
+    case CUDALINK_ERR_NO_MEMORY:
+      *code = GST_RESOURCE_ERROR_NO_SPACE_LEFT;
+      return;
+    case CUDALINK_ERR_SHM:
+      *code = GST_RESOURCE_ERROR_OPEN_READ_WRITE;
+      return;
+    case CUDALINK_ERR_TRUNCATED:
+    case CUDALINK_ERR_BAD_MAGIC:
+    case CUDALINK_ERR_BAD_NUM_SLOTS:
+    case CUDALINK_ERR_BAD_DTYPE:
+    case CUDALINK_ERR_BAD_DIMENSIONS:
+    case CUDALINK_ERR_BAD_DATA_SIZE:
+    case CUDALINK_ERR_BAD_NUM_COMPS:
+    case CUDALINK_ERR_STALE:
+    case CUDALINK_ERR_PRODUCER_GONE:
+    case CUDALINK_ERR_IPC_OPEN:
+      *code = GST_RESOURCE_ERROR_OPEN_READ;
+      return;
+    default:
+      *code = GST_RESOURCE_ERROR_FAILED;
+      return;
+  }
+}
+
+void
+gst_cuda_link_post_status_full (GstElement * element, cudalink_status st,
+    const gchar * text, const gchar * detail, const gchar * file,
+    const gchar * function, gint line)
+{
+  GQuark domain;
+  gint code;
+
+  gst_cuda_link_status_to_error (st, &domain, &code);
+  gst_element_message_full (element, GST_MESSAGE_ERROR, domain, code,
+      g_strdup (text ? text : cudalink_strerror (st)),
+      g_strdup_printf ("%s%s(%s)", detail ? detail : "",
+          detail && *detail ? " " : "", cudalink_status_name (st)),
+      file, function, line);
+}
+
+cudalink_status
+gst_cuda_link_load_driver (gchar * why, gsize why_size)
+{
+  cudalink_status st = cudalink_cuda_load (why, why_size);
+
+  if (st != CUDALINK_OK)
+    return st;
+  if (!gst_cuda_load_library ()) {
+    g_snprintf (why, why_size, "GStreamer's CUDA library could not load the "
+        "driver that libcudalink loaded (gst_cuda_load_library failed)");
+    return CUDALINK_ERR_NO_DRIVER;
+  }
+  gst_cuda_memory_init_once ();
+  return CUDALINK_OK;
+}
+
+const gchar *
+gst_cuda_link_cu_error_name (CUresult res)
+{
+  const gchar *name = NULL;
+
+  if (CuGetErrorName (res, &name) != CUDA_SUCCESS || !name)
+    return "unknown CUDA error";
+  return name;
+}
+
+gboolean
+gst_cuda_link_cuda_open (GstElement * element, gint device_id,
+    GstCudaContext ** context, CUstream * stream)
+{
+  CUresult res;
+
+  *stream = NULL;
+  if (!gst_cuda_ensure_element_context (element, device_id, context)) {
+    gint count = -1;
+
+    CuDeviceGetCount (&count);
+    GST_ELEMENT_ERROR (element, RESOURCE, NOT_FOUND,
+        ("No such CUDA device: cuda-device-id=%d.", device_id),
+        ("could not create a CUDA context on device %d; the driver reports "
+            "%d device(s)", device_id < 0 ? 0 : device_id, count));
+    return FALSE;
+  }
+  if (!gst_cuda_context_push (*context)) {
+    GST_ELEMENT_ERROR (element, RESOURCE, FAILED,
+        ("Could not make the CUDA context current."), ("cuCtxPushCurrent"));
+    gst_clear_object (context);
+    return FALSE;
+  }
+  res = CuStreamCreate (stream, CU_STREAM_DEFAULT);
+  gst_cuda_context_pop (NULL);
+  if (res != CUDA_SUCCESS) {
+    GST_ELEMENT_ERROR (element, RESOURCE, FAILED,
+        ("Could not create a CUDA stream."), ("cuStreamCreate: %s",
+            gst_cuda_link_cu_error_name (res)));
+    *stream = NULL;
+    gst_clear_object (context);
+    return FALSE;
+  }
+  return TRUE;
+}
+
+void
+gst_cuda_link_cuda_close (GstCudaContext ** context, CUstream * stream)
+{
+  if (*stream && *context && gst_cuda_context_push (*context)) {
+    CuStreamDestroy (*stream);
+    gst_cuda_context_pop (NULL);
+  }
+  *stream = NULL;
+  gst_clear_object (context);
 }

@@ -1,4 +1,6 @@
-/* What cudalinksink and cudalinksrc both need: their enum property types,
+/* What cudalinksink and cudalinksrc both need: their shared enum property
+ * types, one mapping from a libcudalink status to a GStreamer error, one way
+ * to load the driver and open / close a CUDA context with a stream,
  * nearest-rank percentiles for their stats, and a pitched device buffer
  * that a frame passes through (the sink's upload target, the src's copy
  * before a download). */
@@ -8,10 +10,52 @@
 #include <gst/gst.h>
 #include <gst/cuda/gstcudacontext.h>
 
+#include "cudalink.h"
+#include "gstcudalinktypes.h"
+
 G_BEGIN_DECLS
 
+#define GST_TYPE_CUDA_LINK_CHANNEL_ORDER (gst_cuda_link_channel_order_get_type ())
+GType gst_cuda_link_channel_order_get_type (void);
+
+#define GST_TYPE_CUDA_LINK_GPU_WAIT (gst_cuda_link_gpu_wait_get_type ())
+GType gst_cuda_link_gpu_wait_get_type (void);
+
+/* The GStreamer error domain and code for a libcudalink status (the driver
+ * missing is LIBRARY/INIT, a missing segment RESOURCE/NOT_FOUND, a bad or
+ * stale one RESOURCE/OPEN_READ, ...). */
+void gst_cuda_link_status_to_error (cudalink_status st, GQuark * domain,
+    gint * code);
+
+/* Posts one error message for @st on @element: @text is the user's sentence
+ * (NULL: cudalink_strerror()), @detail the debug text, to which the status
+ * name is appended. Both are copied. */
+#define gst_cuda_link_post_status(element, st, text, detail) \
+  gst_cuda_link_post_status_full (GST_ELEMENT (element), st, text, detail, \
+      __FILE__, GST_FUNCTION, __LINE__)
+void gst_cuda_link_post_status_full (GstElement * element, cudalink_status st,
+    const gchar * text, const gchar * detail, const gchar * file,
+    const gchar * function, gint line);
+
+/* Loads the CUDA driver for libcudalink and for GStreamer's CUDA library.
+ * CUDALINK_OK, or the status with a sentence in @why (@why_size bytes). */
+cudalink_status gst_cuda_link_load_driver (gchar * why, gsize why_size);
+
+/* Gets @element a CUDA context on @device_id (-1: any; shared through the
+ * pipeline's GstContext when there is one) and a stream on it. FALSE after
+ * posting an error; nothing is left open then. */
+gboolean gst_cuda_link_cuda_open (GstElement * element, gint device_id,
+    GstCudaContext ** context, CUstream * stream);
+
+/* Destroys @stream and drops @context (either may be unset). */
+void gst_cuda_link_cuda_close (GstCudaContext ** context, CUstream * stream);
+
+/* The name of a CUDA error ("CUDA_ERROR_OUT_OF_MEMORY"), for debug texts. */
+const gchar *gst_cuda_link_cu_error_name (CUresult res);
+
 /* Registers the enum type @name with @values (terminated by a zeroed entry)
- * once; @once is the caller's static storage for it. */
+ * once; @once is the caller's static storage for it. For an element's own
+ * enum types. */
 GType gst_cuda_link_enum_type (gsize * once, const gchar * name,
     const GEnumValue * values);
 

@@ -25,37 +25,6 @@ static const InputLayout input_layouts[] = {
   {GST_VIDEO_FORMAT_RGBA64_LE, 4, CUDALINK_DTYPE_UINT16, 0, 1, 2, 3},
 };
 
-static guint
-dtype_size (cudalink_dtype dtype)
-{
-  switch (dtype) {
-    case CUDALINK_DTYPE_UINT8:
-    case CUDALINK_DTYPE_INT8:
-      return 1;
-    case CUDALINK_DTYPE_UINT16:
-    case CUDALINK_DTYPE_INT16:
-    case CUDALINK_DTYPE_FLOAT16:
-    case CUDALINK_DTYPE_BFLOAT16:
-      return 2;
-    case CUDALINK_DTYPE_FLOAT32:
-      return 4;
-    default:
-      return 0;
-  }
-}
-
-static const gchar *
-dtype_name (cudalink_dtype dtype)
-{
-  static const gchar *names[] = { "uint8", "uint16", "int8", "int16",
-    "float16", "bfloat16", "float32"
-  };
-
-  if ((guint) dtype < G_N_ELEMENTS (names))
-    return names[dtype];
-  return "invalid";
-}
-
 cudalink_dtype
 gst_cuda_link_sink_output_dtype (GstCudaLinkOutputDtype output_dtype,
     cudalink_dtype native)
@@ -99,8 +68,7 @@ gst_cuda_link_sink_map_format (GstVideoFormat format, guint width,
   }
   if (!in)
     return FALSE;
-  if (order != GST_CUDA_LINK_CHANNEL_ORDER_RGBA &&
-      order != GST_CUDA_LINK_CHANNEL_ORDER_BGRA)
+  if ((guint) order > GST_CUDA_LINK_CHANNEL_ORDER_BGRA)
     return FALSE;
   if ((guint) output_dtype > GST_CUDA_LINK_OUTPUT_DTYPE_FLOAT32)
     return FALSE;
@@ -111,7 +79,7 @@ gst_cuda_link_sink_map_format (GstVideoFormat format, guint width,
   memset (&m, 0, sizeof (m));
   m.src_comps = in->comps;
   m.src_dtype = in->dtype;
-  m.src_pixel_size = in->comps * dtype_size (in->dtype);
+  m.src_pixel_size = in->comps * cudalink_dtype_size (in->dtype);
 
   m.format.width = width;
   m.format.height = height;
@@ -128,7 +96,10 @@ gst_cuda_link_sink_map_format (GstVideoFormat format, guint width,
     m.swizzle[0] = 0;
   } else {
     gint a = in->a >= 0 ? in->a : GST_CUDA_LINK_SWIZZLE_ONE;
-    gboolean bgra = order == GST_CUDA_LINK_CHANNEL_ORDER_BGRA &&
+    /* auto: B,G,R,A input keeps its bytes (and says so with the flag) */
+    gboolean b_first = in->comps == 4 && in->b == 0;
+    gboolean bgra = (order == GST_CUDA_LINK_CHANNEL_ORDER_BGRA ||
+        (order == GST_CUDA_LINK_CHANNEL_ORDER_AUTO && b_first)) &&
         m.format.dtype == CUDALINK_DTYPE_UINT8;
 
     m.format.num_comps = 4;
@@ -146,7 +117,7 @@ gst_cuda_link_sink_map_format (GstVideoFormat format, guint width,
     m.swizzle[3] = a;
   }
 
-  row = (guint64) width * m.format.num_comps * dtype_size (m.format.dtype);
+  row = (guint64) width * m.format.num_comps * cudalink_dtype_size (m.format.dtype);
   frame = row * height;
   if (frame > G_MAXUINT32)
     return FALSE;
@@ -168,47 +139,6 @@ gst_cuda_link_sink_map_format (GstVideoFormat format, guint width,
   return TRUE;
 }
 
-gboolean
-gst_cuda_link_sink_name_is_valid (const gchar * name, gchar ** why)
-{
-  const gchar *p;
-  gsize len;
-
-  if (!name || !*name) {
-    if (why)
-      *why = g_strdup ("the segment name is empty");
-    return FALSE;
-  }
-
-  len = strlen (name);
-  if (len > CUDALINK_MAX_NAME) {
-    if (why)
-      *why = g_strdup_printf ("the segment name is %" G_GSIZE_FORMAT
-          " bytes long, at most %u are allowed", len, CUDALINK_MAX_NAME);
-    return FALSE;
-  }
-
-  for (p = name; *p; p++) {
-    guchar c = (guchar) * p;
-
-    if (c == '/' || c == '\\') {
-      if (why)
-        *why = g_strdup_printf ("the segment name \"%s\" contains '%c' at "
-            "byte %d (names are a single component: /dev/shm/NAME)", name,
-            c, (gint) (p - name));
-      return FALSE;
-    }
-    if (c < 0x20 || c == 0x7f) {
-      if (why)
-        *why = g_strdup_printf ("the segment name contains control "
-            "character 0x%02x at byte %d", c, (gint) (p - name));
-      return FALSE;
-    }
-  }
-
-  return TRUE;
-}
-
 gchar *
 gst_cuda_link_sink_mapping_describe (const GstCudaLinkSinkMapping * m)
 {
@@ -224,7 +154,7 @@ gst_cuda_link_sink_mapping_describe (const GstCudaLinkSinkMapping * m)
     order = "RGBA";
 
   return g_strdup_printf ("%ux%u %s x %u (%s)%s%s", m->format.width,
-      m->format.height, dtype_name (m->format.dtype), m->format.num_comps,
+      m->format.height, cudalink_dtype_name (m->format.dtype), m->format.num_comps,
       order, m->flip_y ? ", flipped vertically" : "",
       m->plain ? ", plain copy" : ", GPU conversion");
 }

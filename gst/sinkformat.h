@@ -25,23 +25,13 @@
 #include <gst/video/video.h>
 
 #include "cudalink.h"
+#include "gstcudalinktypes.h"
 
 G_BEGIN_DECLS
 
 /* The sink pad's formats, for both memory kinds. */
 #define GST_CUDA_LINK_SINK_FORMATS \
   "{ RGBA, RGBx, BGRA, BGRx, RGB, BGR, GRAY8, GRAY16_LE, RGBA64_LE }"
-
-/* Same values (and identical definitions) as in gstcudalinkconvert.h, which
- * this header must not include: it pulls in the CUDA headers. */
-#define GST_CUDA_LINK_SWIZZLE_ZERO (-1)   /* 0 */
-#define GST_CUDA_LINK_SWIZZLE_ONE  (-2)   /* 1.0 / the type's max (opaque alpha) */
-
-typedef enum
-{
-  GST_CUDA_LINK_CHANNEL_ORDER_RGBA = 0,
-  GST_CUDA_LINK_CHANNEL_ORDER_BGRA = 1,
-} GstCudaLinkChannelOrder;
 
 typedef enum
 {
@@ -86,11 +76,6 @@ gboolean gst_cuda_link_sink_map_format (GstVideoFormat format, guint width,
 /* The protocol dtype for @output_dtype given the input's @native dtype. */
 cudalink_dtype gst_cuda_link_sink_output_dtype (GstCudaLinkOutputDtype
     output_dtype, cudalink_dtype native);
-
-/* Is @name usable as a segment name (1..CUDALINK_MAX_NAME bytes, no '/' or
- * '\\', no control characters)? When not and @why is given, *why receives a
- * newly allocated sentence saying what is wrong. */
-gboolean gst_cuda_link_sink_name_is_valid (const gchar * name, gchar ** why);
 
 /* "uint8 x 4 (BGRA)"-style text for logs and messages; free with g_free. */
 gchar *gst_cuda_link_sink_mapping_describe (const GstCudaLinkSinkMapping *

@@ -9,8 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define ZERO GST_CUDA_LINK_SRC_SWIZZLE_ZERO
-#define ONE GST_CUDA_LINK_SRC_SWIZZLE_ONE
+#define ZERO GST_CUDA_LINK_SWIZZLE_ZERO
+#define ONE GST_CUDA_LINK_SWIZZLE_ONE
 
 static void
 set_swizzle (GstCudaLinkSrcPlan * plan, gint r, gint g, gint b, gint a)

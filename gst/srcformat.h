@@ -34,26 +34,15 @@
 #include <gst/video/video.h>
 
 #include "cudalink.h"
+#include "gstcudalinktypes.h"
 
 G_BEGIN_DECLS
-
-typedef enum
-{
-  GST_CUDA_LINK_CHANNEL_ORDER_AUTO = 0,
-  GST_CUDA_LINK_CHANNEL_ORDER_RGBA = 1,
-  GST_CUDA_LINK_CHANNEL_ORDER_BGRA = 2,
-} GstCudaLinkChannelOrder;
 
 typedef enum
 {
   GST_CUDA_LINK_FLOAT_FORMAT_RGBA = 0,
   GST_CUDA_LINK_FLOAT_FORMAT_RGBA64_LE = 1,
 } GstCudaLinkFloatFormat;
-
-/* Swizzle entries, same values as GST_CUDA_LINK_SWIZZLE_ZERO / _ONE of
- * gstcudalinkconvert.h (kept here so that this file needs no CUDA). */
-#define GST_CUDA_LINK_SRC_SWIZZLE_ZERO (-1)
-#define GST_CUDA_LINK_SRC_SWIZZLE_ONE  (-2)
 
 typedef struct
 {

@@ -291,9 +291,16 @@ typedef struct cudalink_producer_config {
 #define CUDALINK_MAX_NAME 200u
 
 /** Checks a segment name without touching anything: OK or
- * CUDALINK_ERR_BAD_NAME (empty, contains '/' or '\\', ".", "..", or longer
- * than CUDALINK_MAX_NAME). */
+ * CUDALINK_ERR_BAD_NAME (empty, contains '/' or '\\', ".", "..", a control
+ * character, or longer than CUDALINK_MAX_NAME). */
 CUDALINK_API cudalink_status cudalink_check_name(const char *name);
+
+/** The same check, saying why: CUDALINK_ERR_BAD_NAME also for a control
+ * character (below 0x20, or 0x7f), and a sentence naming the rule broken and
+ * where is copied into why (why_size bytes, NUL-terminated; "" when the name
+ * is fine; why may be NULL). The one name rule of the library and both
+ * elements. */
+CUDALINK_API cudalink_status cudalink_check_name_why(const char *name, char *why, size_t why_size);
 
 /** Fills config with defaults (num_slots 3, device 0, grace 200 ms). */
 CUDALINK_API void cudalink_producer_config_init(cudalink_producer_config *config);

@@ -118,27 +118,51 @@ static cudalink_status errno_error(cudalink_status status, const char *call, con
 /* Names and accessors                                                       */
 /* ------------------------------------------------------------------------ */
 
+cudalink_status cudalink_check_name_why(const char *name, char *why, size_t why_size)
+{
+  char text[256] = "";
+  cudalink_status st = CUDALINK_ERR_BAD_NAME;
+  size_t len = name ? strlen(name) : 0;
+  const char *p;
+
+  if (!name) {
+    snprintf(text, sizeof text, "the segment name is NULL");
+  } else if (len == 0) {
+    snprintf(text, sizeof text, "the segment name is empty");
+  } else if (len > CUDALINK_MAX_NAME) {
+    snprintf(text, sizeof text, "the segment name is %lu bytes long, at most %u are allowed",
+             (unsigned long)len, CUDALINK_MAX_NAME);
+  } else if ((p = strpbrk(name, "/\\")) != NULL) {
+    snprintf(text, sizeof text,
+             "the segment name contains '%c' at byte %ld (names are a single component: "
+             "/dev/shm/NAME)",
+             *p, (long)(p - name));
+  } else if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0) {
+    snprintf(text, sizeof text, "the segment name \"%s\" is not allowed", name);
+  } else {
+    st = CUDALINK_OK;
+    for (p = name; *p; p++) {
+      unsigned char c = (unsigned char)*p;
+      if (c < 0x20 || c == 0x7f) {
+        snprintf(text, sizeof text, "the segment name contains control character 0x%02x at byte %ld",
+                 c, (long)(p - name));
+        st = CUDALINK_ERR_BAD_NAME;
+        break;
+      }
+    }
+  }
+  if (why && why_size > 0)
+    snprintf(why, why_size, "%s", text);
+  return st;
+}
+
 cudalink_status cudalink_shm_check_name(const char *name)
 {
-  if (!name) {
-    set_error("segment name is NULL");
-    return CUDALINK_ERR_BAD_NAME;
-  }
-  size_t len = strlen(name);
-  if (len == 0 || len > CUDALINK_MAX_NAME) {
-    set_error("segment name is %lu bytes long, must be 1..%u", (unsigned long)len,
-              CUDALINK_MAX_NAME);
-    return CUDALINK_ERR_BAD_NAME;
-  }
-  if (strchr(name, '/') || strchr(name, '\\')) {
-    set_error("segment name \"%s\" contains '/' or '\\'", name);
-    return CUDALINK_ERR_BAD_NAME;
-  }
-  if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0) {
-    set_error("segment name \"%s\" is not allowed", name);
-    return CUDALINK_ERR_BAD_NAME;
-  }
-  return CUDALINK_OK;
+  char why[256];
+  cudalink_status st = cudalink_check_name_why(name, why, sizeof why);
+  if (st != CUDALINK_OK)
+    set_error("%s", why);
+  return st;
 }
 
 void *cudalink_shm_data(const cudalink_shm *shm)

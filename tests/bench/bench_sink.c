@@ -7,7 +7,7 @@
  *   publish   cudalink_producer_publish (wait = 1) of the same frame
  *   sink      cudalinksink's render time (its stats p50/p99 over the last
  *             1024 frames), fed back to back by an appsrc of pre-uploaded
- *             CUDA buffers, wait-gpu=false and =true
+ *             CUDA buffers, gpu-wait=none and =true
  * Cases: 1920x1080 RGBA8 (plain copy), 3840x2160 RGBA8 -> float32 (the
  * kernel; the bare copy and publish move a float32 frame of that size).
  * Prints a markdown table. Not a test: it never fails on numbers.
@@ -129,8 +129,8 @@ bench_sink(GstCudaContext *ctx, int w, int h, const char *dtype, gboolean wait, 
 {
   gchar *launch = g_strdup_printf(
       "appsrc name=src format=time ! cudalinksink name=sink sync=false ipc-name=cltest-bench-%d "
-      "output-dtype=%s wait-gpu=%s",
-      (int)getpid(), dtype, wait ? "true" : "false");
+      "output-dtype=%s gpu-wait=%s",
+      (int)getpid(), dtype, wait ? "sleep" : "none");
   GstElement *p = gst_parse_launch(launch, NULL);
   GstElement *src = gst_bin_get_by_name(GST_BIN(p), "src");
   GstElement *sink = gst_bin_get_by_name(GST_BIN(p), "sink");
@@ -227,7 +227,7 @@ main(int argc, char **argv)
   }
 
   printf("| case | bare copy + sync p50 / p99 (us) | producer_publish(wait) p50 / p99 | "
-         "sink render, wait-gpu=false p50 / p99 | sink render, wait-gpu=true p50 / p99 |\n");
+         "sink render, gpu-wait=none p50 / p99 | sink render, gpu-wait=sleep p50 / p99 |\n");
   printf("|---|---|---|---|---|\n");
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     Pct bare, pub, s0, s1;

@@ -2,7 +2,7 @@
  * (this program run as "--producer"), cudalinksrc in this one.
  *
  *   child:  videotestsrc num-buffers=N pattern=ball ! video/x-raw,format=F,...
- *             ! cudaupload ! cudalinksink ipc-name=NAME wait-gpu=true
+ *             ! cudaupload ! cudalinksink ipc-name=NAME gpu-wait=sleep
  *   parent: cudalinksrc ipc-name=NAME ! video/x-raw,format=F' ! appsink
  *
  * Lock-step: a pad probe in the child holds buffer k until the parent has
@@ -111,7 +111,7 @@ producer_main(int argc, char **argv)
   }
   desc = g_strdup_printf("videotestsrc num-buffers=%s " PATTERN " is-live=false ! "
                          "video/x-raw,format=%s,width=%s,height=%s,framerate=30/1 ! %s "
-                         "cudalinksink name=sink ipc-name=%s wait-gpu=true sync=false %s",
+                         "cudalinksink name=sink ipc-name=%s gpu-wait=sleep sync=false %s",
                          argv[6], argv[3], argv[4], argv[5],
                          atoi(argv[7]) ? "cudaupload !" : "", argv[2], argv[8]);
   pipe = gst_parse_launch(desc, &err);

@@ -181,8 +181,8 @@ dt_size(gint dt)
 static gchar *
 cfg_props(const Cfg *c)
 {
-  return g_strdup_printf("channel-order=%s output-dtype=%s video-direction=%s wait-gpu=%s", c->order,
-                         c->dtype, c->flip ? "vert" : "identity", c->wait ? "true" : "false");
+  return g_strdup_printf("channel-order=%s output-dtype=%s video-direction=%s gpu-wait=%s", c->order,
+                         c->dtype, c->flip ? "vert" : "identity", c->wait ? "sleep" : "none");
 }
 
 static gdouble

@@ -262,9 +262,9 @@ compare_frame(const Check *c, const cudalink_format *fmt, const GstCudaLinkSrcPl
           memcpy(&v, orow + (x * plan->out_comps + ch) * 2, 2);
           got = v;
         }
-        if (sw == GST_CUDA_LINK_SRC_SWIZZLE_ONE)
+        if (sw == GST_CUDA_LINK_SWIZZLE_ONE)
           ok = got == max;
-        else if (sw == GST_CUDA_LINK_SRC_SWIZZLE_ZERO)
+        else if (sw == GST_CUDA_LINK_SWIZZLE_ZERO)
           ok = got == 0;
         else {
           guint64 e = ((guint64)sy * w + x) * comps + (guint)sw;

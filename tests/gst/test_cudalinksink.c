@@ -536,7 +536,8 @@ GST_START_TEST (test_kernel_frames)
       src[i] = (guint8) xorshift (&seed);
 
     for (di = 0; di < G_N_ELEMENTS (all_dtypes); di++)
-      for (order = 0; order < 2; order++)
+      for (order = GST_CUDA_LINK_CHANNEL_ORDER_AUTO;
+          order <= GST_CUDA_LINK_CHANNEL_ORDER_BGRA; order++)
         for (flip = 0; flip < 2; flip++) {
           GstCudaLinkSinkMapping m;
           guint8 *dst;
@@ -641,9 +642,9 @@ expected_plain (GstVideoFormat f, guint order, GstCudaLinkOutputDtype d,
     return FALSE;
   switch (f) {
     case GST_VIDEO_FORMAT_RGBA:
-      return order == GST_CUDA_LINK_CHANNEL_ORDER_RGBA && auto8;
+      return order != GST_CUDA_LINK_CHANNEL_ORDER_BGRA && auto8;
     case GST_VIDEO_FORMAT_BGRA:
-      return order == GST_CUDA_LINK_CHANNEL_ORDER_BGRA && auto8;
+      return order != GST_CUDA_LINK_CHANNEL_ORDER_RGBA && auto8;
     case GST_VIDEO_FORMAT_GRAY8:
       return auto8;
     case GST_VIDEO_FORMAT_GRAY16_LE:
@@ -660,15 +661,20 @@ GST_START_TEST (test_mapping_all_combinations)
 
   for (fi = 0; fi < G_N_ELEMENTS (formats); fi++)
     for (di = 0; di < G_N_ELEMENTS (all_dtypes); di++)
-      for (order = 0; order < 2; order++)
+      for (order = GST_CUDA_LINK_CHANNEL_ORDER_AUTO;
+          order <= GST_CUDA_LINK_CHANNEL_ORDER_BGRA; order++)
         for (flip = 0; flip < 2; flip++) {
           const gchar *layout = formats[fi].layout;
           gint in_comps = (gint) strlen (layout);
           gboolean gray = in_comps == 1;
           cudalink_dtype dt = expected_dtype (all_dtypes[di],
               formats[fi].bytes);
-          gboolean bgra = !gray && order == GST_CUDA_LINK_CHANNEL_ORDER_BGRA
-              && dt == CUDALINK_DTYPE_UINT8;
+          /* auto publishes B,G,R,A input as BGRA, all else as RGBA */
+          gboolean b_first = formats[fi].format == GST_VIDEO_FORMAT_BGRA ||
+              formats[fi].format == GST_VIDEO_FORMAT_BGRx;
+          gboolean bgra = !gray && dt == CUDALINK_DTYPE_UINT8 &&
+              (order == GST_CUDA_LINK_CHANNEL_ORDER_BGRA ||
+              (order == GST_CUDA_LINK_CHANNEL_ORDER_AUTO && b_first));
           guint comps = gray ? 1 : 4;
           GstCudaLinkSinkMapping m;
           guint c;
@@ -721,10 +727,10 @@ GST_START_TEST (test_mapping_all_combinations)
               dt != CUDALINK_DTYPE_UINT8);
         }
 
-  fail_unless_equals_int (n, 9 * 6 * 2 * 2);
-  /* RGBA: 2 dtypes; BGRA: 2; GRAY8: 2 x 2 orders; GRAY16: 2 x 2;
-   * RGBA64: 2 x 2 */
-  fail_unless_equals_int (n_plain, 2 + 2 + 4 + 4 + 4);
+  fail_unless_equals_int (n, 9 * 6 * 3 * 2);
+  /* RGBA: 2 dtypes x (rgba, auto); BGRA: 2 x (bgra, auto); GRAY8,
+   * GRAY16, RGBA64: 2 x 3 orders each */
+  fail_unless_equals_int (n_plain, 4 + 4 + 6 + 6 + 6);
 }
 
 GST_END_TEST;
@@ -743,8 +749,8 @@ GST_START_TEST (test_mapping_rejects)
           FALSE, &m));
   fail_if (gst_cuda_link_sink_map_format (GST_VIDEO_FORMAT_RGBA,
           CUDALINK_MAX_DIMENSION + 1, 64, 0, 0, FALSE, &m));
-  fail_if (gst_cuda_link_sink_map_format (GST_VIDEO_FORMAT_RGBA, 64, 64, 2, 0,
-          FALSE, &m));
+  fail_if (gst_cuda_link_sink_map_format (GST_VIDEO_FORMAT_RGBA, 64, 64,
+          GST_CUDA_LINK_CHANNEL_ORDER_BGRA + 1, 0, FALSE, &m));
   fail_if (gst_cuda_link_sink_map_format (GST_VIDEO_FORMAT_RGBA, 64, 64, 0, 6,
           FALSE, &m));
   /* 32768^2 x 4 x float32 = 16 GiB: data_size is a u32 */
@@ -763,7 +769,7 @@ GST_END_TEST;
 GST_START_TEST (test_mapping_describe_and_names)
 {
   GstCudaLinkSinkMapping m;
-  gchar *d, *why = NULL, *long_name;
+  gchar *d;
 
   fail_unless (gst_cuda_link_sink_map_format (GST_VIDEO_FORMAT_BGRx, 32, 16,
           GST_CUDA_LINK_CHANNEL_ORDER_BGRA, GST_CUDA_LINK_OUTPUT_DTYPE_AUTO,
@@ -773,31 +779,7 @@ GST_START_TEST (test_mapping_describe_and_names)
       strstr (d, "BGRA") && strstr (d, "flipped"), "%s", d);
   g_free (d);
 
-  fail_unless (gst_cuda_link_sink_name_is_valid ("cudalink", &why));
-  fail_unless (why == NULL);
-  fail_unless (gst_cuda_link_sink_name_is_valid ("TD out 1.2_x-y", NULL));
-
-  fail_if (gst_cuda_link_sink_name_is_valid ("a/b", &why));
-  fail_unless (why && strstr (why, "'/'"), "%s", why);
-  g_clear_pointer (&why, g_free);
-  fail_if (gst_cuda_link_sink_name_is_valid ("a\\b", &why));
-  g_clear_pointer (&why, g_free);
-  fail_if (gst_cuda_link_sink_name_is_valid ("", &why));
-  fail_unless (why && strstr (why, "empty"));
-  g_clear_pointer (&why, g_free);
-  fail_if (gst_cuda_link_sink_name_is_valid (NULL, NULL));
-  fail_if (gst_cuda_link_sink_name_is_valid ("a\nb", &why));
-  fail_unless (why && strstr (why, "control"));
-  g_clear_pointer (&why, g_free);
-
-  long_name = g_strnfill (CUDALINK_MAX_NAME, 'n');
-  fail_unless (gst_cuda_link_sink_name_is_valid (long_name, NULL));
-  g_free (long_name);
-  long_name = g_strnfill (CUDALINK_MAX_NAME + 1, 'n');
-  fail_if (gst_cuda_link_sink_name_is_valid (long_name, &why));
-  fail_unless (why && strstr (why, "long"));
-  g_clear_pointer (&why, g_free);
-  g_free (long_name);
+  /* names: cudalink_check_name_why(), tests/unit/test_shm.c */
 
   fail_unless_equals_int (gst_cuda_link_sink_output_dtype
       (GST_CUDA_LINK_OUTPUT_DTYPE_AUTO, CUDALINK_DTYPE_UINT16),
@@ -924,15 +906,15 @@ GST_START_TEST (test_property_defaults)
 {
   GstElement *sink = gst_element_factory_make ("cudalinksink", NULL);
   GObjectClass *klass = G_OBJECT_GET_CLASS (sink);
-  const gchar *orders[] = { "rgba", "bgra" };
+  const gchar *orders[] = { "auto", "rgba", "bgra" };
+  const gchar *gpu_waits[] = { "none", "nap", "spin", "sleep" };
   const gchar *dtypes[] = { "auto", "uint8", "uint16", "float16", "bfloat16",
     "float32"
   };
   GParamSpec *p;
   gchar *name;
   guint slots;
-  gint dev, order, dtype;
-  gboolean wait;
+  gint dev, order, dtype, wait;
   GstVideoOrientationMethod method;
   GstStructure *stats;
   guint64 u64;
@@ -940,13 +922,13 @@ GST_START_TEST (test_property_defaults)
 
   g_object_get (sink, "ipc-name", &name, "num-slots", &slots,
       "cuda-device-id", &dev, "channel-order", &order, "output-dtype", &dtype,
-      "wait-gpu", &wait, "video-direction", &method, "stats", &stats, NULL);
+      "gpu-wait", &wait, "video-direction", &method, "stats", &stats, NULL);
   fail_unless_equals_string (name, "cudalink");
   fail_unless_equals_int (slots, 3);
   fail_unless_equals_int (dev, -1);
   fail_unless_equals_int (order, GST_CUDA_LINK_CHANNEL_ORDER_RGBA);
   fail_unless_equals_int (dtype, GST_CUDA_LINK_OUTPUT_DTYPE_AUTO);
-  fail_unless_equals_int (wait, FALSE);
+  fail_unless_equals_int (wait, GST_CUDA_LINK_GPU_WAIT_NONE);
   fail_unless_equals_int (method, GST_VIDEO_ORIENTATION_IDENTITY);
   g_free (name);
 
@@ -976,9 +958,10 @@ GST_START_TEST (test_property_defaults)
   check_enum_nicks (p, orders, G_N_ELEMENTS (orders));
   p = g_object_class_find_property (klass, "output-dtype");
   check_enum_nicks (p, dtypes, G_N_ELEMENTS (dtypes));
-  p = g_object_class_find_property (klass, "wait-gpu");
-  fail_unless (G_IS_PARAM_SPEC_BOOLEAN (p));
-  fail_unless_equals_int (G_PARAM_SPEC_BOOLEAN (p)->default_value, FALSE);
+  p = g_object_class_find_property (klass, "gpu-wait");
+  check_enum_nicks (p, gpu_waits, G_N_ELEMENTS (gpu_waits));
+  fail_unless_equals_int (G_PARAM_SPEC_ENUM (p)->default_value,
+      GST_CUDA_LINK_GPU_WAIT_NONE);
   p = g_object_class_find_property (klass, "stats");
   fail_unless (p->flags & G_PARAM_READABLE);
   fail_if (p->flags & G_PARAM_WRITABLE);
@@ -1025,20 +1008,20 @@ GST_START_TEST (test_property_ranges)
   /* values that are taken */
   g_object_set (sink, "ipc-name", "td_in", "cuda-device-id", 1,
       "channel-order", GST_CUDA_LINK_CHANNEL_ORDER_BGRA, "output-dtype",
-      GST_CUDA_LINK_OUTPUT_DTYPE_FLOAT32, "wait-gpu", TRUE, NULL);
+      GST_CUDA_LINK_OUTPUT_DTYPE_FLOAT32, "gpu-wait",
+      GST_CUDA_LINK_GPU_WAIT_SLEEP, NULL);
   {
     gchar *name;
-    gint dev, order, dtype;
-    gboolean wait;
+    gint dev, order, dtype, wait;
 
     g_object_get (sink, "ipc-name", &name, "cuda-device-id", &dev,
-        "channel-order", &order, "output-dtype", &dtype, "wait-gpu", &wait,
+        "channel-order", &order, "output-dtype", &dtype, "gpu-wait", &wait,
         NULL);
     fail_unless_equals_string (name, "td_in");
     fail_unless_equals_int (dev, 1);
     fail_unless_equals_int (order, GST_CUDA_LINK_CHANNEL_ORDER_BGRA);
     fail_unless_equals_int (dtype, GST_CUDA_LINK_OUTPUT_DTYPE_FLOAT32);
-    fail_unless_equals_int (wait, TRUE);
+    fail_unless_equals_int (wait, GST_CUDA_LINK_GPU_WAIT_SLEEP);
     g_free (name);
   }
 

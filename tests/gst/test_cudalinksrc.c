@@ -456,7 +456,7 @@ expected_output (cudalink_dtype dtype, guint comps, guint16 flags,
 static void
 expected_swizzle (guint comps, guint16 flags, gint sw[4])
 {
-  const gint Z = GST_CUDA_LINK_SRC_SWIZZLE_ZERO, O = GST_CUDA_LINK_SRC_SWIZZLE_ONE;
+  const gint Z = GST_CUDA_LINK_SWIZZLE_ZERO, O = GST_CUDA_LINK_SWIZZLE_ONE;
   gint r[4];
 
   switch (comps) {

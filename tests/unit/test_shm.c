@@ -143,9 +143,9 @@ static void test_name_checks(void)
 
   CHECK_EQ_INT(cudalink_shm_check_name(NULL), CUDALINK_ERR_BAD_NAME);
   CHECK_EQ_INT(cudalink_shm_check_name(""), CUDALINK_ERR_BAD_NAME);
-  CHECK_STR_CONTAINS(cudalink_shm_last_error(), "must be 1..200");
+  CHECK_STR_CONTAINS(cudalink_shm_last_error(), "empty");
   CHECK_EQ_INT(cudalink_shm_check_name("a/b"), CUDALINK_ERR_BAD_NAME);
-  CHECK_STR_CONTAINS(cudalink_shm_last_error(), "a/b");
+  CHECK_STR_CONTAINS(cudalink_shm_last_error(), "'/' at byte 1");
   CHECK_EQ_INT(cudalink_shm_check_name("/lead"), CUDALINK_ERR_BAD_NAME);
   CHECK_EQ_INT(cudalink_shm_check_name("a\\b"), CUDALINK_ERR_BAD_NAME);
   CHECK_EQ_INT(cudalink_shm_check_name("."), CUDALINK_ERR_BAD_NAME);
@@ -154,6 +154,24 @@ static void test_name_checks(void)
   longest[CUDALINK_MAX_NAME + 1] = '\0';
   CHECK_EQ_INT(cudalink_shm_check_name(longest), CUDALINK_ERR_BAD_NAME);
   CHECK_STR_CONTAINS(cudalink_shm_last_error(), "201 bytes");
+
+  /* the public form says why; control characters are refused everywhere */
+  char why[256] = "x";
+  CHECK_EQ_INT(cudalink_check_name_why("TD out 1.2_x-y", why, sizeof why), CUDALINK_OK);
+  CHECK(why[0] == '\0');
+  CHECK_EQ_INT(cudalink_check_name_why("a\nb", why, sizeof why), CUDALINK_ERR_BAD_NAME);
+  CHECK_STR_CONTAINS(why, "control character 0x0a at byte 1");
+  CHECK_EQ_INT(cudalink_check_name_why("del\x7f", why, sizeof why), CUDALINK_ERR_BAD_NAME);
+  CHECK_STR_CONTAINS(why, "0x7f at byte 3");
+  CHECK_EQ_INT(cudalink_check_name("tab\tname"), CUDALINK_ERR_BAD_NAME);
+  CHECK_EQ_INT(cudalink_check_name_why("a\\b", why, sizeof why), CUDALINK_ERR_BAD_NAME);
+  CHECK_STR_CONTAINS(why, "'\\' at byte 1");
+  CHECK_EQ_INT(cudalink_check_name_why("..", why, sizeof why), CUDALINK_ERR_BAD_NAME);
+  CHECK_STR_CONTAINS(why, "\"..\" is not allowed");
+  CHECK_EQ_INT(cudalink_check_name_why(NULL, NULL, 0), CUDALINK_ERR_BAD_NAME);
+  char tiny[8];
+  CHECK_EQ_INT(cudalink_check_name_why("", tiny, sizeof tiny), CUDALINK_ERR_BAD_NAME);
+  CHECK_EQ_INT((int)strlen(tiny), 7);
 
   /* every entry point checks, and leaves *out NULL */
   cudalink_shm *shm = (cudalink_shm *)&shm;

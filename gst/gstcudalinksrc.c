@@ -53,11 +53,11 @@
 #include <string.h>
 
 #include "cudalink.h"
-#include "gstcudalinkconvert.h"
+#include "gstcudalinkreader.h"
 #include "gstcudalinkutils.h"
 #include "srcformat.h"
 
-GST_DEBUG_CATEGORY_STATIC (gst_cuda_link_src_debug);
+GST_DEBUG_CATEGORY (gst_cuda_link_src_debug);
 #define GST_CAT_DEFAULT gst_cuda_link_src_debug
 
 enum
@@ -87,16 +87,6 @@ enum
 #define DEFAULT_GPU_WAIT GST_CUDA_LINK_GPU_WAIT_NAP
 #define DEFAULT_WAKE_SPIN TRUE
 
-/* How long one blocking call may run before the flushing flag is checked
- * again, and how often a missing producer is looked for. */
-#define WAIT_SLICE_US 10000
-/* A frame wait needs no slices: unlock() interrupts it. This only bounds a
- * wake-up lost in the instant the wait falls asleep. */
-#define FRAME_WAIT_BACKSTOP_US 100000
-#define RECONNECT_INTERVAL_US 50000
-#define SETTLE_MS 500
-/* Latency samples kept for the stats percentiles. */
-#define LATENCY_SAMPLES 1024
 /* Time budget of one frame's copy, for the LATENCY query. */
 #define COPY_BUDGET (1 * GST_MSECOND)
 
@@ -116,42 +106,18 @@ struct _GstCudaLinkSrc
   GstCudaLinkGpuWait gpu_wait;
   gboolean wake_spin;
 
-  /* CUDA, from start() to stop() */
-  gboolean have_cuda;
-  gchar *no_cuda_why;
+  /* the transport: consumer, stream, copies, stats (init to finalize) */
+  GstCudaLinkReader *reader;
+
+  /* CUDA, from start() to stop() (NULL without a driver) */
   GstCudaContext *context;
-  CUstream stream;
-  GstCudaLinkConverter *converter;
-  GstCudaLinkStaging staging;   /* device copy of a frame before a download */
 
-  /* the consumer, streaming thread only (and start/stop) */
-  gchar *consumer_name;
-  cudalink_consumer *consumer;
-  gboolean connected;
-  gboolean ever_connected;
-  gboolean discont;
-
-  /* format state, written by the streaming thread under the object lock */
-  gboolean plan_valid;
-  cudalink_format format;
-  GstCudaLinkSrcPlan plan;
-  GstCaps *plan_caps;           /* what get_caps offers */
-  gboolean caps_pending;        /* negotiate before the next buffer */
-  GstVideoInfo out_info;        /* negotiated */
-  gboolean out_cuda;            /* negotiated memory:CUDAMemory */
+  /* negotiated output, under the object lock (written by the streaming
+   * thread) */
+  GstVideoInfo out_info;
+  gboolean out_cuda;
   gboolean out_valid;
-
-  gint flushing;                /* atomic */
-
-  /* statistics, under stats_lock */
-  GMutex stats_lock;
-  guint64 frames, missed, torn, reopens, paced, spin_us, sleeps;
-  gint64 first_offset;          /* first frame waited for, -1 before one */
-  guint64 lib_missed, lib_reopens, lib_paced, lib_spin_us, lib_sleeps;   /* last consumer counters seen */
-  guint64 latency[LATENCY_SAMPLES];    /* producer timestamp -> push */
-  guint64 wake[LATENCY_SAMPLES];       /* producer timestamp -> woken */
-  guint latency_n, latency_pos;
-  gboolean producer_is_ours;
+  gboolean caps_pending;        /* streaming thread: negotiate first */
 };
 
 /* enum types */
@@ -213,53 +179,6 @@ direction_supported (GstVideoOrientationMethod method)
   return method == GST_VIDEO_ORIENTATION_IDENTITY ||
       method == GST_VIDEO_ORIENTATION_VERT ||
       method == GST_VIDEO_ORIENTATION_AUTO;
-}
-
-static GstStructure *
-gst_cuda_link_src_make_stats (GstCudaLinkSrc * self)
-{
-  guint64 samples[LATENCY_SAMPLES], wake[LATENCY_SAMPLES];
-  guint n;
-  guint64 frames, missed, torn, reopens, paced, spin_us, sleeps, p50, p99,
-      wake50, wake99;
-  gint64 first_offset;
-  gboolean ours;
-
-  g_mutex_lock (&self->stats_lock);
-  frames = self->frames;
-  missed = self->missed;
-  torn = self->torn;
-  reopens = self->reopens;
-  paced = self->paced;
-  spin_us = self->spin_us;
-  sleeps = self->sleeps;
-  first_offset = self->first_offset;
-  ours = self->producer_is_ours;
-  n = self->latency_n;
-  memcpy (samples, self->latency, n * sizeof (guint64));
-  memcpy (wake, self->wake, n * sizeof (guint64));
-  g_mutex_unlock (&self->stats_lock);
-
-  p50 = gst_cuda_link_percentile (samples, n, 50);
-  p99 = gst_cuda_link_percentile (samples, n, 99);
-  wake50 = gst_cuda_link_percentile (wake, n, 50);
-  wake99 = gst_cuda_link_percentile (wake, n, 99);
-
-  return gst_structure_new ("application/x-cudalinksrc-stats",
-      "frames", G_TYPE_UINT64, frames,
-      "missed", G_TYPE_UINT64, missed,
-      "torn-discarded", G_TYPE_UINT64, torn,
-      "reopens", G_TYPE_UINT64, reopens,
-      "first-offset", G_TYPE_INT64, first_offset,
-      "latency-p50-us", G_TYPE_UINT64, p50,
-      "latency-p99-us", G_TYPE_UINT64, p99,
-      "latency-samples", G_TYPE_UINT, n,
-      "wake-p50-us", G_TYPE_UINT64, wake50,
-      "wake-p99-us", G_TYPE_UINT64, wake99,
-      "wake-spin-frames", G_TYPE_UINT64, paced,
-      "wake-spin-us", G_TYPE_UINT64, spin_us,
-      "sleeps", G_TYPE_UINT64, sleeps,
-      "producer-is-ours", G_TYPE_BOOLEAN, ours, NULL);
 }
 
 static void
@@ -339,7 +258,7 @@ gst_cuda_link_src_get_property (GObject * object, guint prop_id,
   GstCudaLinkSrc *self = GST_CUDA_LINK_SRC (object);
 
   if (prop_id == PROP_STATS) {
-    g_value_take_boxed (value, gst_cuda_link_src_make_stats (self));
+    g_value_take_boxed (value, gst_cuda_link_reader_get_stats (self->reader));
     return;
   }
 
@@ -410,112 +329,56 @@ static gboolean
 gst_cuda_link_src_start (GstBaseSrc * bsrc)
 {
   GstCudaLinkSrc *self = GST_CUDA_LINK_SRC (bsrc);
-  cudalink_consumer_config config;
-  cudalink_status st;
+  GstCudaLinkReaderConfig config;
   gchar why[512] = "";
-  gint device_id;
-  guint poll_us;
-  GstCudaLinkGpuWait gpu_wait;
-  gboolean wake_spin;
+  gchar *name;
+  GError *err = NULL;
+  gboolean ok;
 
   GST_OBJECT_LOCK (self);
-  g_free (self->consumer_name);
-  self->consumer_name = g_strdup (self->ipc_name);
-  device_id = self->device_id;
-  poll_us = self->poll_interval_us;
-  gpu_wait = self->gpu_wait;
-  wake_spin = self->wake_spin;
+  name = g_strdup (self->ipc_name);
+  config.timeout_ms = self->timeout_ms;
+  config.device_id = self->device_id;
+  config.poll_interval_us = self->poll_interval_us;
+  config.gpu_wait = self->gpu_wait;
+  config.wake_spin = self->wake_spin;
+  config.channel_order = self->channel_order;
+  config.float_format = self->float_format;
   GST_OBJECT_UNLOCK (self);
 
-  /* The driver is loaded first only to learn whether it exists; the
-   * segment is validated before anything is done with it (create()), so
-   * that a bad segment is reported as such also on a machine without a
-   * driver. */
-  st = cudalink_cuda_load (why, sizeof (why));
-  if (st == CUDALINK_OK) {
-    if (!gst_cuda_load_library ()) {
-      GST_ELEMENT_ERROR (self, LIBRARY, INIT,
-          ("GStreamer's CUDA library could not load the CUDA driver."),
-          ("gst_cuda_load_library() failed although libcudalink loaded it"));
+  /* Without a driver the element still starts: the segment is checked
+   * first (in create()), so that a bad one is reported as such also on a
+   * machine without a driver. */
+  if (gst_cuda_link_load_driver (why, sizeof (why)) == CUDALINK_OK) {
+    if (!gst_cuda_link_cuda_open (GST_ELEMENT (self), config.device_id,
+            &self->context, NULL)) {
+      g_free (name);
       return FALSE;
     }
-    gst_cuda_memory_init_once ();
-    if (!gst_cuda_ensure_element_context (GST_ELEMENT (self), device_id,
-            &self->context)) {
-      GST_ELEMENT_ERROR (self, RESOURCE, FAILED,
-          ("Could not get a CUDA context for device %d.", device_id),
-          ("gst_cuda_ensure_element_context() failed"));
-      return FALSE;
-    }
-    if (!gst_cuda_context_push (self->context)) {
-      GST_ELEMENT_ERROR (self, RESOURCE, FAILED,
-          ("Could not make the CUDA context current."), (NULL));
-      gst_clear_object (&self->context);
-      return FALSE;
-    }
-    if (CuStreamCreate (&self->stream, CU_STREAM_DEFAULT) != CUDA_SUCCESS)
-      self->stream = NULL;
-    gst_cuda_context_pop (NULL);
-    if (!self->stream) {
-      GST_ELEMENT_ERROR (self, RESOURCE, FAILED,
-          ("Could not create a CUDA stream."), (NULL));
-      gst_clear_object (&self->context);
-      return FALSE;
-    }
-    self->have_cuda = TRUE;
   } else {
-    self->have_cuda = FALSE;
     gst_clear_object (&self->context);
-    g_free (self->no_cuda_why);
-    self->no_cuda_why = g_strdup_printf ("%s: %s", cudalink_strerror (st), why);
-    GST_INFO_OBJECT (self, "no CUDA: %s", self->no_cuda_why);
+    GST_INFO_OBJECT (self, "no CUDA: %s", why);
   }
+  config.name = name;
+  config.context = self->context;
+  config.no_driver_why = why;
 
-  cudalink_consumer_config_init (&config);
-  config.name = self->consumer_name;
-  config.device = device_id < 0 ? 0 : device_id;
-  config.cuda_context =
-      self->context ? gst_cuda_context_get_handle (self->context) : NULL;
-  config.poll_interval_us = poll_us;
-  config.flags = gpu_wait == GST_CUDA_LINK_GPU_WAIT_SPIN ?
-      CUDALINK_CONSUMER_SPIN_SYNC : gpu_wait == GST_CUDA_LINK_GPU_WAIT_SLEEP ?
-      CUDALINK_CONSUMER_SLEEP_SYNC : 0;
-  if (!wake_spin)
-    config.flags |= CUDALINK_CONSUMER_NO_PACE;
-  /* how long one connect() retries a header being rewritten: also how
-   * long a stop can wait for it, so shorter than the library's 2 s; the
-   * attach loop retries anyway */
-  config.settle_ms = SETTLE_MS;
-  st = cudalink_consumer_create (&config, &self->consumer);
-  if (st != CUDALINK_OK) {
-    GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS,
-        ("Could not set up a cuda-link consumer for segment '%s': %s",
-            self->consumer_name, cudalink_strerror (st)),
-        ("cudalink_consumer_create: %s", cudalink_status_name (st)));
+  ok = gst_cuda_link_reader_start (self->reader, &config, &err);
+  g_free (name);
+  if (!ok) {
+    gst_element_message_full (GST_ELEMENT (self), GST_MESSAGE_ERROR,
+        err->domain, err->code, g_strdup (err->message), g_strdup (why),
+        __FILE__, GST_FUNCTION, __LINE__);
+    g_clear_error (&err);
+    gst_cuda_link_reader_stop (self->reader);
+    gst_clear_object (&self->context);
     return FALSE;
   }
 
-  self->connected = FALSE;
-  self->ever_connected = FALSE;
-  self->discont = TRUE;
-
   GST_OBJECT_LOCK (self);
-  self->plan_valid = FALSE;
-  self->caps_pending = FALSE;
   self->out_valid = FALSE;
-  gst_clear_caps (&self->plan_caps);
   GST_OBJECT_UNLOCK (self);
-
-  g_mutex_lock (&self->stats_lock);
-  self->frames = self->missed = self->torn = self->reopens = self->paced =
-      self->spin_us = self->sleeps = 0;
-  self->first_offset = -1;
-  self->lib_missed = self->lib_reopens = self->lib_paced =
-      self->lib_spin_us = self->lib_sleeps = 0;
-  self->latency_n = self->latency_pos = 0;
-  self->producer_is_ours = FALSE;
-  g_mutex_unlock (&self->stats_lock);
-
+  self->caps_pending = FALSE;
   return TRUE;
 }
 
@@ -524,33 +387,12 @@ gst_cuda_link_src_stop (GstBaseSrc * bsrc)
 {
   GstCudaLinkSrc *self = GST_CUDA_LINK_SRC (bsrc);
 
-  if (self->consumer) {
-    cudalink_consumer_destroy (self->consumer);
-    self->consumer = NULL;
-  }
-  self->connected = FALSE;
-
-  if (self->converter) {
-    gst_cuda_link_converter_free (self->converter);
-    self->converter = NULL;
-  }
-  gst_cuda_link_staging_free (&self->staging, self->context);
-  if (self->stream && self->context && gst_cuda_context_push (self->context)) {
-    CuStreamDestroy (self->stream);
-    gst_cuda_context_pop (NULL);
-  }
-  self->stream = NULL;
+  gst_cuda_link_reader_stop (self->reader);
   gst_clear_object (&self->context);
-  self->have_cuda = FALSE;
-  g_clear_pointer (&self->no_cuda_why, g_free);
-  g_clear_pointer (&self->consumer_name, g_free);
 
   GST_OBJECT_LOCK (self);
-  self->plan_valid = FALSE;
   self->out_valid = FALSE;
-  gst_clear_caps (&self->plan_caps);
   GST_OBJECT_UNLOCK (self);
-
   return TRUE;
 }
 
@@ -564,11 +406,7 @@ gst_cuda_link_src_get_caps (GstBaseSrc * bsrc, GstCaps * filter)
   GstCudaLinkSrc *self = GST_CUDA_LINK_SRC (bsrc);
   GstCaps *caps = NULL;
 
-  GST_OBJECT_LOCK (self);
-  if (self->plan_caps)
-    caps = gst_caps_ref (self->plan_caps);
-  GST_OBJECT_UNLOCK (self);
-
+  caps = gst_cuda_link_reader_get_caps (self->reader);
   if (!caps)
     caps = gst_pad_get_pad_template_caps (GST_BASE_SRC_PAD (bsrc));
 
@@ -586,18 +424,15 @@ static gboolean
 gst_cuda_link_src_negotiate (GstBaseSrc * bsrc)
 {
   GstCudaLinkSrc *self = GST_CUDA_LINK_SRC (bsrc);
-  gboolean have_plan;
-
-  GST_OBJECT_LOCK (self);
-  have_plan = self->plan_caps != NULL;
-  GST_OBJECT_UNLOCK (self);
+  GstCaps *caps = gst_cuda_link_reader_get_caps (self->reader);
 
   /* Before the producer is found there is nothing to offer: create()
    * negotiates once it knows the format. */
-  if (!have_plan) {
+  if (!caps) {
     GST_DEBUG_OBJECT (self, "no producer yet, negotiation deferred");
     return TRUE;
   }
+  gst_caps_unref (caps);
 
   return GST_BASE_SRC_CLASS (parent_class)->negotiate (bsrc);
 }
@@ -623,6 +458,7 @@ gst_cuda_link_src_set_caps (GstBaseSrc * bsrc, GstCaps * caps)
     return FALSE;
   }
 
+  gst_cuda_link_reader_set_output (self->reader, &info, cuda);
   GST_OBJECT_LOCK (self);
   self->out_info = info;
   self->out_cuda = cuda;
@@ -757,468 +593,61 @@ gst_cuda_link_src_query (GstBaseSrc * bsrc, GstQuery * query)
 }
 
 /* ------------------------------------------------------------------------ */
-/* attaching to the producer                                                */
+/* create                                                                   */
 /* ------------------------------------------------------------------------ */
 
+/* Negotiates the reader's caps; FALSE when downstream refuses them (after
+ * posting an error, unless flushing). */
 static gboolean
-is_flushing (GstCudaLinkSrc * self)
+gst_cuda_link_src_renegotiate (GstCudaLinkSrc * self)
 {
-  return g_atomic_int_get (&self->flushing) != 0;
-}
-
-/* Sleeps up to @us in slices; FALSE when flushing started. */
-static gboolean
-sleep_interruptible (GstCudaLinkSrc * self, gint64 us)
-{
-  while (us > 0) {
-    gint64 slice = MIN (us, WAIT_SLICE_US);
-    if (is_flushing (self))
-      return FALSE;
-    g_usleep (slice);
-    us -= slice;
-  }
-  return !is_flushing (self);
-}
-
-static gboolean
-status_is_fatal (cudalink_status st)
-{
-  switch (st) {
-    case CUDALINK_ERR_INVALID_ARG:
-    case CUDALINK_ERR_NO_MEMORY:
-    case CUDALINK_ERR_BAD_NAME:
-    case CUDALINK_ERR_NO_DRIVER:
-    case CUDALINK_ERR_DRIVER_SYMBOL:
-    case CUDALINK_ERR_CUDA:
-    case CUDALINK_ERR_NO_DEVICE:
-    case CUDALINK_ERR_UNSUPPORTED:
-      return TRUE;
-    default:
-      return FALSE;
-  }
-}
-
-static gboolean
-status_is_bad_header (cudalink_status st)
-{
-  switch (st) {
-    case CUDALINK_ERR_TRUNCATED:
-    case CUDALINK_ERR_BAD_MAGIC:
-    case CUDALINK_ERR_BAD_NUM_SLOTS:
-    case CUDALINK_ERR_BAD_DTYPE:
-    case CUDALINK_ERR_BAD_DIMENSIONS:
-    case CUDALINK_ERR_BAD_DATA_SIZE:
-    case CUDALINK_ERR_BAD_NUM_COMPS:
-      return TRUE;
-    default:
-      return FALSE;
-  }
-}
-
-static gchar *
-describe_timeout (gint64 timeout_ms)
-{
-  if (timeout_ms % 1000 == 0)
-    return g_strdup_printf ("%" G_GINT64_FORMAT " s", timeout_ms / 1000);
-  return g_strdup_printf ("%" G_GINT64_FORMAT " ms", timeout_ms);
-}
-
-/* One GST_ELEMENT_ERROR for a failed attach: names the segment and says
- * what was there. */
-static void
-post_attach_error (GstCudaLinkSrc * self, cudalink_status st,
-    const gchar * detail, gint64 timeout_ms)
-{
-  const gchar *name = self->consumer_name;
-  gchar *waited = describe_timeout (timeout_ms);
-  const gchar *driver_note = self->have_cuda ? "" : self->no_cuda_why;
-  const gchar *sep = self->have_cuda ? "" : "; note: ";
-
-  if (st == CUDALINK_ERR_NOT_FOUND) {
-    GST_ELEMENT_ERROR (self, RESOURCE, NOT_FOUND,
-        ("No cuda-link producer: nothing named '%s' appeared within %s.",
-            name, waited),
-        ("%s (%s)%s%s", detail, cudalink_status_name (st), sep, driver_note));
-  } else if (st == CUDALINK_ERR_STALE || st == CUDALINK_ERR_PRODUCER_GONE) {
-    GST_ELEMENT_ERROR (self, RESOURCE, OPEN_READ,
-        ("cuda-link segment '%s' is stale: its producer has shut down and "
-            "no live producer took it over within %s.", name, waited),
-        ("%s (%s)%s%s", detail, cudalink_status_name (st), sep, driver_note));
-  } else if (status_is_bad_header (st)) {
-    GST_ELEMENT_ERROR (self, RESOURCE, OPEN_READ,
-        ("cuda-link segment '%s' has a bad header: %s.", name,
-            cudalink_strerror (st)),
-        ("%s (%s)%s%s", detail, cudalink_status_name (st), sep, driver_note));
-  } else if (st == CUDALINK_ERR_NO_DRIVER || st == CUDALINK_ERR_DRIVER_SYMBOL) {
-    GST_ELEMENT_ERROR (self, LIBRARY, INIT,
-        ("The NVIDIA CUDA driver is not usable, so cuda-link segment '%s' "
-            "cannot be read: %s.", name, cudalink_strerror (st)),
-        ("%s; %s (%s)", self->no_cuda_why ? self->no_cuda_why : "",
-            detail, cudalink_status_name (st)));
-  } else if (st == CUDALINK_ERR_IPC_OPEN) {
-    GST_ELEMENT_ERROR (self, RESOURCE, OPEN_READ,
-        ("Could not open the CUDA IPC handles of cuda-link segment '%s' "
-            "(is its producer alive, and on a GPU this process can use?).",
-            name), ("%s (%s)", detail, cudalink_status_name (st)));
-  } else {
-    GST_ELEMENT_ERROR (self, RESOURCE, OPEN_READ,
-        ("Could not attach to cuda-link segment '%s': %s.", name,
-            cudalink_strerror (st)),
-        ("%s (%s)%s%s", detail, cudalink_status_name (st), sep, driver_note));
-  }
-  g_free (waited);
-}
-
-/* adds what a consumer counter grew by since it was last seen; the
- * counters only grow, so a smaller value means they were reset, and then
- * all of it is new */
-static void
-add_growth (guint64 * total, guint64 * seen, guint64 now)
-{
-  *total += now >= *seen ? now - *seen : now;
-  *seen = now;
-}
-
-static void
-gst_cuda_link_src_update_stats (GstCudaLinkSrc * self)
-{
-  cudalink_consumer_stats cs;
-
-  memset (&cs, 0, sizeof (cs));
-  cudalink_consumer_get_stats (self->consumer, &cs);
-
-  g_mutex_lock (&self->stats_lock);
-  add_growth (&self->missed, &self->lib_missed, cs.missed);
-  add_growth (&self->reopens, &self->lib_reopens, cs.reopens);
-  add_growth (&self->paced, &self->lib_paced, cs.paced);
-  add_growth (&self->spin_us, &self->lib_spin_us, cs.spin_us);
-  add_growth (&self->sleeps, &self->lib_sleeps, cs.sleeps);
-  g_mutex_unlock (&self->stats_lock);
-}
-
-/* The consumer is connected (or re-opened after a format change): plan the
- * output for its format. Sets caps_pending when the caps change. */
-static gboolean
-gst_cuda_link_src_update_format (GstCudaLinkSrc * self)
-{
-  const cudalink_format *fmt = cudalink_consumer_format (self->consumer);
-  GstCudaLinkSrcPlan plan;
-  GstCaps *caps;
-  gchar *why = NULL;
-  GstCudaLinkChannelOrder order;
-  GstCudaLinkFloatFormat ff;
-
-  if (!fmt) {
-    GST_ELEMENT_ERROR (self, STREAM, FAILED,
-        ("cuda-link segment '%s' has no format although connected.",
-            self->consumer_name), (NULL));
-    return FALSE;
-  }
-
-  GST_OBJECT_LOCK (self);
-  order = self->channel_order;
-  ff = self->float_format;
-  GST_OBJECT_UNLOCK (self);
-
-  if (!gst_cuda_link_src_plan (fmt, order, ff, &plan, &why)) {
-    GST_ELEMENT_ERROR (self, STREAM, FORMAT,
-        ("cuda-link segment '%s' publishes frames cudalinksrc cannot "
-            "output.", self->consumer_name), ("%s", why));
-    g_free (why);
-    return FALSE;
-  }
-
-  caps = gst_cuda_link_src_plan_caps (&plan, fmt->width, fmt->height,
-      self->context != NULL);
-  if (!caps) {
-    GST_ELEMENT_ERROR (self, STREAM, FORMAT,
-        ("No caps for a %ux%u frame.", fmt->width, fmt->height), (NULL));
-    return FALSE;
-  }
-
-  GST_INFO_OBJECT (self, "producer format %ux%u x%u %s flags 0x%x -> %"
-      GST_PTR_FORMAT "%s", fmt->width, fmt->height, fmt->num_comps,
-      cudalink_dtype_name (fmt->dtype), fmt->flags, caps,
-      plan.convert ? " (converted)" : "");
-
-  GST_OBJECT_LOCK (self);
-  if (!self->plan_caps || !gst_caps_is_equal (self->plan_caps, caps))
-    self->caps_pending = TRUE;
-  gst_caps_replace (&self->plan_caps, caps);
-  self->format = *fmt;
-  self->plan = plan;
-  self->plan_valid = TRUE;
-  GST_OBJECT_UNLOCK (self);
-  gst_caps_unref (caps);
-
-  if (!gst_cuda_link_staging_fits (&self->staging, plan.out_row_bytes,
-          fmt->height))
-    gst_cuda_link_staging_free (&self->staging, self->context);
-
-  return TRUE;
-}
-
-/* Connects, retrying every RECONNECT_INTERVAL_US for @timeout_ms (-1:
- * forever) while nothing usable is there. */
-static GstFlowReturn
-gst_cuda_link_src_attach (GstCudaLinkSrc * self, gint64 timeout_ms)
-{
-  gint64 deadline = timeout_ms < 0 ? G_MAXINT64 :
-      g_get_monotonic_time () + timeout_ms * 1000;
-  cudalink_status st, last = CUDALINK_OK;
-  gchar *last_detail = NULL;
-  gboolean ours;
-
-  for (;;) {
-    if (is_flushing (self)) {
-      g_free (last_detail);
-      return GST_FLOW_FLUSHING;
-    }
-
-    st = cudalink_consumer_connect (self->consumer);
-    if (st == CUDALINK_OK)
-      break;
-
-    g_free (last_detail);
-    last_detail = g_strdup (cudalink_consumer_last_error (self->consumer));
-    if (st != last)
-      GST_INFO_OBJECT (self, "segment '%s': %s (%s)", self->consumer_name,
-          cudalink_strerror (st), last_detail);
-    last = st;
-    cudalink_consumer_disconnect (self->consumer);
-
-    if (status_is_fatal (st) || g_get_monotonic_time () >= deadline) {
-      post_attach_error (self, st, last_detail, timeout_ms);
-      g_free (last_detail);
-      return GST_FLOW_ERROR;
-    }
-    if (!sleep_interruptible (self, RECONNECT_INTERVAL_US)) {
-      g_free (last_detail);
-      return GST_FLOW_FLUSHING;
-    }
-  }
-  g_free (last_detail);
-
-  if (!self->have_cuda) {
-    /* cannot happen: connect needs the driver */
-    GST_ELEMENT_ERROR (self, LIBRARY, INIT,
-        ("Connected to '%s' without a CUDA driver.", self->consumer_name),
-        ("%s", self->no_cuda_why));
-    return GST_FLOW_ERROR;
-  }
-
-  ours = cudalink_consumer_producer_is_ours (self->consumer) > 0;
-  g_mutex_lock (&self->stats_lock);
-  self->producer_is_ours = ours;
-  g_mutex_unlock (&self->stats_lock);
-
-  GST_INFO_OBJECT (self, "attached to '%s' (%s producer)",
-      self->consumer_name, ours ? "cudalink" : "foreign, polled");
-
-  self->connected = TRUE;
-  self->ever_connected = TRUE;
-  self->discont = TRUE;
-
-  if (!gst_cuda_link_src_update_format (self))
-    return GST_FLOW_ERROR;
-
-  return GST_FLOW_OK;
-}
-
-/* ------------------------------------------------------------------------ */
-/* per frame                                                                */
-/* ------------------------------------------------------------------------ */
-
-static gboolean
-copy_2d (GstCudaLinkSrc * self, CUdeviceptr src, gsize src_pitch,
-    gpointer dst, gsize dst_pitch, gboolean dst_host, guint row_bytes,
-    guint height)
-{
-  CUDA_MEMCPY2D p;
-  CUresult res;
-
-  memset (&p, 0, sizeof (p));
-  p.srcMemoryType = CU_MEMORYTYPE_DEVICE;
-  p.srcDevice = src;
-  p.srcPitch = src_pitch;
-  if (dst_host) {
-    p.dstMemoryType = CU_MEMORYTYPE_HOST;
-    p.dstHost = dst;
-  } else {
-    p.dstMemoryType = CU_MEMORYTYPE_DEVICE;
-    p.dstDevice = (CUdeviceptr) dst;
-  }
-  p.dstPitch = dst_pitch;
-  p.WidthInBytes = row_bytes;
-  p.Height = height;
-
-  res = CuMemcpy2DAsync (&p, self->stream);
-  if (res != CUDA_SUCCESS) {
-    const gchar *name = NULL;
-    CuGetErrorName (res, &name);
-    GST_ELEMENT_ERROR (self, RESOURCE, READ,
-        ("Could not copy a frame from cuda-link segment '%s'.",
-            self->consumer_name), ("cuMemcpy2DAsync: %s", name ? name : "?"));
-    return FALSE;
-  }
-  return TRUE;
-}
-
-/* Copies (or converts) the current frame into @buffer. Returns OK, TORN,
- * FORMAT_CHANGED / PRODUCER_GONE / NOT_CONNECTED (from acquire), or
- * ERR_CUDA after posting an error. */
-static cudalink_status
-gst_cuda_link_src_fill (GstCudaLinkSrc * self, GstBuffer * buffer)
-{
-  GstVideoFrame frame;
-  GstMapFlags flags;
-  GstVideoInfo info;
-  gboolean cuda, flip, ok = TRUE;
-  GstCudaLinkSrcPlan plan;
+  GstCaps *caps = gst_cuda_link_reader_get_caps (self->reader);
   cudalink_format fmt;
-  cudalink_status st, rel;
-  guint64 src = 0;
-  gsize src_pitch = 0;
-  gpointer dst;
-  gsize dst_pitch;
-  guint64 target = 0;           /* where the copy or the kernel writes */
-  gsize target_pitch = 0;
+  GstCudaLinkSrcPlan plan;
+  gboolean match = FALSE;
 
-  GST_OBJECT_LOCK (self);
-  info = self->out_info;
-  cuda = self->out_cuda;
-  plan = self->plan;
-  fmt = self->format;
-  flip = self->direction == GST_VIDEO_ORIENTATION_VERT;
-  GST_OBJECT_UNLOCK (self);
-
-  flags = GST_MAP_WRITE | (cuda ? GST_MAP_CUDA : 0);
-  if (!gst_video_frame_map (&frame, &info, buffer, flags)) {
-    GST_ELEMENT_ERROR (self, RESOURCE, WRITE,
-        ("Could not map an output buffer."), (NULL));
-    return CUDALINK_ERR_CUDA;
-  }
-  dst = GST_VIDEO_FRAME_PLANE_DATA (&frame, 0);
-  dst_pitch = GST_VIDEO_FRAME_PLANE_STRIDE (&frame, 0);
-
-  if (!gst_cuda_context_push (self->context)) {
-    gst_video_frame_unmap (&frame);
-    GST_ELEMENT_ERROR (self, RESOURCE, FAILED,
-        ("Could not make the CUDA context current."), (NULL));
-    return CUDALINK_ERR_CUDA;
+  self->caps_pending = FALSE;
+  if (gst_base_src_negotiate (GST_BASE_SRC (self)) &&
+      gst_cuda_link_reader_get_plan (self->reader, &fmt, &plan)) {
+    GST_OBJECT_LOCK (self);
+    match = self->out_valid &&
+        GST_VIDEO_INFO_FORMAT (&self->out_info) == plan.format &&
+        (guint) GST_VIDEO_INFO_WIDTH (&self->out_info) == fmt.width &&
+        (guint) GST_VIDEO_INFO_HEIGHT (&self->out_info) == fmt.height;
+    GST_OBJECT_UNLOCK (self);
   }
 
-  st = cudalink_consumer_acquire (self->consumer, self->stream, &src,
-      &src_pitch);
-  if (st != CUDALINK_OK) {
-    gst_cuda_context_pop (NULL);
-    gst_video_frame_unmap (&frame);
-    if (st == CUDALINK_ERR_FORMAT_CHANGED || st == CUDALINK_ERR_PRODUCER_GONE
-        || st == CUDALINK_ERR_NOT_CONNECTED || st == CUDALINK_ERR_TORN
-        || st == CUDALINK_ERR_NO_FRAME)
-      return st;
-    GST_ELEMENT_ERROR (self, RESOURCE, READ,
-        ("Could not read a frame from cuda-link segment '%s': %s.",
-            self->consumer_name, cudalink_strerror (st)),
-        ("%s (%s)", cudalink_consumer_last_error (self->consumer),
-            cudalink_status_name (st)));
-    return CUDALINK_ERR_CUDA;
+  if (match) {
+    gst_element_post_message (GST_ELEMENT (self),
+        gst_message_new_latency (GST_OBJECT (self)));
+  } else if (!gst_cuda_link_reader_is_flushing (self->reader)) {
+    GST_ELEMENT_ERROR (self, CORE, NEGOTIATION,
+        ("Downstream does not accept what cuda-link segment '%s' publishes.",
+            self->ipc_name), ("offered %" GST_PTR_FORMAT, caps));
   }
-
-  /* For system memory the frame goes to a device staging buffer first and
-   * is downloaded only after the torn check: a download of a large frame
-   * takes milliseconds, long enough for a fast producer to lap every copy. */
-  if (cuda) {
-    target = (guint64) (guintptr) dst;
-    target_pitch = dst_pitch;
-  } else {
-    ok = gst_cuda_link_staging_ensure (&self->staging, GST_ELEMENT (self),
-        self->context, plan.out_row_bytes, fmt.height);
-    target = self->staging.ptr;
-    target_pitch = self->staging.pitch;
-  }
-
-  if (!ok) {
-    /* gst_cuda_link_staging_ensure posted the error */
-  } else if (!gst_cuda_link_src_plan_needs_kernel (&plan, flip)) {
-    ok = copy_2d (self, src, src_pitch, (gpointer) (guintptr) target,
-        target_pitch, FALSE, plan.out_row_bytes, fmt.height);
-  } else {
-    GstCudaLinkConvertParams p;
-    GError *err = NULL;
-
-    if (!self->converter) {
-      self->converter = gst_cuda_link_converter_new (self->context, &err);
-      if (!self->converter) {
-        GST_ELEMENT_ERROR (self, LIBRARY, INIT,
-            ("The GPU conversion kernels are not available, so %s x%u "
-                "frames%s cannot be read.", cudalink_dtype_name (fmt.dtype),
-                fmt.num_comps, flip ? " (or flipped ones)" : ""),
-            ("%s", err ? err->message : "?"));
-        g_clear_error (&err);
-        ok = FALSE;
-      }
-    }
-
-    if (ok) {
-      memset (&p, 0, sizeof (p));
-      p.src = src;
-      p.src_pitch = src_pitch;
-      p.src_comps = fmt.num_comps;
-      p.src_dtype = fmt.dtype;
-      p.dst = target;
-      p.dst_pitch = target_pitch;
-      p.dst_comps = plan.out_comps;
-      p.dst_dtype = plan.out_dtype;
-      p.width = fmt.width;
-      p.height = fmt.height;
-      memcpy (p.swizzle, plan.swizzle, sizeof (p.swizzle));
-      p.flip_y = flip;
-
-      if (!gst_cuda_link_converter_run (self->converter, &p, self->stream,
-              &err)) {
-        GST_ELEMENT_ERROR (self, LIBRARY, FAILED,
-            ("Could not convert a %s x%u frame from cuda-link segment '%s'.",
-                cudalink_dtype_name (fmt.dtype), fmt.num_comps,
-                self->consumer_name), ("%s", err ? err->message : "?"));
-        g_clear_error (&err);
-        ok = FALSE;
-      }
-    }
-
-  }
-
-  /* always release: it synchronises the stream and judges the copy */
-  rel = cudalink_consumer_release (self->consumer, self->stream);
-  if (ok && !cuda && rel == CUDALINK_OK) {
-    ok = copy_2d (self, self->staging.ptr, self->staging.pitch, dst, dst_pitch,
-        TRUE, plan.out_row_bytes, fmt.height);
-    if (ok && !gst_cuda_result (CuStreamSynchronize (self->stream))) {
-      GST_ELEMENT_ERROR (self, RESOURCE, READ,
-          ("Could not download a frame from cuda-link segment '%s'.",
-              self->consumer_name), ("cuStreamSynchronize failed"));
-      ok = FALSE;
-    }
-  }
-  gst_cuda_context_pop (NULL);
-  gst_video_frame_unmap (&frame);
-
-  if (!ok)
-    return CUDALINK_ERR_CUDA;
-  if (rel != CUDALINK_OK && rel != CUDALINK_ERR_TORN &&
-      rel != CUDALINK_ERR_FORMAT_CHANGED && rel != CUDALINK_ERR_PRODUCER_GONE
-      && rel != CUDALINK_ERR_NOT_CONNECTED) {
-    GST_ELEMENT_ERROR (self, RESOURCE, READ,
-        ("Copying a frame from cuda-link segment '%s' failed: %s.",
-            self->consumer_name, cudalink_strerror (rel)),
-        ("%s (%s)", cudalink_consumer_last_error (self->consumer),
-            cudalink_status_name (rel)));
-    return CUDALINK_ERR_CUDA;
-  }
-  return rel;
+  gst_clear_caps (&caps);
+  return match;
 }
 
-/* What to do when the producer went away: OK to keep waiting for one. */
+/* The running time of a frame the reader saw at @woken (cudalink_now ()). */
+static GstClockTime
+arrival_time (GstCudaLinkSrc * self, gdouble woken)
+{
+  GstClock *clock = gst_element_get_clock (GST_ELEMENT (self));
+  GstClockTime now, base, age;
+
+  if (!clock)
+    return GST_CLOCK_TIME_NONE;
+  now = gst_clock_get_time (clock);
+  base = gst_element_get_base_time (GST_ELEMENT (self));
+  gst_object_unref (clock);
+  /* the buffer was filled since: date it back to the wake-up */
+  age = (GstClockTime) (MAX (cudalink_now () - woken, 0.0) * GST_SECOND);
+  now = now > age ? now - age : 0;
+  return now > base ? now - base : 0;
+}
+
+/* on-producer-loss; OK to go on waiting for a new producer */
 static GstFlowReturn
 gst_cuda_link_src_producer_lost (GstCudaLinkSrc * self)
 {
@@ -1228,88 +657,20 @@ gst_cuda_link_src_producer_lost (GstCudaLinkSrc * self)
   action = self->on_loss;
   GST_OBJECT_UNLOCK (self);
 
-  cudalink_consumer_disconnect (self->consumer);
-  self->connected = FALSE;
-
   switch (action) {
     case GST_CUDA_LINK_SRC_LOSS_EOS:
-      GST_INFO_OBJECT (self, "producer of '%s' gone, EOS", self->consumer_name);
+      GST_INFO_OBJECT (self, "producer gone, EOS");
       return GST_FLOW_EOS;
     case GST_CUDA_LINK_SRC_LOSS_ERROR:
       GST_ELEMENT_ERROR (self, RESOURCE, READ,
           ("The producer of cuda-link segment '%s' went away.",
-              self->consumer_name),
-          ("%s (on-producer-loss=error)",
-              cudalink_consumer_last_error (self->consumer)));
+              self->ipc_name), ("%s (on-producer-loss=error)",
+              gst_cuda_link_reader_error_detail (self->reader)));
       return GST_FLOW_ERROR;
     default:
-      GST_INFO_OBJECT (self, "producer of '%s' gone, waiting for a new one",
-          self->consumer_name);
-      g_mutex_lock (&self->stats_lock);
-      self->reopens++;
-      g_mutex_unlock (&self->stats_lock);
+      GST_INFO_OBJECT (self, "producer gone, waiting for a new one");
       return GST_FLOW_OK;
   }
-}
-
-static gboolean
-gst_cuda_link_src_renegotiate (GstCudaLinkSrc * self)
-{
-  GstBaseSrc *bsrc = GST_BASE_SRC (self);
-  GstCaps *caps;
-
-  GST_OBJECT_LOCK (self);
-  self->caps_pending = FALSE;
-  caps = self->plan_caps ? gst_caps_ref (self->plan_caps) : NULL;
-  GST_OBJECT_UNLOCK (self);
-
-  if (gst_base_src_negotiate (bsrc)) {
-    gboolean match;
-
-    GST_OBJECT_LOCK (self);
-    match = self->out_valid &&
-        GST_VIDEO_INFO_FORMAT (&self->out_info) == self->plan.format &&
-        (guint) GST_VIDEO_INFO_WIDTH (&self->out_info) == self->format.width &&
-        (guint) GST_VIDEO_INFO_HEIGHT (&self->out_info) == self->format.height;
-    GST_OBJECT_UNLOCK (self);
-    if (match) {
-      gst_clear_caps (&caps);
-      gst_element_post_message (GST_ELEMENT (self),
-          gst_message_new_latency (GST_OBJECT (self)));
-      return TRUE;
-    }
-  }
-
-  if (!is_flushing (self)) {
-    GST_ELEMENT_ERROR (self, CORE, NEGOTIATION,
-        ("Downstream does not accept what cuda-link segment '%s' publishes.",
-            self->consumer_name), ("offered %" GST_PTR_FORMAT, caps));
-  }
-  gst_clear_caps (&caps);
-  return FALSE;
-}
-
-static guint64
-us_since (double producer_ts, double now)
-{
-  return producer_ts > 0 && now > producer_ts ?
-      (guint64) ((now - producer_ts) * 1e6) : 0;
-}
-
-/* a pushed frame: its latency, and when the element woke up for it */
-static void
-record_latency (GstCudaLinkSrc * self, double producer_ts, double woken)
-{
-  guint64 us = us_since (producer_ts, cudalink_now ());
-
-  g_mutex_lock (&self->stats_lock);
-  self->frames++;
-  self->latency[self->latency_pos] = us;
-  self->wake[self->latency_pos] = us_since (producer_ts, woken);
-  self->latency_pos = (self->latency_pos + 1) % LATENCY_SAMPLES;
-  if (self->latency_n < LATENCY_SAMPLES)
-    self->latency_n++;
-  g_mutex_unlock (&self->stats_lock);
 }
 
 static GstFlowReturn
@@ -1317,172 +678,67 @@ gst_cuda_link_src_create (GstBaseSrc * bsrc, guint64 offset, guint size,
     GstBuffer ** out)
 {
   GstCudaLinkSrc *self = GST_CUDA_LINK_SRC (bsrc);
-  GstFlowReturn ret;
-  gint64 timeout_ms;
+  GstCudaLinkReaderFrame frame;
+  GstCudaLinkReadResult res;
+  GstFlowReturn ret = GST_FLOW_OK;
+  GError *err = NULL;
+  gboolean flip;
 
-  *out = NULL;
-
-  for (;;) {
-    cudalink_status st;
-    cudalink_frame_info fi;
-    GstClockTime pts = GST_CLOCK_TIME_NONE;
-    GstClock *clock;
+  do {
     GstBufferPool *pool;
-    GstBuffer *buffer = NULL;
-    guint64 missed_before;
-    double woken;
 
-    if (is_flushing (self))
-      return GST_FLOW_FLUSHING;
+    if (self->caps_pending && !gst_cuda_link_src_renegotiate (self))
+      return gst_cuda_link_reader_is_flushing (self->reader) ?
+          GST_FLOW_FLUSHING : GST_FLOW_NOT_NEGOTIATED;
 
-    if (!self->connected) {
-      GST_OBJECT_LOCK (self);
-      timeout_ms = self->timeout_ms;
-      GST_OBJECT_UNLOCK (self);
-      /* after a loss (on-producer-loss=wait) the wait has no end */
-      ret = gst_cuda_link_src_attach (self, self->ever_connected ? -1 :
-          timeout_ms);
-      if (ret != GST_FLOW_OK)
-        return ret;
-    }
-
-    if (self->caps_pending || !self->out_valid) {
-      if (!gst_cuda_link_src_renegotiate (self))
-        return is_flushing (self) ? GST_FLOW_FLUSHING :
-            GST_FLOW_NOT_NEGOTIATED;
-    }
-
-    st = cudalink_consumer_wait (self->consumer, FRAME_WAIT_BACKSTOP_US);
-    woken = cudalink_now ();
-    if (st == CUDALINK_ERR_TIMEOUT || st == CUDALINK_ERR_INTERRUPTED)
-      continue;
-    if (st == CUDALINK_ERR_FORMAT_CHANGED) {
-      gst_cuda_link_src_update_stats (self);
-      self->discont = TRUE;
-      if (!gst_cuda_link_src_update_format (self))
-        return GST_FLOW_ERROR;
-      continue;
-    }
-    if (st == CUDALINK_ERR_PRODUCER_GONE || st == CUDALINK_ERR_NOT_CONNECTED) {
-      gst_cuda_link_src_update_stats (self);
-      ret = gst_cuda_link_src_producer_lost (self);
-      if (ret != GST_FLOW_OK)
-        return ret;
-      continue;
-    }
-    if (st != CUDALINK_OK) {
-      GST_ELEMENT_ERROR (self, RESOURCE, READ,
-          ("Waiting for a frame of cuda-link segment '%s' failed: %s.",
-              self->consumer_name, cudalink_strerror (st)),
-          ("%s (%s)", cudalink_consumer_last_error (self->consumer),
-              cudalink_status_name (st)));
-      return GST_FLOW_ERROR;
-    }
-
-    /* arrival: the running time the frame is stamped with */
-    clock = gst_element_get_clock (GST_ELEMENT (self));
-    if (clock) {
-      GstClockTime now = gst_clock_get_time (clock);
-      GstClockTime base = gst_element_get_base_time (GST_ELEMENT (self));
-      pts = now > base ? now - base : 0;
-      gst_object_unref (clock);
-    }
-    memset (&fi, 0, sizeof (fi));
-    cudalink_consumer_frame_info (self->consumer, &fi);
-    /* where the accounting starts: from here on every frame the producer
-     * publishes is pushed, missed or torn-discarded */
-    g_mutex_lock (&self->stats_lock);
-    if (self->first_offset < 0)
-      self->first_offset = fi.write_idx ? (gint64) fi.write_idx - 1 : 0;
-    g_mutex_unlock (&self->stats_lock);
-
+    GST_OBJECT_LOCK (self);
+    flip = self->direction == GST_VIDEO_ORIENTATION_VERT;
+    GST_OBJECT_UNLOCK (self);
     pool = gst_base_src_get_buffer_pool (bsrc);
-    if (!pool) {
-      GST_ELEMENT_ERROR (self, RESOURCE, FAILED,
-          ("No buffer pool after negotiation."), (NULL));
-      return GST_FLOW_ERROR;
-    }
-    ret = gst_buffer_pool_acquire_buffer (pool, &buffer, NULL);
-    if (ret != GST_FLOW_OK) {
-      /* FLUSHING stops the task without a word: say why when it is not
-       * our own flush */
-      if (ret == GST_FLOW_FLUSHING && !is_flushing (self))
-        GST_WARNING_OBJECT (self, "%" GST_PTR_FORMAT " is inactive although "
-            "the element is not flushing: the stream stops", pool);
+    res = gst_cuda_link_reader_read (self->reader, pool, flip, out, &frame,
+        &err);
+    if (pool)
       gst_object_unref (pool);
-      return ret;
+
+    if (res == GST_CUDA_LINK_READ_FORMAT) {
+      self->caps_pending = TRUE;
+    } else if (res == GST_CUDA_LINK_READ_LOST) {
+      ret = gst_cuda_link_src_producer_lost (self);
+    } else if (res == GST_CUDA_LINK_READ_FLUSHING) {
+      ret = GST_FLOW_FLUSHING;
+    } else if (res == GST_CUDA_LINK_READ_ERROR) {
+      gst_element_message_full (GST_ELEMENT (self), GST_MESSAGE_ERROR,
+          err->domain, err->code, g_strdup (err->message),
+          g_strdup (gst_cuda_link_reader_error_detail (self->reader)),
+          __FILE__, GST_FUNCTION, __LINE__);
+      g_clear_error (&err);
+      ret = GST_FLOW_ERROR;
     }
-    gst_object_unref (pool);
+  } while (res != GST_CUDA_LINK_READ_FRAME && ret == GST_FLOW_OK);
+  if (ret != GST_FLOW_OK)
+    return ret;
 
-    st = gst_cuda_link_src_fill (self, buffer);
-
-    g_mutex_lock (&self->stats_lock);
-    missed_before = self->missed;
-    g_mutex_unlock (&self->stats_lock);
-    gst_cuda_link_src_update_stats (self);
-
-    switch (st) {
-      case CUDALINK_OK:
-        break;
-      case CUDALINK_ERR_TORN:
-        GST_DEBUG_OBJECT (self, "frame %u torn, discarded", fi.write_idx);
-        gst_buffer_unref (buffer);
-        g_mutex_lock (&self->stats_lock);
-        self->torn++;
-        g_mutex_unlock (&self->stats_lock);
-        self->discont = TRUE;
-        continue;
-      case CUDALINK_ERR_NO_FRAME:
-        gst_buffer_unref (buffer);
-        continue;
-      case CUDALINK_ERR_FORMAT_CHANGED:
-        gst_buffer_unref (buffer);
-        self->discont = TRUE;
-        if (!gst_cuda_link_src_update_format (self))
-          return GST_FLOW_ERROR;
-        continue;
-      case CUDALINK_ERR_PRODUCER_GONE:
-      case CUDALINK_ERR_NOT_CONNECTED:
-        gst_buffer_unref (buffer);
-        ret = gst_cuda_link_src_producer_lost (self);
-        if (ret != GST_FLOW_OK)
-          return ret;
-        continue;
-      default:
-        gst_buffer_unref (buffer);
-        return GST_FLOW_ERROR;
-    }
-
-    g_mutex_lock (&self->stats_lock);
-    if (self->missed != missed_before)
-      self->discont = TRUE;
-    g_mutex_unlock (&self->stats_lock);
-
-    GST_BUFFER_PTS (buffer) = pts;
-    GST_BUFFER_DTS (buffer) = GST_CLOCK_TIME_NONE;
-    GST_BUFFER_DURATION (buffer) = GST_CLOCK_TIME_NONE;
-    /* the producer's frame index */
-    GST_BUFFER_OFFSET (buffer) = fi.write_idx ? fi.write_idx - 1 : 0;
-    GST_BUFFER_OFFSET_END (buffer) = fi.write_idx;
-    if (self->discont) {
-      GST_BUFFER_FLAG_SET (buffer, GST_BUFFER_FLAG_DISCONT);
-      self->discont = FALSE;
-    }
-
-    record_latency (self, fi.timestamp, woken);
-    *out = buffer;
-    return GST_FLOW_OK;
-  }
+  GST_BUFFER_PTS (*out) = arrival_time (self, frame.woken);
+  GST_BUFFER_DTS (*out) = GST_CLOCK_TIME_NONE;
+  GST_BUFFER_DURATION (*out) = GST_CLOCK_TIME_NONE;
+  /* the producer's frame index */
+  GST_BUFFER_OFFSET (*out) = frame.write_idx ? frame.write_idx - 1 : 0;
+  GST_BUFFER_OFFSET_END (*out) = frame.write_idx;
+  if (frame.discont)
+    GST_BUFFER_FLAG_SET (*out, GST_BUFFER_FLAG_DISCONT);
+  return GST_FLOW_OK;
 }
+
+/* ------------------------------------------------------------------------ */
+/* unlock                                                                   */
+/* ------------------------------------------------------------------------ */
 
 static gboolean
 gst_cuda_link_src_unlock (GstBaseSrc * bsrc)
 {
   GstCudaLinkSrc *self = GST_CUDA_LINK_SRC (bsrc);
 
-  g_atomic_int_set (&self->flushing, 1);
-  /* wakes a frame wait in create() */
-  cudalink_consumer_interrupt (self->consumer, 1);
+  gst_cuda_link_reader_set_flushing (self->reader, TRUE);
   return TRUE;
 }
 
@@ -1491,8 +747,7 @@ gst_cuda_link_src_unlock_stop (GstBaseSrc * bsrc)
 {
   GstCudaLinkSrc *self = GST_CUDA_LINK_SRC (bsrc);
 
-  cudalink_consumer_interrupt (self->consumer, 0);
-  g_atomic_int_set (&self->flushing, 0);
+  gst_cuda_link_reader_set_flushing (self->reader, FALSE);
   return TRUE;
 }
 
@@ -1506,10 +761,7 @@ gst_cuda_link_src_finalize (GObject * object)
   GstCudaLinkSrc *self = GST_CUDA_LINK_SRC (object);
 
   g_free (self->ipc_name);
-  g_free (self->consumer_name);
-  g_free (self->no_cuda_why);
-  gst_clear_caps (&self->plan_caps);
-  g_mutex_clear (&self->stats_lock);
+  gst_cuda_link_reader_free (self->reader);
 
   G_OBJECT_CLASS (parent_class)->finalize (object);
 }
@@ -1537,27 +789,15 @@ gst_cuda_link_src_init (GstCudaLinkSrc * self)
   self->gpu_wait = DEFAULT_GPU_WAIT;
   self->wake_spin = DEFAULT_WAKE_SPIN;
   self->direction = DEFAULT_VIDEO_DIRECTION;
-  self->first_offset = -1;
-  g_mutex_init (&self->stats_lock);
+  self->reader = gst_cuda_link_reader_new (GST_ELEMENT (self));
 
   gst_base_src_set_live (GST_BASE_SRC (self), TRUE);
   gst_base_src_set_format (GST_BASE_SRC (self), GST_FORMAT_TIME);
 }
 
 static void
-gst_cuda_link_src_class_init (GstCudaLinkSrcClass * klass)
+gst_cuda_link_src_install_properties (GObjectClass * gobject_class)
 {
-  GObjectClass *gobject_class = G_OBJECT_CLASS (klass);
-  GstElementClass *element_class = GST_ELEMENT_CLASS (klass);
-  GstBaseSrcClass *basesrc_class = GST_BASE_SRC_CLASS (klass);
-  GstCaps *caps;
-  GstPadTemplate *templ;
-
-  gobject_class->set_property = gst_cuda_link_src_set_property;
-  gobject_class->get_property = gst_cuda_link_src_get_property;
-  gobject_class->dispose = gst_cuda_link_src_dispose;
-  gobject_class->finalize = gst_cuda_link_src_finalize;
-
   g_object_class_install_property (gobject_class, PROP_IPC_NAME,
       g_param_spec_string ("ipc-name", "IPC name",
           "Name of the producer's shared-memory segment (/dev/shm/NAME on "
@@ -1644,6 +884,23 @@ gst_cuda_link_src_class_init (GstCudaLinkSrcClass * klass)
 
   g_object_class_override_property (gobject_class, PROP_VIDEO_DIRECTION,
       "video-direction");
+}
+
+static void
+gst_cuda_link_src_class_init (GstCudaLinkSrcClass * klass)
+{
+  GObjectClass *gobject_class = G_OBJECT_CLASS (klass);
+  GstElementClass *element_class = GST_ELEMENT_CLASS (klass);
+  GstBaseSrcClass *basesrc_class = GST_BASE_SRC_CLASS (klass);
+  GstCaps *caps;
+  GstPadTemplate *templ;
+
+  gobject_class->set_property = gst_cuda_link_src_set_property;
+  gobject_class->get_property = gst_cuda_link_src_get_property;
+  gobject_class->dispose = gst_cuda_link_src_dispose;
+  gobject_class->finalize = gst_cuda_link_src_finalize;
+
+  gst_cuda_link_src_install_properties (gobject_class);
 
   gst_element_class_set_static_metadata (element_class,
       "CUDA Link Source", "Source/Video/Hardware",

@@ -56,28 +56,23 @@ gst_cuda_link_staging_free (GstCudaLinkStaging * staging,
 }
 
 gboolean
-gst_cuda_link_staging_ensure (GstCudaLinkStaging * staging,
-    GstElement * element, GstCudaContext * context, gsize row, guint height)
+gst_cuda_link_staging_alloc (GstCudaLinkStaging * staging,
+    GstCudaContext * context, gsize row, guint height, GError ** error)
 {
-  CUresult res;
-  const gchar *ename = NULL;
+  CUresult res = CUDA_ERROR_INVALID_CONTEXT;
 
   if (gst_cuda_link_staging_fits (staging, row, height))
     return TRUE;
 
   gst_cuda_link_staging_free (staging, context);
-  if (!gst_cuda_context_push (context)) {
-    GST_ELEMENT_ERROR (element, RESOURCE, FAILED,
-        ("Could not make the CUDA context current."), (NULL));
-    return FALSE;
+  if (gst_cuda_context_push (context)) {
+    res = CuMemAllocPitch (&staging->ptr, &staging->pitch, row, height, 16);
+    gst_cuda_context_pop (NULL);
   }
-  res = CuMemAllocPitch (&staging->ptr, &staging->pitch, row, height, 16);
-  gst_cuda_context_pop (NULL);
   if (res != CUDA_SUCCESS) {
-    CuGetErrorName (res, &ename);
-    GST_ELEMENT_ERROR (element, RESOURCE, NO_SPACE_LEFT,
-        ("Could not allocate a %" G_GSIZE_FORMAT " x %u byte buffer on the "
-            "GPU.", row, height), ("cuMemAllocPitch: %s", ename ? ename : "?"));
+    g_set_error (error, GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_NO_SPACE_LEFT,
+        "Could not allocate a %" G_GSIZE_FORMAT " x %u byte buffer on the "
+        "GPU (%s).", row, height, gst_cuda_link_cu_error_name (res));
     staging->ptr = 0;
     staging->pitch = 0;
     return FALSE;
@@ -85,6 +80,20 @@ gst_cuda_link_staging_ensure (GstCudaLinkStaging * staging,
   staging->row = row;
   staging->height = height;
   return TRUE;
+}
+
+gboolean
+gst_cuda_link_staging_ensure (GstCudaLinkStaging * staging,
+    GstElement * element, GstCudaContext * context, gsize row, guint height)
+{
+  GError *err = NULL;
+
+  if (gst_cuda_link_staging_alloc (staging, context, row, height, &err))
+    return TRUE;
+  GST_ELEMENT_ERROR (element, RESOURCE, NO_SPACE_LEFT, ("%s", err->message),
+      ("cuMemAllocPitch"));
+  g_clear_error (&err);
+  return FALSE;
 }
 
 GType
@@ -227,7 +236,8 @@ gst_cuda_link_cuda_open (GstElement * element, gint device_id,
 {
   CUresult res;
 
-  *stream = NULL;
+  if (stream)
+    *stream = NULL;
   if (!gst_cuda_ensure_element_context (element, device_id, context)) {
     gint count = -1;
 
@@ -238,6 +248,8 @@ gst_cuda_link_cuda_open (GstElement * element, gint device_id,
             "%d device(s)", device_id < 0 ? 0 : device_id, count));
     return FALSE;
   }
+  if (!stream)
+    return TRUE;
   if (!gst_cuda_context_push (*context)) {
     GST_ELEMENT_ERROR (element, RESOURCE, FAILED,
         ("Could not make the CUDA context current."), ("cuCtxPushCurrent"));
@@ -260,10 +272,11 @@ gst_cuda_link_cuda_open (GstElement * element, gint device_id,
 void
 gst_cuda_link_cuda_close (GstCudaContext ** context, CUstream * stream)
 {
-  if (*stream && *context && gst_cuda_context_push (*context)) {
+  if (stream && *stream && *context && gst_cuda_context_push (*context)) {
     CuStreamDestroy (*stream);
     gst_cuda_context_pop (NULL);
   }
-  *stream = NULL;
+  if (stream)
+    *stream = NULL;
   gst_clear_object (context);
 }

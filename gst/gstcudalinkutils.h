@@ -42,12 +42,12 @@ void gst_cuda_link_post_status_full (GstElement * element, cudalink_status st,
 cudalink_status gst_cuda_link_load_driver (gchar * why, gsize why_size);
 
 /* Gets @element a CUDA context on @device_id (-1: any; shared through the
- * pipeline's GstContext when there is one) and a stream on it. FALSE after
- * posting an error; nothing is left open then. */
+ * pipeline's GstContext when there is one) and, unless @stream is NULL, a
+ * stream on it. FALSE after posting an error; nothing is left open then. */
 gboolean gst_cuda_link_cuda_open (GstElement * element, gint device_id,
     GstCudaContext ** context, CUstream * stream);
 
-/* Destroys @stream and drops @context (either may be unset). */
+/* Destroys @stream (may be NULL) and drops @context (may be unset). */
 void gst_cuda_link_cuda_close (GstCudaContext ** context, CUstream * stream);
 
 /* The name of a CUDA error ("CUDA_ERROR_OUT_OF_MEMORY"), for debug texts. */
@@ -76,8 +76,12 @@ gboolean gst_cuda_link_staging_fits (const GstCudaLinkStaging * staging,
     gsize row, guint height);
 
 /* Makes @staging a @row x @height pitched buffer in @context (kept when it
- * already fits, else freed and allocated anew). FALSE after posting a
- * RESOURCE error on @element when the GPU has no room. */
+ * already fits, else freed and allocated anew). FALSE with @error set when
+ * the GPU has no room. */
+gboolean gst_cuda_link_staging_alloc (GstCudaLinkStaging * staging,
+    GstCudaContext * context, gsize row, guint height, GError ** error);
+
+/* The same, posting a RESOURCE error on @element instead. */
 gboolean gst_cuda_link_staging_ensure (GstCudaLinkStaging * staging,
     GstElement * element, GstCudaContext * context, gsize row, guint height);
 

@@ -45,20 +45,11 @@ set_expand_swizzle (GstCudaLinkSrcPlan * plan, guint comps, guint16 flags)
   }
 }
 
-gboolean
-gst_cuda_link_src_plan (const cudalink_format * fmt,
-    GstCudaLinkChannelOrder order, GstCudaLinkFloatFormat float_format,
-    GstCudaLinkSrcPlan * plan, gchar ** why)
+/* Would the library have accepted @fmt? */
+static gboolean
+format_is_valid (const cudalink_format * fmt, gchar ** why)
 {
-  guint in_size;
-
-  g_return_val_if_fail (fmt != NULL && plan != NULL, FALSE);
-
-  memset (plan, 0, sizeof (*plan));
-  plan->format = GST_VIDEO_FORMAT_UNKNOWN;
-
-  in_size = cudalink_dtype_size (fmt->dtype);
-  if (in_size == 0) {
+  if (cudalink_dtype_size (fmt->dtype) == 0) {
     if (why)
       *why = g_strdup_printf ("unknown pixel data type %d", (gint) fmt->dtype);
     return FALSE;
@@ -76,6 +67,23 @@ gst_cuda_link_src_plan (const cudalink_format * fmt,
           fmt->height, CUDALINK_MAX_DIMENSION);
     return FALSE;
   }
+  return TRUE;
+}
+
+gboolean
+gst_cuda_link_src_plan (const cudalink_format * fmt,
+    GstCudaLinkChannelOrder order, GstCudaLinkFloatFormat float_format,
+    GstCudaLinkSrcPlan * plan, gchar ** why)
+{
+  guint in_size;
+
+  g_return_val_if_fail (fmt != NULL && plan != NULL, FALSE);
+
+  memset (plan, 0, sizeof (*plan));
+  plan->format = GST_VIDEO_FORMAT_UNKNOWN;
+  if (!format_is_valid (fmt, why))
+    return FALSE;
+  in_size = cudalink_dtype_size (fmt->dtype);
 
   set_swizzle (plan, 0, 1, 2, 3);
   plan->convert = FALSE;

@@ -43,6 +43,13 @@
 #define MEMORY_CUDA_TAIL "video/x-raw(memory:CUDAMemory) ! fakesink sync=false"
 
 static const char *producer_path;
+
+/* a duration of the src's stats (gdouble us), rounded for the tables */
+static guint64
+stat_us_rounded(const GstStructure *st, const char *field)
+{
+  return (guint64)(stat_us(st, field) + 0.5);
+}
 static double run_s = 3.0;
 static guint name_counter;
 
@@ -278,7 +285,7 @@ run_pipeline(const char *name, const char *src_opts, const char *tail, double se
     guint64 f0 = 0, m0 = 0, t0s = 0, s0 = 0, u0 = 0, z0 = 0;
     gst_structure_get_uint64(st, "frames", &f0);
     gst_structure_get_uint64(st, "wake-spin-frames", &s0);
-    gst_structure_get_uint64(st, "wake-spin-us", &u0);
+    u0 = stat_us_rounded(st, "wake-spin-us");
     gst_structure_get_uint64(st, "sleeps", &z0);
     gst_structure_get_uint64(st, "missed", &m0);
     gst_structure_get_uint64(st, "torn-discarded", &t0s);
@@ -313,12 +320,12 @@ run_pipeline(const char *name, const char *src_opts, const char *tail, double se
     gst_structure_get_uint64(st, "frames", &res->frames);
     gst_structure_get_uint64(st, "missed", &res->missed);
     gst_structure_get_uint64(st, "torn-discarded", &res->torn);
-    gst_structure_get_uint64(st, "latency-p50-us", &res->p50);
-    gst_structure_get_uint64(st, "latency-p99-us", &res->p99);
-    gst_structure_get_uint64(st, "wake-p50-us", &res->wake50);
-    gst_structure_get_uint64(st, "wake-p99-us", &res->wake99);
+    res->p50 = stat_us_rounded(st, "latency-p50-us");
+    res->p99 = stat_us_rounded(st, "latency-p99-us");
+    res->wake50 = stat_us_rounded(st, "wake-p50-us");
+    res->wake99 = stat_us_rounded(st, "wake-p99-us");
     gst_structure_get_uint64(st, "wake-spin-frames", &res->paced);
-    gst_structure_get_uint64(st, "wake-spin-us", &res->spin_us);
+    res->spin_us = stat_us_rounded(st, "wake-spin-us");
     gst_structure_get_uint64(st, "sleeps", &res->sleeps);
     gst_structure_free(st);
     res->frames -= f0;

@@ -51,6 +51,20 @@ stat_u64(const GstStructure *s, const char *field)
   return v;
 }
 
+/* A duration field (-us, a gdouble) of an element's stats; missing ends the
+ * program like stat_u64(). */
+static inline gdouble
+stat_us(const GstStructure *s, const char *field)
+{
+  gdouble v = 0;
+  if (!s || !gst_structure_get_double(s, field, &v)) {
+    fprintf(stderr, "  the stats (%s) have no gdouble field '%s'\n", s ? "given" : "none",
+            field);
+    exit(1);
+  }
+  return v;
+}
+
 /* The tests named on the command line from argv[first] on, or all when
  * none is named. */
 static inline gboolean

@@ -1150,9 +1150,9 @@ test_foreign_producer(void)
   GstStructure *st = steady_run("--foreign --fps 200", "poll-interval=500", &frames, &bad);
 
   REQUIRE(st != NULL);
-  printf("    foreign producer (polled at 500 us): %u/300 frames, latency p50 %" G_GUINT64_FORMAT
-         " us p99 %" G_GUINT64_FORMAT " us, bad %u\n",
-         frames, stat_u64(st, "latency-p50-us"), stat_u64(st, "latency-p99-us"), bad);
+  printf("    foreign producer (polled at 500 us): %u/300 frames, latency p50 %.1f us p99 %.1f us, "
+         "bad %u\n",
+         frames, stat_us(st, "latency-p50-us"), stat_us(st, "latency-p99-us"), bad);
   CHECK(frames >= 200);
   CHECK_EQ_INT(bad, 0);
   gst_structure_get_boolean(st, "producer-is-ours", &ours);
@@ -1177,10 +1177,10 @@ wake_spin_one(const char *producer_opts, const char *src_opts, double *sleeps)
     guint64 n = stat_u64(st, "frames");
     spun = stat_u64(st, "wake-spin-frames");
     *sleeps = n ? (double)stat_u64(st, "sleeps") / (double)n : -1;
-    printf("    %s %s: %u/300 frames, woken p50 %" G_GUINT64_FORMAT " us, %" G_GUINT64_FORMAT
+    printf("    %s %s: %u/300 frames, woken p50 %.1f us, %" G_GUINT64_FORMAT
            " seen by the wake-spin, %.1f sleeps a frame, bad %u\n",
            producer_opts[0] ? producer_opts : "our producer", src_opts, frames,
-           stat_u64(st, "wake-p50-us"), spun, *sleeps, bad);
+           stat_us(st, "wake-p50-us"), spun, *sleeps, bad);
     gst_structure_free(st);
   }
   CHECK(frames >= 250);

@@ -309,9 +309,12 @@ GST_START_TEST (test_properties)
   guint poll;
   GstStructure *stats;
   GParamSpec *p;
+  /* counts are guint64, durations (-us) gdouble, as in the sink's stats */
   static const gchar *stat_fields[] = { "frames", "missed", "torn-discarded",
-    "reopens", "latency-p50-us", "latency-p99-us", "wake-p50-us", "wake-p99-us",
-    "wake-spin-frames", "wake-spin-us", "sleeps"
+    "reopens", "wake-spin-frames", "sleeps"
+  };
+  static const gchar *stat_us_fields[] = { "latency-p50-us", "latency-p99-us",
+    "wake-p50-us", "wake-p99-us", "wake-spin-us"
   };
   guint i;
 
@@ -396,6 +399,14 @@ GST_START_TEST (test_properties)
         "stats lacks %s", stat_fields[i]);
     fail_unless_equals_uint64 (v, 0);
   }
+  for (i = 0; i < G_N_ELEMENTS (stat_us_fields); i++) {
+    gdouble v = 1;
+    fail_unless (gst_structure_get_double (stats, stat_us_fields[i], &v),
+        "stats lacks %s", stat_us_fields[i]);
+    fail_unless (v == 0.0, "%s = %f", stat_us_fields[i], v);
+  }
+  fail_unless (gst_structure_has_name (stats,
+          "application/x-cudalinksrc-stats"));
   {
     /* no frame waited for yet */
     gint64 first_offset = 0;

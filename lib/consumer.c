@@ -16,15 +16,15 @@
 #include "shm.h"
 #include "util.h"
 
-#define SETTLE_GAP_US 2000     /* two reads this far apart must agree */
-#define RETRY_GAP_US 5000      /* between tries of a header being rewritten */
-#define LOCK_CHECK_S 0.05      /* how often we ask whether our producer lives */
-#define SYNC_SPIN_S 30e-6      /* SLEEP_SYNC's release() polls this long before it sleeps */
-#define NAP_MIN_S 20e-6        /* shorter naps cost more than they save */
-#define NAP_WAKE_S 10e-6       /* a nap's wake-up, on top of the timer slack */
-#define PRECISE_WAKE_S 20e-6   /* a precise timer's wake-up, until measured */
-#define MAX_WAKE_LATE_S 1e-3   /* later timers are not worth planning for */
-#define DEFAULT_POLL_US 1000   /* what 0 in the config means (cudalink.h) */
+#define SETTLE_GAP_US 2000   /* two reads this far apart must agree */
+#define RETRY_GAP_US 5000    /* between tries of a header being rewritten */
+#define LOCK_CHECK_S 0.05    /* how often we ask whether our producer lives */
+#define SYNC_SPIN_S 30e-6    /* SLEEP_SYNC's release() polls this long before it sleeps */
+#define NAP_MIN_S 20e-6      /* shorter naps cost more than they save */
+#define NAP_WAKE_S 10e-6     /* a nap's wake-up, on top of the timer slack */
+#define PRECISE_WAKE_S 20e-6 /* a precise timer's wake-up, until measured */
+#define MAX_WAKE_LATE_S 1e-3 /* later timers are not worth planning for */
+#define DEFAULT_POLL_US 1000 /* what 0 in the config means (cudalink.h) */
 #define DEFAULT_SETTLE_MS 2000
 
 struct cudalink_consumer {
@@ -42,7 +42,7 @@ struct cudalink_consumer {
   uint32_t row_size;
   CUdeviceptr mem[CUDALINK_MAX_SLOTS];
   CUevent event[CUDALINK_MAX_SLOTS];
-  CUevent done; /* recorded after the caller's copy: release() waits on it */
+  CUevent done;         /* recorded after the caller's copy: release() waits on it */
   double sync_estimate; /* seconds release() usually waits for the GPU */
 
   /* waiting for a frame: when the next one is due (pace.h), how late a
@@ -52,7 +52,7 @@ struct cudalink_consumer {
   double wake_late;
   unsigned timed_sleeps;
   int spun;
-  double spin_s; /* spent spinning since the last frame */
+  double spin_s;       /* spent spinning since the last frame */
   double spin_total_s; /* and since create() */
 
   /* cudalink_consumer_interrupt(): set from any thread; the word wait()
@@ -70,8 +70,8 @@ struct cudalink_consumer {
 };
 
 /* the object's last error, and its log callback (util.c) */
-#define set_error(c_, ...) cudalink_textf((c_)->last_error, sizeof (c_)->last_error, __VA_ARGS__)
-#define logf_(c_, level, ...)                                                             \
+#define set_error(c_, ...) cudalink_textf((c_)->last_error, sizeof((c_)->last_error), __VA_ARGS__)
+#define logf_(c_, level, ...) \
   cudalink_logf((c_)->config.log, (c_)->config.log_user_data, level, __VA_ARGS__)
 
 void
@@ -177,14 +177,15 @@ snapshot(cudalink_consumer *c, cudalink_header *h, int *stable)
   st = cudalink_header_parse_verbose(a, size, h, why, sizeof why);
   if (st != CUDALINK_OK && all_zero(a, size)) {
     /* a producer creates the file before it writes the header */
-    set_error(c, "segment '%s' is empty (%lu bytes of zeros): its producer has not written "
-              "a header yet", c->name, (unsigned long)size);
+    set_error(c,
+              "segment '%s' is empty (%lu bytes of zeros): its producer has not written "
+              "a header yet",
+              c->name, (unsigned long)size);
     st = CUDALINK_ERR_NOT_CONNECTED;
   } else if (st != CUDALINK_OK)
     set_error(c, "segment '%s': %s", c->name, why);
   else if (h->shutdown_flag) {
-    set_error(c, "segment '%s' is stale: its shutdown flag is set (the producer is gone)",
-              c->name);
+    set_error(c, "segment '%s' is stale: its shutdown flag is set (the producer is gone)", c->name);
     st = CUDALINK_ERR_STALE;
   } else if (h->version == 0) {
     set_error(c, "segment '%s' has version 0 (producer still initialising)", c->name);
@@ -298,8 +299,8 @@ attach(cudalink_consumer *c)
         c->cu = cudalink_cuda_get(&st, c->last_error, sizeof c->last_error);
         if (!c->cu)
           return st;
-        st = cudalink_cuda_context_acquire(c->cu, c->config.cuda_context, c->config.device,
-                                           &c->ctx, c->last_error, sizeof c->last_error);
+        st = cudalink_cuda_context_acquire(c->cu, c->config.cuda_context, c->config.device, &c->ctx,
+                                           c->last_error, sizeof c->last_error);
         if (st != CUDALINK_OK) {
           c->cu = NULL;
           return st;
@@ -311,10 +312,10 @@ attach(cudalink_consumer *c)
           res = c->cu->StreamCreate(&c->stream, CU_STREAM_NON_BLOCKING);
           /* SLEEP_SYNC sleeps on it in the driver; the others query it */
           if (res == CUDA_SUCCESS)
-            res = c->cu->EventCreate(&c->done,
-                                     (c->config.flags & CUDALINK_CONSUMER_SLEEP_SYNC
-                                          ? CU_EVENT_BLOCKING_SYNC
-                                          : 0) | CU_EVENT_DISABLE_TIMING);
+            res = c->cu->EventCreate(
+                &c->done,
+                (c->config.flags & CUDALINK_CONSUMER_SLEEP_SYNC ? CU_EVENT_BLOCKING_SYNC : 0) |
+                    CU_EVENT_DISABLE_TIMING);
           c->cu->CtxPopCurrent(NULL);
         }
         if (res != CUDA_SUCCESS)
@@ -374,8 +375,8 @@ cudalink_consumer_connect(cudalink_consumer *c)
     cudalink_consumer_disconnect(c);
     return st;
   }
-  logf_(c, CUDALINK_LOG_INFO, "connected to '%s': %ux%u x%u %s, %u slots, version %llu%s",
-        c->name, c->header.format.width, c->header.format.height, c->header.format.num_comps,
+  logf_(c, CUDALINK_LOG_INFO, "connected to '%s': %ux%u x%u %s, %u slots, version %llu%s", c->name,
+        c->header.format.width, c->header.format.height, c->header.format.num_comps,
         cudalink_dtype_name(c->header.format.dtype), c->header.num_slots,
         (unsigned long long)c->header.version, c->ours ? " (cudalink producer)" : "");
   return CUDALINK_OK;
@@ -434,8 +435,8 @@ spin(cudalink_consumer *c, uint32_t idx, double until)
 {
   double t0 = cudalink_now(), now = t0;
   int changed = 1;
-  while (load_write_idx(c) == idx && load_version(c) == c->header.version &&
-         !load_shutdown(c) && !atomic_load(&c->interrupted)) {
+  while (load_write_idx(c) == idx && load_version(c) == c->header.version && !load_shutdown(c) &&
+         !atomic_load(&c->interrupted)) {
     if ((now = cudalink_now()) >= until) {
       changed = 0;
       break;
@@ -585,8 +586,7 @@ cudalink_consumer_wait(cudalink_consumer *c, int64_t timeout_us)
     now = cudalink_now();
     if (c->ours && now >= c->next_lock_check) {
       c->next_lock_check = now + LOCK_CHECK_S;
-      if (cudalink_shm_is_locked(c->seg) == 0 && !load_shutdown(c) &&
-          load_write_idx(c) == idx)
+      if (cudalink_shm_is_locked(c->seg) == 0 && !load_shutdown(c) && load_write_idx(c) == idx)
         return producer_gone(c, "its process died (it no longer holds the segment)");
     }
     if (deadline >= 0 && now >= deadline)
@@ -626,8 +626,7 @@ cudalink_consumer_acquire(cudalink_consumer *c, void *stream, uint64_t *src, siz
     return CUDALINK_ERR_NO_FRAME;
   s = stream ? (CUstream)stream : c->stream;
   if ((res = c->cu->CtxPushCurrent(c->ctx.ctx)) != CUDA_SUCCESS)
-    return cudalink_cuda_check(c->cu, res, "cuCtxPushCurrent", c->last_error,
-                               sizeof c->last_error);
+    return cudalink_cuda_check(c->cu, res, "cuCtxPushCurrent", c->last_error, sizeof c->last_error);
   /* The producer recorded the event before it published write_idx, which we
    * have read: a completed query means the slot's frame is written. */
   if (!(c->config.flags & CUDALINK_CONSUMER_ALWAYS_WAIT_EVENT) &&
@@ -711,8 +710,7 @@ cudalink_consumer_release(cudalink_consumer *c, void *stream)
   if (!c->have_frame)
     return CUDALINK_ERR_NO_FRAME;
   if ((res = c->cu->CtxPushCurrent(c->ctx.ctx)) != CUDA_SUCCESS)
-    return cudalink_cuda_check(c->cu, res, "cuCtxPushCurrent", c->last_error,
-                               sizeof c->last_error);
+    return cudalink_cuda_check(c->cu, res, "cuCtxPushCurrent", c->last_error, sizeof c->last_error);
   if (c->config.flags & CUDALINK_CONSUMER_SPIN_SYNC)
     res = c->cu->StreamSynchronize(stream ? (CUstream)stream : c->stream);
   else if ((res = c->cu->EventRecord(c->done, stream ? (CUstream)stream : c->stream)) ==
@@ -766,13 +764,11 @@ cudalink_consumer_copy(cudalink_consumer *c, uint64_t dst, size_t dst_pitch, voi
   cp.WidthInBytes = c->row_size;
   cp.Height = c->header.format.height;
   if ((res = c->cu->CtxPushCurrent(c->ctx.ctx)) != CUDA_SUCCESS)
-    return cudalink_cuda_check(c->cu, res, "cuCtxPushCurrent", c->last_error,
-                               sizeof c->last_error);
+    return cudalink_cuda_check(c->cu, res, "cuCtxPushCurrent", c->last_error, sizeof c->last_error);
   res = cudalink_cuda_copy_2d(c->cu, &cp, stream ? (CUstream)stream : c->stream);
   c->cu->CtxPopCurrent(NULL);
   if (res != CUDA_SUCCESS)
-    return cudalink_cuda_check(c->cu, res, "cuMemcpy2DAsync", c->last_error,
-                               sizeof c->last_error);
+    return cudalink_cuda_check(c->cu, res, "cuMemcpy2DAsync", c->last_error, sizeof c->last_error);
   return cudalink_consumer_release(c, stream);
 }
 

@@ -48,44 +48,44 @@ find_symbol(void *lib, const char *name)
 }
 
 /* Exported names: the _v2 entry points are what cuda.h's macros select. */
-#define CUDA_SYMBOLS(X)                                 \
-  X(Init, "cuInit")                                     \
-  X(DriverGetVersion, "cuDriverGetVersion")             \
-  X(GetErrorName, "cuGetErrorName")                     \
-  X(GetErrorString, "cuGetErrorString")                 \
-  X(DeviceGet, "cuDeviceGet")                           \
-  X(DeviceGetCount, "cuDeviceGetCount")                 \
-  X(DevicePrimaryCtxRetain, "cuDevicePrimaryCtxRetain") \
+#define CUDA_SYMBOLS(X)                                      \
+  X(Init, "cuInit")                                          \
+  X(DriverGetVersion, "cuDriverGetVersion")                  \
+  X(GetErrorName, "cuGetErrorName")                          \
+  X(GetErrorString, "cuGetErrorString")                      \
+  X(DeviceGet, "cuDeviceGet")                                \
+  X(DeviceGetCount, "cuDeviceGetCount")                      \
+  X(DevicePrimaryCtxRetain, "cuDevicePrimaryCtxRetain")      \
   X(DevicePrimaryCtxRelease, "cuDevicePrimaryCtxRelease_v2") \
-  X(CtxPushCurrent, "cuCtxPushCurrent_v2")              \
-  X(CtxPopCurrent, "cuCtxPopCurrent_v2")                \
-  X(CtxGetDevice, "cuCtxGetDevice")                     \
-  X(CtxSynchronize, "cuCtxSynchronize")                 \
-  X(MemAlloc, "cuMemAlloc_v2")                          \
-  X(MemFree, "cuMemFree_v2")                            \
-  X(MemGetInfo, "cuMemGetInfo_v2")                      \
-  X(Memcpy2DAsync, "cuMemcpy2DAsync_v2")                \
-  X(MemcpyDtoDAsync, "cuMemcpyDtoDAsync_v2")            \
-  X(MemcpyHtoD, "cuMemcpyHtoD_v2")                      \
-  X(MemcpyDtoH, "cuMemcpyDtoH_v2")                      \
-  X(MemsetD8Async, "cuMemsetD8Async")                   \
-  X(StreamCreate, "cuStreamCreate")                     \
-  X(StreamDestroy, "cuStreamDestroy_v2")                \
-  X(StreamSynchronize, "cuStreamSynchronize")           \
-  X(StreamWaitEvent, "cuStreamWaitEvent")               \
-  X(EventCreate, "cuEventCreate")                       \
-  X(EventDestroy, "cuEventDestroy_v2")                  \
-  X(EventRecord, "cuEventRecord")                       \
-  X(EventSynchronize, "cuEventSynchronize")             \
-  X(EventQuery, "cuEventQuery")                         \
-  X(IpcGetMemHandle, "cuIpcGetMemHandle")               \
-  X(IpcOpenMemHandle, "cuIpcOpenMemHandle_v2")          \
-  X(IpcCloseMemHandle, "cuIpcCloseMemHandle")           \
-  X(IpcGetEventHandle, "cuIpcGetEventHandle")           \
-  X(IpcOpenEventHandle, "cuIpcOpenEventHandle")         \
-  X(ModuleLoadData, "cuModuleLoadData")                 \
-  X(ModuleUnload, "cuModuleUnload")                     \
-  X(ModuleGetFunction, "cuModuleGetFunction")           \
+  X(CtxPushCurrent, "cuCtxPushCurrent_v2")                   \
+  X(CtxPopCurrent, "cuCtxPopCurrent_v2")                     \
+  X(CtxGetDevice, "cuCtxGetDevice")                          \
+  X(CtxSynchronize, "cuCtxSynchronize")                      \
+  X(MemAlloc, "cuMemAlloc_v2")                               \
+  X(MemFree, "cuMemFree_v2")                                 \
+  X(MemGetInfo, "cuMemGetInfo_v2")                           \
+  X(Memcpy2DAsync, "cuMemcpy2DAsync_v2")                     \
+  X(MemcpyDtoDAsync, "cuMemcpyDtoDAsync_v2")                 \
+  X(MemcpyHtoD, "cuMemcpyHtoD_v2")                           \
+  X(MemcpyDtoH, "cuMemcpyDtoH_v2")                           \
+  X(MemsetD8Async, "cuMemsetD8Async")                        \
+  X(StreamCreate, "cuStreamCreate")                          \
+  X(StreamDestroy, "cuStreamDestroy_v2")                     \
+  X(StreamSynchronize, "cuStreamSynchronize")                \
+  X(StreamWaitEvent, "cuStreamWaitEvent")                    \
+  X(EventCreate, "cuEventCreate")                            \
+  X(EventDestroy, "cuEventDestroy_v2")                       \
+  X(EventRecord, "cuEventRecord")                            \
+  X(EventSynchronize, "cuEventSynchronize")                  \
+  X(EventQuery, "cuEventQuery")                              \
+  X(IpcGetMemHandle, "cuIpcGetMemHandle")                    \
+  X(IpcOpenMemHandle, "cuIpcOpenMemHandle_v2")               \
+  X(IpcCloseMemHandle, "cuIpcCloseMemHandle")                \
+  X(IpcGetEventHandle, "cuIpcGetEventHandle")                \
+  X(IpcOpenEventHandle, "cuIpcOpenEventHandle")              \
+  X(ModuleLoadData, "cuModuleLoadData")                      \
+  X(ModuleUnload, "cuModuleUnload")                          \
+  X(ModuleGetFunction, "cuModuleGetFunction")                \
   X(LaunchKernel, "cuLaunchKernel")
 
 static void
@@ -111,15 +111,15 @@ load_once(void)
     return;
   }
 
-#define LOAD_SYMBOL_(field, sym)                                                         \
-  {                                                                                      \
-    void *p_ = find_symbol(lib, sym);                                                    \
-    if (!p_) {                                                                           \
-      snprintf(load_why, sizeof load_why, "%s has no %s (driver too old?)", name, sym);  \
-      load_status = CUDALINK_ERR_DRIVER_SYMBOL;                                          \
-      return;                                                                            \
-    }                                                                                    \
-    memcpy(&cuda_table.field, &p_, sizeof p_);                                           \
+#define LOAD_SYMBOL_(field, sym)                                                        \
+  {                                                                                     \
+    void *p_ = find_symbol(lib, sym);                                                   \
+    if (!p_) {                                                                          \
+      snprintf(load_why, sizeof load_why, "%s has no %s (driver too old?)", name, sym); \
+      load_status = CUDALINK_ERR_DRIVER_SYMBOL;                                         \
+      return;                                                                           \
+    }                                                                                   \
+    memcpy(&cuda_table.field, &p_, sizeof p_);                                          \
   }
   CUDA_SYMBOLS(LOAD_SYMBOL_)
 #undef LOAD_SYMBOL_
@@ -128,8 +128,7 @@ load_once(void)
   if (res != CUDA_SUCCESS) {
     const char *ename = NULL;
     cuda_table.GetErrorName(res, &ename);
-    snprintf(load_why, sizeof load_why, "cuInit failed: %s (%d)%s", ename ? ename : "?",
-             (int)res,
+    snprintf(load_why, sizeof load_why, "cuInit failed: %s (%d)%s", ename ? ename : "?", (int)res,
              res == CUDA_ERROR_NO_DEVICE ? ": no CUDA-capable device" : "");
     load_status = res == CUDA_ERROR_NO_DEVICE ? CUDALINK_ERR_NO_DEVICE : CUDALINK_ERR_CUDA;
     return;
@@ -203,8 +202,7 @@ cudalink_cuda_check(const cudalink_cuda *cu, CUresult res, const char *call, cha
     cu->GetErrorString(res, &etext);
   }
   if (why && why_len)
-    snprintf(why, why_len, "%s: %s (%s)", call, ename ? ename : "CUDA error",
-             etext ? etext : "?");
+    snprintf(why, why_len, "%s: %s (%s)", call, ename ? ename : "CUDA error", etext ? etext : "?");
   switch (res) {
   case CUDA_ERROR_INVALID_DEVICE:
   case CUDA_ERROR_NO_DEVICE:

@@ -8,7 +8,10 @@
 
 #include "cudalink.h"
 
+/* clang-format reads CUresult (CUDAAPI *f) as a call CUresult(...): it
+ * would glue the two, so this table keeps its hand layout. */
 typedef struct cudalink_cuda {
+  /* clang-format off */
   CUresult (CUDAAPI *Init)(unsigned int);
   CUresult (CUDAAPI *DriverGetVersion)(int *);
   CUresult (CUDAAPI *GetErrorName)(CUresult, const char **);
@@ -49,6 +52,7 @@ typedef struct cudalink_cuda {
   CUresult (CUDAAPI *LaunchKernel)(CUfunction, unsigned int, unsigned int, unsigned int,
                                    unsigned int, unsigned int, unsigned int, unsigned int,
                                    CUstream, void **, void **);
+  /* clang-format on */
 } cudalink_cuda;
 
 /** The loaded table, or NULL with *status set (ERR_NO_DRIVER,

@@ -88,35 +88,35 @@ CUDALINK_API unsigned cudalink_version_number(void);
 /* Status codes. Values are stable: new codes are only ever appended.        */
 /* ------------------------------------------------------------------------ */
 
-#define CUDALINK_STATUS_MAP(X)                                                   \
-  X(OK, 0, "success")                                                            \
-  X(ERR_INVALID_ARG, -1, "invalid argument")                                     \
-  X(ERR_NO_MEMORY, -2, "out of host memory")                                     \
-  X(ERR_TRUNCATED, -10, "segment is shorter than the protocol layout needs")     \
-  X(ERR_BAD_MAGIC, -11, "segment has a wrong magic number (not a cuda-link segment)") \
-  X(ERR_BAD_NUM_SLOTS, -12, "segment has num_slots outside 1..10")               \
-  X(ERR_BAD_DTYPE, -13, "segment has an unknown pixel data type")                \
-  X(ERR_BAD_DIMENSIONS, -14, "segment has a zero or oversized width or height")  \
-  X(ERR_BAD_DATA_SIZE, -15, "segment's data_size is not width*height*channels*bytes") \
-  X(ERR_BAD_NUM_COMPS, -16, "segment has a channel count outside 1..4")          \
-  X(ERR_STALE, -17, "segment's shutdown flag is set (producer gone, stale segment)") \
-  X(ERR_BAD_NAME, -20, "invalid segment name (empty, contains '/', or too long)") \
-  X(ERR_SHM, -21, "shared-memory system call failed")                            \
-  X(ERR_NOT_FOUND, -22, "no segment of that name exists")                        \
-  X(ERR_BUSY, -23, "segment is held by another live cudalink producer")          \
+#define CUDALINK_STATUS_MAP(X)                                                                   \
+  X(OK, 0, "success")                                                                            \
+  X(ERR_INVALID_ARG, -1, "invalid argument")                                                     \
+  X(ERR_NO_MEMORY, -2, "out of host memory")                                                     \
+  X(ERR_TRUNCATED, -10, "segment is shorter than the protocol layout needs")                     \
+  X(ERR_BAD_MAGIC, -11, "segment has a wrong magic number (not a cuda-link segment)")            \
+  X(ERR_BAD_NUM_SLOTS, -12, "segment has num_slots outside 1..10")                               \
+  X(ERR_BAD_DTYPE, -13, "segment has an unknown pixel data type")                                \
+  X(ERR_BAD_DIMENSIONS, -14, "segment has a zero or oversized width or height")                  \
+  X(ERR_BAD_DATA_SIZE, -15, "segment's data_size is not width*height*channels*bytes")            \
+  X(ERR_BAD_NUM_COMPS, -16, "segment has a channel count outside 1..4")                          \
+  X(ERR_STALE, -17, "segment's shutdown flag is set (producer gone, stale segment)")             \
+  X(ERR_BAD_NAME, -20, "invalid segment name (empty, contains '/', or too long)")                \
+  X(ERR_SHM, -21, "shared-memory system call failed")                                            \
+  X(ERR_NOT_FOUND, -22, "no segment of that name exists")                                        \
+  X(ERR_BUSY, -23, "segment is held by another live cudalink producer")                          \
   X(ERR_FOREIGN_PRODUCER, -24, "segment is in use by another producer that is still publishing") \
-  X(ERR_NO_DRIVER, -30, "NVIDIA CUDA driver library not found (libcuda.so.1 / nvcuda.dll)") \
-  X(ERR_DRIVER_SYMBOL, -31, "CUDA driver library lacks a required function (driver too old)") \
-  X(ERR_CUDA, -32, "a CUDA driver call failed")                                  \
-  X(ERR_NO_DEVICE, -33, "no such CUDA device")                                   \
-  X(ERR_IPC_OPEN, -34, "could not open the producer's CUDA IPC handles")         \
-  X(ERR_TIMEOUT, -40, "timed out waiting")                                       \
-  X(ERR_FORMAT_CHANGED, -41, "producer changed the frame format or ring (re-read the format)") \
-  X(ERR_PRODUCER_GONE, -42, "producer is gone")                                  \
-  X(ERR_TORN, -43, "frame was overwritten by the producer while it was copied (torn)") \
-  X(ERR_NO_FRAME, -44, "no frame is available")                                  \
-  X(ERR_NOT_CONNECTED, -45, "consumer is not connected to a producer")           \
-  X(ERR_UNSUPPORTED, -46, "not supported on this platform")                     \
+  X(ERR_NO_DRIVER, -30, "NVIDIA CUDA driver library not found (libcuda.so.1 / nvcuda.dll)")      \
+  X(ERR_DRIVER_SYMBOL, -31, "CUDA driver library lacks a required function (driver too old)")    \
+  X(ERR_CUDA, -32, "a CUDA driver call failed")                                                  \
+  X(ERR_NO_DEVICE, -33, "no such CUDA device")                                                   \
+  X(ERR_IPC_OPEN, -34, "could not open the producer's CUDA IPC handles")                         \
+  X(ERR_TIMEOUT, -40, "timed out waiting")                                                       \
+  X(ERR_FORMAT_CHANGED, -41, "producer changed the frame format or ring (re-read the format)")   \
+  X(ERR_PRODUCER_GONE, -42, "producer is gone")                                                  \
+  X(ERR_TORN, -43, "frame was overwritten by the producer while it was copied (torn)")           \
+  X(ERR_NO_FRAME, -44, "no frame is available")                                                  \
+  X(ERR_NOT_CONNECTED, -45, "consumer is not connected to a producer")                           \
+  X(ERR_UNSUPPORTED, -46, "not supported on this platform")                                      \
   X(ERR_INTERRUPTED, -47, "wait interrupted (cudalink_consumer_interrupt)")
 
 typedef enum cudalink_status {
@@ -202,8 +202,8 @@ typedef struct cudalink_layout {
   size_t size;
   size_t magic, version, num_slots, write_idx;
   size_t mem_handle0, event_handle0, slot_stride; /* slot s: X_handle0 + s*slot_stride */
-  size_t shutdown_flag, width, height, num_comps, format_kind, bits_per_comp, flags,
-      data_size, timestamp;
+  size_t shutdown_flag, width, height, num_comps, format_kind, bits_per_comp, flags, data_size,
+      timestamp;
 } cudalink_layout;
 CUDALINK_API cudalink_layout cudalink_layout_for(uint32_t num_slots);
 
@@ -277,14 +277,14 @@ typedef void (*cudalink_log_fn)(void *user_data, cudalink_log_level level, const
 typedef struct cudalink_producer cudalink_producer;
 
 typedef struct cudalink_producer_config {
-  const char *name;       /* segment name: 1..(CUDALINK_MAX_NAME) chars, no '/' */
-  uint32_t num_slots;     /* 1..10; 0 means 3 */
-  int device;             /* CUDA device ordinal, used when cuda_context is NULL */
-  void *cuda_context;     /* CUcontext to allocate in; NULL: device's primary context */
-  uint32_t grace_ms;      /* keep a replaced ring alive this long; 0 means 200 */
-  uint32_t stale_ms;      /* a foreign producer that published nothing for this long
-                             is taken over; 0 means 1000 */
-  cudalink_log_fn log;    /* may be NULL */
+  const char *name;    /* segment name: 1..(CUDALINK_MAX_NAME) chars, no '/' */
+  uint32_t num_slots;  /* 1..10; 0 means 3 */
+  int device;          /* CUDA device ordinal, used when cuda_context is NULL */
+  void *cuda_context;  /* CUcontext to allocate in; NULL: device's primary context */
+  uint32_t grace_ms;   /* keep a replaced ring alive this long; 0 means 200 */
+  uint32_t stale_ms;   /* a foreign producer that published nothing for this long
+                          is taken over; 0 means 1000 */
+  cudalink_log_fn log; /* may be NULL */
   void *log_user_data;
 } cudalink_producer_config;
 
@@ -353,12 +353,12 @@ CUDALINK_API cudalink_status cudalink_producer_reformat(cudalink_producer *produ
 CUDALINK_API void *cudalink_producer_stream(const cudalink_producer *producer);
 
 typedef struct cudalink_producer_stats {
-  uint64_t frames;        /* frames published */
-  uint64_t reinits;       /* reformats */
-  uint64_t relinks;       /* times the segment was re-linked after a consumer unlinked it */
-  uint64_t version;       /* current version */
-  uint32_t write_idx;     /* current write_idx */
-  int took_over_stale;    /* the segment was taken over from a stale producer */
+  uint64_t frames;     /* frames published */
+  uint64_t reinits;    /* reformats */
+  uint64_t relinks;    /* times the segment was re-linked after a consumer unlinked it */
+  uint64_t version;    /* current version */
+  uint32_t write_idx;  /* current write_idx */
+  int took_over_stale; /* the segment was taken over from a stale producer */
 } cudalink_producer_stats;
 CUDALINK_API void cudalink_producer_get_stats(const cudalink_producer *producer,
                                               cudalink_producer_stats *stats);
@@ -455,10 +455,10 @@ CUDALINK_API const cudalink_format *cudalink_consumer_format(const cudalink_cons
 
 /** Information about the frame the last successful wait returned. */
 typedef struct cudalink_frame_info {
-  uint32_t write_idx;   /* write_idx seen: the frame is slot (write_idx-1) % N */
+  uint32_t write_idx; /* write_idx seen: the frame is slot (write_idx-1) % N */
   uint32_t slot;
   uint64_t version;
-  double timestamp;     /* producer's cudalink_now() at publish */
+  double timestamp; /* producer's cudalink_now() at publish */
 } cudalink_frame_info;
 CUDALINK_API cudalink_status cudalink_consumer_frame_info(const cudalink_consumer *consumer,
                                                           cudalink_frame_info *info);
@@ -487,16 +487,16 @@ CUDALINK_API void *cudalink_consumer_stream(const cudalink_consumer *consumer);
 CUDALINK_API int cudalink_consumer_producer_is_ours(const cudalink_consumer *consumer);
 
 typedef struct cudalink_consumer_stats {
-  uint64_t frames;        /* frames returned by wait() */
-  uint64_t missed;        /* frames the producer published that we never saw */
-  uint64_t torn;          /* copies discarded as torn */
-  uint64_t reopens;       /* re-opens after a version change */
-  uint64_t paced;         /* frames wait() found spinning around their due
-                             time rather than woken up (NO_PACE: 0) */
-  uint64_t spin_us;       /* microseconds wait() spent spinning for them:
-                             the CPU time the wake-spin costs */
-  uint64_t sleeps;        /* times wait() went to sleep (a futex wait or a
-                             poll): each one costs a wake-up */
+  uint64_t frames;  /* frames returned by wait() */
+  uint64_t missed;  /* frames the producer published that we never saw */
+  uint64_t torn;    /* copies discarded as torn */
+  uint64_t reopens; /* re-opens after a version change */
+  uint64_t paced;   /* frames wait() found spinning around their due
+                       time rather than woken up (NO_PACE: 0) */
+  uint64_t spin_us; /* microseconds wait() spent spinning for them:
+                       the CPU time the wake-spin costs */
+  uint64_t sleeps;  /* times wait() went to sleep (a futex wait or a
+                       poll): each one costs a wake-up */
   uint32_t num_slots;
   uint64_t version;
 } cudalink_consumer_stats;

@@ -3,17 +3,16 @@
 
 #include <string.h>
 
-#define WARMUP 4            /* intervals in a row that must agree before there is a window */
-#define RELEARN_AFTER 3     /* outliers in a row that mean a new pace */
-#define LEAD_MIN_S 5e-6     /* the window's half-width when the pace has no jitter */
-#define LEAD_JITTERS 1.5    /* and this many average deviations on top */
-#define MIN_WINDOW_S 2e-6   /* narrower windows are not worth spinning for */
-#define MAX_AGE_S 1.0       /* an older timestamp is not on our clock */
-#define FUTURE_S 1e-3       /* nor one from further ahead */
-#define MIN_SCALE 0.05      /* the narrowest the budget makes the window */
-#define OUTLIER_SHARE 0.25  /* a frame further than this share of a period off its
-                               schedule breaks the pace */
-#define PHASE_GAIN 0.25     /* how far one frame's miss moves the phase ... */
+#define WARMUP 4               /* intervals in a row that must agree before there is a window */
+#define RELEARN_AFTER 3        /* outliers in a row that mean a new pace */
+#define LEAD_MIN_S 5e-6        /* the window's half-width when the pace has no jitter */
+#define LEAD_JITTERS 1.5       /* and this many average deviations on top */
+#define MIN_WINDOW_S 2e-6      /* narrower windows are not worth spinning for */
+#define MAX_AGE_S 1.0          /* an older timestamp is not on our clock */
+#define FUTURE_S 1e-3          /* nor one from further ahead */
+#define MIN_SCALE 0.05         /* the narrowest the budget makes the window */
+#define OUTLIER_SHARE 0.25     /* more than this share of a period off schedule breaks the pace */
+#define PHASE_GAIN 0.25        /* how far one frame's miss moves the phase ... */
 #define PERIOD_GAIN (1.0 / 32) /* ... and the period (a critically damped pair) */
 
 static double

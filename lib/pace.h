@@ -14,17 +14,17 @@
 #include <stdint.h>
 
 typedef struct cudalink_pace {
-  double last_ts;     /* producer timestamp of the last frame; 0: none */
-  double phase;       /* when the producer's schedule had a frame, smoothed:
-                         the next is due at phase + period */
-  double period;      /* average time between two frames; 0: unknown */
-  double jitter;      /* average |timestamp - schedule| */
+  double last_ts;      /* producer timestamp of the last frame; 0: none */
+  double phase;        /* when the producer's schedule had a frame, smoothed:
+                          the next is due at phase + period */
+  double period;       /* average time between two frames; 0: unknown */
+  double jitter;       /* average |timestamp - schedule| */
   double drift_jitter; /* average |timestamp - (last timestamp + period)| */
-  uint32_t pending;   /* frames since the one phase is for (outliers) */
-  unsigned samples;   /* frames that agreed with the schedule */
-  unsigned outliers;  /* frames in a row that did not */
-  double scale;       /* share of the window the spin budget allows, 0..1 */
-  double spent;       /* average share of a period spent spinning */
+  uint32_t pending;    /* frames since the one phase is for (outliers) */
+  unsigned samples;    /* frames that agreed with the schedule */
+  unsigned outliers;   /* frames in a row that did not */
+  double scale;        /* share of the window the spin budget allows, 0..1 */
+  double spent;        /* average share of a period spent spinning */
 } cudalink_pace;
 
 /* How much of a frame period the window may take on each side of the due

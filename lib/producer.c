@@ -51,8 +51,8 @@ struct cudalink_producer {
 };
 
 /* the object's last error, and its log callback (util.c) */
-#define set_error(p_, ...) cudalink_textf((p_)->last_error, sizeof (p_)->last_error, __VA_ARGS__)
-#define logf_(p_, level, ...)                                                             \
+#define set_error(p_, ...) cudalink_textf((p_)->last_error, sizeof((p_)->last_error), __VA_ARGS__)
+#define logf_(p_, level, ...) \
   cudalink_logf((p_)->config.log, (p_)->config.log_user_data, level, __VA_ARGS__)
 
 static cudalink_status
@@ -103,12 +103,11 @@ store_version(uint8_t *base, size_t off, uint64_t v)
 }
 
 /* Every mapping we still write: the named one first, then the shadows. */
-#define FOR_EACH_SEGMENT(p, var)                                                   \
-  for (int seg_i_ = 0; seg_i_ <= MAX_SHADOWS; seg_i_++)                            \
-    for (uint8_t *var = seg_i_ == 0 ? seg_base((p)->seg)                           \
-                                    : ((p)->shadow[seg_i_ - 1]                     \
-                                           ? seg_base((p)->shadow[seg_i_ - 1])     \
-                                           : NULL);                                \
+#define FOR_EACH_SEGMENT(p, var)                                                                 \
+  for (int seg_i_ = 0; seg_i_ <= MAX_SHADOWS; seg_i_++)                                          \
+    for (uint8_t *var =                                                                          \
+             seg_i_ == 0 ? seg_base((p)->seg)                                                    \
+                         : ((p)->shadow[seg_i_ - 1] ? seg_base((p)->shadow[seg_i_ - 1]) : NULL); \
          var; var = NULL)
 
 /* Writes the whole header in our safe order: write_idx 0, then handles and
@@ -129,8 +128,8 @@ write_header_ordered(cudalink_producer *p)
   {
     store_u32(base, L->write_idx, p->header.write_idx);
     atomic_thread_fence(memory_order_release);
-    memcpy(base, buf, L->version);                        /* magic */
-    memcpy(base + L->num_slots, buf + L->num_slots, 4);   /* num_slots */
+    memcpy(base, buf, L->version);                      /* magic */
+    memcpy(base + L->num_slots, buf + L->num_slots, 4); /* num_slots */
     memcpy(base + L->mem_handle0, buf + L->mem_handle0, L->size - L->mem_handle0);
     store_version(base, L->version, p->header.version);
   }
@@ -263,8 +262,7 @@ check_takeover(cudalink_producer *p)
   if (h.version != 0 && h.version != UINT64_MAX)
     p->header.version = h.version; /* the version counter continues */
   if (h.shutdown_flag) {
-    logf_(p, CUDALINK_LOG_INFO, "re-using segment '%s' left by a producer that shut down",
-          p->name);
+    logf_(p, CUDALINK_LOG_INFO, "re-using segment '%s' left by a producer that shut down", p->name);
     return CUDALINK_OK;
   }
   (void)st; /* a half-valid header still tells us whether it moves */

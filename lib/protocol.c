@@ -49,7 +49,8 @@
 
 _Static_assert(LAYOUT_SIZE(3u) == 433u, "the v0.5 layout is 433 bytes for 3 slots");
 _Static_assert(LAYOUT_SIZE(1u) == 177u, "the v0.5 layout is 177 bytes for 1 slot");
-_Static_assert(LAYOUT_SIZE(CUDALINK_MAX_SLOTS) == 1329u, "the v0.5 layout is 1329 bytes for 10 slots");
+_Static_assert(LAYOUT_SIZE(CUDALINK_MAX_SLOTS) == 1329u,
+               "the v0.5 layout is 1329 bytes for 10 slots");
 _Static_assert(SLOT_STRIDE == 128u, "a slot is a 64-byte mem handle and a 64-byte event handle");
 _Static_assert(sizeof(CUipcMemHandle) == CUDALINK_IPC_HANDLE_SIZE,
                "CUipcMemHandle is 64 bytes on the wire");
@@ -58,16 +59,23 @@ _Static_assert(sizeof(CUipcEventHandle) == CUDALINK_IPC_HANDLE_SIZE,
 _Static_assert(sizeof(double) == 8 && DBL_MANT_DIG == 53,
                "the timestamp is an IEEE-754 binary64 and so must double be");
 _Static_assert(CUDALINK_MAGIC == 0x43495044u, "magic is \"CIPD\" read as a little-endian u32");
-_Static_assert((uint64_t)CUDALINK_MAX_DIMENSION * CUDALINK_MAX_DIMENSION * 4u * 4u <= UINT64_MAX / 2u,
+_Static_assert(UINT64_MAX / 2u >=
+                   (uint64_t)CUDALINK_MAX_DIMENSION * CUDALINK_MAX_DIMENSION * 4u * 4u,
                "frame sizes are computed in 64 bits without overflow");
 
 /* ------------------------------------------------------------------------ */
 /* Version and status strings                                               */
 /* ------------------------------------------------------------------------ */
 
-unsigned cudalink_version_number(void) { return CUDALINK_VERSION_NUMBER; }
+unsigned
+cudalink_version_number(void)
+{
+  return CUDALINK_VERSION_NUMBER;
+}
 
-const char *cudalink_strerror(int status) {
+const char *
+cudalink_strerror(int status)
+{
   switch (status) {
 #define CUDALINK_STRERROR_CASE_(name, value, text) \
   case value:                                      \
@@ -79,7 +87,9 @@ const char *cudalink_strerror(int status) {
   }
 }
 
-const char *cudalink_status_name(int status) {
+const char *
+cudalink_status_name(int status)
+{
   switch (status) {
 #define CUDALINK_STATUS_NAME_CASE_(name, value, text) \
   case value:                                         \
@@ -113,23 +123,30 @@ static const dtype_info dtype_table[CUDALINK_DTYPE_COUNT_] = {
     [CUDALINK_DTYPE_FLOAT32] = {"float32", CUDALINK_KIND_FLOAT, 32, 0},
 };
 
-static const dtype_info *dtype_lookup(cudalink_dtype dtype) {
+static const dtype_info *
+dtype_lookup(cudalink_dtype dtype)
+{
   unsigned i = (unsigned)dtype;
   return i < (unsigned)CUDALINK_DTYPE_COUNT_ ? &dtype_table[i] : NULL;
 }
 
-unsigned cudalink_dtype_size(cudalink_dtype dtype) {
+unsigned
+cudalink_dtype_size(cudalink_dtype dtype)
+{
   const dtype_info *info = dtype_lookup(dtype);
   return info ? info->bits / 8u : 0u;
 }
 
-const char *cudalink_dtype_name(cudalink_dtype dtype) {
+const char *
+cudalink_dtype_name(cudalink_dtype dtype)
+{
   const dtype_info *info = dtype_lookup(dtype);
   return info ? info->name : "invalid";
 }
 
-cudalink_status cudalink_dtype_to_wire(cudalink_dtype dtype, uint8_t *kind, uint8_t *bits,
-                                       uint16_t *flag_bits) {
+cudalink_status
+cudalink_dtype_to_wire(cudalink_dtype dtype, uint8_t *kind, uint8_t *bits, uint16_t *flag_bits)
+{
   const dtype_info *info = dtype_lookup(dtype);
   if (!info)
     return CUDALINK_ERR_BAD_DTYPE;
@@ -142,8 +159,9 @@ cudalink_status cudalink_dtype_to_wire(cudalink_dtype dtype, uint8_t *kind, uint
   return CUDALINK_OK;
 }
 
-cudalink_status cudalink_dtype_from_wire(uint8_t kind, uint8_t bits, uint16_t flags,
-                                         cudalink_dtype *dtype) {
+cudalink_status
+cudalink_dtype_from_wire(uint8_t kind, uint8_t bits, uint16_t flags, cudalink_dtype *dtype)
+{
   /* Only flag bit 0 takes part: the exact (kind, bits, bit 0) triple must be
    * in the table, so bit 0 on anything but (float, 16) is an error. */
   uint16_t bf = (uint16_t)(flags & CUDALINK_FLAG_BFLOAT16);
@@ -162,8 +180,9 @@ cudalink_status cudalink_dtype_from_wire(uint8_t kind, uint8_t bits, uint16_t fl
 /* Formats                                                                  */
 /* ------------------------------------------------------------------------ */
 
-cudalink_status cudalink_format_sizes(const cudalink_format *format, uint32_t *frame_size,
-                                      uint32_t *row_size) {
+cudalink_status
+cudalink_format_sizes(const cudalink_format *format, uint32_t *frame_size, uint32_t *row_size)
+{
   if (frame_size)
     *frame_size = 0;
   if (row_size)
@@ -198,15 +217,21 @@ cudalink_status cudalink_format_sizes(const cudalink_format *format, uint32_t *f
 /* Layout                                                                   */
 /* ------------------------------------------------------------------------ */
 
-static int num_slots_valid(uint32_t num_slots) {
+static int
+num_slots_valid(uint32_t num_slots)
+{
   return num_slots >= 1u && num_slots <= CUDALINK_MAX_SLOTS;
 }
 
-size_t cudalink_layout_size(uint32_t num_slots) {
+size_t
+cudalink_layout_size(uint32_t num_slots)
+{
   return num_slots_valid(num_slots) ? (size_t)LAYOUT_SIZE(num_slots) : 0u;
 }
 
-cudalink_layout cudalink_layout_for(uint32_t num_slots) {
+cudalink_layout
+cudalink_layout_for(uint32_t num_slots)
+{
   cudalink_layout l;
   memset(&l, 0, sizeof l);
   if (!num_slots_valid(num_slots))
@@ -236,44 +261,62 @@ cudalink_layout cudalink_layout_for(uint32_t num_slots) {
 /* Little-endian byte access                                                */
 /* ------------------------------------------------------------------------ */
 
-static void put_u16(uint8_t *p, uint16_t v) {
+static void
+put_u16(uint8_t *p, uint16_t v)
+{
   p[0] = (uint8_t)v;
   p[1] = (uint8_t)(v >> 8);
 }
 
-static void put_u32(uint8_t *p, uint32_t v) {
+static void
+put_u32(uint8_t *p, uint32_t v)
+{
   for (unsigned i = 0; i < 4; i++)
     p[i] = (uint8_t)(v >> (8 * i));
 }
 
-static void put_u64(uint8_t *p, uint64_t v) {
+static void
+put_u64(uint8_t *p, uint64_t v)
+{
   for (unsigned i = 0; i < 8; i++)
     p[i] = (uint8_t)(v >> (8 * i));
 }
 
-static void put_f64(uint8_t *p, double v) {
+static void
+put_f64(uint8_t *p, double v)
+{
   uint64_t bits;
   memcpy(&bits, &v, sizeof bits); /* keeps every bit, NaN payloads included */
   put_u64(p, bits);
 }
 
-static uint16_t get_u16(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
+static uint16_t
+get_u16(const uint8_t *p)
+{
+  return (uint16_t)(p[0] | (p[1] << 8));
+}
 
-static uint32_t get_u32(const uint8_t *p) {
+static uint32_t
+get_u32(const uint8_t *p)
+{
   uint32_t v = 0;
   for (unsigned i = 0; i < 4; i++)
     v |= (uint32_t)p[i] << (8 * i);
   return v;
 }
 
-static uint64_t get_u64(const uint8_t *p) {
+static uint64_t
+get_u64(const uint8_t *p)
+{
   uint64_t v = 0;
   for (unsigned i = 0; i < 8; i++)
     v |= (uint64_t)p[i] << (8 * i);
   return v;
 }
 
-static double get_f64(const uint8_t *p) {
+static double
+get_f64(const uint8_t *p)
+{
   uint64_t bits = get_u64(p);
   double v;
   memcpy(&v, &bits, sizeof v);
@@ -284,7 +327,9 @@ static double get_f64(const uint8_t *p) {
 /* Header encoder                                                           */
 /* ------------------------------------------------------------------------ */
 
-cudalink_status cudalink_header_write(const cudalink_header *header, uint8_t *buf, size_t len) {
+cudalink_status
+cudalink_header_write(const cudalink_header *header, uint8_t *buf, size_t len)
+{
   if (!header || !buf)
     return CUDALINK_ERR_INVALID_ARG;
   if (!num_slots_valid(header->num_slots))
@@ -337,17 +382,18 @@ cudalink_status cudalink_header_write(const cudalink_header *header, uint8_t *bu
 
 /* One sentence into the caller's buffer, always NUL-terminated, silently
  * cut when the buffer is short; nothing when why is NULL or why_len 0. */
-#define WHY(...)                                \
-  do {                                          \
-    if (why && why_len > 0) {                   \
-      snprintf(why, why_len, __VA_ARGS__);      \
-      why[why_len - 1] = '\0';                  \
-    }                                           \
+#define WHY(...)                           \
+  do {                                     \
+    if (why && why_len > 0) {              \
+      snprintf(why, why_len, __VA_ARGS__); \
+      why[why_len - 1] = '\0';             \
+    }                                      \
   } while (0)
 
-cudalink_status cudalink_header_parse_verbose(const uint8_t *buf, size_t len,
-                                              cudalink_header *out, char *why,
-                                              size_t why_len) {
+cudalink_status
+cudalink_header_parse_verbose(const uint8_t *buf, size_t len, cudalink_header *out, char *why,
+                              size_t why_len)
+{
   cudalink_header local;
   cudalink_header *h = out ? out : &local;
   memset(h, 0, sizeof *h);
@@ -392,8 +438,7 @@ cudalink_status cudalink_header_parse_verbose(const uint8_t *buf, size_t len,
   /* Everything is in range now: decode all of it, then judge in order. */
   for (uint32_t s = 0; s < h->num_slots; s++) {
     memcpy(h->mem_handle[s], buf + l.mem_handle0 + s * l.slot_stride, CUDALINK_IPC_HANDLE_SIZE);
-    memcpy(h->event_handle[s], buf + l.event_handle0 + s * l.slot_stride,
-           CUDALINK_IPC_HANDLE_SIZE);
+    memcpy(h->event_handle[s], buf + l.event_handle0 + s * l.slot_stride, CUDALINK_IPC_HANDLE_SIZE);
   }
   h->shutdown_flag = buf[l.shutdown_flag];
   cudalink_format *f = &h->format;
@@ -429,8 +474,7 @@ cudalink_status cudalink_header_parse_verbose(const uint8_t *buf, size_t len,
   }
   /* Exact in 64 bits (at most 2^34); a product above 2^32 - 1 can never
    * equal the u32 data_size, so a wrapped value is caught too. */
-  uint64_t need =
-      (uint64_t)f->width * f->height * f->num_comps * cudalink_dtype_size(f->dtype);
+  uint64_t need = (uint64_t)f->width * f->height * f->num_comps * cudalink_dtype_size(f->dtype);
   if (need != h->data_size) {
     WHY("data_size is %lu but %lux%lux%lu %s needs %llu", (unsigned long)h->data_size,
         (unsigned long)f->width, (unsigned long)f->height, (unsigned long)f->num_comps,
@@ -440,7 +484,9 @@ cudalink_status cudalink_header_parse_verbose(const uint8_t *buf, size_t len,
   return CUDALINK_OK;
 }
 
-cudalink_status cudalink_header_parse(const uint8_t *buf, size_t len, cudalink_header *out) {
+cudalink_status
+cudalink_header_parse(const uint8_t *buf, size_t len, cudalink_header *out)
+{
   return cudalink_header_parse_verbose(buf, len, out, NULL, 0);
 }
 
@@ -448,7 +494,9 @@ cudalink_status cudalink_header_parse(const uint8_t *buf, size_t len, cudalink_h
 /* Clock                                                                    */
 /* ------------------------------------------------------------------------ */
 
-double cudalink_now(void) {
+double
+cudalink_now(void)
+{
 #ifdef _WIN32
   /* What Python's time.perf_counter() reads on Windows. */
   LARGE_INTEGER count, freq;

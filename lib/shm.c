@@ -64,7 +64,8 @@ static _Thread_local char shm_error[256];
 #ifdef __GNUC__
 __attribute__((format(printf, 1, 2)))
 #endif
-static void set_error(const char *fmt, ...)
+static void
+set_error(const char *fmt, ...)
 {
   va_list ap;
   va_start(ap, fmt);
@@ -72,17 +73,19 @@ static void set_error(const char *fmt, ...)
   va_end(ap);
 }
 
-const char *cudalink_shm_last_error(void)
+const char *
+cudalink_shm_last_error(void)
 {
   return shm_error;
 }
 
 #ifdef _WIN32
 /* GetLastError() text, without the trailing ".\r\n". */
-static const char *win_error_text(DWORD err, char *buf, size_t len)
+static const char *
+win_error_text(DWORD err, char *buf, size_t len)
 {
-  DWORD n = FormatMessageA(FORMAT_MESSAGE_FROM_SYSTEM | FORMAT_MESSAGE_IGNORE_INSERTS, NULL, err,
-                           0, buf, (DWORD)len, NULL);
+  DWORD n = FormatMessageA(FORMAT_MESSAGE_FROM_SYSTEM | FORMAT_MESSAGE_IGNORE_INSERTS, NULL, err, 0,
+                           buf, (DWORD)len, NULL);
   if (n == 0) {
     snprintf(buf, len, "Windows error %lu", (unsigned long)err);
     return buf;
@@ -93,7 +96,8 @@ static const char *win_error_text(DWORD err, char *buf, size_t len)
 }
 #else
 /* strerror_r exists in two flavours: GNU (returns the text) and XSI. */
-static const char *errno_text(int err, char *buf, size_t len)
+static const char *
+errno_text(int err, char *buf, size_t len)
 {
 #  if defined(__GLIBC__) && defined(_GNU_SOURCE)
   return strerror_r(err, buf, len);
@@ -105,8 +109,8 @@ static const char *errno_text(int err, char *buf, size_t len)
 }
 
 /* "shm_open(/name): Permission denied" from errno; returns status. */
-static cudalink_status errno_error(cudalink_status status, const char *call, const char *name,
-                                   int err)
+static cudalink_status
+errno_error(cudalink_status status, const char *call, const char *name, int err)
 {
   char text[128];
   set_error("%s(/%s): %s", call, name, errno_text(err, text, sizeof text));
@@ -118,7 +122,8 @@ static cudalink_status errno_error(cudalink_status status, const char *call, con
 /* Names and accessors                                                       */
 /* ------------------------------------------------------------------------ */
 
-cudalink_status cudalink_check_name_why(const char *name, char *why, size_t why_size)
+cudalink_status
+cudalink_check_name_why(const char *name, char *why, size_t why_size)
 {
   char text[256] = "";
   cudalink_status st = CUDALINK_ERR_BAD_NAME;
@@ -144,8 +149,9 @@ cudalink_status cudalink_check_name_why(const char *name, char *why, size_t why_
     for (p = name; *p; p++) {
       unsigned char c = (unsigned char)*p;
       if (c < 0x20 || c == 0x7f) {
-        snprintf(text, sizeof text, "the segment name contains control character 0x%02x at byte %ld",
-                 c, (long)(p - name));
+        snprintf(text, sizeof text,
+                 "the segment name contains control character 0x%02x at byte %ld", c,
+                 (long)(p - name));
         st = CUDALINK_ERR_BAD_NAME;
         break;
       }
@@ -156,7 +162,8 @@ cudalink_status cudalink_check_name_why(const char *name, char *why, size_t why_
   return st;
 }
 
-cudalink_status cudalink_shm_check_name(const char *name)
+cudalink_status
+cudalink_shm_check_name(const char *name)
 {
   char why[256];
   cudalink_status st = cudalink_check_name_why(name, why, sizeof why);
@@ -165,22 +172,26 @@ cudalink_status cudalink_shm_check_name(const char *name)
   return st;
 }
 
-void *cudalink_shm_data(const cudalink_shm *shm)
+void *
+cudalink_shm_data(const cudalink_shm *shm)
 {
   return shm ? shm->data : NULL;
 }
 
-size_t cudalink_shm_size(const cudalink_shm *shm)
+size_t
+cudalink_shm_size(const cudalink_shm *shm)
 {
   return shm ? shm->size : 0;
 }
 
-const char *cudalink_shm_name(const cudalink_shm *shm)
+const char *
+cudalink_shm_name(const cudalink_shm *shm)
 {
   return shm ? shm->name : NULL;
 }
 
-static cudalink_shm *shm_alloc(const char *name, int writable)
+static cudalink_shm *
+shm_alloc(const char *name, int writable)
 {
   cudalink_shm *shm = calloc(1, sizeof *shm);
   if (!shm) {
@@ -200,7 +211,8 @@ static cudalink_shm *shm_alloc(const char *name, int writable)
 }
 
 /* What every platform's cudalink_shm_open() checks first. */
-static cudalink_status open_args_ok(const char *name, cudalink_shm **out)
+static cudalink_status
+open_args_ok(const char *name, cudalink_shm **out)
 {
   if (out)
     *out = NULL;
@@ -219,14 +231,16 @@ static cudalink_status open_args_ok(const char *name, cudalink_shm **out)
 /* POSIX                                                                     */
 /* ======================================================================== */
 
-static void shm_path(const char *name, char path[CUDALINK_MAX_NAME + 2])
+static void
+shm_path(const char *name, char path[CUDALINK_MAX_NAME + 2])
 {
   path[0] = '/';
   memcpy(path + 1, name, strlen(name) + 1);
 }
 
 /* Maps len bytes of shm->fd into shm (len 0: the empty object). */
-static cudalink_status shm_map(cudalink_shm *shm, size_t len)
+static cudalink_status
+shm_map(cudalink_shm *shm, size_t len)
 {
   if (len == 0) {
     shm->data = (void *)shm_empty;
@@ -242,7 +256,8 @@ static cudalink_status shm_map(cudalink_shm *shm, size_t len)
   return CUDALINK_OK;
 }
 
-static void shm_unmap(cudalink_shm *shm)
+static void
+shm_unmap(cudalink_shm *shm)
 {
   if (shm->size > 0)
     munmap(shm->data, shm->size);
@@ -251,7 +266,8 @@ static void shm_unmap(cudalink_shm *shm)
 }
 
 /* fstat, remembering the object's identity; the size as size_t. */
-static cudalink_status shm_stat(cudalink_shm *shm, size_t *size)
+static cudalink_status
+shm_stat(cudalink_shm *shm, size_t *size)
 {
   struct stat st;
   if (fstat(shm->fd, &st) != 0)
@@ -266,14 +282,15 @@ static cudalink_status shm_stat(cudalink_shm *shm, size_t *size)
   return CUDALINK_OK;
 }
 
-static int size_fits_off_t(size_t size)
+static int
+size_fits_off_t(size_t size)
 {
   /* off_t is signed and at least as wide as 32 bits; 64 here. */
   return (uintmax_t)size <= (uintmax_t)(sizeof(off_t) >= 8 ? INT64_MAX : INT32_MAX);
 }
 
-cudalink_status cudalink_shm_create(const char *name, size_t size, cudalink_shm **out,
-                                    int *created)
+cudalink_status
+cudalink_shm_create(const char *name, size_t size, cudalink_shm **out, int *created)
 {
   if (out)
     *out = NULL;
@@ -341,7 +358,8 @@ cudalink_status cudalink_shm_create(const char *name, size_t size, cudalink_shm 
   return CUDALINK_OK;
 }
 
-cudalink_status cudalink_shm_open(const char *name, cudalink_shm **out)
+cudalink_status
+cudalink_shm_open(const char *name, cudalink_shm **out)
 {
   cudalink_status st = open_args_ok(name, out);
   if (st != CUDALINK_OK)
@@ -372,7 +390,8 @@ cudalink_status cudalink_shm_open(const char *name, cudalink_shm **out)
   return CUDALINK_OK;
 }
 
-void cudalink_shm_close(cudalink_shm *shm)
+void
+cudalink_shm_close(cudalink_shm *shm)
 {
   if (!shm)
     return;
@@ -384,7 +403,8 @@ void cudalink_shm_close(cudalink_shm *shm)
   free(shm);
 }
 
-cudalink_status cudalink_shm_unlink(const char *name)
+cudalink_status
+cudalink_shm_unlink(const char *name)
 {
   cudalink_status st = cudalink_shm_check_name(name);
   if (st != CUDALINK_OK)
@@ -392,12 +412,13 @@ cudalink_status cudalink_shm_unlink(const char *name)
   char path[CUDALINK_MAX_NAME + 2];
   shm_path(name, path);
   if (shm_unlink(path) != 0)
-    return errno_error(errno == ENOENT ? CUDALINK_ERR_NOT_FOUND : CUDALINK_ERR_SHM,
-                       "shm_unlink", name, errno);
+    return errno_error(errno == ENOENT ? CUDALINK_ERR_NOT_FOUND : CUDALINK_ERR_SHM, "shm_unlink",
+                       name, errno);
   return CUDALINK_OK;
 }
 
-cudalink_status cudalink_shm_refresh(cudalink_shm *shm)
+cudalink_status
+cudalink_shm_refresh(cudalink_shm *shm)
 {
   if (!shm) {
     set_error("cudalink_shm_refresh: shm is NULL");
@@ -430,8 +451,9 @@ cudalink_status cudalink_shm_refresh(cudalink_shm *shm)
  * and the lock; the lock lives on until the child closes it or exits (the
  * descriptor is close-on-exec, so exec() drops it). */
 
-#ifdef F_OFD_SETLK
-static struct flock whole_file(short type)
+#  ifdef F_OFD_SETLK
+static struct flock
+whole_file(short type)
 {
   struct flock fl;
   memset(&fl, 0, sizeof fl);
@@ -442,15 +464,16 @@ static struct flock whole_file(short type)
   fl.l_pid = 0; /* must be 0 for OFD locks */
   return fl;
 }
-#endif
+#  endif
 
-cudalink_status cudalink_shm_lock(cudalink_shm *shm)
+cudalink_status
+cudalink_shm_lock(cudalink_shm *shm)
 {
   if (!shm || !shm->writable) {
     set_error("cudalink_shm_lock: %s", !shm ? "shm is NULL" : "segment is opened read-only");
     return CUDALINK_ERR_INVALID_ARG;
   }
-#ifdef F_OFD_SETLK
+#  ifdef F_OFD_SETLK
   struct flock fl = whole_file(F_WRLCK);
   if (fcntl(shm->fd, F_OFD_SETLK, &fl) != 0) {
     int err = errno;
@@ -460,32 +483,34 @@ cudalink_status cudalink_shm_lock(cudalink_shm *shm)
     }
     return errno_error(CUDALINK_ERR_SHM, "fcntl(F_OFD_SETLK)", shm->name, err);
   }
-#endif
+#  endif
   return CUDALINK_OK;
 }
 
-int cudalink_shm_is_locked(const cudalink_shm *shm)
+int
+cudalink_shm_is_locked(const cudalink_shm *shm)
 {
   if (!shm) {
     set_error("cudalink_shm_is_locked: shm is NULL");
     return CUDALINK_ERR_INVALID_ARG;
   }
-#ifdef F_OFD_GETLK
+#  ifdef F_OFD_GETLK
   /* A read lock is what a read-only descriptor may ask about; any write
    * lock held through another description conflicts with it. */
   struct flock fl = whole_file(F_RDLCK);
   if (fcntl(shm->fd, F_OFD_GETLK, &fl) != 0)
     return errno_error(CUDALINK_ERR_SHM, "fcntl(F_OFD_GETLK)", shm->name, errno);
   return fl.l_type != F_UNLCK;
-#else
+#  else
   set_error("producer locks need OFD locks (Linux)");
   return CUDALINK_ERR_UNSUPPORTED;
-#endif
+#  endif
 }
 
 /* -- lost name and relink ------------------------------------------------- */
 
-int cudalink_shm_lost_name(const cudalink_shm *shm)
+int
+cudalink_shm_lost_name(const cudalink_shm *shm)
 {
   if (!shm)
     return 0;
@@ -515,13 +540,15 @@ int cudalink_shm_lost_name(const cudalink_shm *shm)
   return differs;
 }
 
-cudalink_status cudalink_shm_relink(const cudalink_shm *shm, cudalink_shm **fresh)
+cudalink_status
+cudalink_shm_relink(const cudalink_shm *shm, cudalink_shm **fresh)
 {
   if (fresh)
     *fresh = NULL;
   if (!shm || !fresh || shm->size == 0) {
-    set_error("cudalink_shm_relink: %s",
-              !shm ? "shm is NULL" : !fresh ? "fresh is NULL" : "segment is empty");
+    set_error("cudalink_shm_relink: %s", !shm     ? "shm is NULL"
+                                         : !fresh ? "fresh is NULL"
+                                                  : "segment is empty");
     return CUDALINK_ERR_INVALID_ARG;
   }
   char path[CUDALINK_MAX_NAME + 2];
@@ -569,20 +596,21 @@ cudalink_status cudalink_shm_relink(const cudalink_shm *shm, cudalink_shm **fres
  * waker in different processes, with different mappings of the segment,
  * even a read-only one, meet. */
 
-static cudalink_status futex_args_ok(const volatile uint32_t *word, int64_t timeout_us)
+static cudalink_status
+futex_args_ok(const volatile uint32_t *word, int64_t timeout_us)
 {
   if (!word || ((uintptr_t)word & 3u) != 0 || timeout_us < 0) {
-    set_error("cudalink_futex_wait: %s",
-              !word ? "word is NULL"
-                    : timeout_us < 0 ? "negative timeout" : "word is not 4-byte aligned");
+    set_error("cudalink_futex_wait: %s", !word            ? "word is NULL"
+                                         : timeout_us < 0 ? "negative timeout"
+                                                          : "word is not 4-byte aligned");
     return CUDALINK_ERR_INVALID_ARG;
   }
   return CUDALINK_OK;
 }
 
 #  ifdef __linux__
-cudalink_status cudalink_futex_wait(const volatile uint32_t *word, uint32_t expected,
-                                    int64_t timeout_us)
+cudalink_status
+cudalink_futex_wait(const volatile uint32_t *word, uint32_t expected, int64_t timeout_us)
 {
   cudalink_status st = futex_args_ok(word, timeout_us);
   if (st != CUDALINK_OK)
@@ -604,7 +632,8 @@ cudalink_status cudalink_futex_wait(const volatile uint32_t *word, uint32_t expe
   return CUDALINK_ERR_SHM;
 }
 
-void cudalink_futex_wake(volatile uint32_t *word)
+void
+cudalink_futex_wake(volatile uint32_t *word)
 {
   if (!word)
     return;
@@ -612,8 +641,8 @@ void cudalink_futex_wake(volatile uint32_t *word)
 }
 #  else
 /* No cross-process futex: poll in short sleeps. */
-cudalink_status cudalink_futex_wait(const volatile uint32_t *word, uint32_t expected,
-                                    int64_t timeout_us)
+cudalink_status
+cudalink_futex_wait(const volatile uint32_t *word, uint32_t expected, int64_t timeout_us)
 {
   cudalink_status st = futex_args_ok(word, timeout_us);
   if (st != CUDALINK_OK)
@@ -629,7 +658,8 @@ cudalink_status cudalink_futex_wait(const volatile uint32_t *word, uint32_t expe
   }
 }
 
-void cudalink_futex_wake(volatile uint32_t *word)
+void
+cudalink_futex_wake(volatile uint32_t *word)
 {
   (void)word;
 }
@@ -640,8 +670,8 @@ void cudalink_futex_wake(volatile uint32_t *word)
 /* Windows                                                                   */
 /* ======================================================================== */
 
-static cudalink_status win_error(cudalink_status status, const char *call, const char *name,
-                                 DWORD err)
+static cudalink_status
+win_error(cudalink_status status, const char *call, const char *name, DWORD err)
 {
   char text[160];
   set_error("%s(%s): %s", call, name, win_error_text(err, text, sizeof text));
@@ -649,10 +679,10 @@ static cudalink_status win_error(cudalink_status status, const char *call, const
 }
 
 /* UTF-8 name to UTF-16; check_name() has bounded the length. */
-static cudalink_status wide_name(const char *name, wchar_t out[CUDALINK_MAX_NAME + 1])
+static cudalink_status
+wide_name(const char *name, wchar_t out[CUDALINK_MAX_NAME + 1])
 {
-  int n = MultiByteToWideChar(CP_UTF8, MB_ERR_INVALID_CHARS, name, -1, out,
-                              CUDALINK_MAX_NAME + 1);
+  int n = MultiByteToWideChar(CP_UTF8, MB_ERR_INVALID_CHARS, name, -1, out, CUDALINK_MAX_NAME + 1);
   if (n <= 0) {
     set_error("segment name \"%s\" is not valid UTF-8", name);
     return CUDALINK_ERR_BAD_NAME;
@@ -661,7 +691,8 @@ static cudalink_status wide_name(const char *name, wchar_t out[CUDALINK_MAX_NAME
 }
 
 /* Maps the whole mapping and reads its (page-rounded) size. */
-static cudalink_status win_map(cudalink_shm *shm)
+static cudalink_status
+win_map(cudalink_shm *shm)
 {
   DWORD access = shm->writable ? FILE_MAP_READ | FILE_MAP_WRITE : FILE_MAP_READ;
   void *p = MapViewOfFile(shm->mapping, access, 0, 0, 0);
@@ -678,8 +709,8 @@ static cudalink_status win_map(cudalink_shm *shm)
   return CUDALINK_OK;
 }
 
-cudalink_status cudalink_shm_create(const char *name, size_t size, cudalink_shm **out,
-                                    int *created)
+cudalink_status
+cudalink_shm_create(const char *name, size_t size, cudalink_shm **out, int *created)
 {
   if (out)
     *out = NULL;
@@ -697,8 +728,8 @@ cudalink_status cudalink_shm_create(const char *name, size_t size, cudalink_shm 
   if (st != CUDALINK_OK)
     return st;
   unsigned long long size64 = size;
-  HANDLE h = CreateFileMappingW(INVALID_HANDLE_VALUE, NULL, PAGE_READWRITE,
-                                (DWORD)(size64 >> 32), (DWORD)(size64 & 0xffffffffu), wname);
+  HANDLE h = CreateFileMappingW(INVALID_HANDLE_VALUE, NULL, PAGE_READWRITE, (DWORD)(size64 >> 32),
+                                (DWORD)(size64 & 0xffffffffu), wname);
   if (!h)
     return win_error(CUDALINK_ERR_SHM, "CreateFileMappingW", name, GetLastError());
   int is_new = GetLastError() != ERROR_ALREADY_EXISTS;
@@ -725,7 +756,8 @@ cudalink_status cudalink_shm_create(const char *name, size_t size, cudalink_shm 
   return CUDALINK_OK;
 }
 
-cudalink_status cudalink_shm_open(const char *name, cudalink_shm **out)
+cudalink_status
+cudalink_shm_open(const char *name, cudalink_shm **out)
 {
   cudalink_status st = open_args_ok(name, out);
   if (st != CUDALINK_OK)
@@ -755,7 +787,8 @@ cudalink_status cudalink_shm_open(const char *name, cudalink_shm **out)
   return CUDALINK_OK;
 }
 
-void cudalink_shm_close(cudalink_shm *shm)
+void
+cudalink_shm_close(cudalink_shm *shm)
 {
   if (!shm)
     return;
@@ -766,13 +799,15 @@ void cudalink_shm_close(cudalink_shm *shm)
   free(shm);
 }
 
-cudalink_status cudalink_shm_unlink(const char *name)
+cudalink_status
+cudalink_shm_unlink(const char *name)
 {
   /* A mapping has no name to remove: it dies with its last handle. */
   return cudalink_shm_check_name(name);
 }
 
-cudalink_status cudalink_shm_refresh(cudalink_shm *shm)
+cudalink_status
+cudalink_shm_refresh(cudalink_shm *shm)
 {
   if (!shm) {
     set_error("cudalink_shm_refresh: shm is NULL");
@@ -781,7 +816,8 @@ cudalink_status cudalink_shm_refresh(cudalink_shm *shm)
   return CUDALINK_OK; /* mappings never change size */
 }
 
-cudalink_status cudalink_shm_lock(cudalink_shm *shm)
+cudalink_status
+cudalink_shm_lock(cudalink_shm *shm)
 {
   if (!shm || !shm->writable) {
     set_error("cudalink_shm_lock: %s", !shm ? "shm is NULL" : "segment is opened read-only");
@@ -790,19 +826,22 @@ cudalink_status cudalink_shm_lock(cudalink_shm *shm)
   return CUDALINK_OK;
 }
 
-int cudalink_shm_is_locked(const cudalink_shm *shm)
+int
+cudalink_shm_is_locked(const cudalink_shm *shm)
 {
   set_error("producer locks are not implemented on Windows");
   return shm ? CUDALINK_ERR_UNSUPPORTED : CUDALINK_ERR_INVALID_ARG;
 }
 
-int cudalink_shm_lost_name(const cudalink_shm *shm)
+int
+cudalink_shm_lost_name(const cudalink_shm *shm)
 {
   (void)shm;
   return 0;
 }
 
-cudalink_status cudalink_shm_relink(const cudalink_shm *shm, cudalink_shm **fresh)
+cudalink_status
+cudalink_shm_relink(const cudalink_shm *shm, cudalink_shm **fresh)
 {
   (void)shm;
   if (fresh)
@@ -812,8 +851,8 @@ cudalink_status cudalink_shm_relink(const cudalink_shm *shm, cudalink_shm **fres
 }
 
 /* WaitOnAddress only works within a process: poll in short sleeps. */
-cudalink_status cudalink_futex_wait(const volatile uint32_t *word, uint32_t expected,
-                                    int64_t timeout_us)
+cudalink_status
+cudalink_futex_wait(const volatile uint32_t *word, uint32_t expected, int64_t timeout_us)
 {
   if (!word || ((uintptr_t)word & 3u) != 0 || timeout_us < 0) {
     set_error("cudalink_futex_wait: bad word or negative timeout");
@@ -830,7 +869,8 @@ cudalink_status cudalink_futex_wait(const volatile uint32_t *word, uint32_t expe
   }
 }
 
-void cudalink_futex_wake(volatile uint32_t *word)
+void
+cudalink_futex_wake(volatile uint32_t *word)
 {
   (void)word;
 }

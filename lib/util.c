@@ -24,8 +24,7 @@ cudalink_textf(char *buf, size_t len, const char *fmt, ...)
 }
 
 void
-cudalink_logf(cudalink_log_fn log, void *user_data, cudalink_log_level level, const char *fmt,
-              ...)
+cudalink_logf(cudalink_log_fn log, void *user_data, cudalink_log_level level, const char *fmt, ...)
 {
   char msg[512];
   va_list ap;

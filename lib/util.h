@@ -16,8 +16,8 @@
 void cudalink_textf(char *buf, size_t len, const char *fmt, ...) CUDALINK_PRINTF(3, 4);
 
 /** Formats a message and hands it to log (nothing when log is NULL). */
-void cudalink_logf(cudalink_log_fn log, void *user_data, cudalink_log_level level,
-                   const char *fmt, ...) CUDALINK_PRINTF(4, 5);
+void cudalink_logf(cudalink_log_fn log, void *user_data, cudalink_log_level level, const char *fmt,
+                   ...) CUDALINK_PRINTF(4, 5);
 
 /** Sleeps about seconds, not less (an interrupted sleep goes on). On
  * Windows the steps are milliseconds, at least one. */

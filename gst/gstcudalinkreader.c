@@ -524,8 +524,10 @@ update_format (GstCudaLinkReader * r, GError ** error)
 static GstCudaLinkReadResult
 attach (GstCudaLinkReader * r, gint64 timeout_ms, GError ** error)
 {
-  gint64 deadline = timeout_ms < 0 ? G_MAXINT64 :
-      g_get_monotonic_time () + timeout_ms * 1000;
+  gint64 now = g_get_monotonic_time ();
+  /* a timeout too long to add is forever (the property goes that far) */
+  gint64 deadline = timeout_ms < 0 || timeout_ms > (G_MAXINT64 - now) / 1000 ?
+      G_MAXINT64 : now + timeout_ms * 1000;
   cudalink_status st, last = CUDALINK_OK;
   gboolean ours;
 

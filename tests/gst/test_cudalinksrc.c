@@ -863,14 +863,17 @@ GST_START_TEST (test_no_driver)
 GST_END_TEST;
 
 /* timeout=-1 and nothing there: a state change must still get it out. */
-GST_START_TEST (test_wait_interruptible)
+/* With nothing there and @timeout_ms (forever, or so long it is), the
+ * element waits without an error and stops at once. */
+static void
+check_waits_forever (gint64 timeout_ms)
 {
   gchar *name = unique_name ();
   Harness h;
   GstMessage *msg;
   gint64 t0, took;
 
-  harness_setup (&h, name, -1);
+  harness_setup (&h, name, timeout_ms);
   fail_if (gst_element_set_state (h.src, GST_STATE_PLAYING) ==
       GST_STATE_CHANGE_FAILURE);
   g_usleep (300 * 1000);
@@ -887,6 +890,27 @@ GST_START_TEST (test_wait_interruptible)
 
   harness_teardown (&h);
   g_free (name);
+}
+
+GST_START_TEST (test_wait_interruptible)
+{
+  check_waits_forever (-1);
+}
+
+GST_END_TEST;
+
+/* The largest timeout the property takes is a wait, not an overflow that
+ * fails at once. */
+GST_START_TEST (test_timeout_maximum)
+{
+  GstElement *src = gst_element_factory_make ("cudalinksrc", NULL);
+  GParamSpec *p = g_object_class_find_property (G_OBJECT_GET_CLASS (src),
+      "timeout");
+  gint64 max = G_PARAM_SPEC_INT64 (p)->maximum;
+
+  gst_object_unref (src);
+  check_waits_forever (max);
+  check_waits_forever (max - 1000);
 }
 
 GST_END_TEST;
@@ -963,6 +987,7 @@ cudalinksrc_suite (void)
   tcase_add_test (th, test_stale);
   tcase_add_test (th, test_no_driver);
   tcase_add_test (th, test_wait_interruptible);
+  tcase_add_test (th, test_timeout_maximum);
 
   return s;
 }

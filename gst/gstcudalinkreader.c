@@ -299,23 +299,6 @@ describe_timeout (gint64 timeout_ms)
   return g_strdup_printf ("%" G_GINT64_FORMAT " ms", timeout_ms);
 }
 
-static gboolean
-status_is_bad_header (cudalink_status st)
-{
-  switch (st) {
-    case CUDALINK_ERR_TRUNCATED:
-    case CUDALINK_ERR_BAD_MAGIC:
-    case CUDALINK_ERR_BAD_NUM_SLOTS:
-    case CUDALINK_ERR_BAD_DTYPE:
-    case CUDALINK_ERR_BAD_DIMENSIONS:
-    case CUDALINK_ERR_BAD_DATA_SIZE:
-    case CUDALINK_ERR_BAD_NUM_COMPS:
-      return TRUE;
-    default:
-      return FALSE;
-  }
-}
-
 /* The sentence for an attach that failed with @st after @timeout_ms. */
 static gchar *
 attach_message (GstCudaLinkReader * r, cudalink_status st, gint64 timeout_ms)
@@ -329,7 +312,7 @@ attach_message (GstCudaLinkReader * r, cudalink_status st, gint64 timeout_ms)
     msg = g_strdup_printf ("cuda-link segment '%s' is stale: its producer "
         "has shut down and no live producer took it over within %s.",
         r->name, waited);
-  else if (status_is_bad_header (st))
+  else if (gst_cuda_link_status_is_bad_header (st))
     msg = g_strdup_printf ("cuda-link segment '%s' has a bad header: %s.",
         r->name, cudalink_strerror (st));
   else if (st == CUDALINK_ERR_NO_DRIVER || st == CUDALINK_ERR_DRIVER_SYMBOL)

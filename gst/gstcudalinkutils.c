@@ -141,11 +141,32 @@ gst_cuda_link_gpu_wait_get_type (void)
   return gst_cuda_link_enum_type (&type, "GstCudaLinkGpuWait", values);
 }
 
+gboolean
+gst_cuda_link_status_is_bad_header (cudalink_status st)
+{
+  switch (st) {
+    case CUDALINK_ERR_TRUNCATED:
+    case CUDALINK_ERR_BAD_MAGIC:
+    case CUDALINK_ERR_BAD_NUM_SLOTS:
+    case CUDALINK_ERR_BAD_DTYPE:
+    case CUDALINK_ERR_BAD_DIMENSIONS:
+    case CUDALINK_ERR_BAD_DATA_SIZE:
+    case CUDALINK_ERR_BAD_NUM_COMPS:
+      return TRUE;
+    default:
+      return FALSE;
+  }
+}
+
 void
 gst_cuda_link_status_to_error (cudalink_status st, GQuark * domain,
     gint * code)
 {
   *domain = GST_RESOURCE_ERROR;
+  if (gst_cuda_link_status_is_bad_header (st)) {
+    *code = GST_RESOURCE_ERROR_OPEN_READ;
+    return;
+  }
   switch (st) {
     case CUDALINK_ERR_NO_DRIVER:
     case CUDALINK_ERR_DRIVER_SYMBOL:
@@ -170,13 +191,6 @@ gst_cuda_link_status_to_error (cudalink_status st, GQuark * domain,
     case CUDALINK_ERR_SHM:
       *code = GST_RESOURCE_ERROR_OPEN_READ_WRITE;
       return;
-    case CUDALINK_ERR_TRUNCATED:
-    case CUDALINK_ERR_BAD_MAGIC:
-    case CUDALINK_ERR_BAD_NUM_SLOTS:
-    case CUDALINK_ERR_BAD_DTYPE:
-    case CUDALINK_ERR_BAD_DIMENSIONS:
-    case CUDALINK_ERR_BAD_DATA_SIZE:
-    case CUDALINK_ERR_BAD_NUM_COMPS:
     case CUDALINK_ERR_STALE:
     case CUDALINK_ERR_PRODUCER_GONE:
     case CUDALINK_ERR_IPC_OPEN:

@@ -27,6 +27,9 @@ GType gst_cuda_link_gpu_wait_get_type (void);
 void gst_cuda_link_status_to_error (cudalink_status st, GQuark * domain,
     gint * code);
 
+/* Does @st say a segment's header is malformed (a parse error)? */
+gboolean gst_cuda_link_status_is_bad_header (cudalink_status st);
+
 /* Posts one error message for @st on @element: @text is the user's sentence
  * (NULL: cudalink_strerror()), @detail the debug text, to which the status
  * name is appended. Both are copied. */

@@ -322,81 +322,6 @@ gst_cuda_link_src_set_context (GstElement * element, GstContext * context)
 }
 
 /* ------------------------------------------------------------------------ */
-/* start / stop                                                             */
-/* ------------------------------------------------------------------------ */
-
-static gboolean
-gst_cuda_link_src_start (GstBaseSrc * bsrc)
-{
-  GstCudaLinkSrc *self = GST_CUDA_LINK_SRC (bsrc);
-  GstCudaLinkReaderConfig config;
-  gchar why[512] = "";
-  gchar *name;
-  GError *err = NULL;
-  gboolean ok;
-
-  GST_OBJECT_LOCK (self);
-  name = g_strdup (self->ipc_name);
-  config.timeout_ms = self->timeout_ms;
-  config.device_id = self->device_id;
-  config.poll_interval_us = self->poll_interval_us;
-  config.gpu_wait = self->gpu_wait;
-  config.wake_spin = self->wake_spin;
-  config.channel_order = self->channel_order;
-  config.float_format = self->float_format;
-  GST_OBJECT_UNLOCK (self);
-
-  /* Without a driver the element still starts: the segment is checked
-   * first (in create()), so that a bad one is reported as such also on a
-   * machine without a driver. */
-  if (gst_cuda_link_load_driver (why, sizeof (why)) == CUDALINK_OK) {
-    if (!gst_cuda_link_cuda_open (GST_ELEMENT (self), config.device_id,
-            &self->context, NULL)) {
-      g_free (name);
-      return FALSE;
-    }
-  } else {
-    gst_clear_object (&self->context);
-    GST_INFO_OBJECT (self, "no CUDA: %s", why);
-  }
-  config.name = name;
-  config.context = self->context;
-  config.no_driver_why = why;
-
-  ok = gst_cuda_link_reader_start (self->reader, &config, &err);
-  g_free (name);
-  if (!ok) {
-    gst_element_message_full (GST_ELEMENT (self), GST_MESSAGE_ERROR,
-        err->domain, err->code, g_strdup (err->message), g_strdup (why),
-        __FILE__, GST_FUNCTION, __LINE__);
-    g_clear_error (&err);
-    gst_cuda_link_reader_stop (self->reader);
-    gst_clear_object (&self->context);
-    return FALSE;
-  }
-
-  GST_OBJECT_LOCK (self);
-  self->out_valid = FALSE;
-  GST_OBJECT_UNLOCK (self);
-  self->caps_pending = FALSE;
-  return TRUE;
-}
-
-static gboolean
-gst_cuda_link_src_stop (GstBaseSrc * bsrc)
-{
-  GstCudaLinkSrc *self = GST_CUDA_LINK_SRC (bsrc);
-
-  gst_cuda_link_reader_stop (self->reader);
-  gst_clear_object (&self->context);
-
-  GST_OBJECT_LOCK (self);
-  self->out_valid = FALSE;
-  GST_OBJECT_UNLOCK (self);
-  return TRUE;
-}
-
-/* ------------------------------------------------------------------------ */
 /* caps and allocation                                                      */
 /* ------------------------------------------------------------------------ */
 
@@ -590,6 +515,81 @@ gst_cuda_link_src_query (GstBaseSrc * bsrc, GstQuery * query)
   }
 
   return GST_BASE_SRC_CLASS (parent_class)->query (bsrc, query);
+}
+
+/* ------------------------------------------------------------------------ */
+/* start / stop                                                             */
+/* ------------------------------------------------------------------------ */
+
+static gboolean
+gst_cuda_link_src_start (GstBaseSrc * bsrc)
+{
+  GstCudaLinkSrc *self = GST_CUDA_LINK_SRC (bsrc);
+  GstCudaLinkReaderConfig config;
+  gchar why[512] = "";
+  gchar *name;
+  GError *err = NULL;
+  gboolean ok;
+
+  GST_OBJECT_LOCK (self);
+  name = g_strdup (self->ipc_name);
+  config.timeout_ms = self->timeout_ms;
+  config.device_id = self->device_id;
+  config.poll_interval_us = self->poll_interval_us;
+  config.gpu_wait = self->gpu_wait;
+  config.wake_spin = self->wake_spin;
+  config.channel_order = self->channel_order;
+  config.float_format = self->float_format;
+  GST_OBJECT_UNLOCK (self);
+
+  /* Without a driver the element still starts: the segment is checked
+   * first (in create()), so that a bad one is reported as such also on a
+   * machine without a driver. */
+  if (gst_cuda_link_load_driver (why, sizeof (why)) == CUDALINK_OK) {
+    if (!gst_cuda_link_cuda_open (GST_ELEMENT (self), config.device_id,
+            &self->context, NULL)) {
+      g_free (name);
+      return FALSE;
+    }
+  } else {
+    gst_clear_object (&self->context);
+    GST_INFO_OBJECT (self, "no CUDA: %s", why);
+  }
+  config.name = name;
+  config.context = self->context;
+  config.no_driver_why = why;
+
+  ok = gst_cuda_link_reader_start (self->reader, &config, &err);
+  g_free (name);
+  if (!ok) {
+    gst_element_message_full (GST_ELEMENT (self), GST_MESSAGE_ERROR,
+        err->domain, err->code, g_strdup (err->message), g_strdup (why),
+        __FILE__, GST_FUNCTION, __LINE__);
+    g_clear_error (&err);
+    gst_cuda_link_reader_stop (self->reader);
+    gst_clear_object (&self->context);
+    return FALSE;
+  }
+
+  GST_OBJECT_LOCK (self);
+  self->out_valid = FALSE;
+  GST_OBJECT_UNLOCK (self);
+  self->caps_pending = FALSE;
+  return TRUE;
+}
+
+static gboolean
+gst_cuda_link_src_stop (GstBaseSrc * bsrc)
+{
+  GstCudaLinkSrc *self = GST_CUDA_LINK_SRC (bsrc);
+
+  gst_cuda_link_reader_stop (self->reader);
+  gst_clear_object (&self->context);
+
+  GST_OBJECT_LOCK (self);
+  self->out_valid = FALSE;
+  GST_OBJECT_UNLOCK (self);
+  return TRUE;
 }
 
 /* ------------------------------------------------------------------------ */

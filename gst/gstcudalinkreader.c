@@ -8,6 +8,7 @@
 #include <gst/cuda/gstcudaloader.h>
 #include <gst/cuda/gstcudamemory.h>
 #include <gst/cuda/gstcudautils.h>
+#include <stdarg.h>
 #include <string.h>
 
 #include "gstcudalinkconvert.h"
@@ -58,6 +59,8 @@ struct _GstCudaLinkReader
   gboolean connected;
   gboolean ever_connected;
   gboolean discont;
+  gint64 last_frame_us;         /* monotonic: the last frame, or connect */
+  gboolean stalled;             /* STALLED was returned, no frame since */
   gchar *error_detail;
   cudalink_consumer_stats seen; /* the consumer's counters last added up */
 
@@ -331,6 +334,45 @@ attach_message (GstCudaLinkReader * r, cudalink_status st, gint64 timeout_ms)
 }
 
 /* ------------------------------------------------------------------------ */
+/* state messages                                                           */
+/* ------------------------------------------------------------------------ */
+
+/* Posts a "cudalink-state" element message (docs/elements/cudalinksrc.md
+ * lists the states and fields) with @state, the segment name and the
+ * fields that follow (NULL-terminated, as gst_structure_set). */
+static void
+post_state (GstCudaLinkReader * r, const gchar * state,
+    const gchar * first_field, ...)
+{
+  GstStructure *s = gst_structure_new ("cudalink-state", "state",
+      G_TYPE_STRING, state, "ipc-name", G_TYPE_STRING, r->name, NULL);
+  va_list args;
+
+  if (first_field) {
+    va_start (args, first_field);
+    gst_structure_set_valist (s, first_field, args);
+    va_end (args);
+  }
+  GST_DEBUG_OBJECT (r->element, "%" GST_PTR_FORMAT, s);
+  gst_element_post_message (r->element,
+      gst_message_new_element (GST_OBJECT (r->element), s));
+}
+
+/* connected, reconnected or format-changed: the producer's format */
+static void
+post_format_state (GstCudaLinkReader * r, const gchar * state,
+    const cudalink_format * fmt, GstCaps * caps)
+{
+  post_state (r, state, "producer", G_TYPE_STRING,
+      r->stats.producer_is_ours ? "ours" : "foreign",
+      "width", G_TYPE_UINT, fmt->width, "height", G_TYPE_UINT, fmt->height,
+      "channels", G_TYPE_UINT, fmt->num_comps,
+      "dtype", G_TYPE_STRING, cudalink_dtype_name (fmt->dtype),
+      "flags", G_TYPE_UINT, (guint) fmt->flags, "caps", GST_TYPE_CAPS, caps,
+      NULL);
+}
+
+/* ------------------------------------------------------------------------ */
 /* statistics                                                               */
 /* ------------------------------------------------------------------------ */
 
@@ -463,7 +505,7 @@ status_is_fatal (cudalink_status st)
 
 /* Plans the output for the consumer's (new) format. */
 static GstCudaLinkReadResult
-update_format (GstCudaLinkReader * r, GError ** error)
+update_format (GstCudaLinkReader * r, const gchar * state, GError ** error)
 {
   const cudalink_format *fmt = cudalink_consumer_format (r->consumer);
   GstCudaLinkSrcPlan plan;
@@ -494,6 +536,7 @@ update_format (GstCudaLinkReader * r, GError ** error)
   r->plan = plan;
   r->have_format = TRUE;
   g_mutex_unlock (&r->lock);
+  post_format_state (r, state, fmt, caps);
   gst_caps_unref (caps);
 
   if (!gst_cuda_link_staging_fits (&r->staging, plan.out_row_bytes,
@@ -513,11 +556,15 @@ attach (GstCudaLinkReader * r, gint64 timeout_ms, GError ** error)
       G_MAXINT64 : now + timeout_ms * 1000;
   cudalink_status st, last = CUDALINK_OK;
   gboolean ours;
+  const gchar *state;
 
   while ((st = cudalink_consumer_connect (r->consumer)) != CUDALINK_OK) {
     if (st != last)
       GST_INFO_OBJECT (r->element, "segment '%s': %s (%s)", r->name,
           cudalink_strerror (st), cudalink_consumer_last_error (r->consumer));
+    if (last == CUDALINK_OK && !status_is_fatal (st))
+      post_state (r, "waiting", "reason", G_TYPE_STRING,
+          cudalink_strerror (st), NULL);
     last = st;
     if (status_is_fatal (st) || g_get_monotonic_time () >= deadline) {
       set_status_error (r, error, st, attach_message (r, st, timeout_ms));
@@ -536,8 +583,11 @@ attach (GstCudaLinkReader * r, gint64 timeout_ms, GError ** error)
   GST_INFO_OBJECT (r->element, "attached to '%s' (%s producer)", r->name,
       ours ? "cudalink" : "foreign, polled");
 
+  state = r->ever_connected ? "reconnected" : "connected";
   r->connected = r->ever_connected = TRUE;
-  return update_format (r, error);
+  r->stalled = FALSE;
+  r->last_frame_us = g_get_monotonic_time ();
+  return update_format (r, state, error);
 }
 
 static GstCudaLinkReadResult
@@ -554,6 +604,7 @@ producer_lost (GstCudaLinkReader * r)
   g_mutex_unlock (&r->lock);
   GST_INFO_OBJECT (r->element, "producer of '%s' gone (%s)", r->name,
       r->error_detail);
+  post_state (r, "lost", "reason", G_TYPE_STRING, r->error_detail, NULL);
   return GST_CUDA_LINK_READ_LOST;
 }
 
@@ -772,6 +823,25 @@ fill (GstCudaLinkReader * r, GstBuffer * buffer, gboolean flip,
   return st;
 }
 
+/* Has the producer sent nothing for frame-timeout (and not been said to
+ * have stalled yet)? Only for a producer that did not say it shut down:
+ * that is a loss. Ours hold a lock while they live, so a quiet one of ours
+ * is paused, not stalled. */
+static gboolean
+stalled_now (GstCudaLinkReader * r)
+{
+  gint64 quiet_us = g_get_monotonic_time () - r->last_frame_us;
+
+  if (r->stalled || r->config.frame_timeout_ms <= 0
+      || r->stats.producer_is_ours
+      || quiet_us < r->config.frame_timeout_ms * 1000)
+    return FALSE;
+  r->stalled = TRUE;
+  post_state (r, "stalled", "quiet-ms", G_TYPE_UINT64,
+      (guint64) (quiet_us / 1000), NULL);
+  return TRUE;
+}
+
 /* Waits for the next frame. FRAME when one is there to copy. */
 static GstCudaLinkReadResult
 wait_frame (GstCudaLinkReader * r, GstCudaLinkReaderFrame * frame,
@@ -787,11 +857,13 @@ wait_frame (GstCudaLinkReader * r, GstCudaLinkReaderFrame * frame,
     frame->woken = cudalink_now ();
     if (st == CUDALINK_OK)
       break;
+    if (st == CUDALINK_ERR_TIMEOUT && stalled_now (r))
+      return GST_CUDA_LINK_READ_STALLED;
     if (st == CUDALINK_ERR_TIMEOUT || st == CUDALINK_ERR_INTERRUPTED)
       continue;
     if (st == CUDALINK_ERR_FORMAT_CHANGED) {
       update_stats (r);
-      return update_format (r, error);
+      return update_format (r, "format-changed", error);
     }
     if (st == CUDALINK_ERR_PRODUCER_GONE || st == CUDALINK_ERR_NOT_CONNECTED)
       return producer_lost (r);
@@ -855,7 +927,7 @@ read_frame (GstCudaLinkReader * r, GstBufferPool * pool, gboolean flip,
     case CUDALINK_ERR_NO_FRAME:
       return READ_AGAIN;
     case CUDALINK_ERR_FORMAT_CHANGED:
-      return update_format (r, error);
+      return update_format (r, "format-changed", error);
     case CUDALINK_ERR_PRODUCER_GONE:
     case CUDALINK_ERR_NOT_CONNECTED:
       return producer_lost (r);
@@ -892,6 +964,11 @@ gst_cuda_link_reader_read (GstCudaLinkReader * r, GstBufferPool * pool,
 
   frame->discont = r->discont;
   r->discont = FALSE;
+  r->last_frame_us = g_get_monotonic_time ();
+  if (r->stalled) {
+    r->stalled = FALSE;
+    post_state (r, "resumed", NULL);
+  }
   record_frame (r, frame->timestamp, frame->woken);
   return GST_CUDA_LINK_READ_FRAME;
 }

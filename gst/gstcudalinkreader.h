@@ -16,12 +16,17 @@
  *                                   _plan () / _format () say what to offer
  *        LOST                  <--- producer gone (disconnected; the next
  *                                   _read waits for a new one, forever)
+ *        STALLED               <--- no frame for frame_timeout_ms
  *        FLUSHING / ERROR      <--- (ERROR: GError with GStreamer's domain
  *                                   and code, _error_detail () the debug text)
  *   set_caps()     ---------------> _set_output (info, cuda)
  *   unlock()       ---------------> _set_flushing (TRUE)
  *   unlock_stop()  ---------------> _set_flushing (FALSE)
  *   stop()         ---------------> _stop ()
+ *
+ * The reader posts "cudalink-state" element messages on the element
+ * (waiting, connected, reconnected, format-changed, lost, stalled,
+ * resumed) from the streaming thread.
  *
  * Threads: _read, _start, _stop and _set_output from the streaming thread
  * or with it stopped; _set_flushing and _get_stats from any thread.
@@ -54,6 +59,8 @@ typedef struct
   gboolean wake_spin;
   GstCudaLinkChannelOrder channel_order;
   GstCudaLinkFloatFormat float_format;
+  gint64 frame_timeout_ms;      /* STALLED after this long without a frame
+                                 * from a foreign producer; 0: never */
 } GstCudaLinkReaderConfig;
 
 typedef enum
@@ -61,6 +68,8 @@ typedef enum
   GST_CUDA_LINK_READ_FRAME,     /* *buffer holds a clean frame */
   GST_CUDA_LINK_READ_FORMAT,    /* new or changed format: renegotiate */
   GST_CUDA_LINK_READ_LOST,      /* the producer went away */
+  GST_CUDA_LINK_READ_STALLED,   /* no frame for frame_timeout_ms (once per
+                                 * silence; the next _read waits on) */
   GST_CUDA_LINK_READ_FLUSHING,
   GST_CUDA_LINK_READ_ERROR,
 } GstCudaLinkReadResult;

@@ -74,6 +74,8 @@ enum
   PROP_VIDEO_DIRECTION,
   PROP_GPU_WAIT,
   PROP_WAKE_SPIN,
+  PROP_FRAME_TIMEOUT,
+  PROP_STATS_INTERVAL,
 };
 
 #define DEFAULT_IPC_NAME "cudalink"
@@ -86,6 +88,10 @@ enum
 #define DEFAULT_VIDEO_DIRECTION GST_VIDEO_ORIENTATION_IDENTITY
 #define DEFAULT_GPU_WAIT GST_CUDA_LINK_GPU_WAIT_NAP
 #define DEFAULT_WAKE_SPIN TRUE
+/* a foreign producer this long without a frame is reported stalled
+ * (docs/elements/cudalinksrc.md says why 5 s) */
+#define DEFAULT_FRAME_TIMEOUT_MS 5000
+#define DEFAULT_STATS_INTERVAL_MS 0
 
 /* Time budget of one frame's copy, for the LATENCY query. */
 #define COPY_BUDGET (1 * GST_MSECOND)
@@ -105,12 +111,15 @@ struct _GstCudaLinkSrc
   GstVideoOrientationMethod direction;
   GstCudaLinkGpuWait gpu_wait;
   gboolean wake_spin;
+  guint frame_timeout_ms;
+  guint stats_interval_ms;
 
   /* the transport: consumer, stream, copies, stats (init to finalize) */
   GstCudaLinkReader *reader;
 
   /* CUDA, from start() to stop() (NULL without a driver) */
   GstCudaContext *context;
+  GstCudaLinkStatsTicker *ticker;       /* stats-interval, start to stop */
 
   /* negotiated output, under the object lock (written by the streaming
    * thread) */
@@ -181,6 +190,12 @@ direction_supported (GstVideoOrientationMethod method)
       method == GST_VIDEO_ORIENTATION_AUTO;
 }
 
+static GstStructure *
+gst_cuda_link_src_stats (GstElement * element)
+{
+  return gst_cuda_link_reader_get_stats (GST_CUDA_LINK_SRC (element)->reader);
+}
+
 static void
 gst_cuda_link_src_set_property (GObject * object, guint prop_id,
     const GValue * value, GParamSpec * pspec)
@@ -230,6 +245,12 @@ gst_cuda_link_src_set_property (GObject * object, guint prop_id,
     case PROP_WAKE_SPIN:
       self->wake_spin = g_value_get_boolean (value);
       break;
+    case PROP_FRAME_TIMEOUT:
+      self->frame_timeout_ms = g_value_get_uint (value);
+      break;
+    case PROP_STATS_INTERVAL:
+      self->stats_interval_ms = g_value_get_uint (value);
+      break;
     case PROP_VIDEO_DIRECTION:{
       GstVideoOrientationMethod method = g_value_get_enum (value);
       if (direction_supported (method)) {
@@ -258,7 +279,7 @@ gst_cuda_link_src_get_property (GObject * object, guint prop_id,
   GstCudaLinkSrc *self = GST_CUDA_LINK_SRC (object);
 
   if (prop_id == PROP_STATS) {
-    g_value_take_boxed (value, gst_cuda_link_reader_get_stats (self->reader));
+    g_value_take_boxed (value, gst_cuda_link_src_stats (GST_ELEMENT (self)));
     return;
   }
 
@@ -290,6 +311,12 @@ gst_cuda_link_src_get_property (GObject * object, guint prop_id,
       break;
     case PROP_WAKE_SPIN:
       g_value_set_boolean (value, self->wake_spin);
+      break;
+    case PROP_FRAME_TIMEOUT:
+      g_value_set_uint (value, self->frame_timeout_ms);
+      break;
+    case PROP_STATS_INTERVAL:
+      g_value_set_uint (value, self->stats_interval_ms);
       break;
     case PROP_VIDEO_DIRECTION:
       g_value_set_enum (value, self->direction);
@@ -530,6 +557,7 @@ gst_cuda_link_src_start (GstBaseSrc * bsrc)
   gchar *name;
   GError *err = NULL;
   gboolean ok;
+  guint interval_ms;
 
   GST_OBJECT_LOCK (self);
   name = g_strdup (self->ipc_name);
@@ -538,6 +566,8 @@ gst_cuda_link_src_start (GstBaseSrc * bsrc)
   config.poll_interval_us = self->poll_interval_us;
   config.gpu_wait = self->gpu_wait;
   config.wake_spin = self->wake_spin;
+  config.frame_timeout_ms = self->frame_timeout_ms;
+  interval_ms = self->stats_interval_ms;
   config.channel_order = self->channel_order;
   config.float_format = self->float_format;
   GST_OBJECT_UNLOCK (self);
@@ -575,6 +605,9 @@ gst_cuda_link_src_start (GstBaseSrc * bsrc)
   self->out_valid = FALSE;
   GST_OBJECT_UNLOCK (self);
   self->caps_pending = FALSE;
+  if (interval_ms > 0)
+    self->ticker = gst_cuda_link_stats_ticker_start (GST_ELEMENT (self),
+        interval_ms, gst_cuda_link_src_stats);
   return TRUE;
 }
 
@@ -583,6 +616,7 @@ gst_cuda_link_src_stop (GstBaseSrc * bsrc)
 {
   GstCudaLinkSrc *self = GST_CUDA_LINK_SRC (bsrc);
 
+  g_clear_pointer (&self->ticker, gst_cuda_link_stats_ticker_stop);
   gst_cuda_link_reader_stop (self->reader);
   gst_clear_object (&self->context);
 
@@ -673,6 +707,24 @@ gst_cuda_link_src_producer_lost (GstCudaLinkSrc * self)
   }
 }
 
+/* frame-timeout: warn, then act as on a loss (wait: keep waiting on the
+ * same producer and resume when its frames come back) */
+static GstFlowReturn
+gst_cuda_link_src_producer_stalled (GstCudaLinkSrc * self)
+{
+  guint timeout_ms;
+
+  GST_OBJECT_LOCK (self);
+  timeout_ms = self->frame_timeout_ms;
+  GST_OBJECT_UNLOCK (self);
+
+  GST_ELEMENT_WARNING (self, RESOURCE, READ,
+      ("No frame from the producer of cuda-link segment '%s' for %u ms: it "
+          "may have hung or died without saying so, or be paused.",
+          self->ipc_name, timeout_ms), ("frame-timeout=%u", timeout_ms));
+  return gst_cuda_link_src_producer_lost (self);
+}
+
 static GstFlowReturn
 gst_cuda_link_src_create (GstBaseSrc * bsrc, guint64 offset, guint size,
     GstBuffer ** out)
@@ -704,6 +756,8 @@ gst_cuda_link_src_create (GstBaseSrc * bsrc, guint64 offset, guint size,
       self->caps_pending = TRUE;
     } else if (res == GST_CUDA_LINK_READ_LOST) {
       ret = gst_cuda_link_src_producer_lost (self);
+    } else if (res == GST_CUDA_LINK_READ_STALLED) {
+      ret = gst_cuda_link_src_producer_stalled (self);
     } else if (res == GST_CUDA_LINK_READ_FLUSHING) {
       ret = GST_FLOW_FLUSHING;
     } else if (res == GST_CUDA_LINK_READ_ERROR) {
@@ -788,6 +842,8 @@ gst_cuda_link_src_init (GstCudaLinkSrc * self)
   self->poll_interval_us = DEFAULT_POLL_INTERVAL_US;
   self->gpu_wait = DEFAULT_GPU_WAIT;
   self->wake_spin = DEFAULT_WAKE_SPIN;
+  self->frame_timeout_ms = DEFAULT_FRAME_TIMEOUT_MS;
+  self->stats_interval_ms = DEFAULT_STATS_INTERVAL_MS;
   self->direction = DEFAULT_VIDEO_DIRECTION;
   self->reader = gst_cuda_link_reader_new (GST_ELEMENT (self));
 
@@ -800,16 +856,15 @@ gst_cuda_link_src_install_properties (GObjectClass * gobject_class)
 {
   g_object_class_install_property (gobject_class, PROP_IPC_NAME,
       g_param_spec_string ("ipc-name", "IPC name",
-          "Name of the producer's shared-memory segment (/dev/shm/NAME on "
-          "Linux), as set in the TouchDesigner Sender or cudalinksink",
+          "Name of the producer's shared-memory segment",
           DEFAULT_IPC_NAME, G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
           GST_PARAM_MUTABLE_READY));
 
   g_object_class_install_property (gobject_class, PROP_TIMEOUT,
       g_param_spec_int64 ("timeout", "Timeout",
-          "Milliseconds to wait for the producer to appear before failing "
-          "(-1 = forever, 0 = look once)", -1, G_MAXINT64 / 1000,
-          DEFAULT_TIMEOUT_MS, G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
+          "Milliseconds to wait for the producer to appear (-1 = forever, "
+          "0 = look once)", -1, G_MAXINT64 / 1000, DEFAULT_TIMEOUT_MS,
+          G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
           GST_PARAM_MUTABLE_READY));
 
   g_object_class_install_property (gobject_class, PROP_ON_PRODUCER_LOSS,
@@ -821,65 +876,61 @@ gst_cuda_link_src_install_properties (GObjectClass * gobject_class)
 
   g_object_class_install_property (gobject_class, PROP_CHANNEL_ORDER,
       g_param_spec_enum ("channel-order", "Channel order",
-          "Byte order of 8-bit 4-channel frames. TouchDesigner's Python "
-          "Sender publishes BGRA without setting the BGRA flag: use bgra",
+          "Byte order of 8-bit 4-channel frames (bgra for TouchDesigner)",
           GST_TYPE_CUDA_LINK_CHANNEL_ORDER, DEFAULT_CHANNEL_ORDER,
           G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
           GST_PARAM_MUTABLE_READY));
 
   g_object_class_install_property (gobject_class, PROP_FLOAT_FORMAT,
       g_param_spec_enum ("float-format", "Float format",
-          "Output format of frames converted on the GPU from float16, "
-          "bfloat16, float32, int8 and int16 data (0..1 scales to the full "
-          "integer range, values outside clamp)",
+          "Output format of frames converted from float and signed data",
           GST_TYPE_CUDA_LINK_FLOAT_FORMAT, DEFAULT_FLOAT_FORMAT,
           G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
           GST_PARAM_MUTABLE_READY));
 
   g_object_class_install_property (gobject_class, PROP_DEVICE_ID,
       g_param_spec_int ("cuda-device-id", "CUDA device id",
-          "CUDA device to use (-1 = auto, or the one a shared context uses)",
+          "CUDA device to use (-1 = auto)",
           -1, G_MAXINT, DEFAULT_DEVICE_ID, G_PARAM_READWRITE |
           G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_READY));
 
   g_object_class_install_property (gobject_class, PROP_POLL_INTERVAL,
       g_param_spec_uint ("poll-interval", "Poll interval",
           "Microseconds between looks at a producer that does not wake "
-          "consumers (TouchDesigner, Python); cudalink producers wake the "
-          "element at once", 10, 1000000, DEFAULT_POLL_INTERVAL_US,
+          "consumers", 10, 1000000, DEFAULT_POLL_INTERVAL_US,
           G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
           GST_PARAM_MUTABLE_READY));
 
   g_object_class_install_property (gobject_class, PROP_GPU_WAIT,
       g_param_spec_enum ("gpu-wait", "GPU wait",
-          "How the streaming thread waits for each frame's copy; without MPS "
-          "most of that wait is the GPU switching to this process",
+          "How the streaming thread waits for each frame's copy",
           GST_TYPE_CUDA_LINK_GPU_WAIT, DEFAULT_GPU_WAIT,
           G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
           GST_PARAM_MUTABLE_READY));
 
   g_object_class_install_property (gobject_class, PROP_WAKE_SPIN,
       g_param_spec_boolean ("wake-spin", "Wake spin",
-          "Learn when a steady producer's next frame is due (from its "
-          "timestamps) and spin through a short window around it (at most "
-          "1 % of the frame period each side, narrower when spinning would "
-          "cost over 0.5 % of a core), yielding the CPU, so that the frame "
-          "is seen within microseconds of its publish; false: sleep until "
-          "woken (cudalink producers) or the next poll (others)",
+          "Spin briefly around when a steady producer's next frame is due",
           DEFAULT_WAKE_SPIN, G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
+          GST_PARAM_MUTABLE_READY));
+
+  g_object_class_install_property (gobject_class, PROP_FRAME_TIMEOUT,
+      g_param_spec_uint ("frame-timeout", "Frame timeout",
+          "Milliseconds without a frame from a foreign producer before it is "
+          "reported stalled (0 = never)",
+          0, G_MAXUINT, DEFAULT_FRAME_TIMEOUT_MS, G_PARAM_READWRITE |
+          G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_READY));
+
+  g_object_class_install_property (gobject_class, PROP_STATS_INTERVAL,
+      g_param_spec_uint ("stats-interval", "Stats interval",
+          "Milliseconds between element messages carrying the stats "
+          "structure (0 = none)", 0, G_MAXUINT, DEFAULT_STATS_INTERVAL_MS,
+          G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
           GST_PARAM_MUTABLE_READY));
 
   g_object_class_install_property (gobject_class, PROP_STATS,
       g_param_spec_boxed ("stats", "Statistics",
-          "frames, missed, torn-discarded, reopens, first-offset (frame index "
-          "of the first frame waited for, -1 before one; missed and "
-          "torn-discarded count from there), latency-p50-us, latency-p99-us "
-          "(producer timestamp to push, last 1024 frames), wake-p50-us, "
-          "wake-p99-us (producer timestamp to the element waking up for the "
-          "frame, same frames), wake-spin-frames (frames seen by the "
-          "wake-spin rather than a wake-up), wake-spin-us (time spent "
-          "spinning for them: the wake-spin's CPU cost), sleeps (times the "
-          "frame wait went to sleep: each costs a wake-up)",
+          "Transfer statistics (fields in docs/elements/cudalinksrc.md)",
           GST_TYPE_STRUCTURE, G_PARAM_READABLE | G_PARAM_STATIC_STRINGS));
 
   g_object_class_override_property (gobject_class, PROP_VIDEO_DIRECTION,

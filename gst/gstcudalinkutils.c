@@ -294,3 +294,65 @@ gst_cuda_link_cuda_close (GstCudaContext ** context, CUstream * stream)
     *stream = NULL;
   gst_clear_object (context);
 }
+
+struct _GstCudaLinkStatsTicker
+{
+  GstClock *clock;
+  GstClockID id;
+};
+
+typedef struct
+{
+  GstElement *element;
+  GstCudaLinkGetStats get_stats;
+} TickData;
+
+static void
+tick_data_free (gpointer data)
+{
+  TickData *t = data;
+
+  gst_object_unref (t->element);
+  g_free (t);
+}
+
+static gboolean
+on_tick (GstClock * clock, GstClockTime time, GstClockID id, gpointer data)
+{
+  TickData *t = data;
+  GstStructure *s = t->get_stats (t->element);
+
+  gst_element_post_message (t->element,
+      gst_message_new_element (GST_OBJECT (t->element), s));
+  return TRUE;
+}
+
+GstCudaLinkStatsTicker *
+gst_cuda_link_stats_ticker_start (GstElement * element, guint interval_ms,
+    GstCudaLinkGetStats get_stats)
+{
+  GstCudaLinkStatsTicker *ticker = g_new0 (GstCudaLinkStatsTicker, 1);
+  GstClockTime interval = interval_ms * GST_MSECOND;
+  TickData *t = g_new0 (TickData, 1);
+
+  t->element = gst_object_ref (element);
+  t->get_stats = get_stats;
+  ticker->clock = gst_system_clock_obtain ();
+  ticker->id = gst_clock_new_periodic_id (ticker->clock,
+      gst_clock_get_time (ticker->clock) + interval, interval);
+  if (gst_clock_id_wait_async (ticker->id, on_tick, t, tick_data_free) !=
+      GST_CLOCK_OK)
+    GST_WARNING_OBJECT (element, "could not schedule the stats ticker");
+  return ticker;
+}
+
+void
+gst_cuda_link_stats_ticker_stop (GstCudaLinkStatsTicker * ticker)
+{
+  if (!ticker)
+    return;
+  gst_clock_id_unschedule (ticker->id);
+  gst_clock_id_unref (ticker->id);
+  gst_object_unref (ticker->clock);
+  g_free (ticker);
+}

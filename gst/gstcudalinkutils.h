@@ -92,6 +92,16 @@ gboolean gst_cuda_link_staging_ensure (GstCudaLinkStaging * staging,
 void gst_cuda_link_staging_free (GstCudaLinkStaging * staging,
     GstCudaContext * context);
 
+/* stats-interval: posts an element message carrying @get_stats (@element)
+ * every @interval_ms (> 0) from the system clock's thread, until
+ * _stats_ticker_stop (which takes NULL). The ticker holds a reference on
+ * @element while a tick can still come. */
+typedef GstStructure *(*GstCudaLinkGetStats) (GstElement * element);
+typedef struct _GstCudaLinkStatsTicker GstCudaLinkStatsTicker;
+GstCudaLinkStatsTicker *gst_cuda_link_stats_ticker_start (GstElement * element,
+    guint interval_ms, GstCudaLinkGetStats get_stats);
+void gst_cuda_link_stats_ticker_stop (GstCudaLinkStatsTicker * ticker);
+
 G_END_DECLS
 
 #endif

@@ -337,6 +337,17 @@ GST_START_TEST (test_properties)
   g_object_set (src, "wake-spin", FALSE, NULL);
   g_object_get (src, "wake-spin", &wake_spin, NULL);
   fail_unless (!wake_spin);
+  {
+    guint frame_timeout, stats_interval;
+    g_object_get (src, "frame-timeout", &frame_timeout, "stats-interval",
+        &stats_interval, NULL);
+    fail_unless_equals_int (frame_timeout, 5000);
+    fail_unless_equals_int (stats_interval, 0);
+  }
+  /* the src always waits for its copy: none is refused, the value kept */
+  g_object_set (src, "gpu-wait", enum_value (src, "gpu-wait", "none"), NULL);
+  g_object_get (src, "gpu-wait", &gpu_wait, NULL);
+  fail_unless_equals_int (gpu_wait, enum_value (src, "gpu-wait", "nap"));
 
   /* enum nicks the docs promise */
   enum_value (src, "on-producer-loss", "eos");
@@ -915,6 +926,84 @@ GST_START_TEST (test_timeout_maximum)
 
 GST_END_TEST;
 
+/* Waiting for a producer is said on the bus, once, with the name. */
+GST_START_TEST (test_waiting_message)
+{
+  gchar *name = unique_name ();
+  Harness h;
+  GstMessage *msg;
+  const GstStructure *s;
+
+  harness_setup (&h, name, -1);
+  fail_if (gst_element_set_state (h.src, GST_STATE_PLAYING) ==
+      GST_STATE_CHANGE_FAILURE);
+  msg = gst_bus_timed_pop_filtered (h.bus, 5 * GST_SECOND,
+      GST_MESSAGE_ELEMENT);
+  fail_unless (msg != NULL, "no element message while waiting");
+  fail_unless (GST_MESSAGE_SRC (msg) == GST_OBJECT (h.src));
+  s = gst_message_get_structure (msg);
+  fail_unless (gst_structure_has_name (s, "cudalink-state"));
+  fail_unless_equals_string (gst_structure_get_string (s, "state"),
+      "waiting");
+  fail_unless_equals_string (gst_structure_get_string (s, "ipc-name"), name);
+  assert_contains (gst_structure_get_string (s, "reason"), "no segment");
+  gst_message_unref (msg);
+
+  /* the look-out goes on every 50 ms, but says so only once */
+  g_usleep (300 * 1000);
+  msg = gst_bus_pop_filtered (h.bus, GST_MESSAGE_ELEMENT | GST_MESSAGE_ERROR);
+  fail_unless (msg == NULL, "more than one message while waiting");
+
+  harness_teardown (&h);
+  g_free (name);
+}
+
+GST_END_TEST;
+
+/* stats-interval posts the stats structure on the bus, also while nothing
+ * flows, and stops with the element. */
+GST_START_TEST (test_stats_interval)
+{
+  gchar *name = unique_name ();
+  Harness h;
+  GstMessage *msg;
+  guint n = 0;
+  gint64 t0;
+
+  harness_setup (&h, name, -1);
+  g_object_set (h.src, "stats-interval", 100, NULL);
+  fail_if (gst_element_set_state (h.src, GST_STATE_PLAYING) ==
+      GST_STATE_CHANGE_FAILURE);
+  t0 = g_get_monotonic_time ();
+  while (n < 3 && g_get_monotonic_time () - t0 < 5 * G_USEC_PER_SEC) {
+    msg = gst_bus_timed_pop_filtered (h.bus, GST_SECOND, GST_MESSAGE_ELEMENT);
+    if (msg && gst_structure_has_name (gst_message_get_structure (msg),
+            "application/x-cudalinksrc-stats")) {
+      guint64 frames = 1;
+      fail_unless (gst_structure_get_uint64 (gst_message_get_structure (msg),
+              "frames", &frames));
+      fail_unless_equals_uint64 (frames, 0);
+      n++;
+    }
+    if (msg)
+      gst_message_unref (msg);
+  }
+  fail_unless_equals_int (n, 3);
+
+  fail_unless_equals_int (gst_element_set_state (h.src, GST_STATE_NULL),
+      GST_STATE_CHANGE_SUCCESS);
+  gst_bus_set_flushing (h.bus, TRUE);
+  gst_bus_set_flushing (h.bus, FALSE);
+  g_usleep (300 * 1000);
+  msg = gst_bus_pop_filtered (h.bus, GST_MESSAGE_ELEMENT);
+  fail_unless (msg == NULL, "stats posted after stop");
+
+  harness_teardown (&h);
+  g_free (name);
+}
+
+GST_END_TEST;
+
 /* Live, and the latency it reports grows with poll-interval. */
 GST_START_TEST (test_latency_query)
 {
@@ -988,6 +1077,8 @@ cudalinksrc_suite (void)
   tcase_add_test (th, test_no_driver);
   tcase_add_test (th, test_wait_interruptible);
   tcase_add_test (th, test_timeout_maximum);
+  tcase_add_test (th, test_waiting_message);
+  tcase_add_test (th, test_stats_interval);
 
   return s;
 }

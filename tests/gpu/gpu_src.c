@@ -405,6 +405,9 @@ typedef struct {
   GstBus *bus;
   char error[1024];
   char warning[512]; /* the first WARNING, for diagnostics */
+  GString *states;   /* "cudalink-state" messages seen: "waiting,connected," */
+  char producer[16]; /* the last connected / reconnected message's producer */
+  gboolean eos;
 } Run;
 
 static gboolean
@@ -456,9 +459,21 @@ run_pump(Run *r, int ms)
   while (g_get_monotonic_time() < end) {
     GstMessage *m = gst_bus_timed_pop_filtered(r->bus, 20 * GST_MSECOND,
                                                GST_MESSAGE_ERROR | GST_MESSAGE_EOS |
-                                                   GST_MESSAGE_WARNING);
+                                                   GST_MESSAGE_WARNING | GST_MESSAGE_ELEMENT);
     if (!m)
       continue;
+    if (GST_MESSAGE_TYPE(m) == GST_MESSAGE_EOS)
+      r->eos = TRUE;
+    if (GST_MESSAGE_TYPE(m) == GST_MESSAGE_ELEMENT &&
+        gst_structure_has_name(gst_message_get_structure(m), "cudalink-state")) {
+      const GstStructure *st = gst_message_get_structure(m);
+      const char *state = gst_structure_get_string(st, "state");
+      if (!r->states)
+        r->states = g_string_new(NULL);
+      g_string_append_printf(r->states, "%s,", state ? state : "?");
+      if (gst_structure_has_field(st, "producer"))
+        g_strlcpy(r->producer, gst_structure_get_string(st, "producer"), sizeof r->producer);
+    }
     if (GST_MESSAGE_TYPE(m) == GST_MESSAGE_WARNING && !r->warning[0]) {
       GError *e = NULL;
       gchar *dbg = NULL;
@@ -543,6 +558,8 @@ run_stop(Run *r)
   }
   if (r->bus)
     gst_object_unref(r->bus);
+  if (r->states)
+    g_string_free(r->states, TRUE);
   memset(r, 0, sizeof *r);
 }
 
@@ -934,6 +951,142 @@ test_kill_restart(void)
   g_free(name);
 }
 
+/* The bus tells the story of a producer's life: waiting, connected (ours),
+ * format-changed, lost (clean shutdown), waiting again, reconnected. */
+static void
+test_state_messages(void)
+{
+  gchar *name = unique_name();
+  Check c;
+  Check *cs[1] = { &c };
+  Producer p1, p2;
+  Run r;
+  gchar *desc;
+  const char *want = "waiting,connected,format-changed,lost,waiting,reconnected,";
+
+  check_init(&c);
+  c.nfmt = 2;
+  c.fmt[0] = (cudalink_format){ 96, 64, 4, CUDALINK_DTYPE_UINT8, 0 };
+  c.fmt[1] = (cudalink_format){ 128, 72, 4, CUDALINK_DTYPE_UINT8, 0 };
+  c.nseeds = 2;
+  c.seeds[0] = 11;
+  c.seeds[1] = 22;
+  c.k_from_stamp = TRUE;
+  desc = branch(name, &c, 0, MEM_CUDA, "timeout=-1 on-producer-loss=wait");
+  REQUIRE(run_start(&r, desc, cs, 1));
+  CHECK(run_pump(&r, 500));
+  REQUIRE(producer_start(&p1, name, &c.fmt[0],
+                         "--frames 200 --fps 200 --seed 11 --reformat-after 100 128 72 4 uint8"));
+  CHECK(producer_wait_line(&p1, "REFORMAT", 20000));
+  CHECK(producer_wait_line(&p1, "DONE", 20000));
+  CHECK(run_pump(&r, 200));
+  producer_reap(&p1, SIGTERM); /* clean shutdown: the flag, then unlink */
+  CHECK(run_pump(&r, 500));
+  REQUIRE(producer_start(&p2, name, &c.fmt[1], "--frames 0 --fps 200 --seed 22"));
+  for (int i = 0; i < 100 && c.per_seed[1] < 20; i++)
+    run_pump(&r, 20);
+  printf("    states: %s producer %s; frames %u + %u, bad %u %s; bus: %s\n",
+         r.states ? r.states->str : "(none)", r.producer, c.per_seed[0], c.per_seed[1], c.bad,
+         c.first_error, r.error[0] ? r.error : "no error");
+  CHECK(r.states && strcmp(r.states->str, want) == 0);
+  CHECK(strcmp(r.producer, "ours") == 0);
+  CHECK(c.per_seed[1] >= 20);
+  CHECK_EQ_INT(c.bad, 0);
+  CHECK(r.error[0] == 0);
+  run_stop(&r);
+  producer_reap(&p2, SIGTERM);
+  check_clear(&c);
+  g_free(desc);
+  g_free(name);
+}
+
+/* A foreign (Python) producer that freezes without setting its shutdown
+ * flag (SIGSTOP): after frame-timeout the src warns, says "stalled", and
+ * acts as on-producer-loss says: wait resumes when the process continues,
+ * eos ends the stream, error posts one. */
+static void
+stall_one(const char *action)
+{
+  gchar *name = unique_name();
+  const char *pydir = g_getenv("CUDALINK_TEST_PYDIR");
+  gchar *script, *desc, *extra;
+  Check c;
+  Check *cs[1] = { &c };
+  Producer p;
+  Run r;
+  guint before, after;
+  gint64 t_stop, t_stalled = 0;
+  gboolean wait = strcmp(action, "wait") == 0;
+
+  REQUIRE(pydir != NULL);
+  script = g_build_filename(pydir, "src_producer.py", NULL);
+  check_init(&c);
+  c.nfmt = 1;
+  c.fmt[0] = (cudalink_format){ 128, 72, 4, CUDALINK_DTYPE_UINT8, 0 };
+  c.seeds[0] = 5;
+  c.k_from_stamp = TRUE;
+  c.order = GST_CUDA_LINK_CHANNEL_ORDER_RGBA;
+  extra = g_strdup_printf("poll-interval=500 frame-timeout=700 on-producer-loss=%s", action);
+  desc = branch(name, &c, 0, MEM_CUDA, extra);
+  {
+    char *argv[] = { (char *)"python3", script, name, (char *)"--frames", (char *)"100000",
+                     (char *)"--fps", (char *)"100", (char *)"--seed", (char *)"5", NULL };
+    REQUIRE(producer_start_argv(&p, argv));
+  }
+  CHECK(run_start(&r, desc, cs, 1));
+  for (int i = 0; i < 250 && c.frames < 50; i++)
+    run_pump(&r, 20);
+  CHECK(c.frames >= 50);
+  kill(p.pid, SIGSTOP);
+  t_stop = g_get_monotonic_time();
+  for (int i = 0; i < 150 && !r.error[0] && !r.eos &&
+                  !(r.states && strstr(r.states->str, "stalled")); i++)
+    run_pump(&r, 20);
+  if (r.states && strstr(r.states->str, "stalled"))
+    t_stalled = g_get_monotonic_time();
+  run_pump(&r, 300);
+  before = c.frames;
+  kill(p.pid, SIGCONT);
+  if (wait)
+    for (int i = 0; i < 150 && c.frames < before + 50; i++)
+      run_pump(&r, 20);
+  after = c.frames;
+  printf("    frame-timeout=700 on-producer-loss=%s: stalled after %.0f ms of silence, states %s, "
+         "warning: %s; frames %u before, %u after SIGCONT, eos %d, error: %s, bad %u\n",
+         action, t_stalled ? (t_stalled - t_stop) / 1000.0 : -1.0, r.states ? r.states->str : "",
+         r.warning[0] ? r.warning : "none", before, after, r.eos, r.error[0] ? r.error : "none",
+         c.bad);
+  CHECK(t_stalled != 0 && t_stalled - t_stop >= 600000 && t_stalled - t_stop < 2000000);
+  CHECK(strstr(r.warning, "No frame from the producer") != NULL);
+  CHECK(strcmp(r.producer, "foreign") == 0);
+  CHECK_EQ_INT(c.bad, 0);
+  if (wait) {
+    CHECK(after >= before + 50);
+    CHECK(r.states && strstr(r.states->str, "stalled,resumed,") != NULL);
+    CHECK(r.error[0] == 0 && !r.eos);
+  } else if (strcmp(action, "eos") == 0) {
+    CHECK(r.eos);
+    CHECK(r.error[0] == 0);
+  } else {
+    CHECK(strstr(r.error, "went away") != NULL);
+  }
+  run_stop(&r);
+  producer_reap(&p, SIGTERM);
+  check_clear(&c);
+  g_free(extra);
+  g_free(desc);
+  g_free(script);
+  g_free(name);
+}
+
+static void
+test_stalled_foreign(void)
+{
+  stall_one("wait");
+  stall_one("eos");
+  stall_one("error");
+}
+
 /* Three cudalinksrc in one pipeline read one producer (they share one
  * CUDA context, so each IPC handle is opened once in this process). */
 static void
@@ -1307,6 +1460,8 @@ main(int argc, char **argv)
   RUN(test_python_producer);
   RUN(test_unthrottled_no_torn);
   RUN(test_hostile_handles);
+  RUN(test_state_messages);
+  RUN(test_stalled_foreign);
 
   return TEST_SUMMARY();
 }

@@ -380,10 +380,10 @@ lib_log (void *user_data, cudalink_log_level level, const char *message)
   }
 }
 
-/* Debug text for a failed libcudalink call: the object's last error, else
- * the last error the library logged. */
+/* Debug text for a failed libcudalink call: the producer's last error,
+ * else the last error the library logged ("" when neither says more). */
 static gchar *
-lib_detail (GstCudaLinkSink * self, cudalink_status st)
+lib_detail (GstCudaLinkSink * self)
 {
   const gchar *detail = self->producer ?
       cudalink_producer_last_error (self->producer) : "";
@@ -392,53 +392,24 @@ lib_detail (GstCudaLinkSink * self, cudalink_status st)
   g_mutex_lock (&self->stats_lock);
   if ((!detail || !*detail) && self->lib_error)
     detail = self->lib_error;
-  ret = g_strdup_printf ("%s (%s)%s%s", cudalink_strerror (st),
-      cudalink_status_name (st), detail && *detail ? ": " : "",
-      detail ? detail : "");
+  ret = g_strdup (detail ? detail : "");
   g_mutex_unlock (&self->stats_lock);
   return ret;
 }
 
-/* One GST_ELEMENT_ERROR for a libcudalink status. */
+/* Posts a failed libcudalink call through the shared status -> error
+ * mapping: "@what: <the status's sentence>" for the user, the library's
+ * detail as debug text. */
 static void
-post_lib_error (GstCudaLinkSink * self, cudalink_status st, const gchar * what)
+post_lib_status (GstCudaLinkSink * self, cudalink_status st,
+    const gchar * what)
 {
-  gchar *detail = lib_detail (self, st);
-  const gchar *text = cudalink_strerror (st);
+  gchar *text = g_strdup_printf ("%s: %s", what, cudalink_strerror (st));
+  gchar *detail = lib_detail (self);
 
-  switch (st) {
-    case CUDALINK_ERR_BUSY:
-    case CUDALINK_ERR_FOREIGN_PRODUCER:
-      GST_ELEMENT_ERROR (self, RESOURCE, BUSY, ("%s: %s", what, text),
-          ("%s", detail));
-      break;
-    case CUDALINK_ERR_NO_DRIVER:
-    case CUDALINK_ERR_DRIVER_SYMBOL:
-      GST_ELEMENT_ERROR (self, RESOURCE, FAILED,
-          ("%s: CUDA driver not available: %s", what, text), ("%s", detail));
-      break;
-    case CUDALINK_ERR_NO_DEVICE:
-      GST_ELEMENT_ERROR (self, RESOURCE, NOT_FOUND, ("%s: %s", what, text),
-          ("%s", detail));
-      break;
-    case CUDALINK_ERR_BAD_NAME:
-      GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS, ("%s: %s", what, text),
-          ("%s", detail));
-      break;
-    case CUDALINK_ERR_SHM:
-      GST_ELEMENT_ERROR (self, RESOURCE, OPEN_READ_WRITE, ("%s: %s", what,
-              text), ("%s", detail));
-      break;
-    case CUDALINK_ERR_NO_MEMORY:
-      GST_ELEMENT_ERROR (self, RESOURCE, NO_SPACE_LEFT, ("%s: %s", what,
-              text), ("%s", detail));
-      break;
-    default:
-      GST_ELEMENT_ERROR (self, RESOURCE, FAILED, ("%s: %s", what, text),
-          ("%s", detail));
-      break;
-  }
+  gst_cuda_link_post_status (self, st, text, detail);
   g_free (detail);
+  g_free (text);
 }
 
 static void
@@ -529,7 +500,7 @@ ensure_producer (GstCudaLinkSink * self)
     sync_in_flight (self);
     st = cudalink_producer_reformat (self->producer, &self->mapping.format);
     if (st != CUDALINK_OK) {
-      post_lib_error (self, st, "Could not change the frame format");
+      post_lib_status (self, st, "Could not change the frame format");
       return FALSE;
     }
     snapshot_stats (self);
@@ -555,7 +526,7 @@ ensure_producer (GstCudaLinkSink * self)
     gchar *what = g_strdup_printf ("Could not publish segment \"%s\"", name);
 
     self->producer = NULL;
-    post_lib_error (self, st, what);
+    post_lib_status (self, st, what);
     g_free (what);
     g_free (name);
     return FALSE;
@@ -650,11 +621,9 @@ static gboolean
 gst_cuda_link_sink_start (GstBaseSink * sink)
 {
   GstCudaLinkSink *self = GST_CUDA_LINK_SINK (sink);
-  gchar *name, why[256];
-  gchar driver_why[512] = "";
+  gchar *name, *text, why[512] = "";
   cudalink_status st;
   gint device_id;
-  CUresult res;
 
   GST_OBJECT_LOCK (self);
   name = g_strdup (self->ipc_name);
@@ -663,60 +632,28 @@ gst_cuda_link_sink_start (GstBaseSink * sink)
   GST_OBJECT_UNLOCK (self);
 
   /* the name first: it needs no driver */
-  if (cudalink_check_name_why (name, why, sizeof (why)) != CUDALINK_OK) {
-    GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS,
-        ("Invalid ipc-name \"%s\"", name ? name : ""), ("%s", why));
+  st = cudalink_check_name_why (name, why, sizeof (why));
+  if (st != CUDALINK_OK) {
+    text = g_strdup_printf ("Invalid ipc-name \"%s\"", name ? name : "");
+    gst_cuda_link_post_status (self, st, text, why);
+    g_free (text);
     g_free (name);
     return FALSE;
   }
   g_free (name);
 
-  st = cudalink_cuda_load (driver_why, sizeof (driver_why));
+  st = gst_cuda_link_load_driver (why, sizeof (why));
   if (st != CUDALINK_OK) {
-    GST_ELEMENT_ERROR (self, RESOURCE, FAILED,
-        ("CUDA driver not available: %s", cudalink_strerror (st)),
-        ("%s", driver_why));
-    return FALSE;
-  }
-  if (!gst_cuda_load_library ()) {
-    GST_ELEMENT_ERROR (self, RESOURCE, FAILED,
-        ("CUDA driver not available: GStreamer's CUDA library could not load "
-            "it"), ("gst_cuda_load_library() failed (libcuda.so.1)"));
-    return FALSE;
-  }
-  gst_cuda_memory_init_once ();
-
-  if (!gst_cuda_ensure_element_context (GST_ELEMENT (self), device_id,
-          &self->context)) {
-    gint count = -1;
-
-    CuDeviceGetCount (&count);
-    GST_ELEMENT_ERROR (self, RESOURCE, NOT_FOUND,
-        ("No such CUDA device: cuda-device-id=%d", device_id),
-        ("could not create a CUDA context on device %d; the driver reports "
-            "%d device(s)", device_id < 0 ? 0 : device_id, count));
+    text = g_strdup_printf ("CUDA driver not available: %s",
+        cudalink_strerror (st));
+    gst_cuda_link_post_status (self, st, text, why);
+    g_free (text);
     return FALSE;
   }
 
-  if (!gst_cuda_context_push (self->context)) {
-    GST_ELEMENT_ERROR (self, RESOURCE, FAILED,
-        ("Could not use the CUDA context"), ("cuCtxPushCurrent failed"));
-    gst_clear_object (&self->context);
+  if (!gst_cuda_link_cuda_open (GST_ELEMENT (self), device_id, &self->context,
+          &self->stream))
     return FALSE;
-  }
-  res = CuStreamCreate (&self->stream, CU_STREAM_DEFAULT);
-  gst_cuda_context_pop (NULL);
-  if (res != CUDA_SUCCESS) {
-    const gchar *ename = NULL;
-
-    CuGetErrorName (res, &ename);
-    GST_ELEMENT_ERROR (self, RESOURCE, FAILED,
-        ("Could not create a CUDA stream"), ("cuStreamCreate: %s",
-            ename ? ename : "?"));
-    self->stream = NULL;
-    gst_clear_object (&self->context);
-    return FALSE;
-  }
 
   g_mutex_lock (&self->stats_lock);
   memset (&self->pstats, 0, sizeof (self->pstats));
@@ -741,12 +678,7 @@ gst_cuda_link_sink_stop (GstBaseSink * sink)
   self->path = NULL;
   g_mutex_unlock (&self->stats_lock);
   g_clear_pointer (&self->conv, gst_cuda_link_converter_free);
-  if (self->stream && gst_cuda_context_push (self->context)) {
-    gst_cuda_result (CuStreamDestroy (self->stream));
-    gst_cuda_context_pop (NULL);
-  }
-  self->stream = NULL;
-  gst_clear_object (&self->context);
+  gst_cuda_link_cuda_close (&self->context, &self->stream);
   self->have_info = FALSE;
 
   return TRUE;
@@ -996,7 +928,7 @@ gst_cuda_link_sink_render (GstBaseSink * sink, GstBuffer * buf)
     st = cudalink_producer_publish (self->producer, src, src_pitch,
         self->stream, wait);
     if (st != CUDALINK_OK) {
-      post_lib_error (self, st, "Could not publish the frame");
+      post_lib_status (self, st, "Could not publish the frame");
       goto out;
     }
   } else {
@@ -1007,7 +939,7 @@ gst_cuda_link_sink_render (GstBaseSink * sink, GstBuffer * buf)
 
     st = cudalink_producer_begin (self->producer, &dst, &dst_pitch);
     if (st != CUDALINK_OK) {
-      post_lib_error (self, st, "Could not publish the frame");
+      post_lib_status (self, st, "Could not publish the frame");
       goto out;
     }
     memset (&p, 0, sizeof (p));
@@ -1031,7 +963,7 @@ gst_cuda_link_sink_render (GstBaseSink * sink, GstBuffer * buf)
     }
     st = cudalink_producer_commit (self->producer, self->stream, wait);
     if (st != CUDALINK_OK) {
-      post_lib_error (self, st, "Could not publish the frame");
+      post_lib_status (self, st, "Could not publish the frame");
       goto out;
     }
   }

@@ -1124,6 +1124,21 @@ check_error (GstMessage * msg, GstElement * sink, const gchar * in_message,
   gst_message_unref (msg);
 }
 
+/* Both elements map a missing driver to LIBRARY/INIT (the shared status
+ * mapping in gstcudalinkutils.c). */
+static void
+check_error_is_library_init (GstMessage * msg)
+{
+  GError *err = NULL;
+
+  fail_unless (msg != NULL, "no error message on the bus");
+  gst_message_parse_error (msg, &err, NULL);
+  fail_unless (g_error_matches (err, GST_LIBRARY_ERROR, GST_LIBRARY_ERROR_INIT),
+      "%s: %s %d, want LIBRARY/INIT", err->message,
+      g_quark_to_string (err->domain), err->code);
+  g_error_free (err);
+}
+
 GST_START_TEST (test_no_driver)
 {
   GstElement *sink = NULL;
@@ -1132,6 +1147,7 @@ GST_START_TEST (test_no_driver)
   /* CUDALINK_CUDA_LIBRARY is /nonexistent/libcuda.so.1 (main) */
   msg = run_until_error ("videotestsrc num-buffers=3 ! cudalinksink name=sink",
       &sink);
+  check_error_is_library_init (msg);
   check_error (msg, sink, "CUDA driver", "/nonexistent/libcuda.so.1");
   gst_object_unref (sink);
 
@@ -1139,6 +1155,7 @@ GST_START_TEST (test_no_driver)
   msg = run_until_error ("videotestsrc num-buffers=3 ! "
       "video/x-raw,format=BGRx ! cudalinksink name=sink output-dtype=float32",
       &sink);
+  check_error_is_library_init (msg);
   check_error (msg, sink, "CUDA driver", "libcuda");
   gst_object_unref (sink);
 }

@@ -124,11 +124,11 @@ struct _GstCudaLinkSink
   gboolean settings_changed;    /* mapping or ring properties changed */
 
   /* start() .. stop(), streaming thread */
+  gchar *segment_name;          /* ipc-name as start() read it, for the run */
   GstCudaContext *context;
   CUstream stream;
   GstCudaLinkConverter *conv;
   cudalink_producer *producer;
-  gchar *producer_name;
   guint producer_slots;
   GstVideoInfo info;
   gboolean have_info;
@@ -453,10 +453,9 @@ destroy_producer (GstCudaLinkSink * self)
   memset (&self->pstats, 0, sizeof (self->pstats));
   g_mutex_unlock (&self->stats_lock);
 
-  GST_INFO_OBJECT (self, "shutting down segment \"%s\"", self->producer_name);
+  GST_INFO_OBJECT (self, "shutting down segment \"%s\"", self->segment_name);
   cudalink_producer_destroy (self->producer);
   self->producer = NULL;
-  g_clear_pointer (&self->producer_name, g_free);
 }
 
 static gboolean
@@ -477,11 +476,9 @@ ensure_producer (GstCudaLinkSink * self)
   cudalink_status st;
   guint num_slots;
   guint device_id = 0;
-  gchar *name;
 
   GST_OBJECT_LOCK (self);
   num_slots = self->num_slots;
-  name = g_strdup (self->ipc_name);
   GST_OBJECT_UNLOCK (self);
 
   if (self->producer && self->producer_slots != num_slots) {
@@ -491,7 +488,6 @@ ensure_producer (GstCudaLinkSink * self)
   }
 
   if (self->producer) {
-    g_free (name);
     if (formats_equal (cudalink_producer_format (self->producer),
             &self->mapping.format))
       return TRUE;
@@ -509,7 +505,7 @@ ensure_producer (GstCudaLinkSink * self)
 
   g_object_get (self->context, "cuda-device-id", &device_id, NULL);
   cudalink_producer_config_init (&config);
-  config.name = name;
+  config.name = self->segment_name;
   config.num_slots = num_slots;
   config.device = (int) device_id;
   config.cuda_context = gst_cuda_context_get_handle (self->context);
@@ -523,19 +519,18 @@ ensure_producer (GstCudaLinkSink * self)
   st = cudalink_producer_create (&config, &self->mapping.format,
       &self->producer);
   if (st != CUDALINK_OK) {
-    gchar *what = g_strdup_printf ("Could not publish segment \"%s\"", name);
+    gchar *what = g_strdup_printf ("Could not publish segment \"%s\"",
+        self->segment_name);
 
     self->producer = NULL;
     post_lib_status (self, st, what);
     g_free (what);
-    g_free (name);
     return FALSE;
   }
-  self->producer_name = name;
   self->producer_slots = num_slots;
   snapshot_stats (self);
   GST_INFO_OBJECT (self, "publishing segment \"%s\" (%u slots) on CUDA "
-      "device %u", name, num_slots, device_id);
+      "device %u", self->segment_name, num_slots, device_id);
   return TRUE;
 }
 
@@ -640,7 +635,6 @@ gst_cuda_link_sink_start (GstBaseSink * sink)
     g_free (name);
     return FALSE;
   }
-  g_free (name);
 
   st = gst_cuda_link_load_driver (why, sizeof (why));
   if (st != CUDALINK_OK) {
@@ -648,12 +642,20 @@ gst_cuda_link_sink_start (GstBaseSink * sink)
         cudalink_strerror (st));
     gst_cuda_link_post_status (self, st, text, why);
     g_free (text);
+    g_free (name);
     return FALSE;
   }
 
   if (!gst_cuda_link_cuda_open (GST_ELEMENT (self), device_id, &self->context,
-          &self->stream))
+          &self->stream)) {
+    g_free (name);
     return FALSE;
+  }
+
+  /* the name the segment has for the whole run: ipc-name is READY-only,
+   * and a re-created segment (num-slots, after EOS) keeps it */
+  g_free (self->segment_name);
+  self->segment_name = name;
 
   g_mutex_lock (&self->stats_lock);
   memset (&self->pstats, 0, sizeof (self->pstats));
@@ -679,6 +681,7 @@ gst_cuda_link_sink_stop (GstBaseSink * sink)
   g_mutex_unlock (&self->stats_lock);
   g_clear_pointer (&self->conv, gst_cuda_link_converter_free);
   gst_cuda_link_cuda_close (&self->context, &self->stream);
+  g_clear_pointer (&self->segment_name, g_free);
   self->have_info = FALSE;
 
   return TRUE;

@@ -439,7 +439,7 @@ sync_in_flight (GstCudaLinkSink * self)
 }
 
 static void
-destroy_producer (GstCudaLinkSink * self)
+destroy_segment (GstCudaLinkSink * self)
 {
   if (!self->producer)
     return;
@@ -466,11 +466,12 @@ formats_equal (const cudalink_format * a, const cudalink_format * b)
       a->flags == b->flags;
 }
 
-/* Makes the producer match self->mapping: creates it, re-creates it for a
- * new slot count, or reformats it (new ring, version bumped). Posts an
- * error and returns FALSE on failure. */
+/* Makes the segment match self->mapping: creates the producer (which
+ * publishes the segment), re-creates it for a new slot count, or reformats
+ * it (new ring, version bumped). Posts an error and returns FALSE on
+ * failure. */
 static gboolean
-ensure_producer (GstCudaLinkSink * self)
+ensure_segment (GstCudaLinkSink * self)
 {
   cudalink_producer_config config;
   cudalink_status st;
@@ -484,7 +485,7 @@ ensure_producer (GstCudaLinkSink * self)
   if (self->producer && self->producer_slots != num_slots) {
     GST_INFO_OBJECT (self, "num-slots %u -> %u: new segment",
         self->producer_slots, num_slots);
-    destroy_producer (self);
+    destroy_segment (self);
   }
 
   if (self->producer) {
@@ -534,8 +535,10 @@ ensure_producer (GstCudaLinkSink * self)
   return TRUE;
 }
 
-/* Recomputes self->mapping from the caps and the properties and applies
- * it. Called with new caps and when a property changed. */
+/* Recomputes self->mapping from the caps and the properties, and loads the
+ * converter when the mapping needs one. The segment is not touched:
+ * ensure_segment() follows. Called with new caps and when a property
+ * changed. */
 static gboolean
 apply_mapping (GstCudaLinkSink * self)
 {
@@ -605,7 +608,7 @@ apply_mapping (GstCudaLinkSink * self)
   self->path = m.plain ? "plain copy" :
       gst_cuda_link_converter_origin (self->conv);
   g_mutex_unlock (&self->stats_lock);
-  return ensure_producer (self);
+  return TRUE;
 }
 
 /* ---------------------------------------------------------------------- */
@@ -674,7 +677,7 @@ gst_cuda_link_sink_stop (GstBaseSink * sink)
   GstCudaLinkSink *self = GST_CUDA_LINK_SINK (sink);
 
   sync_in_flight (self);
-  destroy_producer (self);
+  destroy_segment (self);
   gst_cuda_link_staging_free (&self->staging, self->context);
   g_mutex_lock (&self->stats_lock);
   self->path = NULL;
@@ -712,7 +715,7 @@ gst_cuda_link_sink_set_caps (GstBaseSink * sink, GstCaps * caps)
   self->info = info;
   self->have_info = TRUE;
 
-  return apply_mapping (self);
+  return apply_mapping (self) && ensure_segment (self);
 }
 
 /* Formats GStreamer 1.22's CUDA allocator can allocate: it aborts on any
@@ -888,7 +891,10 @@ gst_cuda_link_sink_render (GstBaseSink * sink, GstBuffer * buf)
   changed = self->settings_changed;
   wait = self->gpu_wait != GST_CUDA_LINK_GPU_WAIT_NONE;
   GST_OBJECT_UNLOCK (self);
-  if ((changed || !self->producer) && !apply_mapping (self))
+  if (changed && !apply_mapping (self))
+    return GST_FLOW_ERROR;
+  /* a new slot count or format; no segment after EOS */
+  if ((changed || !self->producer) && !ensure_segment (self))
     return GST_FLOW_ERROR;
 
   mem = gst_buffer_peek_memory (buf, 0);
@@ -994,7 +1000,7 @@ gst_cuda_link_sink_event (GstBaseSink * sink, GstEvent * event)
     /* clean shutdown: consumers see the producer leave; a new segment is
      * created if data flows again (after a flushing seek) */
     GST_INFO_OBJECT (self, "EOS: shutting the segment down");
-    destroy_producer (self);
+    destroy_segment (self);
   }
 
   return GST_BASE_SINK_CLASS (parent_class)->event (sink, event);

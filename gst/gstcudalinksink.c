@@ -424,15 +424,19 @@ snapshot_stats (GstCudaLinkSink * self)
 }
 
 /* Waits for all GPU work queued on our stream and lets the buffer it was
- * reading go back to upstream. */
+ * reading go back to upstream. FALSE (nothing posted: callers that stop on
+ * it post) when the wait failed; the buffer is released either way. */
 static gboolean
 sync_in_flight (GstCudaLinkSink * self)
 {
   gboolean ok = TRUE;
 
-  if (self->stream && self->context && gst_cuda_context_push (self->context)) {
-    ok = gst_cuda_result (CuStreamSynchronize (self->stream));
-    gst_cuda_context_pop (NULL);
+  if (self->stream && self->context) {
+    ok = gst_cuda_context_push (self->context);
+    if (ok) {
+      ok = gst_cuda_result (CuStreamSynchronize (self->stream));
+      gst_cuda_context_pop (NULL);
+    }
   }
   gst_clear_buffer (&self->in_flight);
   return ok;
@@ -829,17 +833,18 @@ copy_to_staging (GstCudaLinkSink * self, GstVideoFrame * frame,
   cp.WidthInBytes = row;
   cp.Height = height;
 
-  if (!gst_cuda_context_push (self->context))
+  if (!gst_cuda_context_push (self->context)) {
+    GST_ELEMENT_ERROR (self, RESOURCE, FAILED,
+        ("Could not make the CUDA context current."),
+        ("cuCtxPushCurrent, before copying the frame to the staging buffer"));
     return FALSE;
+  }
   res = CuMemcpy2DAsync (&cp, self->stream);
   gst_cuda_context_pop (NULL);
   if (res != CUDA_SUCCESS) {
-    const gchar *ename = NULL;
-
-    CuGetErrorName (res, &ename);
     GST_ELEMENT_ERROR (self, RESOURCE, WRITE,
         ("Could not upload the frame to the GPU"), ("cuMemcpy2DAsync: %s",
-            ename ? ename : "?"));
+            gst_cuda_link_cu_error_name (res)));
     return FALSE;
   }
   return TRUE;

@@ -139,12 +139,23 @@ struct _GstCudaLinkSink
   gboolean warned_td;
   gboolean warned_order;
 
+  /* prepare() -> render(), streaming thread: the frame prepare() mapped,
+   * mapped until render() is done with it (or, when no render() came, until
+   * the next prepare() or stop()), and the device memory render() reads:
+   * the frame itself, or the staging buffer it was copied into */
+  GstVideoFrame frame;
+  gboolean frame_mapped;
+  gboolean frame_cuda;          /* CUDA memory: queued GPU work reads it */
+  CUdeviceptr src;
+  gsize src_pitch;
+  GstClockTimeDiff prepare_ns;  /* what prepare() took, for the stats */
+
   /* stats; stats_lock */
   GMutex stats_lock;
   gchar *lib_error;             /* last error-level message of libcudalink */
   const gchar *path;            /* "plain copy" or the converter's origin */
   cudalink_producer_stats pstats;       /* of the current producer */
-  guint64 base_frames, base_reinits, base_relinks;     /* of earlier ones */
+  guint64 base_frames, base_reinits, base_relinks;      /* of earlier ones */
   guint64 window[STATS_WINDOW]; /* render times, ns */
   guint window_len, window_pos;
 };
@@ -401,8 +412,7 @@ lib_detail (GstCudaLinkSink * self)
  * mapping: "@what: <the status's sentence>" for the user, the library's
  * detail as debug text. */
 static void
-post_lib_status (GstCudaLinkSink * self, cudalink_status st,
-    const gchar * what)
+post_lib_status (GstCudaLinkSink * self, cudalink_status st, const gchar * what)
 {
   gchar *text = g_strdup_printf ("%s: %s", what, cudalink_strerror (st));
   gchar *detail = lib_detail (self);
@@ -440,6 +450,29 @@ sync_in_flight (GstCudaLinkSink * self)
   }
   gst_clear_buffer (&self->in_flight);
   return ok;
+}
+
+/* Unmaps the frame prepare() mapped (a no-op when there is none). @in_use:
+ * queued GPU work may still read it, so a CUDA buffer stays referenced in
+ * in_flight until the stream is synchronised. Pageable system memory never
+ * needs that: cuMemcpy2DAsync has copied it out when it returns. */
+static void
+release_frame (GstCudaLinkSink * self, gboolean in_use)
+{
+  if (!self->frame_mapped)
+    return;
+
+  if (in_use && self->frame_cuda) {
+    /* in_flight holds one buffer: with an older one there, synchronise,
+     * which finishes this frame's work too */
+    if (self->in_flight)
+      sync_in_flight (self);
+    else
+      self->in_flight = gst_buffer_ref (self->frame.buffer);
+  }
+  gst_video_frame_unmap (&self->frame);
+  self->frame_mapped = FALSE;
+  self->frame_cuda = FALSE;
 }
 
 static void
@@ -680,6 +713,8 @@ gst_cuda_link_sink_stop (GstBaseSink * sink)
 {
   GstCudaLinkSink *self = GST_CUDA_LINK_SINK (sink);
 
+  /* a frame prepared for a render() that never came, then its GPU work */
+  release_frame (self, TRUE);
   sync_in_flight (self);
   destroy_segment (self);
   gst_cuda_link_staging_free (&self->staging, self->context);
@@ -791,7 +826,7 @@ gst_cuda_link_sink_propose_allocation (GstBaseSink * sink, GstQuery * query)
 }
 
 /* ---------------------------------------------------------------------- */
-/* render                                                                 */
+/* prepare: the frame onto our GPU, before the clock wait                 */
 /* ---------------------------------------------------------------------- */
 
 static gboolean
@@ -806,8 +841,7 @@ ensure_staging (GstCudaLinkSink * self, gsize row, guint height)
 
 /* Enqueues a copy of plane 0 of @frame into the staging buffer. */
 static gboolean
-copy_to_staging (GstCudaLinkSink * self, GstVideoFrame * frame,
-    gboolean device)
+copy_to_staging (GstCudaLinkSink * self, GstVideoFrame * frame, gboolean device)
 {
   CUDA_MEMCPY2D cp;
   gsize row = (gsize) GST_VIDEO_FRAME_WIDTH (frame) *
@@ -850,10 +884,122 @@ copy_to_staging (GstCudaLinkSink * self, GstVideoFrame * frame,
   return TRUE;
 }
 
-static void
-record_time (GstCudaLinkSink * self, gint64 start_ns)
+/* Maps @buf and says where render() reads its pixels (self->src,
+ * self->src_pitch): CUDA memory of our context where it lies; system memory
+ * and CUDA memory of another context from the staging buffer, copied there
+ * on our stream (a copy, which UVA allows, reads another context's memory,
+ * maybe on another device, where a kernel of ours could not). */
+static gboolean
+map_frame (GstCudaLinkSink * self, GstBuffer * buf)
 {
-  GstClockTimeDiff ns = gst_util_get_timestamp () - start_ns;
+  GstMemory *mem = gst_buffer_n_memory (buf) == 1 ?
+      gst_buffer_peek_memory (buf, 0) : NULL;
+  gboolean on_device = self->cuda_caps && mem && gst_is_cuda_memory (mem);
+
+  if (!gst_video_frame_map (&self->frame, &self->info, buf,
+          on_device ? GST_MAP_READ | GST_MAP_CUDA : GST_MAP_READ)) {
+    GST_ELEMENT_ERROR (self, RESOURCE, READ, ("Could not map the frame"),
+        ("gst_video_frame_map (%s) failed", on_device ? "CUDA" : "system"));
+    return FALSE;
+  }
+  self->frame_mapped = TRUE;
+  self->frame_cuda = on_device;
+
+  if (on_device && GST_CUDA_MEMORY_CAST (mem)->context == self->context) {
+    self->src = (CUdeviceptr) GST_VIDEO_FRAME_PLANE_DATA (&self->frame, 0);
+    self->src_pitch = GST_VIDEO_FRAME_PLANE_STRIDE (&self->frame, 0);
+    return TRUE;
+  }
+
+  if (on_device)
+    GST_LOG_OBJECT (self, "CUDA memory of another context: copying");
+  if (!copy_to_staging (self, &self->frame, on_device))
+    return FALSE;
+  self->src = self->staging.ptr;
+  self->src_pitch = self->staging.pitch;
+  return TRUE;
+}
+
+/* GstBaseSink calls prepare() before its clock wait and render() after it
+ * (cudaipcsink splits its work the same way): the upload or copy is queued
+ * here, so that the GPU does it during the wait, and render() only writes
+ * the slot and publishes. */
+static GstFlowReturn
+gst_cuda_link_sink_prepare (GstBaseSink * sink, GstBuffer * buf)
+{
+  GstCudaLinkSink *self = GST_CUDA_LINK_SINK (sink);
+  gint64 t0 = gst_util_get_timestamp ();
+
+  if (!self->have_info) {
+    GST_ELEMENT_ERROR (self, CORE, NEGOTIATION, (NULL),
+        ("received a buffer before caps"));
+    return GST_FLOW_NOT_NEGOTIATED;
+  }
+
+  /* the frame of a prepare() whose render() never came: flushed or stopped
+   * during the clock wait */
+  release_frame (self, TRUE);
+
+  /* the previous frame's GPU work still reads its buffer: wait for it (it
+   * is long done unless frames come back to back) and let the buffer go
+   * back to upstream. Our own staging buffer and the slots need no
+   * wait: the work on them is ordered on our stream. */
+  if (self->in_flight && !sync_in_flight (self)) {
+    GST_ELEMENT_ERROR (self, RESOURCE, WRITE, ("The GPU failed"),
+        ("cuStreamSynchronize failed on the previous frame"));
+    return GST_FLOW_ERROR;
+  }
+
+  if (!map_frame (self, buf)) {
+    release_frame (self, TRUE);
+    return GST_FLOW_ERROR;
+  }
+  self->prepare_ns = gst_util_get_timestamp () - t0;
+  return GST_FLOW_OK;
+}
+
+/* ---------------------------------------------------------------------- */
+/* render: the prepared frame into the next slot, published               */
+/* ---------------------------------------------------------------------- */
+
+/* Queues the conversion kernel from the prepared frame into the slot at
+ * @dst on our stream. */
+static gboolean
+convert_frame (GstCudaLinkSink * self, guint64 dst, gsize dst_pitch)
+{
+  GstCudaLinkConvertParams p;
+  GError *err = NULL;
+
+  memset (&p, 0, sizeof (p));
+  p.src = self->src;
+  p.src_pitch = self->src_pitch;
+  p.src_comps = self->mapping.src_comps;
+  p.src_dtype = self->mapping.src_dtype;
+  p.dst = dst;
+  p.dst_pitch = dst_pitch;
+  p.dst_comps = self->mapping.format.num_comps;
+  p.dst_dtype = self->mapping.format.dtype;
+  p.width = self->mapping.format.width;
+  p.height = self->mapping.format.height;
+  memcpy (p.swizzle, self->mapping.swizzle, sizeof (p.swizzle));
+  p.flip_y = self->mapping.flip_y;
+
+  if (!gst_cuda_link_converter_run (self->conv, &p, self->stream, &err)) {
+    GST_ELEMENT_ERROR (self, RESOURCE, WRITE,
+        ("Could not convert the frame on the GPU"), ("%s", err->message));
+    g_clear_error (&err);
+    return FALSE;
+  }
+  return TRUE;
+}
+
+/* One frame's time in the element, prepare() and render() together: the
+ * clock wait between them is not the element's. */
+static void
+record_time (GstCudaLinkSink * self, gint64 render_start_ns)
+{
+  GstClockTimeDiff ns = gst_util_get_timestamp () - render_start_ns +
+      self->prepare_ns;
 
   g_mutex_lock (&self->stats_lock);
   self->window[self->window_pos] = ns > 0 ? (guint64) ns : 0;
@@ -867,133 +1013,62 @@ static GstFlowReturn
 gst_cuda_link_sink_render (GstBaseSink * sink, GstBuffer * buf)
 {
   GstCudaLinkSink *self = GST_CUDA_LINK_SINK (sink);
-  gint64 t0 = gst_util_get_timestamp ();
-  GstVideoFrame frame;
-  GstMemory *mem;
-  gboolean changed, wait, on_device, mapped_cuda = FALSE;
-  CUdeviceptr src;
-  gsize src_pitch;
+  gboolean changed, wait;
   cudalink_status st;
-  GstFlowReturn ret = GST_FLOW_ERROR;
+  guint64 dst;
+  size_t dst_pitch;
+  gint64 t0;
 
-  if (!self->have_info) {
-    GST_ELEMENT_ERROR (self, CORE, NEGOTIATION, (NULL),
-        ("received a buffer before caps"));
-    return GST_FLOW_NOT_NEGOTIATED;
-  }
+  /* GstBaseSink prepared this very buffer; should it ever not have */
+  if (!self->frame_mapped || self->frame.buffer != buf) {
+    GstFlowReturn ret = gst_cuda_link_sink_prepare (sink, buf);
 
-  /* the previous frame's GPU work still reads its buffer: wait for it (it
-   * is long done unless frames come back to back) and let the buffer go
-   * back to upstream's pool. Our own staging buffer and the slots need no
-   * wait: the work on them is ordered on our stream. */
-  if (self->in_flight && !sync_in_flight (self)) {
-    GST_ELEMENT_ERROR (self, RESOURCE, WRITE, ("The GPU failed"),
-        ("cuStreamSynchronize failed on the previous frame"));
-    return GST_FLOW_ERROR;
+    if (ret != GST_FLOW_OK)
+      return ret;
   }
+  t0 = gst_util_get_timestamp ();
 
   GST_OBJECT_LOCK (self);
   changed = self->settings_changed;
   wait = self->gpu_wait != GST_CUDA_LINK_GPU_WAIT_NONE;
   GST_OBJECT_UNLOCK (self);
   if (changed && !apply_mapping (self))
-    return GST_FLOW_ERROR;
+    goto failed;
   /* a new slot count or format; no segment after EOS */
   if ((changed || !self->producer) && !ensure_segment (self))
-    return GST_FLOW_ERROR;
+    goto failed;
 
-  mem = gst_buffer_peek_memory (buf, 0);
-  on_device = self->cuda_caps && gst_buffer_n_memory (buf) == 1 &&
-      gst_is_cuda_memory (mem);
-
-  if (on_device) {
-    if (!gst_video_frame_map (&frame, &self->info, buf,
-            GST_MAP_READ | GST_MAP_CUDA)) {
-      GST_ELEMENT_ERROR (self, RESOURCE, READ, ("Could not map the frame"),
-          ("gst_video_frame_map (CUDA) failed"));
-      return GST_FLOW_ERROR;
-    }
-    mapped_cuda = TRUE;
-    if (GST_CUDA_MEMORY_CAST (mem)->context == self->context) {
-      src = (CUdeviceptr) GST_VIDEO_FRAME_PLANE_DATA (&frame, 0);
-      src_pitch = GST_VIDEO_FRAME_PLANE_STRIDE (&frame, 0);
-    } else {
-      /* another context (maybe another device): a copy, which UVA allows,
-       * where a kernel of ours could not read it */
-      GST_LOG_OBJECT (self, "CUDA memory of another context: copying");
-      if (!copy_to_staging (self, &frame, TRUE))
-        goto out;
-      src = self->staging.ptr;
-      src_pitch = self->staging.pitch;
-    }
-  } else {
-    if (!gst_video_frame_map (&frame, &self->info, buf, GST_MAP_READ)) {
-      GST_ELEMENT_ERROR (self, RESOURCE, READ, ("Could not map the frame"),
-          ("gst_video_frame_map failed"));
-      return GST_FLOW_ERROR;
-    }
-    if (!copy_to_staging (self, &frame, FALSE))
-      goto out;
-    src = self->staging.ptr;
-    src_pitch = self->staging.pitch;
-  }
-
+  /* begin -> convert or copy into the slot -> commit */
   if (self->mapping.plain) {
-    st = cudalink_producer_publish (self->producer, src, src_pitch,
-        self->stream, wait);
-    if (st != CUDALINK_OK) {
-      post_lib_status (self, st, "Could not publish the frame");
-      goto out;
-    }
+    /* all three in one call: a 2-D copy into the slot */
+    st = cudalink_producer_publish (self->producer, self->src,
+        self->src_pitch, self->stream, wait);
+    if (st != CUDALINK_OK)
+      goto lib_failed;
   } else {
-    GstCudaLinkConvertParams p;
-    guint64 dst;
-    size_t dst_pitch;
-    GError *err = NULL;
-
     st = cudalink_producer_begin (self->producer, &dst, &dst_pitch);
-    if (st != CUDALINK_OK) {
-      post_lib_status (self, st, "Could not publish the frame");
-      goto out;
-    }
-    memset (&p, 0, sizeof (p));
-    p.src = src;
-    p.src_pitch = src_pitch;
-    p.src_comps = self->mapping.src_comps;
-    p.src_dtype = self->mapping.src_dtype;
-    p.dst = dst;
-    p.dst_pitch = dst_pitch;
-    p.dst_comps = self->mapping.format.num_comps;
-    p.dst_dtype = self->mapping.format.dtype;
-    p.width = self->mapping.format.width;
-    p.height = self->mapping.format.height;
-    memcpy (p.swizzle, self->mapping.swizzle, sizeof (p.swizzle));
-    p.flip_y = self->mapping.flip_y;
-    if (!gst_cuda_link_converter_run (self->conv, &p, self->stream, &err)) {
-      GST_ELEMENT_ERROR (self, RESOURCE, WRITE,
-          ("Could not convert the frame on the GPU"), ("%s", err->message));
-      g_clear_error (&err);
-      goto out;
-    }
+    if (st != CUDALINK_OK)
+      goto lib_failed;
+    if (!convert_frame (self, dst, dst_pitch))
+      goto failed;
     st = cudalink_producer_commit (self->producer, self->stream, wait);
-    if (st != CUDALINK_OK) {
-      post_lib_status (self, st, "Could not publish the frame");
-      goto out;
-    }
+    if (st != CUDALINK_OK)
+      goto lib_failed;
   }
 
-  /* queued GPU work may still read the buffer: keep it until the next
-   * frame (or stop) has synchronised the stream */
-  if (!wait && mapped_cuda)
-    self->in_flight = gst_buffer_ref (buf);
+  /* without the synchronous commit, the queued work may still read the
+   * buffer: in_flight keeps it until the next frame (or stop) synchronises
+   * the stream */
+  release_frame (self, !wait);
   snapshot_stats (self);
-  ret = GST_FLOW_OK;
+  record_time (self, t0);
+  return GST_FLOW_OK;
 
-out:
-  gst_video_frame_unmap (&frame);
-  if (ret == GST_FLOW_OK)
-    record_time (self, t0);
-  return ret;
+lib_failed:
+  post_lib_status (self, st, "Could not publish the frame");
+failed:
+  release_frame (self, TRUE);
+  return GST_FLOW_ERROR;
 }
 
 static gboolean
@@ -1064,19 +1139,18 @@ gst_cuda_link_sink_class_init (GstCudaLinkSinkClass * klass)
   g_object_class_install_property (gobject_class, PROP_STATS,
       g_param_spec_boxed ("stats", "Statistics",
           "frames-published, reinits, relinks, version, write-idx, the "
-          "p50/p99 of the time render takes (publish-time-p50-us, "
-          "publish-time-p99-us) over the last 1024 frames, and path (\"plain "
-          "copy\" or where the conversion kernel came from)",
-          GST_TYPE_STRUCTURE,
-          G_PARAM_READABLE | G_PARAM_STATIC_STRINGS));
+          "p50/p99 of the time prepare and render take per frame "
+          "(publish-time-p50-us, publish-time-p99-us) over the last 1024 "
+          "frames, and path (\"plain copy\" or where the conversion kernel "
+          "came from)",
+          GST_TYPE_STRUCTURE, G_PARAM_READABLE | G_PARAM_STATIC_STRINGS));
   g_object_class_override_property (gobject_class, PROP_VIDEO_DIRECTION,
       "video-direction");
 
   gst_element_class_set_static_metadata (element_class, "CUDA Link Sink",
       "Sink/Video/Hardware",
       "Publishes video frames to other processes over CUDA IPC "
-      "(cuda-link protocol, TouchDesigner compatible)",
-      "cudalink developers");
+      "(cuda-link protocol, TouchDesigner compatible)", "cudalink developers");
   gst_element_class_add_static_pad_template (element_class, &sink_template);
 
   element_class->set_context =
@@ -1089,6 +1163,7 @@ gst_cuda_link_sink_class_init (GstCudaLinkSinkClass * klass)
       GST_DEBUG_FUNCPTR (gst_cuda_link_sink_propose_allocation);
   basesink_class->query = GST_DEBUG_FUNCPTR (gst_cuda_link_sink_query);
   basesink_class->event = GST_DEBUG_FUNCPTR (gst_cuda_link_sink_event);
+  basesink_class->prepare = GST_DEBUG_FUNCPTR (gst_cuda_link_sink_prepare);
   basesink_class->render = GST_DEBUG_FUNCPTR (gst_cuda_link_sink_render);
 
   gst_type_mark_as_plugin_api (GST_TYPE_CUDA_LINK_CHANNEL_ORDER, 0);

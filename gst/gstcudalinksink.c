@@ -247,7 +247,7 @@ gst_cuda_link_sink_make_stats (GstCudaLinkSink * self)
   g_mutex_lock (&self->stats_lock);
   n = self->window_len;
   memcpy (sorted, self->window, n * sizeof (guint64));
-  s = gst_structure_new ("cudalinksink-stats",
+  s = gst_structure_new ("application/x-cudalinksink-stats",
       "frames-published", G_TYPE_UINT64,
       self->base_frames + self->pstats.frames,
       "reinits", G_TYPE_UINT64, self->base_reinits + self->pstats.reinits,

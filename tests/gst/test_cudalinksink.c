@@ -933,6 +933,9 @@ GST_START_TEST (test_property_defaults)
   g_free (name);
 
   fail_unless (stats != NULL);
+  /* one naming scheme with cudalinksrc's application/x-cudalinksrc-stats */
+  fail_unless_equals_string (gst_structure_get_name (stats),
+      "application/x-cudalinksink-stats");
   fail_unless (gst_structure_get_uint64 (stats, "frames-published", &u64));
   fail_unless_equals_uint64 (u64, 0);
   fail_unless (gst_structure_get_uint64 (stats, "reinits", &u64));

@@ -936,8 +936,8 @@ gst_cuda_link_sink_prepare (GstBaseSink * sink, GstBuffer * buf)
     return GST_FLOW_NOT_NEGOTIATED;
   }
 
-  /* the frame of a prepare() whose render() never came: flushed or stopped
-   * during the clock wait */
+  /* the frame of a prepare() whose render() never came (a flush or a stop
+   * during the clock wait, or a buffer the base class dropped after it) */
   release_frame (self, TRUE);
 
   /* the previous frame's GPU work still reads its buffer: wait for it (it

@@ -124,11 +124,11 @@ struct _GstCudaLinkSink
   gboolean settings_changed;    /* mapping or ring properties changed */
 
   /* start() .. stop(), streaming thread */
+  gchar *segment_name;          /* ipc-name as start() read it, for the run */
   GstCudaContext *context;
   CUstream stream;
   GstCudaLinkConverter *conv;
   cudalink_producer *producer;
-  gchar *producer_name;
   guint producer_slots;
   GstVideoInfo info;
   gboolean have_info;
@@ -139,12 +139,23 @@ struct _GstCudaLinkSink
   gboolean warned_td;
   gboolean warned_order;
 
+  /* prepare() -> render(), streaming thread: the frame prepare() mapped,
+   * mapped until render() is done with it (or, when no render() came, until
+   * the next prepare() or stop()), and the device memory render() reads:
+   * the frame itself, or the staging buffer it was copied into */
+  GstVideoFrame frame;
+  gboolean frame_mapped;
+  gboolean frame_cuda;          /* CUDA memory: queued GPU work reads it */
+  CUdeviceptr src;
+  gsize src_pitch;
+  GstClockTimeDiff prepare_ns;  /* what prepare() took, for the stats */
+
   /* stats; stats_lock */
   GMutex stats_lock;
   gchar *lib_error;             /* last error-level message of libcudalink */
   const gchar *path;            /* "plain copy" or the converter's origin */
   cudalink_producer_stats pstats;       /* of the current producer */
-  guint64 base_frames, base_reinits, base_relinks;     /* of earlier ones */
+  guint64 base_frames, base_reinits, base_relinks;      /* of earlier ones */
   guint64 window[STATS_WINDOW]; /* render times, ns */
   guint window_len, window_pos;
 };
@@ -236,7 +247,7 @@ gst_cuda_link_sink_make_stats (GstCudaLinkSink * self)
   g_mutex_lock (&self->stats_lock);
   n = self->window_len;
   memcpy (sorted, self->window, n * sizeof (guint64));
-  s = gst_structure_new ("cudalinksink-stats",
+  s = gst_structure_new ("application/x-cudalinksink-stats",
       "frames-published", G_TYPE_UINT64,
       self->base_frames + self->pstats.frames,
       "reinits", G_TYPE_UINT64, self->base_reinits + self->pstats.reinits,
@@ -380,10 +391,10 @@ lib_log (void *user_data, cudalink_log_level level, const char *message)
   }
 }
 
-/* Debug text for a failed libcudalink call: the object's last error, else
- * the last error the library logged. */
+/* Debug text for a failed libcudalink call: the producer's last error,
+ * else the last error the library logged ("" when neither says more). */
 static gchar *
-lib_detail (GstCudaLinkSink * self, cudalink_status st)
+lib_detail (GstCudaLinkSink * self)
 {
   const gchar *detail = self->producer ?
       cudalink_producer_last_error (self->producer) : "";
@@ -392,53 +403,23 @@ lib_detail (GstCudaLinkSink * self, cudalink_status st)
   g_mutex_lock (&self->stats_lock);
   if ((!detail || !*detail) && self->lib_error)
     detail = self->lib_error;
-  ret = g_strdup_printf ("%s (%s)%s%s", cudalink_strerror (st),
-      cudalink_status_name (st), detail && *detail ? ": " : "",
-      detail ? detail : "");
+  ret = g_strdup (detail ? detail : "");
   g_mutex_unlock (&self->stats_lock);
   return ret;
 }
 
-/* One GST_ELEMENT_ERROR for a libcudalink status. */
+/* Posts a failed libcudalink call through the shared status -> error
+ * mapping: "@what: <the status's sentence>" for the user, the library's
+ * detail as debug text. */
 static void
-post_lib_error (GstCudaLinkSink * self, cudalink_status st, const gchar * what)
+post_lib_status (GstCudaLinkSink * self, cudalink_status st, const gchar * what)
 {
-  gchar *detail = lib_detail (self, st);
-  const gchar *text = cudalink_strerror (st);
+  gchar *text = g_strdup_printf ("%s: %s", what, cudalink_strerror (st));
+  gchar *detail = lib_detail (self);
 
-  switch (st) {
-    case CUDALINK_ERR_BUSY:
-    case CUDALINK_ERR_FOREIGN_PRODUCER:
-      GST_ELEMENT_ERROR (self, RESOURCE, BUSY, ("%s: %s", what, text),
-          ("%s", detail));
-      break;
-    case CUDALINK_ERR_NO_DRIVER:
-    case CUDALINK_ERR_DRIVER_SYMBOL:
-      GST_ELEMENT_ERROR (self, RESOURCE, FAILED,
-          ("%s: CUDA driver not available: %s", what, text), ("%s", detail));
-      break;
-    case CUDALINK_ERR_NO_DEVICE:
-      GST_ELEMENT_ERROR (self, RESOURCE, NOT_FOUND, ("%s: %s", what, text),
-          ("%s", detail));
-      break;
-    case CUDALINK_ERR_BAD_NAME:
-      GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS, ("%s: %s", what, text),
-          ("%s", detail));
-      break;
-    case CUDALINK_ERR_SHM:
-      GST_ELEMENT_ERROR (self, RESOURCE, OPEN_READ_WRITE, ("%s: %s", what,
-              text), ("%s", detail));
-      break;
-    case CUDALINK_ERR_NO_MEMORY:
-      GST_ELEMENT_ERROR (self, RESOURCE, NO_SPACE_LEFT, ("%s: %s", what,
-              text), ("%s", detail));
-      break;
-    default:
-      GST_ELEMENT_ERROR (self, RESOURCE, FAILED, ("%s: %s", what, text),
-          ("%s", detail));
-      break;
-  }
+  gst_cuda_link_post_status (self, st, text, detail);
   g_free (detail);
+  g_free (text);
 }
 
 static void
@@ -453,22 +434,49 @@ snapshot_stats (GstCudaLinkSink * self)
 }
 
 /* Waits for all GPU work queued on our stream and lets the buffer it was
- * reading go back to upstream. */
+ * reading go back to upstream. FALSE (nothing posted: callers that stop on
+ * it post) when the wait failed; the buffer is released either way. */
 static gboolean
 sync_in_flight (GstCudaLinkSink * self)
 {
   gboolean ok = TRUE;
 
-  if (self->stream && self->context && gst_cuda_context_push (self->context)) {
-    ok = gst_cuda_result (CuStreamSynchronize (self->stream));
-    gst_cuda_context_pop (NULL);
+  if (self->stream && self->context) {
+    ok = gst_cuda_context_push (self->context);
+    if (ok) {
+      ok = gst_cuda_result (CuStreamSynchronize (self->stream));
+      gst_cuda_context_pop (NULL);
+    }
   }
   gst_clear_buffer (&self->in_flight);
   return ok;
 }
 
+/* Unmaps the frame prepare() mapped (a no-op when there is none). @in_use:
+ * queued GPU work may still read it, so a CUDA buffer stays referenced in
+ * in_flight until the stream is synchronised. Pageable system memory never
+ * needs that: cuMemcpy2DAsync has copied it out when it returns. */
 static void
-destroy_producer (GstCudaLinkSink * self)
+release_frame (GstCudaLinkSink * self, gboolean in_use)
+{
+  if (!self->frame_mapped)
+    return;
+
+  if (in_use && self->frame_cuda) {
+    /* in_flight holds one buffer: with an older one there, synchronise,
+     * which finishes this frame's work too */
+    if (self->in_flight)
+      sync_in_flight (self);
+    else
+      self->in_flight = gst_buffer_ref (self->frame.buffer);
+  }
+  gst_video_frame_unmap (&self->frame);
+  self->frame_mapped = FALSE;
+  self->frame_cuda = FALSE;
+}
+
+static void
+destroy_segment (GstCudaLinkSink * self)
 {
   if (!self->producer)
     return;
@@ -482,10 +490,9 @@ destroy_producer (GstCudaLinkSink * self)
   memset (&self->pstats, 0, sizeof (self->pstats));
   g_mutex_unlock (&self->stats_lock);
 
-  GST_INFO_OBJECT (self, "shutting down segment \"%s\"", self->producer_name);
+  GST_INFO_OBJECT (self, "shutting down segment \"%s\"", self->segment_name);
   cudalink_producer_destroy (self->producer);
   self->producer = NULL;
-  g_clear_pointer (&self->producer_name, g_free);
 }
 
 static gboolean
@@ -496,31 +503,29 @@ formats_equal (const cudalink_format * a, const cudalink_format * b)
       a->flags == b->flags;
 }
 
-/* Makes the producer match self->mapping: creates it, re-creates it for a
- * new slot count, or reformats it (new ring, version bumped). Posts an
- * error and returns FALSE on failure. */
+/* Makes the segment match self->mapping: creates the producer (which
+ * publishes the segment), re-creates it for a new slot count, or reformats
+ * it (new ring, version bumped). Posts an error and returns FALSE on
+ * failure. */
 static gboolean
-ensure_producer (GstCudaLinkSink * self)
+ensure_segment (GstCudaLinkSink * self)
 {
   cudalink_producer_config config;
   cudalink_status st;
   guint num_slots;
   guint device_id = 0;
-  gchar *name;
 
   GST_OBJECT_LOCK (self);
   num_slots = self->num_slots;
-  name = g_strdup (self->ipc_name);
   GST_OBJECT_UNLOCK (self);
 
   if (self->producer && self->producer_slots != num_slots) {
     GST_INFO_OBJECT (self, "num-slots %u -> %u: new segment",
         self->producer_slots, num_slots);
-    destroy_producer (self);
+    destroy_segment (self);
   }
 
   if (self->producer) {
-    g_free (name);
     if (formats_equal (cudalink_producer_format (self->producer),
             &self->mapping.format))
       return TRUE;
@@ -529,7 +534,7 @@ ensure_producer (GstCudaLinkSink * self)
     sync_in_flight (self);
     st = cudalink_producer_reformat (self->producer, &self->mapping.format);
     if (st != CUDALINK_OK) {
-      post_lib_error (self, st, "Could not change the frame format");
+      post_lib_status (self, st, "Could not change the frame format");
       return FALSE;
     }
     snapshot_stats (self);
@@ -538,7 +543,7 @@ ensure_producer (GstCudaLinkSink * self)
 
   g_object_get (self->context, "cuda-device-id", &device_id, NULL);
   cudalink_producer_config_init (&config);
-  config.name = name;
+  config.name = self->segment_name;
   config.num_slots = num_slots;
   config.device = (int) device_id;
   config.cuda_context = gst_cuda_context_get_handle (self->context);
@@ -552,24 +557,25 @@ ensure_producer (GstCudaLinkSink * self)
   st = cudalink_producer_create (&config, &self->mapping.format,
       &self->producer);
   if (st != CUDALINK_OK) {
-    gchar *what = g_strdup_printf ("Could not publish segment \"%s\"", name);
+    gchar *what = g_strdup_printf ("Could not publish segment \"%s\"",
+        self->segment_name);
 
     self->producer = NULL;
-    post_lib_error (self, st, what);
+    post_lib_status (self, st, what);
     g_free (what);
-    g_free (name);
     return FALSE;
   }
-  self->producer_name = name;
   self->producer_slots = num_slots;
   snapshot_stats (self);
   GST_INFO_OBJECT (self, "publishing segment \"%s\" (%u slots) on CUDA "
-      "device %u", name, num_slots, device_id);
+      "device %u", self->segment_name, num_slots, device_id);
   return TRUE;
 }
 
-/* Recomputes self->mapping from the caps and the properties and applies
- * it. Called with new caps and when a property changed. */
+/* Recomputes self->mapping from the caps and the properties, and loads the
+ * converter when the mapping needs one. The segment is not touched:
+ * ensure_segment() follows. Called with new caps and when a property
+ * changed. */
 static gboolean
 apply_mapping (GstCudaLinkSink * self)
 {
@@ -639,7 +645,7 @@ apply_mapping (GstCudaLinkSink * self)
   self->path = m.plain ? "plain copy" :
       gst_cuda_link_converter_origin (self->conv);
   g_mutex_unlock (&self->stats_lock);
-  return ensure_producer (self);
+  return TRUE;
 }
 
 /* ---------------------------------------------------------------------- */
@@ -650,11 +656,9 @@ static gboolean
 gst_cuda_link_sink_start (GstBaseSink * sink)
 {
   GstCudaLinkSink *self = GST_CUDA_LINK_SINK (sink);
-  gchar *name, why[256];
-  gchar driver_why[512] = "";
+  gchar *name, *text, why[512] = "";
   cudalink_status st;
   gint device_id;
-  CUresult res;
 
   GST_OBJECT_LOCK (self);
   name = g_strdup (self->ipc_name);
@@ -663,60 +667,35 @@ gst_cuda_link_sink_start (GstBaseSink * sink)
   GST_OBJECT_UNLOCK (self);
 
   /* the name first: it needs no driver */
-  if (cudalink_check_name_why (name, why, sizeof (why)) != CUDALINK_OK) {
-    GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS,
-        ("Invalid ipc-name \"%s\"", name ? name : ""), ("%s", why));
+  st = cudalink_check_name_why (name, why, sizeof (why));
+  if (st != CUDALINK_OK) {
+    text = g_strdup_printf ("Invalid ipc-name \"%s\"", name ? name : "");
+    gst_cuda_link_post_status (self, st, text, why);
+    g_free (text);
     g_free (name);
     return FALSE;
   }
-  g_free (name);
 
-  st = cudalink_cuda_load (driver_why, sizeof (driver_why));
+  st = gst_cuda_link_load_driver (why, sizeof (why));
   if (st != CUDALINK_OK) {
-    GST_ELEMENT_ERROR (self, RESOURCE, FAILED,
-        ("CUDA driver not available: %s", cudalink_strerror (st)),
-        ("%s", driver_why));
-    return FALSE;
-  }
-  if (!gst_cuda_load_library ()) {
-    GST_ELEMENT_ERROR (self, RESOURCE, FAILED,
-        ("CUDA driver not available: GStreamer's CUDA library could not load "
-            "it"), ("gst_cuda_load_library() failed (libcuda.so.1)"));
-    return FALSE;
-  }
-  gst_cuda_memory_init_once ();
-
-  if (!gst_cuda_ensure_element_context (GST_ELEMENT (self), device_id,
-          &self->context)) {
-    gint count = -1;
-
-    CuDeviceGetCount (&count);
-    GST_ELEMENT_ERROR (self, RESOURCE, NOT_FOUND,
-        ("No such CUDA device: cuda-device-id=%d", device_id),
-        ("could not create a CUDA context on device %d; the driver reports "
-            "%d device(s)", device_id < 0 ? 0 : device_id, count));
+    text = g_strdup_printf ("CUDA driver not available: %s",
+        cudalink_strerror (st));
+    gst_cuda_link_post_status (self, st, text, why);
+    g_free (text);
+    g_free (name);
     return FALSE;
   }
 
-  if (!gst_cuda_context_push (self->context)) {
-    GST_ELEMENT_ERROR (self, RESOURCE, FAILED,
-        ("Could not use the CUDA context"), ("cuCtxPushCurrent failed"));
-    gst_clear_object (&self->context);
+  if (!gst_cuda_link_cuda_open (GST_ELEMENT (self), device_id, &self->context,
+          &self->stream)) {
+    g_free (name);
     return FALSE;
   }
-  res = CuStreamCreate (&self->stream, CU_STREAM_DEFAULT);
-  gst_cuda_context_pop (NULL);
-  if (res != CUDA_SUCCESS) {
-    const gchar *ename = NULL;
 
-    CuGetErrorName (res, &ename);
-    GST_ELEMENT_ERROR (self, RESOURCE, FAILED,
-        ("Could not create a CUDA stream"), ("cuStreamCreate: %s",
-            ename ? ename : "?"));
-    self->stream = NULL;
-    gst_clear_object (&self->context);
-    return FALSE;
-  }
+  /* the name the segment has for the whole run: ipc-name is READY-only,
+   * and a re-created segment (num-slots, after EOS) keeps it */
+  g_free (self->segment_name);
+  self->segment_name = name;
 
   g_mutex_lock (&self->stats_lock);
   memset (&self->pstats, 0, sizeof (self->pstats));
@@ -734,19 +713,17 @@ gst_cuda_link_sink_stop (GstBaseSink * sink)
 {
   GstCudaLinkSink *self = GST_CUDA_LINK_SINK (sink);
 
+  /* a frame prepared for a render() that never came, then its GPU work */
+  release_frame (self, TRUE);
   sync_in_flight (self);
-  destroy_producer (self);
+  destroy_segment (self);
   gst_cuda_link_staging_free (&self->staging, self->context);
   g_mutex_lock (&self->stats_lock);
   self->path = NULL;
   g_mutex_unlock (&self->stats_lock);
   g_clear_pointer (&self->conv, gst_cuda_link_converter_free);
-  if (self->stream && gst_cuda_context_push (self->context)) {
-    gst_cuda_result (CuStreamDestroy (self->stream));
-    gst_cuda_context_pop (NULL);
-  }
-  self->stream = NULL;
-  gst_clear_object (&self->context);
+  gst_cuda_link_cuda_close (&self->context, &self->stream);
+  g_clear_pointer (&self->segment_name, g_free);
   self->have_info = FALSE;
 
   return TRUE;
@@ -777,7 +754,7 @@ gst_cuda_link_sink_set_caps (GstBaseSink * sink, GstCaps * caps)
   self->info = info;
   self->have_info = TRUE;
 
-  return apply_mapping (self);
+  return apply_mapping (self) && ensure_segment (self);
 }
 
 /* Formats GStreamer 1.22's CUDA allocator can allocate: it aborts on any
@@ -849,7 +826,7 @@ gst_cuda_link_sink_propose_allocation (GstBaseSink * sink, GstQuery * query)
 }
 
 /* ---------------------------------------------------------------------- */
-/* render                                                                 */
+/* prepare: the frame onto our GPU, before the clock wait                 */
 /* ---------------------------------------------------------------------- */
 
 static gboolean
@@ -864,8 +841,7 @@ ensure_staging (GstCudaLinkSink * self, gsize row, guint height)
 
 /* Enqueues a copy of plane 0 of @frame into the staging buffer. */
 static gboolean
-copy_to_staging (GstCudaLinkSink * self, GstVideoFrame * frame,
-    gboolean device)
+copy_to_staging (GstCudaLinkSink * self, GstVideoFrame * frame, gboolean device)
 {
   CUDA_MEMCPY2D cp;
   gsize row = (gsize) GST_VIDEO_FRAME_WIDTH (frame) *
@@ -891,26 +867,139 @@ copy_to_staging (GstCudaLinkSink * self, GstVideoFrame * frame,
   cp.WidthInBytes = row;
   cp.Height = height;
 
-  if (!gst_cuda_context_push (self->context))
+  if (!gst_cuda_context_push (self->context)) {
+    GST_ELEMENT_ERROR (self, RESOURCE, FAILED,
+        ("Could not make the CUDA context current."),
+        ("cuCtxPushCurrent, before copying the frame to the staging buffer"));
     return FALSE;
+  }
   res = CuMemcpy2DAsync (&cp, self->stream);
   gst_cuda_context_pop (NULL);
   if (res != CUDA_SUCCESS) {
-    const gchar *ename = NULL;
-
-    CuGetErrorName (res, &ename);
     GST_ELEMENT_ERROR (self, RESOURCE, WRITE,
         ("Could not upload the frame to the GPU"), ("cuMemcpy2DAsync: %s",
-            ename ? ename : "?"));
+            gst_cuda_link_cu_error_name (res)));
     return FALSE;
   }
   return TRUE;
 }
 
-static void
-record_time (GstCudaLinkSink * self, gint64 start_ns)
+/* Maps @buf and says where render() reads its pixels (self->src,
+ * self->src_pitch): CUDA memory of our context where it lies; system memory
+ * and CUDA memory of another context from the staging buffer, copied there
+ * on our stream (a copy, which UVA allows, reads another context's memory,
+ * maybe on another device, where a kernel of ours could not). */
+static gboolean
+map_frame (GstCudaLinkSink * self, GstBuffer * buf)
 {
-  GstClockTimeDiff ns = gst_util_get_timestamp () - start_ns;
+  GstMemory *mem = gst_buffer_n_memory (buf) == 1 ?
+      gst_buffer_peek_memory (buf, 0) : NULL;
+  gboolean on_device = self->cuda_caps && mem && gst_is_cuda_memory (mem);
+
+  if (!gst_video_frame_map (&self->frame, &self->info, buf,
+          on_device ? GST_MAP_READ | GST_MAP_CUDA : GST_MAP_READ)) {
+    GST_ELEMENT_ERROR (self, RESOURCE, READ, ("Could not map the frame"),
+        ("gst_video_frame_map (%s) failed", on_device ? "CUDA" : "system"));
+    return FALSE;
+  }
+  self->frame_mapped = TRUE;
+  self->frame_cuda = on_device;
+
+  if (on_device && GST_CUDA_MEMORY_CAST (mem)->context == self->context) {
+    self->src = (CUdeviceptr) GST_VIDEO_FRAME_PLANE_DATA (&self->frame, 0);
+    self->src_pitch = GST_VIDEO_FRAME_PLANE_STRIDE (&self->frame, 0);
+    return TRUE;
+  }
+
+  if (on_device)
+    GST_LOG_OBJECT (self, "CUDA memory of another context: copying");
+  if (!copy_to_staging (self, &self->frame, on_device))
+    return FALSE;
+  self->src = self->staging.ptr;
+  self->src_pitch = self->staging.pitch;
+  return TRUE;
+}
+
+/* GstBaseSink calls prepare() before its clock wait and render() after it
+ * (cudaipcsink splits its work the same way): the upload or copy is queued
+ * here, so that the GPU does it during the wait, and render() only writes
+ * the slot and publishes. */
+static GstFlowReturn
+gst_cuda_link_sink_prepare (GstBaseSink * sink, GstBuffer * buf)
+{
+  GstCudaLinkSink *self = GST_CUDA_LINK_SINK (sink);
+  gint64 t0 = gst_util_get_timestamp ();
+
+  if (!self->have_info) {
+    GST_ELEMENT_ERROR (self, CORE, NEGOTIATION, (NULL),
+        ("received a buffer before caps"));
+    return GST_FLOW_NOT_NEGOTIATED;
+  }
+
+  /* the frame of a prepare() whose render() never came (a flush or a stop
+   * during the clock wait, or a buffer the base class dropped after it) */
+  release_frame (self, TRUE);
+
+  /* the previous frame's GPU work still reads its buffer: wait for it (it
+   * is long done unless frames come back to back) and let the buffer go
+   * back to upstream. Our own staging buffer and the slots need no
+   * wait: the work on them is ordered on our stream. */
+  if (self->in_flight && !sync_in_flight (self)) {
+    GST_ELEMENT_ERROR (self, RESOURCE, WRITE, ("The GPU failed"),
+        ("cuStreamSynchronize failed on the previous frame"));
+    return GST_FLOW_ERROR;
+  }
+
+  if (!map_frame (self, buf)) {
+    release_frame (self, TRUE);
+    return GST_FLOW_ERROR;
+  }
+  self->prepare_ns = gst_util_get_timestamp () - t0;
+  return GST_FLOW_OK;
+}
+
+/* ---------------------------------------------------------------------- */
+/* render: the prepared frame into the next slot, published               */
+/* ---------------------------------------------------------------------- */
+
+/* Queues the conversion kernel from the prepared frame into the slot at
+ * @dst on our stream. */
+static gboolean
+convert_frame (GstCudaLinkSink * self, guint64 dst, gsize dst_pitch)
+{
+  GstCudaLinkConvertParams p;
+  GError *err = NULL;
+
+  memset (&p, 0, sizeof (p));
+  p.src = self->src;
+  p.src_pitch = self->src_pitch;
+  p.src_comps = self->mapping.src_comps;
+  p.src_dtype = self->mapping.src_dtype;
+  p.dst = dst;
+  p.dst_pitch = dst_pitch;
+  p.dst_comps = self->mapping.format.num_comps;
+  p.dst_dtype = self->mapping.format.dtype;
+  p.width = self->mapping.format.width;
+  p.height = self->mapping.format.height;
+  memcpy (p.swizzle, self->mapping.swizzle, sizeof (p.swizzle));
+  p.flip_y = self->mapping.flip_y;
+
+  if (!gst_cuda_link_converter_run (self->conv, &p, self->stream, &err)) {
+    GST_ELEMENT_ERROR (self, RESOURCE, WRITE,
+        ("Could not convert the frame on the GPU"), ("%s", err->message));
+    g_clear_error (&err);
+    return FALSE;
+  }
+  return TRUE;
+}
+
+/* One frame's time in the element, prepare() and render() together: the
+ * clock wait between them is not the element's. */
+static void
+record_time (GstCudaLinkSink * self, gint64 render_start_ns)
+{
+  GstClockTimeDiff ns = gst_util_get_timestamp () - render_start_ns +
+      self->prepare_ns;
 
   g_mutex_lock (&self->stats_lock);
   self->window[self->window_pos] = ns > 0 ? (guint64) ns : 0;
@@ -924,130 +1013,62 @@ static GstFlowReturn
 gst_cuda_link_sink_render (GstBaseSink * sink, GstBuffer * buf)
 {
   GstCudaLinkSink *self = GST_CUDA_LINK_SINK (sink);
-  gint64 t0 = gst_util_get_timestamp ();
-  GstVideoFrame frame;
-  GstMemory *mem;
-  gboolean changed, wait, on_device, mapped_cuda = FALSE;
-  CUdeviceptr src;
-  gsize src_pitch;
+  gboolean changed, wait;
   cudalink_status st;
-  GstFlowReturn ret = GST_FLOW_ERROR;
+  guint64 dst;
+  size_t dst_pitch;
+  gint64 t0;
 
-  if (!self->have_info) {
-    GST_ELEMENT_ERROR (self, CORE, NEGOTIATION, (NULL),
-        ("received a buffer before caps"));
-    return GST_FLOW_NOT_NEGOTIATED;
-  }
+  /* GstBaseSink prepared this very buffer; should it ever not have */
+  if (!self->frame_mapped || self->frame.buffer != buf) {
+    GstFlowReturn ret = gst_cuda_link_sink_prepare (sink, buf);
 
-  /* the previous frame's GPU work still reads its buffer: wait for it (it
-   * is long done unless frames come back to back) and let the buffer go
-   * back to upstream's pool. Our own staging buffer and the slots need no
-   * wait: the work on them is ordered on our stream. */
-  if (self->in_flight && !sync_in_flight (self)) {
-    GST_ELEMENT_ERROR (self, RESOURCE, WRITE, ("The GPU failed"),
-        ("cuStreamSynchronize failed on the previous frame"));
-    return GST_FLOW_ERROR;
+    if (ret != GST_FLOW_OK)
+      return ret;
   }
+  t0 = gst_util_get_timestamp ();
 
   GST_OBJECT_LOCK (self);
   changed = self->settings_changed;
   wait = self->gpu_wait != GST_CUDA_LINK_GPU_WAIT_NONE;
   GST_OBJECT_UNLOCK (self);
-  if ((changed || !self->producer) && !apply_mapping (self))
-    return GST_FLOW_ERROR;
+  if (changed && !apply_mapping (self))
+    goto failed;
+  /* a new slot count or format; no segment after EOS */
+  if ((changed || !self->producer) && !ensure_segment (self))
+    goto failed;
 
-  mem = gst_buffer_peek_memory (buf, 0);
-  on_device = self->cuda_caps && gst_buffer_n_memory (buf) == 1 &&
-      gst_is_cuda_memory (mem);
-
-  if (on_device) {
-    if (!gst_video_frame_map (&frame, &self->info, buf,
-            GST_MAP_READ | GST_MAP_CUDA)) {
-      GST_ELEMENT_ERROR (self, RESOURCE, READ, ("Could not map the frame"),
-          ("gst_video_frame_map (CUDA) failed"));
-      return GST_FLOW_ERROR;
-    }
-    mapped_cuda = TRUE;
-    if (GST_CUDA_MEMORY_CAST (mem)->context == self->context) {
-      src = (CUdeviceptr) GST_VIDEO_FRAME_PLANE_DATA (&frame, 0);
-      src_pitch = GST_VIDEO_FRAME_PLANE_STRIDE (&frame, 0);
-    } else {
-      /* another context (maybe another device): a copy, which UVA allows,
-       * where a kernel of ours could not read it */
-      GST_LOG_OBJECT (self, "CUDA memory of another context: copying");
-      if (!copy_to_staging (self, &frame, TRUE))
-        goto out;
-      src = self->staging.ptr;
-      src_pitch = self->staging.pitch;
-    }
-  } else {
-    if (!gst_video_frame_map (&frame, &self->info, buf, GST_MAP_READ)) {
-      GST_ELEMENT_ERROR (self, RESOURCE, READ, ("Could not map the frame"),
-          ("gst_video_frame_map failed"));
-      return GST_FLOW_ERROR;
-    }
-    if (!copy_to_staging (self, &frame, FALSE))
-      goto out;
-    src = self->staging.ptr;
-    src_pitch = self->staging.pitch;
-  }
-
+  /* begin -> convert or copy into the slot -> commit */
   if (self->mapping.plain) {
-    st = cudalink_producer_publish (self->producer, src, src_pitch,
-        self->stream, wait);
-    if (st != CUDALINK_OK) {
-      post_lib_error (self, st, "Could not publish the frame");
-      goto out;
-    }
+    /* all three in one call: a 2-D copy into the slot */
+    st = cudalink_producer_publish (self->producer, self->src,
+        self->src_pitch, self->stream, wait);
+    if (st != CUDALINK_OK)
+      goto lib_failed;
   } else {
-    GstCudaLinkConvertParams p;
-    guint64 dst;
-    size_t dst_pitch;
-    GError *err = NULL;
-
     st = cudalink_producer_begin (self->producer, &dst, &dst_pitch);
-    if (st != CUDALINK_OK) {
-      post_lib_error (self, st, "Could not publish the frame");
-      goto out;
-    }
-    memset (&p, 0, sizeof (p));
-    p.src = src;
-    p.src_pitch = src_pitch;
-    p.src_comps = self->mapping.src_comps;
-    p.src_dtype = self->mapping.src_dtype;
-    p.dst = dst;
-    p.dst_pitch = dst_pitch;
-    p.dst_comps = self->mapping.format.num_comps;
-    p.dst_dtype = self->mapping.format.dtype;
-    p.width = self->mapping.format.width;
-    p.height = self->mapping.format.height;
-    memcpy (p.swizzle, self->mapping.swizzle, sizeof (p.swizzle));
-    p.flip_y = self->mapping.flip_y;
-    if (!gst_cuda_link_converter_run (self->conv, &p, self->stream, &err)) {
-      GST_ELEMENT_ERROR (self, RESOURCE, WRITE,
-          ("Could not convert the frame on the GPU"), ("%s", err->message));
-      g_clear_error (&err);
-      goto out;
-    }
+    if (st != CUDALINK_OK)
+      goto lib_failed;
+    if (!convert_frame (self, dst, dst_pitch))
+      goto failed;
     st = cudalink_producer_commit (self->producer, self->stream, wait);
-    if (st != CUDALINK_OK) {
-      post_lib_error (self, st, "Could not publish the frame");
-      goto out;
-    }
+    if (st != CUDALINK_OK)
+      goto lib_failed;
   }
 
-  /* queued GPU work may still read the buffer: keep it until the next
-   * frame (or stop) has synchronised the stream */
-  if (!wait && mapped_cuda)
-    self->in_flight = gst_buffer_ref (buf);
+  /* without the synchronous commit, the queued work may still read the
+   * buffer: in_flight keeps it until the next frame (or stop) synchronises
+   * the stream */
+  release_frame (self, !wait);
   snapshot_stats (self);
-  ret = GST_FLOW_OK;
+  record_time (self, t0);
+  return GST_FLOW_OK;
 
-out:
-  gst_video_frame_unmap (&frame);
-  if (ret == GST_FLOW_OK)
-    record_time (self, t0);
-  return ret;
+lib_failed:
+  post_lib_status (self, st, "Could not publish the frame");
+failed:
+  release_frame (self, TRUE);
+  return GST_FLOW_ERROR;
 }
 
 static gboolean
@@ -1059,7 +1080,7 @@ gst_cuda_link_sink_event (GstBaseSink * sink, GstEvent * event)
     /* clean shutdown: consumers see the producer leave; a new segment is
      * created if data flows again (after a flushing seek) */
     GST_INFO_OBJECT (self, "EOS: shutting the segment down");
-    destroy_producer (self);
+    destroy_segment (self);
   }
 
   return GST_BASE_SINK_CLASS (parent_class)->event (sink, event);
@@ -1118,19 +1139,18 @@ gst_cuda_link_sink_class_init (GstCudaLinkSinkClass * klass)
   g_object_class_install_property (gobject_class, PROP_STATS,
       g_param_spec_boxed ("stats", "Statistics",
           "frames-published, reinits, relinks, version, write-idx, the "
-          "p50/p99 of the time render takes (publish-time-p50-us, "
-          "publish-time-p99-us) over the last 1024 frames, and path (\"plain "
-          "copy\" or where the conversion kernel came from)",
-          GST_TYPE_STRUCTURE,
-          G_PARAM_READABLE | G_PARAM_STATIC_STRINGS));
+          "p50/p99 of the time prepare and render take per frame "
+          "(publish-time-p50-us, publish-time-p99-us) over the last 1024 "
+          "frames, and path (\"plain copy\" or where the conversion kernel "
+          "came from)",
+          GST_TYPE_STRUCTURE, G_PARAM_READABLE | G_PARAM_STATIC_STRINGS));
   g_object_class_override_property (gobject_class, PROP_VIDEO_DIRECTION,
       "video-direction");
 
   gst_element_class_set_static_metadata (element_class, "CUDA Link Sink",
       "Sink/Video/Hardware",
       "Publishes video frames to other processes over CUDA IPC "
-      "(cuda-link protocol, TouchDesigner compatible)",
-      "cudalink developers");
+      "(cuda-link protocol, TouchDesigner compatible)", "cudalink developers");
   gst_element_class_add_static_pad_template (element_class, &sink_template);
 
   element_class->set_context =
@@ -1143,6 +1163,7 @@ gst_cuda_link_sink_class_init (GstCudaLinkSinkClass * klass)
       GST_DEBUG_FUNCPTR (gst_cuda_link_sink_propose_allocation);
   basesink_class->query = GST_DEBUG_FUNCPTR (gst_cuda_link_sink_query);
   basesink_class->event = GST_DEBUG_FUNCPTR (gst_cuda_link_sink_event);
+  basesink_class->prepare = GST_DEBUG_FUNCPTR (gst_cuda_link_sink_prepare);
   basesink_class->render = GST_DEBUG_FUNCPTR (gst_cuda_link_sink_render);
 
   gst_type_mark_as_plugin_api (GST_TYPE_CUDA_LINK_CHANNEL_ORDER, 0);

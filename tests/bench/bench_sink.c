@@ -5,9 +5,9 @@
  * For each case, in one GstCudaContext on device 0:
  *   bare      cuMemcpy2DAsync of one frame (device to device) + sync
  *   publish   cudalink_producer_publish (wait = 1) of the same frame
- *   sink      cudalinksink's render time (its stats p50/p99 over the last
- *             1024 frames), fed back to back by an appsrc of pre-uploaded
- *             CUDA buffers, gpu-wait=none and =true
+ *   sink      cudalinksink's prepare + render time (its stats p50/p99 over
+ *             the last 1024 frames), fed back to back by an appsrc of
+ *             pre-uploaded CUDA buffers, gpu-wait=none and =sleep
  * Cases: 1920x1080 RGBA8 (plain copy), 3840x2160 RGBA8 -> float32 (the
  * kernel; the bare copy and publish move a float32 frame of that size).
  * Prints a markdown table. Not a test: it never fails on numbers.

@@ -256,10 +256,14 @@ gst_cuda_link_cuda_open (GstElement * element, gint device_id,
     gint count = -1;
 
     CuDeviceGetCount (&count);
-    GST_ELEMENT_ERROR (element, RESOURCE, NOT_FOUND,
-        ("No such CUDA device: cuda-device-id=%d.", device_id),
-        ("could not create a CUDA context on device %d; the driver reports "
-            "%d device(s)", device_id < 0 ? 0 : device_id, count));
+    if (device_id >= 0)
+      GST_ELEMENT_ERROR (element, RESOURCE, NOT_FOUND,
+          ("No such CUDA device: cuda-device-id=%d.", device_id),
+          ("the driver reports %d device(s)", count));
+    else
+      GST_ELEMENT_ERROR (element, RESOURCE, NOT_FOUND,
+          ("Could not get a CUDA context on the default CUDA device."),
+          ("cuda-device-id=-1; the driver reports %d device(s)", count));
     return FALSE;
   }
   if (!stream)

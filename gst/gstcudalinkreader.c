@@ -8,7 +8,6 @@
 #include <gst/cuda/gstcudaloader.h>
 #include <gst/cuda/gstcudamemory.h>
 #include <gst/cuda/gstcudautils.h>
-#include <stdarg.h>
 #include <string.h>
 
 #include "gstcudalinkconvert.h"
@@ -337,26 +336,8 @@ attach_message (GstCudaLinkReader * r, cudalink_status st, gint64 timeout_ms)
 /* state messages                                                           */
 /* ------------------------------------------------------------------------ */
 
-/* Posts a "cudalink-state" element message (docs/elements/cudalinksrc.md
- * lists the states and fields) with @state, the segment name and the
- * fields that follow (NULL-terminated, as gst_structure_set). */
-static void
-post_state (GstCudaLinkReader * r, const gchar * state,
-    const gchar * first_field, ...)
-{
-  GstStructure *s = gst_structure_new ("cudalink-state", "state",
-      G_TYPE_STRING, state, "ipc-name", G_TYPE_STRING, r->name, NULL);
-  va_list args;
-
-  if (first_field) {
-    va_start (args, first_field);
-    gst_structure_set_valist (s, first_field, args);
-    va_end (args);
-  }
-  GST_DEBUG_OBJECT (r->element, "%" GST_PTR_FORMAT, s);
-  gst_element_post_message (r->element,
-      gst_message_new_element (GST_OBJECT (r->element), s));
-}
+#define post_state(r, state, ...) \
+  gst_cuda_link_post_state ((r)->element, state, (r)->name, __VA_ARGS__)
 
 /* connected, reconnected or format-changed: the producer's format */
 static void
@@ -967,7 +948,7 @@ gst_cuda_link_reader_read (GstCudaLinkReader * r, GstBufferPool * pool,
   r->last_frame_us = g_get_monotonic_time ();
   if (r->stalled) {
     r->stalled = FALSE;
-    post_state (r, "resumed", NULL);
+    post_state (r, "resumed", NULL, NULL);
   }
   record_frame (r, frame->timestamp, frame->woken);
   return GST_CUDA_LINK_READ_FRAME;

@@ -64,6 +64,7 @@ enum
   PROP_GPU_WAIT,
   PROP_STATS,
   PROP_VIDEO_DIRECTION,
+  PROP_STATS_INTERVAL,
 };
 
 #define DEFAULT_IPC_NAME "cudalink"
@@ -73,6 +74,7 @@ enum
 #define DEFAULT_OUTPUT_DTYPE GST_CUDA_LINK_OUTPUT_DTYPE_AUTO
 #define DEFAULT_GPU_WAIT GST_CUDA_LINK_GPU_WAIT_NONE
 #define DEFAULT_VIDEO_DIRECTION GST_VIDEO_ORIENTATION_IDENTITY
+#define DEFAULT_STATS_INTERVAL_MS 0
 
 /* publish times kept for the p50/p99 of the stats property */
 #define STATS_WINDOW 1024
@@ -121,10 +123,12 @@ struct _GstCudaLinkSink
   GstCudaLinkOutputDtype output_dtype;
   GstCudaLinkGpuWait gpu_wait;
   GstVideoOrientationMethod method;
+  guint stats_interval_ms;
   gboolean settings_changed;    /* mapping or ring properties changed */
 
   /* start() .. stop(), streaming thread */
   gchar *segment_name;          /* ipc-name as start() read it, for the run */
+  GstCudaLinkStatsTicker *ticker;       /* stats-interval */
   GstCudaContext *context;
   CUstream stream;
   GstCudaLinkConverter *conv;
@@ -211,6 +215,9 @@ gst_cuda_link_sink_set_property (GObject * object, guint prop_id,
     case PROP_GPU_WAIT:
       self->gpu_wait = g_value_get_enum (value);
       break;
+    case PROP_STATS_INTERVAL:
+      self->stats_interval_ms = g_value_get_uint (value);
+      break;
     case PROP_VIDEO_DIRECTION:{
       GstVideoOrientationMethod method = g_value_get_enum (value);
 
@@ -267,6 +274,12 @@ gst_cuda_link_sink_make_stats (GstCudaLinkSink * self)
   return s;
 }
 
+static GstStructure *
+gst_cuda_link_sink_stats (GstElement * element)
+{
+  return gst_cuda_link_sink_make_stats (GST_CUDA_LINK_SINK (element));
+}
+
 static void
 gst_cuda_link_sink_get_property (GObject * object, guint prop_id,
     GValue * value, GParamSpec * pspec)
@@ -297,6 +310,9 @@ gst_cuda_link_sink_get_property (GObject * object, guint prop_id,
       break;
     case PROP_GPU_WAIT:
       g_value_set_enum (value, self->gpu_wait);
+      break;
+    case PROP_STATS_INTERVAL:
+      g_value_set_uint (value, self->stats_interval_ms);
       break;
     case PROP_VIDEO_DIRECTION:
       g_value_set_enum (value, self->method);
@@ -422,15 +438,23 @@ post_lib_status (GstCudaLinkSink * self, cudalink_status st, const gchar * what)
   g_free (text);
 }
 
+/* Takes the producer's counters; says so on the bus when it had to
+ * re-link the segment (a consumer unlinked its name). */
 static void
 snapshot_stats (GstCudaLinkSink * self)
 {
   cudalink_producer_stats st;
+  guint64 relinked;
 
   cudalink_producer_get_stats (self->producer, &st);
   g_mutex_lock (&self->stats_lock);
+  relinked = st.relinks > self->pstats.relinks ?
+      st.relinks - self->pstats.relinks : 0;
   self->pstats = st;
   g_mutex_unlock (&self->stats_lock);
+  if (relinked)
+    gst_cuda_link_post_state (GST_ELEMENT (self), "segment-relinked",
+        self->segment_name, "relinks", G_TYPE_UINT64, st.relinks, NULL);
 }
 
 /* Waits for all GPU work queued on our stream and lets the buffer it was
@@ -569,6 +593,15 @@ ensure_segment (GstCudaLinkSink * self)
   snapshot_stats (self);
   GST_INFO_OBJECT (self, "publishing segment \"%s\" (%u slots) on CUDA "
       "device %u", self->segment_name, num_slots, device_id);
+  gst_cuda_link_post_state (GST_ELEMENT (self), "segment-created",
+      self->segment_name, "slots", G_TYPE_UINT, num_slots,
+      "width", G_TYPE_UINT, self->mapping.format.width,
+      "height", G_TYPE_UINT, self->mapping.format.height,
+      "channels", G_TYPE_UINT, self->mapping.format.num_comps,
+      "dtype", G_TYPE_STRING, cudalink_dtype_name (self->mapping.format.dtype),
+      "flags", G_TYPE_UINT, (guint) self->mapping.format.flags,
+      "took-over-stale", G_TYPE_BOOLEAN, self->pstats.took_over_stale != 0,
+      NULL);
   return TRUE;
 }
 
@@ -659,6 +692,7 @@ gst_cuda_link_sink_start (GstBaseSink * sink)
   gchar *name, *text, why[512] = "";
   cudalink_status st;
   gint device_id;
+  guint interval_ms;
 
   GST_OBJECT_LOCK (self);
   name = g_strdup (self->ipc_name);
@@ -705,6 +739,12 @@ gst_cuda_link_sink_start (GstBaseSink * sink)
   self->have_info = FALSE;
   self->warned_td = self->warned_order = FALSE;
 
+  GST_OBJECT_LOCK (self);
+  interval_ms = self->stats_interval_ms;
+  GST_OBJECT_UNLOCK (self);
+  if (interval_ms > 0)
+    self->ticker = gst_cuda_link_stats_ticker_start (GST_ELEMENT (self),
+        interval_ms, gst_cuda_link_sink_stats);
   return TRUE;
 }
 
@@ -713,6 +753,7 @@ gst_cuda_link_sink_stop (GstBaseSink * sink)
 {
   GstCudaLinkSink *self = GST_CUDA_LINK_SINK (sink);
 
+  g_clear_pointer (&self->ticker, gst_cuda_link_stats_ticker_stop);
   /* a frame prepared for a render() that never came, then its GPU work */
   release_frame (self, TRUE);
   sync_in_flight (self);
@@ -1136,6 +1177,12 @@ gst_cuda_link_sink_class_init (GstCudaLinkSinkClass * klass)
           GST_TYPE_CUDA_LINK_GPU_WAIT, DEFAULT_GPU_WAIT,
           G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
           GST_PARAM_MUTABLE_PLAYING));
+  g_object_class_install_property (gobject_class, PROP_STATS_INTERVAL,
+      g_param_spec_uint ("stats-interval", "Stats interval",
+          "Milliseconds between element messages carrying the stats "
+          "structure (0 = none)", 0, G_MAXUINT, DEFAULT_STATS_INTERVAL_MS,
+          G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
+          GST_PARAM_MUTABLE_READY));
   g_object_class_install_property (gobject_class, PROP_STATS,
       g_param_spec_boxed ("stats", "Statistics",
           "frames-published, reinits, relinks, version, write-idx, the "
@@ -1184,5 +1231,6 @@ gst_cuda_link_sink_init (GstCudaLinkSink * self)
   self->output_dtype = DEFAULT_OUTPUT_DTYPE;
   self->gpu_wait = DEFAULT_GPU_WAIT;
   self->method = DEFAULT_VIDEO_DIRECTION;
+  self->stats_interval_ms = DEFAULT_STATS_INTERVAL_MS;
   g_mutex_init (&self->stats_lock);
 }

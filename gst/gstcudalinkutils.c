@@ -8,6 +8,7 @@
 #include <gst/cuda/gstcudaloader.h>
 #include <gst/cuda/gstcudautils.h>
 #include <gst/cuda/gstcudamemory.h>
+#include <stdarg.h>
 #include <stdlib.h>
 
 static int
@@ -359,4 +360,22 @@ gst_cuda_link_stats_ticker_stop (GstCudaLinkStatsTicker * ticker)
   gst_clock_id_unref (ticker->id);
   gst_object_unref (ticker->clock);
   g_free (ticker);
+}
+
+void
+gst_cuda_link_post_state (GstElement * element, const gchar * state,
+    const gchar * ipc_name, const gchar * first_field, ...)
+{
+  GstStructure *s = gst_structure_new ("cudalink-state", "state",
+      G_TYPE_STRING, state, "ipc-name", G_TYPE_STRING, ipc_name, NULL);
+  va_list args;
+
+  if (first_field) {
+    va_start (args, first_field);
+    gst_structure_set_valist (s, first_field, args);
+    va_end (args);
+  }
+  GST_DEBUG_OBJECT (element, "%" GST_PTR_FORMAT, s);
+  gst_element_post_message (element,
+      gst_message_new_element (GST_OBJECT (element), s));
 }

@@ -92,6 +92,12 @@ gboolean gst_cuda_link_staging_ensure (GstCudaLinkStaging * staging,
 void gst_cuda_link_staging_free (GstCudaLinkStaging * staging,
     GstCudaContext * context);
 
+/* Posts a "cudalink-state" element message from @element: @state, the
+ * segment @ipc_name, then the fields that follow (NULL-terminated, as
+ * gst_structure_set). docs/elements/ list the states of each element. */
+void gst_cuda_link_post_state (GstElement * element, const gchar * state,
+    const gchar * ipc_name, const gchar * first_field, ...) G_GNUC_NULL_TERMINATED;
+
 /* stats-interval: posts an element message carrying @get_stats (@element)
  * every @interval_ms (> 0) from the system clock's thread, until
  * _stats_ticker_stop (which takes NULL). The ticker holds a reference on

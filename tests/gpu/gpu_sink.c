@@ -1097,6 +1097,29 @@ test_relink_and_slots(void)
     CHECK(hdr.num_slots == 5, "num_slots %u, want 5", hdr.num_slots);
     CHECK(hdr.shutdown_flag == 0 && hdr.write_idx > 0, "new segment not publishing");
   }
+  {
+    /* the bus told it: created, re-linked, created again with 5 slots */
+    GstBus *bus = gst_element_get_bus(p);
+    GString *states = g_string_new(NULL);
+    guint last_slots = 0;
+    GstMessage *m;
+    while ((m = gst_bus_pop_filtered(bus, GST_MESSAGE_ELEMENT))) {
+      const GstStructure *st = gst_message_get_structure(m);
+      if (gst_structure_has_name(st, "cudalink-state")) {
+        g_string_append_printf(states, "%s,", gst_structure_get_string(st, "state"));
+        CHECK(g_strcmp0(gst_structure_get_string(st, "ipc-name"), name) == 0, "ipc-name");
+        gst_structure_get_uint(st, "slots", &last_slots);
+      }
+      gst_message_unref(m);
+    }
+    printf("    bus: %s last segment-created had %u slots\n", states->str, last_slots);
+    CHECK(g_str_has_prefix(states->str, "segment-created,segment-relinked,"), "states %s",
+          states->str);
+    CHECK(g_str_has_suffix(states->str, "segment-created,"), "states %s", states->str);
+    CHECK(last_slots == 5, "slots %u", last_slots);
+    g_string_free(states, TRUE);
+    gst_object_unref(bus);
+  }
   gst_element_set_state(p, GST_STATE_NULL);
   CHECK(!segment_exists(name), "segment left behind");
   gst_object_unref(sink);

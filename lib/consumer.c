@@ -1,6 +1,9 @@
 /* The consumer (importer): follows a producer's segment, opens its ring over
- * CUDA IPC and copies frames out, following PROTOCOL.md's consumer steps.
- * How wait() and release() sleep or spin is wait.c's.
+ * CUDA IPC and copies frames out, following PROTOCOL.md's consumer steps:
+ * open and validate the segment (connect, snapshot), let a header being
+ * rewritten settle (attach), open the handles (open_ring), wait for a frame
+ * (wait; how it sleeps or spins is wait.c's), acquire the slot, copy it and
+ * release it, checking that the copy did not tear.
  *
  * Peers re-initialise by bumping the version FIRST and writing handles and
  * metadata after it, so a consistent version proves little. We take a
@@ -133,9 +136,9 @@ all_zero(const uint8_t *p, size_t n)
   return 1;
 }
 
-/* A parsed copy of the header; 'stable' when a second read SETTLE_GAP_US
- * later gave the same bytes (write_idx and timestamp excluded: they move
- * with every frame). */
+/* PROTOCOL.md consumer steps 1 and 2: a parsed, validated copy of the
+ * header; 'stable' when a second read SETTLE_GAP_US later gave the same
+ * bytes (write_idx and timestamp excluded: they move with every frame). */
 static cudalink_status
 snapshot(cudalink_consumer *c, cudalink_header *h, int *stable)
 {
@@ -209,6 +212,7 @@ close_ring(cudalink_consumer *c)
   cudalink_waiter_restart(&c->waiter);
 }
 
+/* Step 3: opens every slot's memory and event handle. */
 static cudalink_status
 open_ring(cudalink_consumer *c, const cudalink_header *h)
 {
@@ -412,6 +416,58 @@ cudalink_consumer_interrupt(cudalink_consumer *c, int on)
   cudalink_waiter_interrupt(&c->waiter, on);
 }
 
+/* PROTOCOL.md consumer step 5: the version moved. Re-opens everything
+ * (slot count, format and handles may all have changed). */
+static cudalink_status
+reopen(cudalink_consumer *c)
+{
+  cudalink_status st;
+
+  close_ring(c);
+  st = attach(c);
+  if (st == CUDALINK_ERR_STALE)
+    return producer_gone(c, "it shut down");
+  if (st != CUDALINK_OK) {
+    char why[sizeof c->last_error + 64];
+    snprintf(why, sizeof why, "its new ring could not be opened: %s", c->last_error);
+    return producer_gone(c, why);
+  }
+  c->stats.reopens++;
+  return CUDALINK_ERR_FORMAT_CHANGED;
+}
+
+/* Step 4: write_idx moved to idx, a new frame in slot (idx - 1) % N; spun
+ * when the waiter caught it spinning. */
+static void
+take_frame(cudalink_consumer *c, uint32_t idx, int spun)
+{
+  uint32_t since = c->last_idx != 0 && idx > c->last_idx ? idx - c->last_idx : 0;
+
+  if (since > 1)
+    c->stats.missed += since - 1;
+  c->last_idx = idx;
+  c->frame.write_idx = idx;
+  c->frame.slot = (idx - 1) % c->header.num_slots;
+  c->frame.version = c->header.version;
+  memcpy(&c->frame.timestamp, seg_base(c) + c->layout.timestamp, sizeof(double));
+  c->have_frame = 1;
+  c->stats.frames++;
+  if (spun)
+    c->stats.paced++;
+  cudalink_waiter_frame(&c->waiter, c->frame.timestamp, since);
+}
+
+/* Ours, every LOCK_CHECK_S: 1 when the producer's process died (its lock
+ * is gone) without a shutdown or another frame (write_idx still idx). */
+static int
+producer_died(cudalink_consumer *c, uint32_t idx, double now)
+{
+  if (!c->ours || now < c->next_lock_check)
+    return 0;
+  c->next_lock_check = now + LOCK_CHECK_S;
+  return cudalink_shm_is_locked(c->seg) == 0 && !load_shutdown(c) && load_write_idx(c) == idx;
+}
+
 /* What the waiter's spin stops for besides write_idx (wait.h). */
 static int
 ring_changed(void *arg)
@@ -445,44 +501,16 @@ cudalink_consumer_wait(cudalink_consumer *c, int64_t timeout_us)
       return CUDALINK_ERR_INTERRUPTED;
     if (load_shutdown(c))
       return producer_gone(c, "it shut down");
-    if (load_version(c) != c->header.version) {
-      cudalink_status st;
-      close_ring(c);
-      st = attach(c);
-      if (st == CUDALINK_ERR_STALE)
-        return producer_gone(c, "it shut down");
-      if (st != CUDALINK_OK) {
-        char why[sizeof c->last_error + 64];
-        snprintf(why, sizeof why, "its new ring could not be opened: %s", c->last_error);
-        return producer_gone(c, why);
-      }
-      c->stats.reopens++;
-      return CUDALINK_ERR_FORMAT_CHANGED;
-    }
+    if (load_version(c) != c->header.version)
+      return reopen(c);
     if (idx != 0 && idx != c->last_idx) {
-      uint32_t n = c->header.num_slots;
-      uint32_t since = c->last_idx != 0 && idx > c->last_idx ? idx - c->last_idx : 0;
-      if (since > 1)
-        c->stats.missed += since - 1;
-      c->last_idx = idx;
-      c->frame.write_idx = idx;
-      c->frame.slot = (idx - 1) % n;
-      c->frame.version = c->header.version;
-      memcpy(&c->frame.timestamp, seg_base(c) + c->layout.timestamp, sizeof(double));
-      c->have_frame = 1;
-      c->stats.frames++;
-      if (spun)
-        c->stats.paced++;
-      cudalink_waiter_frame(&c->waiter, c->frame.timestamp, since);
+      take_frame(c, idx, spun);
       return CUDALINK_OK;
     }
 
     now = cudalink_now();
-    if (c->ours && now >= c->next_lock_check) {
-      c->next_lock_check = now + LOCK_CHECK_S;
-      if (cudalink_shm_is_locked(c->seg) == 0 && !load_shutdown(c) && load_write_idx(c) == idx)
-        return producer_gone(c, "its process died (it no longer holds the segment)");
-    }
+    if (producer_died(c, idx, now))
+      return producer_gone(c, "its process died (it no longer holds the segment)");
     if (deadline >= 0 && now >= deadline)
       return CUDALINK_ERR_TIMEOUT;
     /* nothing new: ours wakes us on every publish, a foreign one is polled */
@@ -542,11 +570,40 @@ cudalink_consumer_acquire(cudalink_consumer *c, void *stream, uint64_t *src, siz
   return CUDALINK_OK;
 }
 
+/* Waits until the caller's copy on s is done: SPIN_SYNC spins in the
+ * driver, the others record our event after the copy and let the waiter
+ * wait for it (wait.h). */
+static CUresult
+wait_for_copy(cudalink_consumer *c, CUstream s)
+{
+  CUresult res;
+
+  if (c->config.flags & CUDALINK_CONSUMER_SPIN_SYNC)
+    return c->cu->StreamSynchronize(s);
+  if ((res = c->cu->EventRecord(c->done, s)) != CUDA_SUCCESS)
+    return res;
+  return cudalink_waiter_sync(&c->waiter, c->cu, c->done);
+}
+
+/* PROTOCOL.md "Torn frames": slot (seen-1)%N is rewritten from frame
+ * seen-1+N on, i.e. once write_idx has reached seen-1+N. With N = 1 no
+ * copy can be proven clean; we accept one during which nothing new was
+ * published. */
+static int
+copy_torn(const cudalink_consumer *c)
+{
+  uint32_t idx = load_write_idx(c);
+  uint32_t n = c->header.num_slots;
+  uint32_t seen = c->frame.write_idx;
+
+  return load_version(c) != c->frame.version ||
+         (n > 1 ? (uint32_t)(idx - (seen - 1)) >= n : idx != seen);
+}
+
 cudalink_status
 cudalink_consumer_release(cudalink_consumer *c, void *stream)
 {
   CUresult res;
-  uint32_t idx, n, seen;
 
   if (!c)
     return CUDALINK_ERR_INVALID_ARG;
@@ -556,11 +613,7 @@ cudalink_consumer_release(cudalink_consumer *c, void *stream)
     return CUDALINK_ERR_NO_FRAME;
   if ((res = c->cu->CtxPushCurrent(c->ctx.ctx)) != CUDA_SUCCESS)
     return cudalink_cuda_check(c->cu, res, "cuCtxPushCurrent", c->last_error, sizeof c->last_error);
-  if (c->config.flags & CUDALINK_CONSUMER_SPIN_SYNC)
-    res = c->cu->StreamSynchronize(stream ? (CUstream)stream : c->stream);
-  else if ((res = c->cu->EventRecord(c->done, stream ? (CUstream)stream : c->stream)) ==
-           CUDA_SUCCESS)
-    res = cudalink_waiter_sync(&c->waiter, c->cu, c->done);
+  res = wait_for_copy(c, stream ? (CUstream)stream : c->stream);
   c->cu->CtxPopCurrent(NULL);
   if (res != CUDA_SUCCESS)
     return cudalink_cuda_check(c->cu, res,
@@ -568,16 +621,7 @@ cudalink_consumer_release(cudalink_consumer *c, void *stream)
                                    ? "cuStreamSynchronize"
                                    : "cuEventRecord/cuEventQuery (waiting for the copy)",
                                c->last_error, sizeof c->last_error);
-
-  /* PROTOCOL.md "Torn frames": slot (seen-1)%N is rewritten from frame
-   * seen-1+N on, i.e. once write_idx has reached seen-1+N. With N = 1 no
-   * copy can be proven clean; we accept one during which nothing new was
-   * published. */
-  idx = load_write_idx(c);
-  n = c->header.num_slots;
-  seen = c->frame.write_idx;
-  if (load_version(c) != c->frame.version ||
-      (n > 1 ? (uint32_t)(idx - (seen - 1)) >= n : idx != seen)) {
+  if (copy_torn(c)) {
     c->stats.torn++;
     return CUDALINK_ERR_TORN;
   }

@@ -1,5 +1,9 @@
 /* The consumer (importer): follows a producer's segment, opens its ring over
- * CUDA IPC and copies frames out, following PROTOCOL.md's consumer steps.
+ * CUDA IPC and copies frames out, following PROTOCOL.md's consumer steps:
+ * open and validate the segment (connect, snapshot), let a header being
+ * rewritten settle (attach), open the handles (open_ring), wait for a frame
+ * (wait; how it sleeps or spins is wait.c's), acquire the slot, copy it and
+ * release it, checking that the copy did not tear.
  *
  * Peers re-initialise by bumping the version FIRST and writing handles and
  * metadata after it, so a consistent version proves little. We take a
@@ -12,18 +16,13 @@
 #include <string.h>
 
 #include "cuda_table.h"
-#include "pace.h"
 #include "shm.h"
 #include "util.h"
+#include "wait.h"
 
 #define SETTLE_GAP_US 2000   /* two reads this far apart must agree */
 #define RETRY_GAP_US 5000    /* between tries of a header being rewritten */
 #define LOCK_CHECK_S 0.05    /* how often we ask whether our producer lives */
-#define SYNC_SPIN_S 30e-6    /* SLEEP_SYNC's release() polls this long before it sleeps */
-#define NAP_MIN_S 20e-6      /* shorter naps cost more than they save */
-#define NAP_WAKE_S 10e-6     /* a nap's wake-up, on top of the timer slack */
-#define PRECISE_WAKE_S 20e-6 /* a precise timer's wake-up, until measured */
-#define MAX_WAKE_LATE_S 1e-3 /* later timers are not worth planning for */
 #define DEFAULT_POLL_US 1000 /* what 0 in the config means (cudalink.h) */
 #define DEFAULT_SETTLE_MS 2000
 
@@ -42,23 +41,9 @@ struct cudalink_consumer {
   uint32_t row_size;
   CUdeviceptr mem[CUDALINK_MAX_SLOTS];
   CUevent event[CUDALINK_MAX_SLOTS];
-  CUevent done;         /* recorded after the caller's copy: release() waits on it */
-  double sync_estimate; /* seconds release() usually waits for the GPU */
+  CUevent done; /* recorded after the caller's copy: release() waits on it */
 
-  /* waiting for a frame: when the next one is due (pace.h), how late a
-   * timed sleep ends, and whether the last look found it while spinning */
-  cudalink_pace pace;
-  int can_pace;
-  double wake_late;
-  unsigned timed_sleeps;
-  int spun;
-  double spin_s;       /* spent spinning since the last frame */
-  double spin_total_s; /* and since create() */
-
-  /* cudalink_consumer_interrupt(): set from any thread; the word wait()
-   * sleeps on meanwhile, for the interrupter to wake */
-  atomic_int interrupted;
-  _Atomic(const volatile uint32_t *) sleeping_on;
+  cudalink_waiter waiter; /* how wait() and release() wait (wait.h) */
 
   uint32_t last_idx;
   int have_frame;
@@ -104,12 +89,7 @@ cudalink_consumer_create(const cudalink_consumer_config *config, cudalink_consum
     c->config.poll_interval_us = DEFAULT_POLL_US;
   if (!c->config.settle_ms)
     c->config.settle_ms = DEFAULT_SETTLE_MS;
-  /* not where timers have millisecond steps (Windows) */
-  c->can_pace = !(config->flags & CUDALINK_CONSUMER_NO_PACE) && cudalink_nap_slack() < 1e-3;
-  c->wake_late = PRECISE_WAKE_S;
-  atomic_init(&c->interrupted, 0);
-  atomic_init(&c->sleeping_on, NULL);
-  cudalink_pace_reset(&c->pace);
+  cudalink_waiter_init(&c->waiter, config->flags);
   *out = c;
   return CUDALINK_OK;
 }
@@ -156,9 +136,9 @@ all_zero(const uint8_t *p, size_t n)
   return 1;
 }
 
-/* A parsed copy of the header; 'stable' when a second read SETTLE_GAP_US
- * later gave the same bytes (write_idx and timestamp excluded: they move
- * with every frame). */
+/* PROTOCOL.md consumer steps 1 and 2: a parsed, validated copy of the
+ * header; 'stable' when a second read SETTLE_GAP_US later gave the same
+ * bytes (write_idx and timestamp excluded: they move with every frame). */
 static cudalink_status
 snapshot(cudalink_consumer *c, cudalink_header *h, int *stable)
 {
@@ -229,10 +209,10 @@ close_ring(cudalink_consumer *c)
   }
   c->open = 0;
   c->have_frame = 0;
-  cudalink_pace_reset(&c->pace);
-  c->spin_s = 0;
+  cudalink_waiter_restart(&c->waiter);
 }
 
+/* Step 3: opens every slot's memory and event handle. */
 static cudalink_status
 open_ring(cudalink_consumer *c, const cudalink_header *h)
 {
@@ -405,7 +385,7 @@ cudalink_consumer_disconnect(cudalink_consumer *c)
   c->seg = NULL;
   c->open = 0;
   c->have_frame = 0;
-  cudalink_pace_reset(&c->pace);
+  cudalink_waiter_restart(&c->waiter);
 }
 
 void
@@ -428,170 +408,117 @@ producer_gone(cudalink_consumer *c, const char *why)
   return CUDALINK_ERR_PRODUCER_GONE;
 }
 
-/* Spins until the segment changes (a frame, a new version, shutdown) or
- * until; sets spun when it changed. */
-static void
-spin(cudalink_consumer *c, uint32_t idx, double until)
-{
-  double t0 = cudalink_now(), now = t0;
-  int changed = 1;
-  while (load_write_idx(c) == idx && load_version(c) == c->header.version && !load_shutdown(c) &&
-         !atomic_load(&c->interrupted)) {
-    if ((now = cudalink_now()) >= until) {
-      changed = 0;
-      break;
-    }
-    cudalink_spin_yield();
-  }
-  if (changed)
-    now = cudalink_now();
-  c->spin_s += now - t0;
-  c->spin_total_s += now - t0;
-  c->spun = changed;
-}
-
-/* futex-waits on word while it holds idx, where an interrupt() can find
- * it; an interrupt that came first keeps it from sleeping */
-static cudalink_status
-sleep_on(cudalink_consumer *c, const volatile uint32_t *word, uint32_t idx, int64_t us)
-{
-  cudalink_status st = CUDALINK_OK;
-  atomic_store(&c->sleeping_on, word);
-  if (!atomic_load(&c->interrupted)) {
-    c->stats.sleeps++;
-    st = cudalink_futex_wait(word, idx, us);
-  }
-  atomic_store(&c->sleeping_on, NULL);
-  return st;
-}
-
 void
 cudalink_consumer_interrupt(cudalink_consumer *c, int on)
 {
-  const volatile uint32_t *word;
-
   if (!c)
     return;
-  atomic_store(&c->interrupted, on != 0);
-  /* the waiter publishes the word before it looks at the flag and we look
-   * at the word after setting the flag: one of us sees the other. The
-   * word may be unmapped by now: the kernel answers a wake-up there with
-   * EFAULT, nothing is read here. */
-  if (on && (word = atomic_load(&c->sleeping_on)) != NULL)
-    cudalink_futex_wake((volatile uint32_t *)(uintptr_t)word);
+  cudalink_waiter_interrupt(&c->waiter, on);
 }
 
-/* Nothing new at now (idx as it was): spins when the producer's next frame
- * is due, else sleeps until a wake-up (ours), the next poll (foreign), the
- * next liveness check of ours, the deadline or the next frame's window,
- * whichever is first. */
-static void
-wait_a_while(cudalink_consumer *c, uint32_t idx, double now, double deadline)
+/* PROTOCOL.md consumer step 5: the version moved. Re-opens everything
+ * (slot count, format and handles may all have changed). */
+static cudalink_status
+reopen(cudalink_consumer *c)
 {
-  const volatile uint32_t *word =
-      (const volatile uint32_t *)(const void *)(seg_base(c) + c->layout.write_idx);
-  double start = 0, end = 0, wake_at = -1, until;
-  int64_t slice = c->config.poll_interval_us;
+  cudalink_status st;
 
-  if (c->can_pace && cudalink_pace_window(&c->pace, &start, &end) && now < end) {
-    wake_at = cudalink_pace_wake_at(&c->pace, start, c->wake_late);
-    if (now >= wake_at) {
-      spin(c, idx, deadline >= 0 && deadline < end ? deadline : end);
-      return;
-    }
+  close_ring(c);
+  st = attach(c);
+  if (st == CUDALINK_ERR_STALE)
+    return producer_gone(c, "it shut down");
+  if (st != CUDALINK_OK) {
+    char why[sizeof c->last_error + 64];
+    snprintf(why, sizeof why, "its new ring could not be opened: %s", c->last_error);
+    return producer_gone(c, why);
   }
-  /* no need to look before until: ours wakes us on every publish and at
-   * shutdown, so sleep until the next check that it still lives; a foreign
-   * producer on a steady pace cannot publish before quiet_until without
-   * breaking it, so no polls before then (at 60 fps 4 polls a frame
-   * instead of 16) */
-  until = c->ours ? c->next_lock_check : c->can_pace ? cudalink_pace_quiet_until(&c->pace) : 0;
-  if ((until - now) * 1e6 > (double)slice)
-    slice = (int64_t)((until - now) * 1e6) + 1;
-  if (deadline >= 0 && (deadline - now) * 1e6 < (double)slice)
-    slice = (int64_t)((deadline - now) * 1e6) + 1;
-  if (wake_at >= 0 && (wake_at - now) * 1e6 < (double)slice) {
-    long slack = cudalink_precise_begin();
-    cudalink_status st = sleep_on(c, word, idx, (int64_t)((wake_at - now) * 1e6));
-    cudalink_precise_end(slack);
-    if (st == CUDALINK_ERR_TIMEOUT) {
-      double late = cudalink_now() - wake_at;
-      if (late < 0)
-        late = 0;
-      if (late > MAX_WAKE_LATE_S)
-        late = MAX_WAKE_LATE_S;
-      c->wake_late = c->timed_sleeps++ ? c->wake_late + (late - c->wake_late) / 8 : late;
-    }
-    return;
-  }
-  sleep_on(c, word, idx, slice);
+  c->stats.reopens++;
+  return CUDALINK_ERR_FORMAT_CHANGED;
+}
+
+/* Step 4: write_idx moved to idx, a new frame in slot (idx - 1) % N; spun
+ * when the waiter caught it spinning. */
+static void
+take_frame(cudalink_consumer *c, uint32_t idx, int spun)
+{
+  uint32_t since = c->last_idx != 0 && idx > c->last_idx ? idx - c->last_idx : 0;
+
+  if (since > 1)
+    c->stats.missed += since - 1;
+  c->last_idx = idx;
+  c->frame.write_idx = idx;
+  c->frame.slot = (idx - 1) % c->header.num_slots;
+  c->frame.version = c->header.version;
+  memcpy(&c->frame.timestamp, seg_base(c) + c->layout.timestamp, sizeof(double));
+  c->have_frame = 1;
+  c->stats.frames++;
+  if (spun)
+    c->stats.paced++;
+  cudalink_waiter_frame(&c->waiter, c->frame.timestamp, since);
+}
+
+/* Ours, every LOCK_CHECK_S: 1 when the producer's process died (its lock
+ * is gone) without a shutdown or another frame (write_idx still idx). */
+static int
+producer_died(cudalink_consumer *c, uint32_t idx, double now)
+{
+  if (!c->ours || now < c->next_lock_check)
+    return 0;
+  c->next_lock_check = now + LOCK_CHECK_S;
+  return cudalink_shm_is_locked(c->seg) == 0 && !load_shutdown(c) && load_write_idx(c) == idx;
+}
+
+/* What the waiter's spin stops for besides write_idx (wait.h). */
+static int
+ring_changed(void *arg)
+{
+  const cudalink_consumer *c = arg;
+  return load_version(c) != c->header.version || load_shutdown(c);
 }
 
 cudalink_status
 cudalink_consumer_wait(cudalink_consumer *c, int64_t timeout_us)
 {
   double deadline;
+  cudalink_wait_on on;
+  int spun = 0; /* did the last look find the change spinning? */
 
   if (!c)
     return CUDALINK_ERR_INVALID_ARG;
   if (!c->seg || !c->open)
     return CUDALINK_ERR_NOT_CONNECTED;
   deadline = timeout_us < 0 ? -1.0 : cudalink_now() + (double)timeout_us / 1e6;
+  memset(&on, 0, sizeof on);
+  on.changed = ring_changed;
+  on.arg = c;
+  on.poll_us = c->config.poll_interval_us;
 
   for (;;) {
     uint32_t idx = load_write_idx(c);
-    int spun = c->spun; /* did the last look find the change spinning? */
     double now;
 
-    c->spun = 0;
-
-    if (atomic_load(&c->interrupted))
+    if (cudalink_waiter_interrupted(&c->waiter))
       return CUDALINK_ERR_INTERRUPTED;
     if (load_shutdown(c))
       return producer_gone(c, "it shut down");
-    if (load_version(c) != c->header.version) {
-      cudalink_status st;
-      close_ring(c);
-      st = attach(c);
-      if (st == CUDALINK_ERR_STALE)
-        return producer_gone(c, "it shut down");
-      if (st != CUDALINK_OK) {
-        char why[sizeof c->last_error + 64];
-        snprintf(why, sizeof why, "its new ring could not be opened: %s", c->last_error);
-        return producer_gone(c, why);
-      }
-      c->stats.reopens++;
-      return CUDALINK_ERR_FORMAT_CHANGED;
-    }
+    if (load_version(c) != c->header.version)
+      return reopen(c);
     if (idx != 0 && idx != c->last_idx) {
-      uint32_t n = c->header.num_slots;
-      uint32_t since = c->last_idx != 0 && idx > c->last_idx ? idx - c->last_idx : 0;
-      if (since > 1)
-        c->stats.missed += since - 1;
-      c->last_idx = idx;
-      c->frame.write_idx = idx;
-      c->frame.slot = (idx - 1) % n;
-      c->frame.version = c->header.version;
-      memcpy(&c->frame.timestamp, seg_base(c) + c->layout.timestamp, sizeof(double));
-      c->have_frame = 1;
-      c->stats.frames++;
-      if (spun)
-        c->stats.paced++;
-      cudalink_pace_spun(&c->pace, c->spin_s);
-      c->spin_s = 0;
-      cudalink_pace_frame(&c->pace, c->frame.timestamp, since, cudalink_now());
+      take_frame(c, idx, spun);
       return CUDALINK_OK;
     }
 
     now = cudalink_now();
-    if (c->ours && now >= c->next_lock_check) {
-      c->next_lock_check = now + LOCK_CHECK_S;
-      if (cudalink_shm_is_locked(c->seg) == 0 && !load_shutdown(c) && load_write_idx(c) == idx)
-        return producer_gone(c, "its process died (it no longer holds the segment)");
-    }
+    if (producer_died(c, idx, now))
+      return producer_gone(c, "its process died (it no longer holds the segment)");
     if (deadline >= 0 && now >= deadline)
       return CUDALINK_ERR_TIMEOUT;
-    wait_a_while(c, idx, now, deadline);
+    /* nothing new: ours wakes us on every publish, a foreign one is polled */
+    on.word = (const volatile uint32_t *)(const void *)(seg_base(c) + c->layout.write_idx);
+    on.idx = idx;
+    on.woken = c->ours;
+    on.recheck = c->next_lock_check;
+    spun = cudalink_waiter_wait(&c->waiter, &on, now, deadline);
   }
 }
 
@@ -643,65 +570,40 @@ cudalink_consumer_acquire(cudalink_consumer *c, void *stream, uint64_t *src, siz
   return CUDALINK_OK;
 }
 
-/* SLEEP_SYNC: poll briefly (a copy under MPS is done in ~20 us), then sleep
- * in the driver until it is done. */
+/* Waits until the caller's copy on s is done: SPIN_SYNC spins in the
+ * driver, the others record our event after the copy and let the waiter
+ * wait for it (wait.h). */
 static CUresult
-sync_sleeping(cudalink_consumer *c)
+wait_for_copy(cudalink_consumer *c, CUstream s)
 {
-  double until = cudalink_now() + SYNC_SPIN_S;
   CUresult res;
-  while ((res = c->cu->EventQuery(c->done)) == CUDA_ERROR_NOT_READY && cudalink_now() < until) {
-  }
-  return res == CUDA_ERROR_NOT_READY ? c->cu->EventSynchronize(c->done) : res;
+
+  if (c->config.flags & CUDALINK_CONSUMER_SPIN_SYNC)
+    return c->cu->StreamSynchronize(s);
+  if ((res = c->cu->EventRecord(c->done, s)) != CUDA_SUCCESS)
+    return res;
+  return cudalink_waiter_sync(&c->waiter, c->cu, c->done);
 }
 
-/* The default: without MPS the GPU needs ~150 us to switch to our context
- * before it runs our copy (bench_switch), a wait that spinning turns into
- * CPU time. So sleep through the part of the wait that past frames say is
- * certain, then spin the rest. sync_estimate follows the waits that ended
- * spinning; a nap that overslept (the copy was done when it ended) shrinks
- * it, since it hides how long the wait really was; a long wait raises it
- * by a quarter at most. The nap runs on a precise timer (1 us of slack
- * instead of 50) and stops short of the estimate by that slack and a
- * wake-up. Without MPS this spins ~20 us of ~170 (~60 us with the default
- * slack); with MPS (waits of ~20 us) it rarely naps. */
-static CUresult
-sync_napping(cudalink_consumer *c)
+/* PROTOCOL.md "Torn frames": slot (seen-1)%N is rewritten from frame
+ * seen-1+N on, i.e. once write_idx has reached seen-1+N. With N = 1 no
+ * copy can be proven clean; we accept one during which nothing new was
+ * published. */
+static int
+copy_torn(const cudalink_consumer *c)
 {
-  double t0 = cudalink_now(), took;
-  CUresult res = c->cu->EventQuery(c->done);
+  uint32_t idx = load_write_idx(c);
+  uint32_t n = c->header.num_slots;
+  uint32_t seen = c->frame.write_idx;
 
-  if (res != CUDA_ERROR_NOT_READY)
-    return res;
-  if (c->sync_estimate - NAP_WAKE_S >= NAP_MIN_S) {
-    long slack = cudalink_precise_begin();
-    double nap = c->sync_estimate - cudalink_precise_slack(slack) - NAP_WAKE_S;
-    if (nap >= NAP_MIN_S)
-      cudalink_sleep(nap);
-    cudalink_precise_end(slack);
-    res = c->cu->EventQuery(c->done);
-    if (res != CUDA_ERROR_NOT_READY) {
-      if (res == CUDA_SUCCESS)
-        c->sync_estimate *= 0.75;
-      return res;
-    }
-  }
-  while ((res = c->cu->EventQuery(c->done)) == CUDA_ERROR_NOT_READY) {
-  }
-  /* one long wait (the GPU busy with other work) grows the estimate by a
-   * little only, so that it cannot make the next frames oversleep */
-  took = cudalink_now() - t0;
-  if (took > 2 * c->sync_estimate + NAP_MIN_S)
-    took = 2 * c->sync_estimate + NAP_MIN_S;
-  c->sync_estimate += (took - c->sync_estimate) / 4;
-  return res;
+  return load_version(c) != c->frame.version ||
+         (n > 1 ? (uint32_t)(idx - (seen - 1)) >= n : idx != seen);
 }
 
 cudalink_status
 cudalink_consumer_release(cudalink_consumer *c, void *stream)
 {
   CUresult res;
-  uint32_t idx, n, seen;
 
   if (!c)
     return CUDALINK_ERR_INVALID_ARG;
@@ -711,11 +613,7 @@ cudalink_consumer_release(cudalink_consumer *c, void *stream)
     return CUDALINK_ERR_NO_FRAME;
   if ((res = c->cu->CtxPushCurrent(c->ctx.ctx)) != CUDA_SUCCESS)
     return cudalink_cuda_check(c->cu, res, "cuCtxPushCurrent", c->last_error, sizeof c->last_error);
-  if (c->config.flags & CUDALINK_CONSUMER_SPIN_SYNC)
-    res = c->cu->StreamSynchronize(stream ? (CUstream)stream : c->stream);
-  else if ((res = c->cu->EventRecord(c->done, stream ? (CUstream)stream : c->stream)) ==
-           CUDA_SUCCESS)
-    res = c->config.flags & CUDALINK_CONSUMER_SLEEP_SYNC ? sync_sleeping(c) : sync_napping(c);
+  res = wait_for_copy(c, stream ? (CUstream)stream : c->stream);
   c->cu->CtxPopCurrent(NULL);
   if (res != CUDA_SUCCESS)
     return cudalink_cuda_check(c->cu, res,
@@ -723,16 +621,7 @@ cudalink_consumer_release(cudalink_consumer *c, void *stream)
                                    ? "cuStreamSynchronize"
                                    : "cuEventRecord/cuEventQuery (waiting for the copy)",
                                c->last_error, sizeof c->last_error);
-
-  /* PROTOCOL.md "Torn frames": slot (seen-1)%N is rewritten from frame
-   * seen-1+N on, i.e. once write_idx has reached seen-1+N. With N = 1 no
-   * copy can be proven clean; we accept one during which nothing new was
-   * published. */
-  idx = load_write_idx(c);
-  n = c->header.num_slots;
-  seen = c->frame.write_idx;
-  if (load_version(c) != c->frame.version ||
-      (n > 1 ? (uint32_t)(idx - (seen - 1)) >= n : idx != seen)) {
+  if (copy_torn(c)) {
     c->stats.torn++;
     return CUDALINK_ERR_TORN;
   }
@@ -792,7 +681,8 @@ cudalink_consumer_get_stats(const cudalink_consumer *c, cudalink_consumer_stats 
   memset(stats, 0, sizeof *stats);
   if (c) {
     *stats = c->stats;
-    stats->spin_us = (uint64_t)(c->spin_total_s * 1e6);
+    stats->sleeps = c->waiter.sleeps;
+    stats->spin_us = (uint64_t)(c->waiter.spin_total_s * 1e6);
   }
 }
 

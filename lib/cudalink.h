@@ -612,9 +612,9 @@ CUDALINK_API cudalink_status cudalink_segment_describe(const char *name, double 
 
 /** Frames per second between two looks at the same segment (before read
  * earlier than after): write_idx's advance over the time between the
- * reads. Negative when it cannot be told: another version in between (the
- * producer re-initialised, write_idx restarted), write_idx went back, or
- * no time passed. */
+ * reads. Negative when it cannot be told: a corrupt header, another
+ * version in between (the producer re-initialised, write_idx restarted),
+ * write_idx went back, or no time passed. */
 CUDALINK_API double cudalink_segment_fps(const cudalink_segment_info *before,
                                          const cudalink_segment_info *after);
 

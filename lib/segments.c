@@ -159,7 +159,8 @@ classify(const cudalink_segment_raw *raw, double idle_after_s, double stale_afte
   info->owner_uid = raw->owner_uid;
   info->ours = raw->locked;
   info->age_s = -1.0;
-  if (st == CUDALINK_OK && isfinite(ts) && ts > 0 && ts <= info->read_at + FUTURE_SLACK_S)
+  /* The parser leaves fields it did not get to at 0: no timestamp. */
+  if (isfinite(ts) && ts > 0 && ts <= info->read_at + FUTURE_SLACK_S)
     info->age_s = info->read_at > ts ? info->read_at - ts : 0.0;
 
   if (st != CUDALINK_OK && all_zero(raw->bytes, raw->len)) {
@@ -245,7 +246,8 @@ cudalink_segment_fps(const cudalink_segment_info *before, const cudalink_segment
   double dt;
   if (!before || !after || strcmp(before->name, after->name) != 0)
     return -1.0;
-  if (before->header.magic != CUDALINK_MAGIC || after->header.magic != CUDALINK_MAGIC ||
+  if (before->state == CUDALINK_SEGMENT_CORRUPT || after->state == CUDALINK_SEGMENT_CORRUPT ||
+      before->header.magic != CUDALINK_MAGIC || after->header.magic != CUDALINK_MAGIC ||
       before->header.version != after->header.version ||
       after->header.write_idx < before->header.write_idx)
     return -1.0;

@@ -569,7 +569,11 @@ run_list(const options *o)
     eol = "\033[K\n";
     fputs("\033[2J", stdout);
   }
-  st = take_snapshot(o, NULL, &before);
+  /* the first rate needs a look one interval earlier */
+  if (o->interval > 0)
+    st = take_snapshot(o, NULL, &before);
+  else
+    st = CUDALINK_OK;
   for (;;) {
     if (st != CUDALINK_OK)
       break;
@@ -577,7 +581,7 @@ run_list(const options *o)
       nap(o->interval);
     if (interrupted)
       break;
-    st = take_snapshot(o, &before, &now);
+    st = take_snapshot(o, o->interval > 0 ? &before : NULL, &now);
     if (st != CUDALINK_OK)
       break;
     if (tty)
@@ -696,18 +700,21 @@ run_one(const options *o)
   int code = EXIT_LIVE, tty = !o->json && o->watch && isatty(STDOUT_FILENO);
   long round = 0;
 
+  memset(&before, 0, sizeof before);
   if (tty) {
     eol = "\033[K\n";
     fputs("\033[2J", stdout);
   }
-  look_at(o->name, o, &before);
+  if (o->interval > 0)
+    look_at(o->name, o, &before);
   for (;;) {
     if (before.st == CUDALINK_OK && o->interval > 0)
       nap(o->interval);
     if (interrupted)
       break;
     look_at(o->name, o, &now);
-    rate(&now, &before);
+    if (o->interval > 0)
+      rate(&now, &before);
     hint[0] = case_match[0] = '\0';
     if (now.st == CUDALINK_ERR_NOT_FOUND)
       cudalink_segment_hint(o->name, hint, sizeof hint, case_match, sizeof case_match);
@@ -849,6 +856,8 @@ main(int argc, char **argv)
     return usage_error("%s", "inspect needs a NAME");
   if (o.iterations && !o.watch)
     return usage_error("%s", "--iterations goes with --watch");
+  if (o.watch && o.interval <= 0)
+    return usage_error("%s", "--watch needs an --interval above 0");
 
   memset(&sa, 0, sizeof sa);
   sa.sa_handler = on_signal;

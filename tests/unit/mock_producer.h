@@ -8,6 +8,9 @@
 #ifndef CUDALINK_MOCK_PRODUCER_H
 #define CUDALINK_MOCK_PRODUCER_H
 
+/* each test uses some of these */
+#define MOCK_PRODUCER_FN static __attribute__((unused))
+
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -29,7 +32,7 @@ typedef struct mock_producer {
   int ack; /* from the child */
 } mock_producer;
 
-static int
+MOCK_PRODUCER_FN int
 mock_producer_serve(const char *name, uint32_t slots, const cudalink_format *fmt, int cmd, int ack)
 {
   cudalink_producer_config cfg;
@@ -66,7 +69,7 @@ mock_producer_serve(const char *name, uint32_t slots, const cudalink_format *fmt
 }
 
 /* Starts the child; 0 when its producer could not be created. */
-static int
+MOCK_PRODUCER_FN int
 mock_producer_start(mock_producer *mp, const char *name, uint32_t slots,
                     const cudalink_format *fmt)
 {
@@ -92,7 +95,7 @@ mock_producer_start(mock_producer *mp, const char *name, uint32_t slots,
 }
 
 /* One command, n times; 1 when every one was acknowledged as done. */
-static int
+MOCK_PRODUCER_FN int
 mock_producer_do(mock_producer *mp, char op, int n)
 {
   char reply;
@@ -103,7 +106,7 @@ mock_producer_do(mock_producer *mp, char op, int n)
 }
 
 /* Quits the child (its producer shuts down cleanly); its exit status. */
-static int
+MOCK_PRODUCER_FN int
 mock_producer_finish(mock_producer *mp)
 {
   int status = 0;
@@ -123,7 +126,7 @@ mock_producer_finish(mock_producer *mp)
 
 /* SIGKILLs the child: its segment stays, without a shutdown flag, and its
  * lock goes. The mock driver's "device memory" it leaves is removed. */
-static void
+MOCK_PRODUCER_FN void
 mock_producer_kill(mock_producer *mp)
 {
   int status;

@@ -393,12 +393,25 @@ look_at(const char *name, const options *o, look *l)
     snprintf(l->info.name, sizeof l->info.name, "%.*s", (int)(sizeof l->info.name - 1), name);
 }
 
-/* The rate between an earlier look and this one. */
+/* The rate between an earlier look and this one. A producer whose
+ * write_idx moved is publishing, whatever its timestamp says (one that does
+ * not stamp its frames): live. */
 static void
 rate(look *now, const look *before)
 {
-  if (before && before->st == CUDALINK_OK && now->st == CUDALINK_OK)
-    now->fps = cudalink_segment_fps(&before->info, &now->info);
+  cudalink_segment_info *i = &now->info;
+  char age[32];
+  if (!before || before->st != CUDALINK_OK || now->st != CUDALINK_OK)
+    return;
+  now->fps = cudalink_segment_fps(&before->info, i);
+  if (now->fps > 0 && (i->state == CUDALINK_SEGMENT_IDLE || i->state == CUDALINK_SEGMENT_STALE)) {
+    format_age(i->age_s, age, sizeof age);
+    i->state = CUDALINK_SEGMENT_LIVE;
+    snprintf(i->why, sizeof i->why,
+             "write_idx moves (%.1f frames a second) although the header's timestamp says %s: "
+             "its producer does not stamp its frames",
+             now->fps, age);
+  }
 }
 
 typedef struct snapshot {

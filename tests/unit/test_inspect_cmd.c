@@ -31,6 +31,7 @@ static const cudalink_format fmt_idle = {16, 8, 1, CUDALINK_DTYPE_FLOAT32, 0};
 static const cudalink_format fmt_stale = {40, 24, 4, CUDALINK_DTYPE_UINT16, 0};
 static const cudalink_format fmt_bf16 = {8, 8, 2, CUDALINK_DTYPE_BFLOAT16, CUDALINK_FLAG_MONO_ALPHA};
 
+static char n_nostamp[96];
 static char n_live[96], n_idle[96], n_stale[96], n_shut[96], n_bad[96], n_fifo[96], n_absent[96],
     n_case[96];
 static char owner[64];
@@ -190,16 +191,27 @@ static pthread_t feeder;
 static volatile int feeding;
 static int feeder_started;
 
+/* Publishes a frame of the live producer every 20 ms, and moves the
+ * write_idx of the segment whose producer never stamps its frames. */
 static void *
 feed(void *arg)
 {
+  char path[300];
+  uint32_t idx = 0;
   (void)arg;
+  snprintf(path, sizeof path, "/dev/shm/%s", n_nostamp);
+  int fd = open(path, O_WRONLY);
   while (feeding) {
     struct timespec ts = {0, 20000000L};
     if (!mock_producer_do(&producer, 'p', 1))
       break;
+    idx++;
+    if (fd >= 0 && pwrite(fd, &idx, 4, (off_t)cudalink_layout_for(3).write_idx) != 4)
+      break;
     nanosleep(&ts, NULL);
   }
+  if (fd >= 0)
+    close(fd);
   return NULL;
 }
 
@@ -258,8 +270,12 @@ setup(void)
   snprintf(n_fifo, sizeof n_fifo, "cudalink-cmdtest-%d-fifo", pid);
   snprintf(n_absent, sizeof n_absent, "cudalink-cmdtest-%d-absent", pid);
   snprintf(n_case, sizeof n_case, "cudalink-cmdtest-%d-LIVE", pid);
+  snprintf(n_nostamp, sizeof n_nostamp, "cudalink-cmdtest-%d-nostamp", pid);
 
   if (!mock_producer_start(&producer, n_live, 4, &fmt_live) || !mock_producer_do(&producer, 'p', 3))
+    return 0;
+  /* a foreign producer that moves write_idx but never stamps its frames */
+  if (!write_header(n_nostamp, &fmt_idle, 3, 1, 0, now - 10.0, 0))
     return 0;
   feeding = 1;
   if (pthread_create(&feeder, NULL, feed, NULL) != 0)
@@ -294,6 +310,7 @@ teardown(void)
   if (producer.pid > 0)
     code = mock_producer_finish(&producer);
   remove_name(n_idle);
+  remove_name(n_nostamp);
   remove_name(n_stale);
   remove_name(n_shut);
   remove_name(n_bad);
@@ -476,6 +493,16 @@ test_list_json(void)
     CHECK(json_num(s, "write_idx") == 77);
     CHECK(json_num(s, "age_s") >= 10 && json_num(s, "age_s") < 20);
     CHECK(json_num(s, "fps") == 0);
+  }
+
+  /* write_idx moves: live, whatever the timestamp says */
+  s = find_segment(doc, n_nostamp);
+  CHECK(s != NULL);
+  if (s) {
+    CHECK(strcmp(json_str(s, "state"), "live") == 0);
+    CHECK(json_num(s, "fps") > 1.0);
+    CHECK(json_num(s, "age_s") >= 10);
+    CHECK(strstr(json_str(s, "why"), "does not stamp its frames") != NULL);
   }
 
   if (have_stale) {

@@ -15,7 +15,8 @@
  * bgra when the producer flags its frames BGRA). While monitoring, the
  * segments are looked at every 500 ms: devices are added as producers
  * appear, changed when one changes its frame format, and removed when one
- * shuts down, dies for long (stale), or its segment goes. No GPU and no
+ * shuts down, dies (ours: its lock goes without a shutdown; foreign: no
+ * frame for 10 s, stale), or its segment goes. No GPU and no
  * CUDA driver are needed to list.
  *
  * ## Example
@@ -56,6 +57,8 @@ struct _GstCudaLinkDevice
   gchar *ipc_name;
   gboolean bgra;                /* the producer flags its frames BGRA */
   gchar *signature;             /* what the caps and the element follow from */
+  gint ours;                    /* cudalink_segment_info.ours */
+  guint64 version;              /* the header's */
 };
 
 G_DEFINE_TYPE (GstCudaLinkDevice, gst_cuda_link_device, GST_TYPE_DEVICE);
@@ -162,6 +165,8 @@ device_new (const cudalink_segment_info * info)
       "device-class", "Video/Source", "properties", props, NULL);
   device->ipc_name = g_strdup (info->name);
   device->bgra = bgra;
+  device->ours = info->ours;
+  device->version = info->header.version;
   device->signature = g_strdup_printf ("%ux%u x%u %s flags 0x%x slots %u %d",
       fmt->width, fmt->height, fmt->num_comps,
       cudalink_dtype_name (fmt->dtype), (guint) info->wire_flags,
@@ -189,9 +194,11 @@ struct _GstCudaLinkDeviceProvider
   gboolean running;
 
   /* ipc-name -> GstCudaLinkDevice (a reference of ours) for the devices
-   * posted: start() and then only the poll thread touch it, stop() after
-   * joining the thread */
+   * posted, and ipc-name -> the version (a guint64 *) of the producers of
+   * ours seen dying: start() and then only the poll thread touch them,
+   * stop() after joining the thread */
   GHashTable *devices;
+  GHashTable *dead;
 };
 
 G_DEFINE_TYPE (GstCudaLinkDeviceProvider, gst_cuda_link_device_provider,
@@ -254,6 +261,43 @@ gst_cuda_link_device_provider_probe (GstDeviceProvider * provider)
   return list;
 }
 
+/* Drops from @found the producers of ours that died: a device that was
+ * ours (its producer held the segment's lock) and lost the lock with the
+ * same version and no shutdown flag is a producer that died (a clean one
+ * sets the flag), the rule consumers apply. Such a segment looks like a
+ * foreign producer's until it turns stale, 10 s later; it stays out until
+ * a producer takes it again (a lock, or a new version). */
+static void
+drop_dead (GstCudaLinkDeviceProvider * self, GHashTable * found)
+{
+  GHashTableIter iter;
+  gpointer name, value;
+
+  g_hash_table_iter_init (&iter, self->dead);
+  while (g_hash_table_iter_next (&iter, &name, &value)) {
+    GstCudaLinkDevice *now = g_hash_table_lookup (found, name);
+
+    if (!now || now->ours != 0 || now->version != *(guint64 *) value)
+      g_hash_table_iter_remove (&iter); /* gone, or taken again */
+  }
+
+  g_hash_table_iter_init (&iter, found);
+  while (g_hash_table_iter_next (&iter, &name, &value)) {
+    GstCudaLinkDevice *now = value;
+    GstCudaLinkDevice *before = g_hash_table_lookup (self->devices, name);
+
+    if (before && before->ours == 1 && now->ours == 0
+        && before->version == now->version) {
+      GST_INFO_OBJECT (self, "producer '%s' died (its lock went without a "
+          "shutdown)", (gchar *) name);
+      g_hash_table_replace (self->dead, g_strdup (name),
+          g_memdup2 (&now->version, sizeof (now->version)));
+    }
+    if (g_hash_table_contains (self->dead, name))
+      g_hash_table_iter_remove (&iter);
+  }
+}
+
 /* Posts what changed since the last look: devices removed, changed (new
  * format or producer) and added. */
 static void
@@ -263,6 +307,8 @@ update (GstCudaLinkDeviceProvider * self)
   GHashTable *found = scan ();
   GHashTableIter iter;
   gpointer name, device;
+
+  drop_dead (self, found);
 
   g_hash_table_iter_init (&iter, self->devices);
   while (g_hash_table_iter_next (&iter, &name, &device)) {
@@ -328,6 +374,8 @@ gst_cuda_link_device_provider_start (GstDeviceProvider * provider)
   /* the first look before returning: a monitor lists right after start */
   self->devices = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
       gst_object_unref);
+  self->dead = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
+      g_free);
   update (self);
 
   g_mutex_lock (&self->lock);
@@ -341,6 +389,7 @@ gst_cuda_link_device_provider_start (GstDeviceProvider * provider)
         error->message);
     g_clear_error (&error);
     g_clear_pointer (&self->devices, g_hash_table_unref);
+    g_clear_pointer (&self->dead, g_hash_table_unref);
     return FALSE;
   }
   g_mutex_unlock (&self->lock);
@@ -363,6 +412,7 @@ gst_cuda_link_device_provider_stop (GstDeviceProvider * provider)
     g_thread_join (thread);
   /* the base class drops the devices it holds after this */
   g_clear_pointer (&self->devices, g_hash_table_unref);
+  g_clear_pointer (&self->dead, g_hash_table_unref);
 }
 
 static void

@@ -4,7 +4,7 @@
  * headers. Checks the devices a probe lists (class, display name, caps as
  * cudalinksrc would offer them, properties), the cudalinksrc each creates
  * or reconfigures, and the monitor's device-added, -changed and -removed
- * messages as producers come, change format, shut down and go.
+ * messages as producers come, change format, shut down, die and go.
  *
  * Runs with CUDALINK_CUDA_LIBRARY=/nonexistent: listing needs no driver.
  * Other tests write segments into /dev/shm at the same time: only names
@@ -433,7 +433,7 @@ wait_device_message (GstBus * bus, GstMessageType type, const gchar * name,
 GST_START_TEST (test_monitor)
 {
   gchar *n_first = unique_name ("first"), *n_second = unique_name ("second");
-  gchar *n_third = unique_name ("third");
+  gchar *n_third = unique_name ("third"), *n_fourth = unique_name ("fourth");
   GstDeviceMonitor *monitor = gst_device_monitor_new ();
   GstDevice *dev, *old = NULL;
   GstBus *bus = gst_device_monitor_get_bus (monitor);
@@ -441,7 +441,7 @@ GST_START_TEST (test_monitor)
   GList *devices;
   GstStructure *s;
   gint width = 0;
-  int lock;
+  int lock, lock4;
 
   write_segment (n_first, &fmt_rgba8, 0.0, 0);
   lock = hold_lock (n_first);
@@ -497,6 +497,24 @@ GST_START_TEST (test_monitor)
   fail_unless (dev != NULL, "no device-removed for %s", n_third);
   gst_object_unref (dev);
 
+  /* a producer of ours dies (its lock goes, no shutdown flag): removed at
+   * the next look, not 10 s later when its segment would turn stale */
+  write_segment (n_fourth, &fmt_rgba8, 0.0, 0);
+  lock4 = hold_lock (n_fourth);
+  dev = wait_device_message (bus, GST_MESSAGE_DEVICE_ADDED, n_fourth, NULL);
+  fail_unless (dev != NULL);
+  gst_object_unref (dev);
+  close (lock4);
+  dev = wait_device_message (bus, GST_MESSAGE_DEVICE_REMOVED, n_fourth, NULL);
+  fail_unless (dev != NULL, "no device-removed for %s", n_fourth);
+  gst_object_unref (dev);
+  /* ... and it comes back when a producer takes the segment again */
+  lock4 = hold_lock (n_fourth);
+  dev = wait_device_message (bus, GST_MESSAGE_DEVICE_ADDED, n_fourth, NULL);
+  fail_unless (dev != NULL, "no device-added for %s taken again", n_fourth);
+  gst_object_unref (dev);
+  close (lock4);
+
   devices = gst_device_monitor_get_devices (monitor);
   fail_unless (find_device (devices, n_first) == NULL);
   fail_unless (find_device (devices, n_second) == NULL);
@@ -509,6 +527,8 @@ GST_START_TEST (test_monitor)
   close (lock);
   remove_segment (n_first);
   remove_segment (n_third);
+  remove_segment (n_fourth);
+  g_free (n_fourth);
   g_free (n_first);
   g_free (n_second);
   g_free (n_third);

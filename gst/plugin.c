@@ -21,6 +21,7 @@ plugin_init (GstPlugin * plugin)
 
   ret |= GST_ELEMENT_REGISTER (cudalinksink, plugin);
   ret |= GST_ELEMENT_REGISTER (cudalinksrc, plugin);
+  ret |= GST_DEVICE_PROVIDER_REGISTER (cudalinkdeviceprovider, plugin);
 
   return ret;
 }

@@ -505,6 +505,131 @@ CUDALINK_API void cudalink_consumer_get_stats(const cudalink_consumer *consumer,
 
 CUDALINK_API const char *cudalink_consumer_last_error(const cudalink_consumer *consumer);
 
+/* ------------------------------------------------------------------------ */
+/* Segments present on this machine (inspection, no CUDA)                   */
+/* ------------------------------------------------------------------------ */
+
+/* What cudalink-inspect and the plugin's device provider are built on: which
+ * segments exist, what their headers say, whether a producer is behind them
+ * and what a consumer would make of them. Nothing here loads CUDA, maps a
+ * segment on Linux or writes anything; every call is thread safe.
+ *
+ * Linux: segments are the regular files in /dev/shm whose first four bytes
+ * are the protocol's magic. They are opened with O_NONBLOCK | O_NOFOLLOW
+ * (a FIFO, a device or a link there never blocks or misleads a look) and
+ * read with pread. Windows: named mappings cannot be enumerated, so listing
+ * gives CUDALINK_ERR_UNSUPPORTED; describing one NAME works (through the
+ * consumer's own read-only open). */
+
+/* A segment's state, judged in this order:
+ * - CORRUPT: the header does not parse (the parser's reason is in why);
+ * - STARTING: the segment is empty, all zeros, or at version 0: a producer
+ *   has created it and not written its header yet (a consumer retries);
+ * - SHUT_DOWN: the shutdown flag is set: its producer left (peers unlink
+ *   the segment after a clean shutdown; one that stays is a leftover);
+ * - LIVE: the producer published a frame less than idle_after_s ago (by
+ *   the header's timestamp, the clock of cudalink_now());
+ * - IDLE: no recent frame, but the producer is there: it is ours and holds
+ *   the segment's lock, or it is foreign (no lock: TouchDesigner, Python)
+ *   and its last frame (or, before the first frame, the segment's last
+ *   change) is less than stale_after_s old;
+ * - STALE: no shutdown flag, no lock held, and nothing for stale_after_s:
+ *   the producer most likely died without a clean shutdown (ours release
+ *   their lock when they die, even on SIGKILL) or is paused for long. A
+ *   consumer would attach and wait; a new cudalink producer of that name
+ *   takes it over (cudalink_producer_config.stale_ms).
+ * Values are stable: new states are only ever appended. */
+typedef enum cudalink_segment_state {
+  CUDALINK_SEGMENT_LIVE = 0,
+  CUDALINK_SEGMENT_IDLE = 1,
+  CUDALINK_SEGMENT_SHUT_DOWN = 2,
+  CUDALINK_SEGMENT_STALE = 3,
+  CUDALINK_SEGMENT_CORRUPT = 4,
+  CUDALINK_SEGMENT_STARTING = 5
+} cudalink_segment_state;
+
+/** "live", "idle", "shut-down", "stale", "corrupt", "starting"; "unknown"
+ * for other values. */
+CUDALINK_API const char *cudalink_segment_state_name(cudalink_segment_state state);
+
+/* Defaults of cudalink_segment_describe()'s thresholds (seconds). 1 s is
+ * also how long our producer watches a foreign segment before it takes it
+ * over. */
+#define CUDALINK_SEGMENT_IDLE_AFTER_S 1.0
+#define CUDALINK_SEGMENT_STALE_AFTER_S 10.0
+
+/** Everything one look at a segment tells. */
+typedef struct cudalink_segment_info {
+  char name[CUDALINK_MAX_NAME + 1];
+  cudalink_segment_state state;
+  /* What a consumer's connect would make of it now, as far as it can be
+   * told without CUDA: OK (LIVE, IDLE, STALE), ERR_NOT_CONNECTED
+   * (STARTING: it retries), ERR_STALE (SHUT_DOWN), or the parser's code
+   * (CORRUPT). */
+  cudalink_status consumer_status;
+  /* One sentence: why this state, and for a refused segment why a
+   * consumer refuses it ("num_slots is 11, must be 1..10"). */
+  char why[256];
+  /* Decoded as far as the parser got (cudalink_header_parse_verbose). */
+  cudalink_header header;
+  uint16_t wire_flags; /* the flags field as written, BFLOAT16 bit included */
+  uint64_t file_size;  /* bytes (Windows: the page-rounded mapping) */
+  int64_t owner_uid;   /* the file's owner; -1 unknown (Windows) */
+  /* 1: a cudalink producer holds the segment's lock (it is ours and
+   * alive); 0: nobody does (a foreign producer, or none); -1 unknown
+   * (Windows). */
+  int ours;
+  /* Seconds since the producer's last frame: cudalink_now() - the header's
+   * timestamp (our producers also stamp their start, before frame 1).
+   * Negative when unknown: no timestamp yet (0), or one that cannot be of
+   * this machine's clock (in the future, not finite). */
+  double age_s;
+  double read_at; /* cudalink_now() when the header was read */
+} cudalink_segment_info;
+
+/** The names of all segments (Linux: /dev/shm entries carrying the
+ * magic, whatever their state), sorted by strcmp, in *names: a
+ * NULL-terminated array in one allocation, freed with
+ * cudalink_segment_list_free(); *count (may be NULL) is their number.
+ * Entries that are not regular files, that this user cannot read, or whose
+ * names break cudalink_check_name() are skipped. ERR_SHM when /dev/shm
+ * cannot be read, ERR_NO_MEMORY, ERR_UNSUPPORTED on Windows. */
+CUDALINK_API cudalink_status cudalink_segment_list(char ***names, size_t *count);
+
+/** Frees what cudalink_segment_list() gave. Accepts NULL. */
+CUDALINK_API void cudalink_segment_list_free(char **names);
+
+/** Looks at segment name once (no CUDA, no waiting) and fills info.
+ * idle_after_s and stale_after_s: the state thresholds (0 or less: the
+ * defaults above). OK: info is filled, whatever the segment's state.
+ * Otherwise info->consumer_status is the returned code and info->why says
+ * what was found: ERR_BAD_NAME, ERR_NOT_FOUND (no such segment), ERR_SHM
+ * (not a regular file, a symbolic link, permission denied: things a
+ * consumer cannot open either), ERR_INVALID_ARG (info NULL). */
+CUDALINK_API cudalink_status cudalink_segment_describe(const char *name, double idle_after_s,
+                                                       double stale_after_s,
+                                                       cudalink_segment_info *info);
+
+/** Frames per second between two looks at the same segment (before read
+ * earlier than after): write_idx's advance over the time between the
+ * reads. Negative when it cannot be told: a corrupt header, another
+ * version in between (the producer re-initialised, write_idx restarted),
+ * write_idx went back, or no time passed. */
+CUDALINK_API double cudalink_segment_fps(const cudalink_segment_info *before,
+                                         const cudalink_segment_info *after);
+
+/** For a "nothing named wanted" error: looks at the segments there are now.
+ * text (text_size bytes, may be NULL) gets one sentence for the user: a
+ * segment whose name differs from wanted only in ASCII case, when there is
+ * one ("names are case-sensitive"), and the names a consumer could attach
+ * to now (LIVE and IDLE), or that there are none. case_match (may be NULL)
+ * gets that differing name, "" if none; a LIVE or IDLE one is preferred.
+ * Returns how many LIVE or IDLE segments there are (wanted itself
+ * included, if it is one), or a negative status: ERR_UNSUPPORTED on
+ * Windows, ERR_SHM when /dev/shm cannot be read (text then says so). */
+CUDALINK_API int cudalink_segment_hint(const char *wanted, char *text, size_t text_size,
+                                       char *case_match, size_t case_match_size);
+
 #ifdef __cplusplus
 }
 #endif

@@ -273,10 +273,14 @@ static void
 set_error (GstCudaLinkReader * r, GError ** error, GQuark domain, gint code,
     gchar * message, const gchar * what, cudalink_status st)
 {
+  /* without a driver, every other error mentions it too */
+  gboolean note = !r->context && st != CUDALINK_ERR_NO_DRIVER &&
+      st != CUDALINK_ERR_DRIVER_SYMBOL;
+
   g_free (r->error_detail);
   r->error_detail = g_strdup_printf ("%s (%s)%s%s", what ? what : "",
-      cudalink_status_name (st), r->context ? "" : "; note: ",
-      r->context ? "" : r->no_driver_why);
+      cudalink_status_name (st), note ? "; note: " : "",
+      note ? r->no_driver_why : "");
   g_set_error_literal (error, domain, code, message);
   g_free (message);
 }
@@ -307,9 +311,15 @@ attach_message (GstCudaLinkReader * r, cudalink_status st, gint64 timeout_ms)
 {
   gchar *waited = describe_timeout (timeout_ms), *msg;
 
-  if (st == CUDALINK_ERR_NOT_FOUND)
+  if (st == CUDALINK_ERR_NOT_FOUND) {
+    gchar hint[1024] = "";
+
+    /* what is there instead, and a name that differs only in case (the
+     * hint is left empty where segments cannot be listed) */
+    cudalink_segment_hint (r->name, hint, sizeof (hint), NULL, 0);
     msg = g_strdup_printf ("No cuda-link producer: nothing named '%s' "
-        "appeared within %s.", r->name, waited);
+        "appeared within %s.%s%s", r->name, waited, hint[0] ? " " : "", hint);
+  }
   else if (st == CUDALINK_ERR_STALE || st == CUDALINK_ERR_PRODUCER_GONE)
     msg = g_strdup_printf ("cuda-link segment '%s' is stale: its producer "
         "has shut down and no live producer took it over within %s.",

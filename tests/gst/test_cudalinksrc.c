@@ -718,6 +718,39 @@ GST_START_TEST (test_nothing_there)
 
 GST_END_TEST;
 
+/* "nothing named td" says what is there, and points out a name that
+ * differs only in case (TouchDesigner's names are case-sensitive). */
+GST_START_TEST (test_nothing_there_hint)
+{
+  gchar *name = unique_name ();
+  gchar *upper = g_ascii_strup (name, -1);
+  gchar *message = NULL, *debug = NULL;
+  guint8 buf[1024];
+  cudalink_layout l;
+  gsize len = valid_header (buf, sizeof (buf), &l);
+  cudalink_header h;
+
+  /* a live producer's segment (its last frame just now) under UPPER */
+  fail_unless_equals_int (cudalink_header_parse (buf, len, &h), CUDALINK_OK);
+  h.timestamp = cudalink_now ();
+  h.write_idx = 5;
+  fail_unless_equals_int (cudalink_header_write (&h, buf, len), CUDALINK_OK);
+  write_segment (upper, buf, len);
+
+  run_until_error (name, 200, &message, &debug, NULL);
+  assert_contains (message, "nothing named");
+  assert_contains (message, "case-sensitive");
+  assert_contains (message, upper);
+
+  g_free (message);
+  g_free (debug);
+  remove_segment (upper);
+  g_free (upper);
+  g_free (name);
+}
+
+GST_END_TEST;
+
 GST_START_TEST (test_hostile_garbage)
 {
   guint8 buf[433];
@@ -1065,6 +1098,7 @@ cudalinksrc_suite (void)
 
   suite_add_tcase (s, th);
   tcase_add_test (th, test_nothing_there);
+  tcase_add_test (th, test_nothing_there_hint);
   tcase_add_test (th, test_hostile_garbage);
   tcase_add_test (th, test_hostile_wrong_magic);
   tcase_add_test (th, test_hostile_num_slots_0);

@@ -238,6 +238,80 @@ shm_path(const char *name, char path[CUDALINK_MAX_NAME + 2])
   memcpy(path + 1, name, strlen(name) + 1);
 }
 
+/* Flags every shm_open() here adds. What NAME holds is not trusted:
+ * O_NONBLOCK: a FIFO under /dev/shm/NAME would block open() until a writer
+ *   came, for ever; so it returns at once and fstat() refuses the FIFO.
+ * O_NOFOLLOW: a symbolic link fails (ELOOP) instead of leading elsewhere.
+ * O_NOCTTY: a terminal device never becomes our controlling terminal.
+ * O_CLOEXEC: no descriptor leaks into exec'd children.
+ * (glibc adds O_NOFOLLOW | O_CLOEXEC itself, musl O_NONBLOCK too; both
+ * pass the others through to open().) Linux only: other systems' shm_open
+ * refuses extra flags, and their objects live outside the file system,
+ * where no FIFO or link can take a segment's place. O_NONBLOCK stays set
+ * on the descriptor; it changes nothing for a regular file. */
+#  ifdef __linux__
+#    define SHM_OPEN_FLAGS (O_NONBLOCK | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC)
+#    define SHM_DIR "/dev/shm/"
+#  else
+#    define SHM_OPEN_FLAGS 0
+#  endif
+
+/* shm_open("/" NAME) with SHM_OPEN_FLAGS: the descriptor, or -1 and errno. */
+static int
+open_fd(const char *name, int flags, mode_t mode)
+{
+  char path[CUDALINK_MAX_NAME + 2];
+  shm_path(name, path);
+  return shm_open(path, flags | SHM_OPEN_FLAGS, mode);
+}
+
+static const char *
+file_type_text(mode_t mode)
+{
+  if (S_ISFIFO(mode))
+    return "a FIFO";
+  if (S_ISDIR(mode))
+    return "a directory";
+  if (S_ISSOCK(mode))
+    return "a socket";
+  if (S_ISCHR(mode))
+    return "a character device";
+  if (S_ISBLK(mode))
+    return "a block device";
+  if (S_ISLNK(mode))
+    return "a symbolic link";
+  return "a file of unknown type";
+}
+
+/* "'NAME' is a FIFO, not a shared-memory segment" */
+static cudalink_status
+not_a_segment(const char *name, mode_t mode)
+{
+  set_error("'%s' is %s, not a shared-memory segment", name, file_type_text(mode));
+  return CUDALINK_ERR_SHM;
+}
+
+/* Why opening NAME failed with err. open() itself says little about what
+ * it found (a socket gives ENXIO, a directory EISDIR, which glibc turns
+ * into EINVAL, a link ELOOP): on Linux, look at the name and say what it
+ * holds. ENOENT is ERR_NOT_FOUND, everything else ERR_SHM. */
+static cudalink_status
+open_failed(const char *name, int err)
+{
+#  ifdef SHM_DIR
+  if (err != ENOENT) {
+    char path[sizeof SHM_DIR + CUDALINK_MAX_NAME];
+    struct stat st;
+    snprintf(path, sizeof path, SHM_DIR "%s", name);
+    /* lstat failing (gone meanwhile, say) leaves the plain errno text */
+    if (lstat(path, &st) == 0 && !S_ISREG(st.st_mode))
+      return not_a_segment(name, st.st_mode);
+  }
+#  endif
+  return errno_error(err == ENOENT ? CUDALINK_ERR_NOT_FOUND : CUDALINK_ERR_SHM, "shm_open", name,
+                     err);
+}
+
 /* Maps len bytes of shm->fd into shm (len 0: the empty object). */
 static cudalink_status
 shm_map(cudalink_shm *shm, size_t len)
@@ -265,13 +339,17 @@ shm_unmap(cudalink_shm *shm)
   shm->size = 0;
 }
 
-/* fstat, remembering the object's identity; the size as size_t. */
+/* fstat, remembering the object's identity; the size as size_t. Anything
+ * but a regular file (a FIFO, a directory, a device: what open() found
+ * under the name) is refused. */
 static cudalink_status
 shm_stat(cudalink_shm *shm, size_t *size)
 {
   struct stat st;
   if (fstat(shm->fd, &st) != 0)
     return errno_error(CUDALINK_ERR_SHM, "fstat", shm->name, errno);
+  if (!S_ISREG(st.st_mode))
+    return not_a_segment(shm->name, st.st_mode);
   if (st.st_size < 0 || (uintmax_t)st.st_size > (uintmax_t)SIZE_MAX) {
     set_error("segment /%s has an unusable size", shm->name);
     return CUDALINK_ERR_SHM;
@@ -310,15 +388,17 @@ cudalink_shm_create(const char *name, size_t size, cudalink_shm **out, int *crea
    * it. Someone may unlink it between the two calls: try again. */
   int fd = -1, is_new = 0;
   for (int attempt = 0; attempt < 8 && fd < 0; attempt++) {
-    fd = shm_open(path, O_RDWR | O_CREAT | O_EXCL, SHM_MODE);
+    fd = open_fd(name, O_RDWR | O_CREAT | O_EXCL, SHM_MODE);
     if (fd >= 0) {
       is_new = 1;
     } else if (errno == EEXIST) {
-      fd = shm_open(path, O_RDWR, SHM_MODE);
+      fd = open_fd(name, O_RDWR, 0);
       if (fd < 0 && errno != ENOENT)
-        return errno_error(CUDALINK_ERR_SHM, "shm_open", name, errno);
+        return open_failed(name, errno);
     } else {
-      return errno_error(CUDALINK_ERR_SHM, "shm_open", name, errno);
+      /* ENOENT from O_CREAT: no /dev/shm. Not "no such segment". */
+      st = open_failed(name, errno);
+      return st == CUDALINK_ERR_NOT_FOUND ? CUDALINK_ERR_SHM : st;
     }
   }
   if (fd < 0) {
@@ -364,12 +444,9 @@ cudalink_shm_open(const char *name, cudalink_shm **out)
   cudalink_status st = open_args_ok(name, out);
   if (st != CUDALINK_OK)
     return st;
-  char path[CUDALINK_MAX_NAME + 2];
-  shm_path(name, path);
-  int fd = shm_open(path, O_RDONLY, 0);
+  int fd = open_fd(name, O_RDONLY, 0);
   if (fd < 0)
-    return errno_error(errno == ENOENT ? CUDALINK_ERR_NOT_FOUND : CUDALINK_ERR_SHM, "shm_open",
-                       name, errno);
+    return open_failed(name, errno);
   cudalink_shm *shm = shm_alloc(name, 0);
   if (!shm) {
     close(fd);
@@ -523,10 +600,9 @@ cudalink_shm_lost_name(const cudalink_shm *shm)
    * resource_tracker. The look-up below would find that too. */
   if (ours.st_nlink == 0)
     return 1;
-  /* Still linked somewhere: is NAME still this object? */
-  char path[CUDALINK_MAX_NAME + 2];
-  shm_path(shm->name, path);
-  int fd = shm_open(path, O_RDONLY, 0);
+  /* Still linked somewhere: is NAME still this object? (Whatever took the
+   * name, a FIFO included, opens without blocking and differs.) */
+  int fd = open_fd(shm->name, O_RDONLY, 0);
   if (fd < 0) {
     int err = errno;
     errno_error(CUDALINK_ERR_SHM, "shm_open", shm->name, err);
@@ -556,7 +632,7 @@ cudalink_shm_relink(const cudalink_shm *shm, cudalink_shm **fresh)
   /* O_EXCL: if the name exists again, someone else re-created it and it is
    * theirs. Consumers that open the name before the copy below lands see a
    * zero header for a moment; they retry as for a producer mid-init. */
-  int fd = shm_open(path, O_RDWR | O_CREAT | O_EXCL, SHM_MODE);
+  int fd = open_fd(shm->name, O_RDWR | O_CREAT | O_EXCL, SHM_MODE);
   if (fd < 0) {
     int err = errno;
     if (err == EEXIST) {

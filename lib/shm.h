@@ -1,7 +1,13 @@
 /* Named shared memory and the futex wake-up: internal to libcudalink, no
  * CUDA here. POSIX shm_open on Linux (/dev/shm/NAME), a paging-file backed
  * named file mapping on Windows (the names Python's SharedMemory uses).
- * Not thread safe: one segment object per thread. */
+ * Not thread safe: one segment object per thread.
+ *
+ * What the name holds is not trusted. Opening never blocks (a FIFO under
+ * /dev/shm/NAME is refused, not waited on), links are not followed, and
+ * anything but a regular file is refused with ERR_SHM: "'NAME' is a FIFO,
+ * not a shared-memory segment" (or a directory, a socket, a character or
+ * block device, a symbolic link). */
 #ifndef CUDALINK_SHM_H
 #define CUDALINK_SHM_H
 
@@ -23,7 +29,8 @@ cudalink_status cudalink_shm_create(const char *name, size_t size, cudalink_shm 
                                     int *created);
 
 /** Consumer side: opens an existing NAME read-only and maps all of it.
- * ERR_NOT_FOUND if it does not exist. A zero-size or short segment (a
+ * ERR_NOT_FOUND if it does not exist, ERR_SHM if it is not a segment (see
+ * above). A zero-size or short segment (a
  * producer between creating and sizing it) opens fine: check the size. */
 cudalink_status cudalink_shm_open(const char *name, cudalink_shm **out);
 

@@ -8,10 +8,14 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -338,28 +342,220 @@ static void test_open_empty_segment(void)
   CHECK_EQ_INT(cudalink_shm_unlink(name), CUDALINK_OK);
 }
 
-static void test_system_errors(void)
+/* ------------------------------------------------------------------------ */
+/* what the name holds: only a regular file is a segment                     */
+/* ------------------------------------------------------------------------ */
+
+/* What a child reports about one call. */
+struct child_result {
+  int status;
+  int created;
+  char text[256];
+};
+
+typedef void (*child_fn)(const char *name, struct child_result *r);
+
+static void call_open(const char *name, struct child_result *r)
 {
-  /* A directory where the segment should be: open() succeeds read-only
-   * but mmap() fails; read-write open fails. Both are ERR_SHM with text. */
+  cudalink_shm *s = NULL;
+  r->status = cudalink_shm_open(name, &s);
+  snprintf(r->text, sizeof r->text, "%s", cudalink_shm_last_error());
+  r->created = s != NULL; /* must stay NULL on failure */
+  cudalink_shm_close(s);
+}
+
+static void call_create(const char *name, struct child_result *r)
+{
+  cudalink_shm *s = NULL;
+  r->created = -1;
+  r->status = cudalink_shm_create(name, 128, &s, &r->created);
+  snprintf(r->text, sizeof r->text, "%s", cudalink_shm_last_error());
+  if (s)
+    r->created = 100 + r->created; /* must stay NULL on failure */
+  cudalink_shm_close(s);
+}
+
+/* Runs fn(name) in a forked child and collects what it reports. Returns 0,
+ * or -1 when the child did not answer within 5 s (it blocked: killed). */
+static int in_child(child_fn fn, const char *name, struct child_result *r)
+{
+  int fds[2];
+  memset(r, 0, sizeof *r);
+  if (pipe(fds) != 0)
+    return -1;
+  pid_t pid = fork();
+  if (pid < 0)
+    return -1;
+  if (pid == 0) {
+    struct child_result mine;
+    memset(&mine, 0, sizeof mine);
+    fn(name, &mine);
+    _exit(write(fds[1], &mine, sizeof mine) == (ssize_t)sizeof mine ? 0 : 1);
+  }
+  close(fds[1]);
+  struct pollfd pfd = {fds[0], POLLIN, 0};
+  int ready = poll(&pfd, 1, 5000);
+  ssize_t n = ready == 1 ? read(fds[0], r, sizeof *r) : -1;
+  close(fds[0]);
+  if (n != (ssize_t)sizeof *r) {
+    fprintf(stderr, "  %s: the child did not answer within 5 s: blocked\n", name);
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    return -1;
+  }
+  return child_status(pid) == 0 ? 0 : -1;
+}
+
+/* Both sides refuse name with ERR_SHM and "'NAME' is WHAT, not a
+ * shared-memory segment", without blocking and without leaving a handle. */
+static void check_refused(const char *name, const char *what)
+{
+  char want[300];
+  snprintf(want, sizeof want, "'%s' is %s, not a shared-memory segment", name, what);
+  struct child_result r;
+  CHECK_EQ_INT(in_child(call_open, name, &r), 0);
+  CHECK_EQ_INT(r.status, CUDALINK_ERR_SHM);
+  CHECK_STR_CONTAINS(r.text, want);
+  CHECK_EQ_INT(r.created, 0);
+  CHECK_EQ_INT(in_child(call_create, name, &r), 0);
+  CHECK_EQ_INT(r.status, CUDALINK_ERR_SHM);
+  CHECK_STR_CONTAINS(r.text, want);
+  CHECK_EQ_INT(r.created, 0);
+}
+
+static void shm_file(const char *name, char path[300])
+{
+  snprintf(path, 300, "/dev/shm/%s", name);
+}
+
+static void test_fifo_is_not_a_segment(void)
+{
+  /* shm_open(O_RDONLY) of a FIFO used to wait for a writer for ever */
   const char *name = new_name();
   char path[300];
-  snprintf(path, sizeof path, "/dev/shm/%s", name);
+  shm_file(name, path);
+  REQUIRE(mkfifo(path, 0600) == 0);
+  check_refused(name, "a FIFO");
+  struct stat st;
+  CHECK(lstat(path, &st) == 0 && S_ISFIFO(st.st_mode)); /* left as it was */
+  CHECK(unlink(path) == 0);
+}
+
+static void test_directory_is_not_a_segment(void)
+{
+  /* read-only open() of a directory succeeds, then mmap said "No such
+   * device"; read-write open fails with EISDIR, which glibc makes EINVAL */
+  const char *name = new_name();
+  char path[300];
+  shm_file(name, path);
   REQUIRE(mkdir(path, 0700) == 0);
-  cudalink_shm *s = NULL;
-  int created = 5;
-  CHECK_EQ_INT(cudalink_shm_create(name, 64, &s, &created), CUDALINK_ERR_SHM);
-  CHECK(s == NULL);
-  CHECK_EQ_INT(created, 0);
-  /* glibc turns EISDIR into EINVAL: only the shape of the text is fixed */
-  CHECK_STR_CONTAINS(cudalink_shm_last_error(), "shm_open(/");
-  CHECK_STR_CONTAINS(cudalink_shm_last_error(), name);
-  CHECK(strlen(cudalink_shm_last_error()) > strlen("shm_open(/): ") + strlen(name));
-  CHECK_EQ_INT(cudalink_shm_open(name, &s), CUDALINK_ERR_SHM);
-  CHECK(s == NULL);
-  CHECK_STR_CONTAINS(cudalink_shm_last_error(), name);
+  check_refused(name, "a directory");
   CHECK_EQ_INT(cudalink_shm_unlink(name), CUDALINK_ERR_SHM);
+  CHECK_STR_CONTAINS(cudalink_shm_last_error(), "shm_unlink(/");
   CHECK(rmdir(path) == 0);
+}
+
+static void test_socket_is_not_a_segment(void)
+{
+  /* open() of a socket fails with ENXIO: the name is looked at to say why */
+  const char *name = new_name();
+  char path[300];
+  shm_file(name, path);
+  int sock = socket(AF_UNIX, SOCK_STREAM, 0);
+  REQUIRE(sock >= 0);
+  struct sockaddr_un addr;
+  memset(&addr, 0, sizeof addr);
+  addr.sun_family = AF_UNIX;
+  REQUIRE(strlen(path) < sizeof addr.sun_path);
+  memcpy(addr.sun_path, path, strlen(path) + 1);
+  if (bind(sock, (struct sockaddr *)&addr, sizeof addr) != 0) {
+    close(sock);
+    REQUIRE(!"bind");
+  }
+  check_refused(name, "a socket");
+  close(sock);
+  CHECK(unlink(path) == 0);
+}
+
+static void test_symlink_is_not_followed(void)
+{
+  /* A link to someone's segment (or to nothing) is refused by name: it is
+   * neither read, nor grown, nor created at its target. */
+  const char *name = new_name();
+  const char *target = new_name();
+  const char *nowhere = new_name();
+  char path[300], target_path[300], nowhere_path[300];
+  shm_file(name, path);
+  shm_file(target, target_path);
+  shm_file(nowhere, nowhere_path);
+  cudalink_shm *t = NULL;
+  REQUIRE(cudalink_shm_create(target, 64, &t, NULL) == CUDALINK_OK);
+  cudalink_shm_close(t);
+  REQUIRE(symlink(target_path, path) == 0);
+  check_refused(name, "a symbolic link");
+  struct stat st;
+  CHECK(stat(target_path, &st) == 0 && st.st_size == 64); /* not grown to 128 */
+  CHECK(unlink(path) == 0);
+
+  REQUIRE(symlink(nowhere_path, path) == 0); /* dangling */
+  check_refused(name, "a symbolic link");
+  CHECK(!path_exists(nowhere)); /* O_CREAT did not create the target */
+  CHECK(unlink(path) == 0);
+  CHECK_EQ_INT(cudalink_shm_unlink(target), CUDALINK_OK);
+}
+
+static void test_devices_are_not_segments(void)
+{
+  /* mknod needs CAP_MKNOD (root here, often not in CI): skipped without */
+  const char *name = new_name();
+  char path[300];
+  shm_file(name, path);
+  if (mknod(path, S_IFCHR | 0600, makedev(1, 3)) != 0) { /* /dev/null */
+    printf("  skipped: mknod: %s (needs CAP_MKNOD)\n", strerror(errno));
+    return;
+  }
+  check_refused(name, "a character device");
+  CHECK(unlink(path) == 0);
+  /* a block device whose driver is absent fails open() with ENXIO; one that
+   * opens is refused by fstat: the same text either way */
+  REQUIRE(mknod(path, S_IFBLK | 0600, makedev(7, 250)) == 0);
+  check_refused(name, "a block device");
+  CHECK(unlink(path) == 0);
+}
+
+/* name's alias: name with "-alias" appended (cleaned up by the test) */
+static void alias_file(const char *name, char path[300])
+{
+  snprintf(path, 300, "/dev/shm/%s-alias", name);
+}
+
+static void lost_name_to_fifo(const char *name, struct child_result *r)
+{
+  cudalink_shm *p = NULL;
+  char path[300], alias[300];
+  shm_file(name, path);
+  alias_file(name, alias);
+  r->status = -100;
+  /* the segment keeps a link (st_nlink 1), so lost_name() must open NAME */
+  if (cudalink_shm_create(name, 64, &p, NULL) != CUDALINK_OK || link(path, alias) != 0 ||
+      unlink(path) != 0 || mkfifo(path, 0600) != 0)
+    return;
+  r->status = cudalink_shm_lost_name(p);
+  cudalink_shm_close(p);
+}
+
+static void test_lost_name_to_fifo(void)
+{
+  /* the producer's look-up of its name must not block on a FIFO either */
+  const char *name = new_name();
+  struct child_result r;
+  CHECK_EQ_INT(in_child(lost_name_to_fifo, name, &r), 0);
+  CHECK_EQ_INT(r.status, 1);
+  char path[300], alias[300];
+  shm_file(name, path);
+  alias_file(name, alias);
+  CHECK(unlink(path) == 0);
+  CHECK(unlink(alias) == 0);
 }
 
 static void test_unlink(void)
@@ -907,7 +1103,12 @@ int main(void)
   RUN_TEST(test_create_reuse_grow);
   RUN_TEST(test_open);
   RUN_TEST(test_open_empty_segment);
-  RUN_TEST(test_system_errors);
+  RUN_TEST(test_fifo_is_not_a_segment);
+  RUN_TEST(test_directory_is_not_a_segment);
+  RUN_TEST(test_socket_is_not_a_segment);
+  RUN_TEST(test_symlink_is_not_followed);
+  RUN_TEST(test_devices_are_not_segments);
+  RUN_TEST(test_lost_name_to_fifo);
   RUN_TEST(test_unlink);
   RUN_TEST(test_refresh);
   RUN_TEST(test_lost_name);

@@ -40,11 +40,13 @@
 
 struct cudalink_shm {
   char name[CUDALINK_MAX_NAME + 1];
-  void *data;  /* mapping; points at shm_empty when size is 0 */
-  size_t size; /* bytes mapped */
+  void *data;     /* mapping; points at shm_empty when size is 0 */
+  size_t size;    /* bytes mapped */
+  size_t max_map; /* never maps more than this (SIZE_MAX: all of it) */
   int writable;
 #ifdef _WIN32
   HANDLE mapping;
+  size_t file_size; /* the whole mapping's (page-rounded) size */
 #else
   int fd;
   dev_t dev; /* identity of the object, for lost_name() */
@@ -191,7 +193,7 @@ cudalink_shm_name(const cudalink_shm *shm)
 }
 
 static cudalink_shm *
-shm_alloc(const char *name, int writable)
+shm_alloc(const char *name, int writable, size_t max_map)
 {
   cudalink_shm *shm = calloc(1, sizeof *shm);
   if (!shm) {
@@ -201,6 +203,7 @@ shm_alloc(const char *name, int writable)
   /* check_name() has bounded the length */
   memcpy(shm->name, name, strlen(name) + 1);
   shm->writable = writable;
+  shm->max_map = max_map;
   shm->data = (void *)shm_empty;
 #ifdef _WIN32
   shm->mapping = NULL;
@@ -210,26 +213,64 @@ shm_alloc(const char *name, int writable)
   return shm;
 }
 
-/* What every platform's cudalink_shm_open() checks first. */
+/* What every platform's cudalink_shm_open_sized() checks first. */
 static cudalink_status
-open_args_ok(const char *name, cudalink_shm **out)
+open_args_ok(const char *name, size_t max_map, cudalink_shm **out)
 {
   if (out)
     *out = NULL;
   cudalink_status st = cudalink_shm_check_name(name);
   if (st != CUDALINK_OK)
     return st;
-  if (!out) {
-    set_error("cudalink_shm_open: out is NULL");
+  if (!out || max_map == 0) {
+    set_error("cudalink_shm_open: %s", !out ? "out is NULL" : "max_map is 0");
     return CUDALINK_ERR_INVALID_ARG;
   }
   return CUDALINK_OK;
+}
+
+/* What every platform's cudalink_shm_create_sized() checks first. */
+static cudalink_status
+create_args_ok(const char *name, size_t size, size_t max_map, cudalink_shm **out, int *created)
+{
+  if (out)
+    *out = NULL;
+  if (created)
+    *created = 0;
+  cudalink_status st = cudalink_shm_check_name(name);
+  if (st != CUDALINK_OK)
+    return st;
+  if (!out || size == 0 || max_map < size) {
+    set_error("cudalink_shm_create: %s", !out        ? "out is NULL"
+                                         : size == 0 ? "size is 0"
+                                                     : "max_map is smaller than size");
+    return CUDALINK_ERR_INVALID_ARG;
+  }
+  return CUDALINK_OK;
+}
+
+cudalink_status
+cudalink_shm_create(const char *name, size_t size, cudalink_shm **out, int *created)
+{
+  return cudalink_shm_create_sized(name, size, SIZE_MAX, out, created);
+}
+
+cudalink_status
+cudalink_shm_open(const char *name, cudalink_shm **out)
+{
+  return cudalink_shm_open_sized(name, SIZE_MAX, out);
 }
 
 #ifndef _WIN32
 /* ======================================================================== */
 /* POSIX                                                                     */
 /* ======================================================================== */
+
+static size_t
+min_size(size_t a, size_t b)
+{
+  return a < b ? a : b;
+}
 
 static void
 shm_path(const char *name, char path[CUDALINK_MAX_NAME + 2])
@@ -368,17 +409,14 @@ size_fits_off_t(size_t size)
 }
 
 cudalink_status
-cudalink_shm_create(const char *name, size_t size, cudalink_shm **out, int *created)
+cudalink_shm_create_sized(const char *name, size_t size, size_t max_map, cudalink_shm **out,
+                          int *created)
 {
-  if (out)
-    *out = NULL;
-  if (created)
-    *created = 0;
-  cudalink_status st = cudalink_shm_check_name(name);
+  cudalink_status st = create_args_ok(name, size, max_map, out, created);
   if (st != CUDALINK_OK)
     return st;
-  if (!out || size == 0 || !size_fits_off_t(size)) {
-    set_error("cudalink_shm_create: %s", !out ? "out is NULL" : "size must be 1..OFF_MAX");
+  if (!size_fits_off_t(size)) {
+    set_error("cudalink_shm_create: size must be 1..OFF_MAX");
     return CUDALINK_ERR_INVALID_ARG;
   }
   char path[CUDALINK_MAX_NAME + 2];
@@ -406,7 +444,7 @@ cudalink_shm_create(const char *name, size_t size, cudalink_shm **out, int *crea
     return CUDALINK_ERR_SHM;
   }
 
-  cudalink_shm *shm = shm_alloc(name, 1);
+  cudalink_shm *shm = shm_alloc(name, 1, max_map);
   if (!shm) {
     close(fd);
     if (is_new)
@@ -424,8 +462,9 @@ cudalink_shm_create(const char *name, size_t size, cudalink_shm **out, int *crea
     else
       have = size;
   }
+  /* Of a larger file (someone's 2 GB under our name) only max_map bytes */
   if (st == CUDALINK_OK)
-    st = shm_map(shm, have);
+    st = shm_map(shm, min_size(have, max_map));
   if (st != CUDALINK_OK) {
     if (is_new)
       shm_unlink(path);
@@ -439,15 +478,15 @@ cudalink_shm_create(const char *name, size_t size, cudalink_shm **out, int *crea
 }
 
 cudalink_status
-cudalink_shm_open(const char *name, cudalink_shm **out)
+cudalink_shm_open_sized(const char *name, size_t max_map, cudalink_shm **out)
 {
-  cudalink_status st = open_args_ok(name, out);
+  cudalink_status st = open_args_ok(name, max_map, out);
   if (st != CUDALINK_OK)
     return st;
   int fd = open_fd(name, O_RDONLY, 0);
   if (fd < 0)
     return open_failed(name, errno);
-  cudalink_shm *shm = shm_alloc(name, 0);
+  cudalink_shm *shm = shm_alloc(name, 0, max_map);
   if (!shm) {
     close(fd);
     return CUDALINK_ERR_NO_MEMORY;
@@ -458,7 +497,7 @@ cudalink_shm_open(const char *name, cudalink_shm **out)
    * ftruncate) opens fine: the caller validates the size. */
   st = shm_stat(shm, &have);
   if (st == CUDALINK_OK)
-    st = shm_map(shm, have);
+    st = shm_map(shm, min_size(have, max_map));
   if (st != CUDALINK_OK) {
     cudalink_shm_close(shm);
     return st;
@@ -503,6 +542,7 @@ cudalink_shm_refresh(cudalink_shm *shm)
   }
   size_t now = 0;
   cudalink_status st = shm_stat(shm, &now);
+  now = min_size(now, shm->max_map);
   if (st != CUDALINK_OK || now == shm->size)
     return st;
   /* Grown: map the new size. Shrunk (nobody we know does that): map the
@@ -514,6 +554,20 @@ cudalink_shm_refresh(cudalink_shm *shm)
     return st; /* the old mapping is untouched */
   if (old_size > 0)
     munmap(old_data, old_size);
+  return CUDALINK_OK;
+}
+
+cudalink_status
+cudalink_shm_file_size(const cudalink_shm *shm, uint64_t *size)
+{
+  if (!shm || !size) {
+    set_error("cudalink_shm_file_size: %s is NULL", !shm ? "shm" : "size");
+    return CUDALINK_ERR_INVALID_ARG;
+  }
+  struct stat st;
+  if (fstat(shm->fd, &st) != 0)
+    return errno_error(CUDALINK_ERR_SHM, "fstat", shm->name, errno);
+  *size = st.st_size > 0 ? (uint64_t)st.st_size : 0;
   return CUDALINK_OK;
 }
 
@@ -641,7 +695,7 @@ cudalink_shm_relink(const cudalink_shm *shm, cudalink_shm **fresh)
     }
     return errno_error(CUDALINK_ERR_SHM, "shm_open", shm->name, err);
   }
-  cudalink_shm *copy = shm_alloc(shm->name, 1);
+  cudalink_shm *copy = shm_alloc(shm->name, 1, shm->max_map);
   if (!copy) {
     close(fd);
     shm_unlink(path);
@@ -766,7 +820,9 @@ wide_name(const char *name, wchar_t out[CUDALINK_MAX_NAME + 1])
   return CUDALINK_OK;
 }
 
-/* Maps the whole mapping and reads its (page-rounded) size. */
+/* Maps the whole mapping and reads its (page-rounded) size; if that is
+ * more than max_map, maps only max_map bytes instead. (A view cannot be
+ * larger than the mapping, and only a view tells the mapping's size.) */
 static cudalink_status
 win_map(cudalink_shm *shm)
 {
@@ -777,28 +833,31 @@ win_map(cudalink_shm *shm)
   MEMORY_BASIC_INFORMATION info;
   if (VirtualQuery(p, &info, sizeof info) == 0) {
     DWORD err = GetLastError();
-    UnmapViewOfFile(p);
+    if (!UnmapViewOfFile(p))
+      return win_error(CUDALINK_ERR_SHM, "UnmapViewOfFile", shm->name, GetLastError());
     return win_error(CUDALINK_ERR_SHM, "VirtualQuery", shm->name, err);
   }
-  shm->data = p;
+  shm->file_size = info.RegionSize;
   shm->size = info.RegionSize;
+  if (info.RegionSize > shm->max_map) {
+    if (!UnmapViewOfFile(p))
+      return win_error(CUDALINK_ERR_SHM, "UnmapViewOfFile", shm->name, GetLastError());
+    p = MapViewOfFile(shm->mapping, access, 0, 0, shm->max_map);
+    if (!p)
+      return win_error(CUDALINK_ERR_SHM, "MapViewOfFile", shm->name, GetLastError());
+    shm->size = shm->max_map;
+  }
+  shm->data = p;
   return CUDALINK_OK;
 }
 
 cudalink_status
-cudalink_shm_create(const char *name, size_t size, cudalink_shm **out, int *created)
+cudalink_shm_create_sized(const char *name, size_t size, size_t max_map, cudalink_shm **out,
+                          int *created)
 {
-  if (out)
-    *out = NULL;
-  if (created)
-    *created = 0;
-  cudalink_status st = cudalink_shm_check_name(name);
+  cudalink_status st = create_args_ok(name, size, max_map, out, created);
   if (st != CUDALINK_OK)
     return st;
-  if (!out || size == 0) {
-    set_error("cudalink_shm_create: %s", !out ? "out is NULL" : "size is 0");
-    return CUDALINK_ERR_INVALID_ARG;
-  }
   wchar_t wname[CUDALINK_MAX_NAME + 1];
   st = wide_name(name, wname);
   if (st != CUDALINK_OK)
@@ -809,17 +868,17 @@ cudalink_shm_create(const char *name, size_t size, cudalink_shm **out, int *crea
   if (!h)
     return win_error(CUDALINK_ERR_SHM, "CreateFileMappingW", name, GetLastError());
   int is_new = GetLastError() != ERROR_ALREADY_EXISTS;
-  cudalink_shm *shm = shm_alloc(name, 1);
+  cudalink_shm *shm = shm_alloc(name, 1, max_map);
   if (!shm) {
     CloseHandle(h);
     return CUDALINK_ERR_NO_MEMORY;
   }
   shm->mapping = h;
   st = win_map(shm);
-  if (st == CUDALINK_OK && shm->size < size) {
+  if (st == CUDALINK_OK && shm->file_size < size) {
     /* A mapping's size is fixed at creation: it cannot grow. */
     set_error("mapping %s exists with %llu bytes, %llu needed; Windows cannot grow it", name,
-              (unsigned long long)shm->size, size64);
+              (unsigned long long)shm->file_size, size64);
     st = CUDALINK_ERR_SHM;
   }
   if (st != CUDALINK_OK) {
@@ -833,9 +892,9 @@ cudalink_shm_create(const char *name, size_t size, cudalink_shm **out, int *crea
 }
 
 cudalink_status
-cudalink_shm_open(const char *name, cudalink_shm **out)
+cudalink_shm_open_sized(const char *name, size_t max_map, cudalink_shm **out)
 {
-  cudalink_status st = open_args_ok(name, out);
+  cudalink_status st = open_args_ok(name, max_map, out);
   if (st != CUDALINK_OK)
     return st;
   wchar_t wname[CUDALINK_MAX_NAME + 1];
@@ -848,7 +907,7 @@ cudalink_shm_open(const char *name, cudalink_shm **out)
     return win_error(err == ERROR_FILE_NOT_FOUND ? CUDALINK_ERR_NOT_FOUND : CUDALINK_ERR_SHM,
                      "OpenFileMappingW", name, err);
   }
-  cudalink_shm *shm = shm_alloc(name, 0);
+  cudalink_shm *shm = shm_alloc(name, 0, max_map);
   if (!shm) {
     CloseHandle(h);
     return CUDALINK_ERR_NO_MEMORY;
@@ -890,6 +949,17 @@ cudalink_shm_refresh(cudalink_shm *shm)
     return CUDALINK_ERR_INVALID_ARG;
   }
   return CUDALINK_OK; /* mappings never change size */
+}
+
+cudalink_status
+cudalink_shm_file_size(const cudalink_shm *shm, uint64_t *size)
+{
+  if (!shm || !size) {
+    set_error("cudalink_shm_file_size: %s is NULL", !shm ? "shm" : "size");
+    return CUDALINK_ERR_INVALID_ARG;
+  }
+  *size = shm->file_size;
+  return CUDALINK_OK;
 }
 
 cudalink_status

@@ -28,11 +28,27 @@ cudalink_status cudalink_shm_check_name(const char *name);
 cudalink_status cudalink_shm_create(const char *name, size_t size, cudalink_shm **out,
                                     int *created);
 
+/** cudalink_shm_create() that maps at most max_map bytes (size <= max_map;
+ * SIZE_MAX maps everything, which is what cudalink_shm_create() does). Of an
+ * existing segment larger than max_map only the first max_map bytes are
+ * mapped, and cudalink_shm_relink() copies only those; the file keeps its
+ * size (never shrinks). A producer passes its layout size for both, so that
+ * a 2 GB file left under the name costs it one page, not 2 GB. */
+cudalink_status cudalink_shm_create_sized(const char *name, size_t size, size_t max_map,
+                                          cudalink_shm **out, int *created);
+
 /** Consumer side: opens an existing NAME read-only and maps all of it.
  * ERR_NOT_FOUND if it does not exist, ERR_SHM if it is not a segment (see
  * above). A zero-size or short segment (a
  * producer between creating and sizing it) opens fine: check the size. */
 cudalink_status cudalink_shm_open(const char *name, cudalink_shm **out);
+
+/** cudalink_shm_open() that maps at most max_map bytes (>= 1; SIZE_MAX: all
+ * of it): min(file size, max_map) are mapped, now and by every refresh.
+ * A consumer passes CUDALINK_MAX_LAYOUT_SIZE: a larger segment is fine (a
+ * Windows mapping is page-rounded to 4096) and costs no more to map.
+ * cudalink_shm_file_size() tells the file's real size. */
+cudalink_status cudalink_shm_open_sized(const char *name, size_t max_map, cudalink_shm **out);
 
 /** Unmaps and closes; does not unlink. Accepts NULL. Releases the lock. */
 void cudalink_shm_close(cudalink_shm *shm);
@@ -46,13 +62,20 @@ cudalink_status cudalink_shm_unlink(const char *name);
  * (then it points at a read-only dummy). Read-only for cudalink_shm_open()
  * handles. May change after cudalink_shm_refresh(). */
 void *cudalink_shm_data(const cudalink_shm *shm);
+/** Bytes mapped: at most the max_map asked for; Windows: page-rounded. */
 size_t cudalink_shm_size(const cudalink_shm *shm);
 const char *cudalink_shm_name(const cudalink_shm *shm);
 
-/** Re-reads the segment's current size and re-maps it if it grew (a
- * consumer of a producer that re-initialised with more slots), or if it
- * shrank (pages past the end would raise SIGBUS). Re-fetch data and size
- * afterwards. On failure the old mapping stays. Windows: no-op. */
+/** The segment file's size now (a fresh fstat), which may exceed what is
+ * mapped (max_map) or, after a truncation, fall short of it. Windows: the
+ * whole mapping's page-rounded size. ERR_INVALID_ARG for NULL arguments. */
+cudalink_status cudalink_shm_file_size(const cudalink_shm *shm, uint64_t *size);
+
+/** Re-reads the segment's current size and re-maps min(size, max_map) if
+ * that changed: it grew (a consumer of a producer that re-initialised with
+ * more slots), or it shrank (pages past the end would raise SIGBUS).
+ * Re-fetch data and size afterwards. On failure the old mapping stays.
+ * Windows: no-op. */
 cudalink_status cudalink_shm_refresh(cudalink_shm *shm);
 
 /** Producer lock (Linux: an OFD write lock on the whole segment).
@@ -76,7 +99,8 @@ int cudalink_shm_is_locked(const cudalink_shm *shm);
 int cudalink_shm_lost_name(const cudalink_shm *shm);
 
 /** Creates a fresh segment under shm's name holding a copy of shm's
- * current contents (same size) and returns it in *fresh (the lock is NOT
+ * current contents (as many bytes as shm maps, not the old file's size;
+ * mapped with shm's max_map) and returns it in *fresh (the lock is NOT
  * taken on it). The old one stays mapped: consumers that have it open keep
  * reading it, so the caller keeps writing to both for a while. ERR_BUSY if
  * the name exists (someone re-created it: not ours to replace). Between

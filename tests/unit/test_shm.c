@@ -319,6 +319,124 @@ static void test_open(void)
   CHECK_EQ_INT(cudalink_shm_unlink(name), CUDALINK_OK);
 }
 
+/* The size of name's file, -1 if it cannot be read. */
+static long long file_size_of(const char *name)
+{
+  char path[300];
+  snprintf(path, sizeof path, "/dev/shm/%s", name);
+  struct stat st;
+  return stat(path, &st) == 0 ? (long long)st.st_size : -1;
+}
+
+/* Sets name's file size from outside the library, as another process would. */
+static int resize_file(const char *name, off_t size)
+{
+  char path[300];
+  snprintf(path, sizeof path, "/dev/shm/%s", name);
+  int fd = open(path, O_RDWR);
+  if (fd < 0)
+    return -1;
+  int rc = ftruncate(fd, size);
+  close(fd);
+  return rc;
+}
+
+static void test_open_sized(void)
+{
+  /* A consumer maps what the protocol needs, of a segment that may be
+   * larger (Windows page-rounds its mappings to 4096 bytes). */
+  const char *name = new_name();
+  cudalink_shm *p = NULL, *c = NULL, *small = NULL;
+  uint64_t fsize = 0;
+  REQUIRE(cudalink_shm_create(name, 433, &p, NULL) == CUDALINK_OK);
+  memcpy(cudalink_shm_data(p), "CIPD", 4);
+
+  /* smaller than max_map: all of it */
+  REQUIRE(cudalink_shm_open_sized(name, CUDALINK_MAX_LAYOUT_SIZE, &small) == CUDALINK_OK);
+  CHECK_EQ_INT(cudalink_shm_size(small), 433);
+  CHECK_EQ_INT(cudalink_shm_file_size(small, &fsize), CUDALINK_OK);
+  CHECK_EQ_INT(fsize, 433);
+
+  /* page-rounded by its producer: max_map of it, and the real size */
+  REQUIRE(resize_file(name, 8192) == 0);
+  REQUIRE(cudalink_shm_open_sized(name, CUDALINK_MAX_LAYOUT_SIZE, &c) == CUDALINK_OK);
+  CHECK_EQ_INT(cudalink_shm_size(c), CUDALINK_MAX_LAYOUT_SIZE);
+  CHECK_EQ_INT(cudalink_shm_file_size(c, &fsize), CUDALINK_OK);
+  CHECK_EQ_INT(fsize, 8192);
+  CHECK(memcmp(cudalink_shm_data(c), "CIPD", 4) == 0);
+
+  /* refresh keeps to max_map: the small handle grows up to it, no further */
+  CHECK_EQ_INT(cudalink_shm_refresh(small), CUDALINK_OK);
+  CHECK_EQ_INT(cudalink_shm_size(small), CUDALINK_MAX_LAYOUT_SIZE);
+  CHECK_EQ_INT(cudalink_shm_file_size(small, &fsize), CUDALINK_OK);
+  CHECK_EQ_INT(fsize, 8192);
+  /* and follows a shrink to below it */
+  REQUIRE(resize_file(name, 1000) == 0);
+  CHECK_EQ_INT(cudalink_shm_refresh(c), CUDALINK_OK);
+  CHECK_EQ_INT(cudalink_shm_size(c), 1000);
+
+  /* bad arguments */
+  cudalink_shm *none = (cudalink_shm *)&none;
+  CHECK_EQ_INT(cudalink_shm_open_sized(name, 0, &none), CUDALINK_ERR_INVALID_ARG);
+  CHECK(none == NULL);
+  CHECK_STR_CONTAINS(cudalink_shm_last_error(), "max_map is 0");
+  CHECK_EQ_INT(cudalink_shm_file_size(NULL, &fsize), CUDALINK_ERR_INVALID_ARG);
+  CHECK_EQ_INT(cudalink_shm_file_size(c, NULL), CUDALINK_ERR_INVALID_ARG);
+
+  cudalink_shm_close(small);
+  cudalink_shm_close(c);
+  cudalink_shm_close(p);
+  CHECK_EQ_INT(cudalink_shm_unlink(name), CUDALINK_OK);
+}
+
+static void test_create_maps_only_layout(void)
+{
+  /* Someone left a 2 GB file under the producer's name (sparse: it costs
+   * tmpfs nothing). The producer maps, and relink copies, its layout's 433
+   * bytes of it, and the file keeps its size. */
+  const long long big = 2LL << 30;
+  const char *name = new_name();
+  cudalink_shm *old = NULL, *p = NULL, *fresh = NULL;
+  int created = -1;
+  REQUIRE(cudalink_shm_create(name, 64, &old, NULL) == CUDALINK_OK);
+  memcpy(cudalink_shm_data(old), "CIPD", 4);
+  cudalink_shm_close(old);
+  REQUIRE(resize_file(name, (off_t)big) == 0);
+
+  CHECK_EQ_INT(cudalink_shm_create_sized(name, 433, 64, &p, NULL), CUDALINK_ERR_INVALID_ARG);
+  CHECK(p == NULL);
+  CHECK_STR_CONTAINS(cudalink_shm_last_error(), "max_map is smaller than size");
+
+  REQUIRE(cudalink_shm_create_sized(name, 433, 433, &p, &created) == CUDALINK_OK);
+  CHECK_EQ_INT(created, 0);
+  CHECK_EQ_INT(cudalink_shm_size(p), 433);
+  uint64_t fsize = 0;
+  CHECK_EQ_INT(cudalink_shm_file_size(p, &fsize), CUDALINK_OK);
+  CHECK_EQ_INT(fsize, big);
+  CHECK_EQ_INT(file_size_of(name), big); /* never shrinks */
+  unsigned char *pp = cudalink_shm_data(p);
+  CHECK(memcmp(pp, "CIPD", 4) == 0);
+  pp[432] = 0x42;
+
+  /* a Python consumer's tracker unlinks it: the copy is the layout only */
+  REQUIRE(cudalink_shm_unlink(name) == CUDALINK_OK);
+  REQUIRE(cudalink_shm_relink(p, &fresh) == CUDALINK_OK);
+  CHECK_EQ_INT(cudalink_shm_size(fresh), 433);
+  CHECK_EQ_INT(file_size_of(name), 433);
+  CHECK(memcmp(cudalink_shm_data(fresh), "CIPD", 4) == 0);
+  CHECK_EQ_INT(((unsigned char *)cudalink_shm_data(fresh))[432], 0x42);
+
+  /* a small existing file still grows to size, mapped in full */
+  cudalink_shm_close(fresh);
+  cudalink_shm_close(p);
+  REQUIRE(resize_file(name, 100) == 0);
+  REQUIRE(cudalink_shm_create_sized(name, 433, 433, &p, &created) == CUDALINK_OK);
+  CHECK_EQ_INT(cudalink_shm_size(p), 433);
+  CHECK_EQ_INT(file_size_of(name), 433);
+  cudalink_shm_close(p);
+  CHECK_EQ_INT(cudalink_shm_unlink(name), CUDALINK_OK);
+}
+
 static void test_open_empty_segment(void)
 {
   /* a producer caught between shm_open and ftruncate: size 0 */
@@ -1103,6 +1221,8 @@ int main(void)
   RUN_TEST(test_create_reuse_grow);
   RUN_TEST(test_open);
   RUN_TEST(test_open_empty_segment);
+  RUN_TEST(test_open_sized);
+  RUN_TEST(test_create_maps_only_layout);
   RUN_TEST(test_fifo_is_not_a_segment);
   RUN_TEST(test_directory_is_not_a_segment);
   RUN_TEST(test_socket_is_not_a_segment);

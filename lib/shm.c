@@ -20,6 +20,7 @@
 #  include <errno.h>
 #  include <fcntl.h>
 #  include <limits.h>
+#  include <pwd.h>
 #  include <sys/mman.h>
 #  include <sys/stat.h>
 #  include <time.h>
@@ -61,7 +62,7 @@ static const unsigned char shm_empty[1];
 /* Last error, per thread                                                    */
 /* ------------------------------------------------------------------------ */
 
-static _Thread_local char shm_error[256];
+static _Thread_local char shm_error[512]; /* room for a 200-byte name twice */
 
 #ifdef __GNUC__
 __attribute__((format(printf, 1, 2)))
@@ -332,12 +333,65 @@ not_a_segment(const char *name, mode_t mode)
   return CUDALINK_ERR_SHM;
 }
 
+const char *
+cudalink_shm_owner_text(unsigned long uid, unsigned mode, char *buf, size_t len)
+{
+  if (!buf || len == 0)
+    return buf;
+  /* getpwuid_r's buffer holds every string of the entry (name, gecos,
+   * home, shell); one retry with a large one if that is not enough */
+  char small[1024];
+  char *strings = small;
+  size_t strings_len = sizeof small;
+  struct passwd pw, *found = NULL;
+  int err;
+  while ((err = getpwuid_r((uid_t)uid, &pw, strings, strings_len, &found)) == ERANGE &&
+         strings == small) {
+    strings_len = 65536;
+    if (!(strings = malloc(strings_len))) {
+      strings = small;
+      break;
+    }
+  }
+  /* err != 0 (ERANGE twice, EIO, ...) or no entry: the number alone */
+  if (err == 0 && found && found->pw_name && found->pw_name[0])
+    snprintf(buf, len, "user '%s' (uid %lu, mode %04o)", found->pw_name, uid, mode & 07777u);
+  else
+    snprintf(buf, len, "uid %lu (mode %04o)", uid, mode & 07777u);
+  if (strings != small)
+    free(strings);
+  return buf;
+}
+
+/* The owner rule for publishing: this process's effective user's, and
+ * nobody else may write it (group or others writing it could have a
+ * writable descriptor open already: a later chmod would not take it). */
+static int
+owner_ok(const struct stat *st)
+{
+  return st->st_uid == geteuid() && (st->st_mode & (S_IWGRP | S_IWOTH)) == 0;
+}
+
+/* "segment 'NAME' belongs to user 'bob' (uid 1001, mode 0666): refusing to
+ * publish into it" for a segment that fails owner_ok(). */
+static cudalink_status
+not_ours(const char *name, const struct stat *st)
+{
+  char who[160];
+  cudalink_shm_owner_text((unsigned long)st->st_uid, (unsigned)st->st_mode, who, sizeof who);
+  set_error("segment '%s' belongs to %s%s: refusing to publish into it", name, who,
+            st->st_uid == geteuid() ? " but is writable by its group or others" : "");
+  return CUDALINK_ERR_SHM;
+}
+
 /* Why opening NAME failed with err. open() itself says little about what
  * it found (a socket gives ENXIO, a directory EISDIR, which glibc turns
- * into EINVAL, a link ELOOP): on Linux, look at the name and say what it
- * holds. ENOENT is ERR_NOT_FOUND, everything else ERR_SHM. */
+ * into EINVAL, a link ELOOP, someone else's segment EACCES): on Linux, look
+ * at the name and say what it holds, and whose it is. for_writing: the
+ * producer, which would refuse someone else's segment anyway. ENOENT is
+ * ERR_NOT_FOUND, everything else ERR_SHM. */
 static cudalink_status
-open_failed(const char *name, int err)
+open_failed(const char *name, int err, int for_writing)
 {
 #  ifdef SHM_DIR
   if (err != ENOENT) {
@@ -345,9 +399,22 @@ open_failed(const char *name, int err)
     struct stat st;
     snprintf(path, sizeof path, SHM_DIR "%s", name);
     /* lstat failing (gone meanwhile, say) leaves the plain errno text */
-    if (lstat(path, &st) == 0 && !S_ISREG(st.st_mode))
-      return not_a_segment(name, st.st_mode);
+    if (lstat(path, &st) == 0) {
+      if (!S_ISREG(st.st_mode))
+        return not_a_segment(name, st.st_mode);
+      if (err == EACCES && for_writing && !owner_ok(&st))
+        return not_ours(name, &st);
+      if (err == EACCES) {
+        char text[128], who[160];
+        cudalink_shm_owner_text((unsigned long)st.st_uid, (unsigned)st.st_mode, who, sizeof who);
+        set_error("shm_open(/%s): %s (the segment belongs to %s)", name,
+                  errno_text(err, text, sizeof text), who);
+        return CUDALINK_ERR_SHM;
+      }
+    }
   }
+#  else
+  (void)for_writing;
 #  endif
   return errno_error(err == ENOENT ? CUDALINK_ERR_NOT_FOUND : CUDALINK_ERR_SHM, "shm_open", name,
                      err);
@@ -380,11 +447,11 @@ shm_unmap(cudalink_shm *shm)
   shm->size = 0;
 }
 
-/* fstat, remembering the object's identity; the size as size_t. Anything
- * but a regular file (a FIFO, a directory, a device: what open() found
- * under the name) is refused. */
+/* fstat, remembering the object's identity; the size as size_t, the rest
+ * in *out (may be NULL). Anything but a regular file (a FIFO, a directory,
+ * a device: what open() found under the name) is refused. */
 static cudalink_status
-shm_stat(cudalink_shm *shm, size_t *size)
+shm_stat(cudalink_shm *shm, size_t *size, struct stat *out)
 {
   struct stat st;
   if (fstat(shm->fd, &st) != 0)
@@ -398,6 +465,8 @@ shm_stat(cudalink_shm *shm, size_t *size)
   shm->dev = st.st_dev;
   shm->ino = st.st_ino;
   *size = (size_t)st.st_size;
+  if (out)
+    *out = st;
   return CUDALINK_OK;
 }
 
@@ -432,10 +501,10 @@ cudalink_shm_create_sized(const char *name, size_t size, size_t max_map, cudalin
     } else if (errno == EEXIST) {
       fd = open_fd(name, O_RDWR, 0);
       if (fd < 0 && errno != ENOENT)
-        return open_failed(name, errno);
+        return open_failed(name, errno, 1);
     } else {
       /* ENOENT from O_CREAT: no /dev/shm. Not "no such segment". */
-      st = open_failed(name, errno);
+      st = open_failed(name, errno, 1);
       return st == CUDALINK_ERR_NOT_FOUND ? CUDALINK_ERR_SHM : st;
     }
   }
@@ -454,7 +523,16 @@ cudalink_shm_create_sized(const char *name, size_t size, size_t max_map, cudalin
   shm->fd = fd;
 
   size_t have = 0;
-  st = shm_stat(shm, &have);
+  struct stat info;
+  st = shm_stat(shm, &have, &info);
+  /* Someone else's segment, or one others may write too, is not published
+   * into (they could rewrite the handles consumers import); our own
+   * private one is re-used and made 0600 like a new one. */
+  if (st == CUDALINK_OK && !is_new && !owner_ok(&info))
+    st = not_ours(name, &info);
+  if (st == CUDALINK_OK && !is_new && (info.st_mode & 07777) != SHM_MODE &&
+      fchmod(fd, SHM_MODE) != 0)
+    st = errno_error(CUDALINK_ERR_SHM, "fchmod", name, errno);
   if (st == CUDALINK_OK && have < size) {
     /* Grow only: peers re-use segments without checking their size. */
     if (ftruncate(fd, (off_t)size) != 0)
@@ -485,7 +563,7 @@ cudalink_shm_open_sized(const char *name, size_t max_map, cudalink_shm **out)
     return st;
   int fd = open_fd(name, O_RDONLY, 0);
   if (fd < 0)
-    return open_failed(name, errno);
+    return open_failed(name, errno, 0);
   cudalink_shm *shm = shm_alloc(name, 0, max_map);
   if (!shm) {
     close(fd);
@@ -495,7 +573,7 @@ cudalink_shm_open_sized(const char *name, size_t max_map, cudalink_shm **out)
   size_t have = 0;
   /* A zero-size or short segment (a producer between shm_open and
    * ftruncate) opens fine: the caller validates the size. */
-  st = shm_stat(shm, &have);
+  st = shm_stat(shm, &have, NULL);
   if (st == CUDALINK_OK)
     st = shm_map(shm, min_size(have, max_map));
   if (st != CUDALINK_OK) {
@@ -541,7 +619,7 @@ cudalink_shm_refresh(cudalink_shm *shm)
     return CUDALINK_ERR_INVALID_ARG;
   }
   size_t now = 0;
-  cudalink_status st = shm_stat(shm, &now);
+  cudalink_status st = shm_stat(shm, &now, NULL);
   now = min_size(now, shm->max_map);
   if (st != CUDALINK_OK || now == shm->size)
     return st;
@@ -569,6 +647,23 @@ cudalink_shm_file_size(const cudalink_shm *shm, uint64_t *size)
     return errno_error(CUDALINK_ERR_SHM, "fstat", shm->name, errno);
   *size = st.st_size > 0 ? (uint64_t)st.st_size : 0;
   return CUDALINK_OK;
+}
+
+int
+cudalink_shm_owner(const cudalink_shm *shm, unsigned long *uid, unsigned *mode)
+{
+  if (!shm) {
+    set_error("cudalink_shm_owner: shm is NULL");
+    return CUDALINK_ERR_INVALID_ARG;
+  }
+  struct stat st;
+  if (fstat(shm->fd, &st) != 0)
+    return errno_error(CUDALINK_ERR_SHM, "fstat", shm->name, errno);
+  if (uid)
+    *uid = (unsigned long)st.st_uid;
+  if (mode)
+    *mode = (unsigned)st.st_mode & 07777u;
+  return owner_ok(&st);
 }
 
 /* -- producer lock --------------------------------------------------------
@@ -707,7 +802,7 @@ cudalink_shm_relink(const cudalink_shm *shm, cudalink_shm **fresh)
   if (ftruncate(fd, (off_t)shm->size) != 0)
     st = errno_error(CUDALINK_ERR_SHM, "ftruncate", shm->name, errno);
   if (st == CUDALINK_OK)
-    st = shm_stat(copy, &have);
+    st = shm_stat(copy, &have, NULL);
   if (st == CUDALINK_OK)
     st = shm_map(copy, have);
   if (st != CUDALINK_OK) {
@@ -960,6 +1055,23 @@ cudalink_shm_file_size(const cudalink_shm *shm, uint64_t *size)
   }
   *size = shm->file_size;
   return CUDALINK_OK;
+}
+
+int
+cudalink_shm_owner(const cudalink_shm *shm, unsigned long *uid, unsigned *mode)
+{
+  (void)uid;
+  (void)mode;
+  set_error("segment owners are not checked on Windows");
+  return shm ? CUDALINK_ERR_UNSUPPORTED : CUDALINK_ERR_INVALID_ARG;
+}
+
+const char *
+cudalink_shm_owner_text(unsigned long uid, unsigned mode, char *buf, size_t len)
+{
+  if (buf && len > 0)
+    snprintf(buf, len, "uid %lu (mode %04o)", uid, mode & 07777u);
+  return buf;
 }
 
 cudalink_status

@@ -23,8 +23,13 @@ cudalink_status cudalink_shm_check_name(const char *name);
  * set to 1; created may be NULL), and grows it with ftruncate to at least
  * size bytes (never shrinks). Maps the whole segment. size must be >= 1.
  * New segments get mode 0600 like Python's SharedMemory (minus the umask).
- * Windows: a mapping's size is fixed, so an existing one smaller than size
- * gives ERR_SHM. On failure *out is NULL and nothing new is left behind. */
+ * An existing segment is re-used only if it belongs to this process's
+ * effective user and neither group nor others may write it; it is then
+ * fchmod()ed to 0600. Otherwise ERR_SHM, with a last_error that names the
+ * owner and the mode: "segment 'NAME' belongs to user 'bob' (uid 1001,
+ * mode 0666): refusing to publish into it". Windows: a mapping's size is
+ * fixed, so an existing one smaller than size gives ERR_SHM, and owners are
+ * not checked. On failure *out is NULL and nothing new is left behind. */
 cudalink_status cudalink_shm_create(const char *name, size_t size, cudalink_shm **out,
                                     int *created);
 
@@ -39,8 +44,9 @@ cudalink_status cudalink_shm_create_sized(const char *name, size_t size, size_t 
 
 /** Consumer side: opens an existing NAME read-only and maps all of it.
  * ERR_NOT_FOUND if it does not exist, ERR_SHM if it is not a segment (see
- * above). A zero-size or short segment (a
- * producer between creating and sizing it) opens fine: check the size. */
+ * above). A zero-size or short segment (a producer between creating and
+ * sizing it) opens fine: check the size. Any owner is accepted: see
+ * cudalink_shm_owner() to warn about it. */
 cudalink_status cudalink_shm_open(const char *name, cudalink_shm **out);
 
 /** cudalink_shm_open() that maps at most max_map bytes (>= 1; SIZE_MAX: all
@@ -70,6 +76,21 @@ const char *cudalink_shm_name(const cudalink_shm *shm);
  * mapped (max_map) or, after a truncation, fall short of it. Windows: the
  * whole mapping's page-rounded size. ERR_INVALID_ARG for NULL arguments. */
 cudalink_status cudalink_shm_file_size(const cudalink_shm *shm, uint64_t *size);
+
+/** Who owns the segment now (a fresh fstat): the owner's uid in *uid and
+ * its permission bits (e.g. 0600) in *mode; either may be NULL. Returns 1
+ * when it belongs to this process's effective user and neither group nor
+ * others may write it (what cudalink_shm_create() demands of a segment it
+ * re-uses), 0 when not (a consumer may warn; format the owner with
+ * cudalink_shm_owner_text()), a negative status on error. Windows:
+ * ERR_UNSUPPORTED (named mappings carry no owner we check). */
+int cudalink_shm_owner(const cudalink_shm *shm, unsigned long *uid, unsigned *mode);
+
+/** Formats an owner into buf (len bytes, always NUL-terminated when len >
+ * 0): "user 'bob' (uid 1001, mode 0666)" with the name from the password
+ * database, "uid 1001 (mode 0666)" when it has none (always on Windows).
+ * Returns buf. */
+const char *cudalink_shm_owner_text(unsigned long uid, unsigned mode, char *buf, size_t len);
 
 /** Re-reads the segment's current size and re-maps min(size, max_map) if
  * that changed: it grew (a consumer of a producer that re-initialised with

@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/mman.h>
@@ -676,6 +677,225 @@ static void test_lost_name_to_fifo(void)
   CHECK(unlink(alias) == 0);
 }
 
+/* ------------------------------------------------------------------------ */
+/* owners                                                                    */
+/* ------------------------------------------------------------------------ */
+
+static int set_mode(const char *name, mode_t mode)
+{
+  char path[300];
+  shm_file(name, path);
+  return chmod(path, mode);
+}
+
+static unsigned mode_of(const char *name)
+{
+  char path[300];
+  shm_file(name, path);
+  struct stat st;
+  return stat(path, &st) == 0 ? (unsigned)(st.st_mode & 07777) : 07777u;
+}
+
+/* "user 'NAME' (uid N, mode M)" as the library should write it for uid,
+ * from the password database, or "uid N (mode M)" */
+static void expected_owner(unsigned long uid, unsigned mode, char *buf, size_t len)
+{
+  struct passwd *pw = getpwuid((uid_t)uid);
+  if (pw && pw->pw_name[0])
+    snprintf(buf, len, "user '%s' (uid %lu, mode %04o)", pw->pw_name, uid, mode);
+  else
+    snprintf(buf, len, "uid %lu (mode %04o)", uid, mode);
+}
+
+/* A uid with no password entry, for the "uid N" form. */
+static unsigned long unknown_uid(void)
+{
+  unsigned long uid = 54321;
+  while (getpwuid((uid_t)uid))
+    uid++;
+  return uid;
+}
+
+static void test_owner_text(void)
+{
+  char buf[200], want[200];
+  unsigned long me = (unsigned long)geteuid();
+  expected_owner(me, 0600, want, sizeof want);
+  CHECK_STR_CONTAINS(want, "user '"); /* this user has a name here */
+  CHECK(cudalink_shm_owner_text(me, 0100600, buf, sizeof buf) == buf); /* file type bits dropped */
+  CHECK(strcmp(buf, want) == 0);
+  unsigned long nobody = unknown_uid();
+  snprintf(want, sizeof want, "uid %lu (mode 0666)", nobody);
+  cudalink_shm_owner_text(nobody, 0666, buf, sizeof buf);
+  CHECK(strcmp(buf, want) == 0);
+  char tiny[6] = "xxxxx";
+  cudalink_shm_owner_text(me, 0600, tiny, sizeof tiny);
+  CHECK_EQ_INT(strlen(tiny), 5);
+  CHECK(cudalink_shm_owner_text(me, 0600, NULL, 0) == NULL);
+}
+
+static void test_owner_accessor(void)
+{
+  const char *name = new_name();
+  cudalink_shm *p = NULL, *c = NULL;
+  unsigned long uid = 7;
+  unsigned mode = 7;
+  REQUIRE(cudalink_shm_create(name, 64, &p, NULL) == CUDALINK_OK);
+  REQUIRE(cudalink_shm_open(name, &c) == CUDALINK_OK);
+  CHECK_EQ_INT(cudalink_shm_owner(c, &uid, &mode), 1);
+  CHECK_EQ_INT(uid, geteuid());
+  CHECK_EQ_INT(mode, 0600);
+  REQUIRE(set_mode(name, 0640) == 0); /* others may read: still private enough */
+  CHECK_EQ_INT(cudalink_shm_owner(c, NULL, &mode), 1);
+  CHECK_EQ_INT(mode, 0640);
+  REQUIRE(set_mode(name, 0620) == 0); /* the group may write: a consumer may warn */
+  CHECK_EQ_INT(cudalink_shm_owner(c, &uid, NULL), 0);
+  REQUIRE(set_mode(name, 0602) == 0);
+  CHECK_EQ_INT(cudalink_shm_owner(p, NULL, NULL), 0);
+  CHECK_EQ_INT(cudalink_shm_owner(NULL, &uid, &mode), CUDALINK_ERR_INVALID_ARG);
+  cudalink_shm_close(c);
+  cudalink_shm_close(p);
+  CHECK_EQ_INT(cudalink_shm_unlink(name), CUDALINK_OK);
+}
+
+static void test_reuse_refuses_writable_by_others(void)
+{
+  /* Our own segment, but group or others may write it: someone may hold a
+   * writable descriptor already, so it is refused, and left as it was.
+   * A consumer still opens it, and can tell. */
+  const char *name = new_name();
+  cudalink_shm *p = NULL, *c = NULL;
+  char who[200], want[400];
+  REQUIRE(cudalink_shm_create(name, 64, &p, NULL) == CUDALINK_OK);
+  cudalink_shm_close(p);
+  p = NULL;
+  static const mode_t modes[] = {0666, 0620, 0602};
+  for (size_t i = 0; i < sizeof modes / sizeof modes[0]; i++) {
+    REQUIRE(set_mode(name, modes[i]) == 0);
+    int created = 7;
+    CHECK_EQ_INT(cudalink_shm_create(name, 128, &p, &created), CUDALINK_ERR_SHM);
+    CHECK(p == NULL);
+    CHECK_EQ_INT(created, 0);
+    expected_owner(geteuid(), (unsigned)modes[i], who, sizeof who);
+    snprintf(want, sizeof want,
+             "segment '%s' belongs to %s but is writable by its group or others: refusing to "
+             "publish into it",
+             name, who);
+    CHECK_STR_CONTAINS(cudalink_shm_last_error(), want);
+    CHECK_EQ_INT(mode_of(name), modes[i]);
+    CHECK_EQ_INT(file_size_of(name), 64); /* not grown either */
+    CHECK_EQ_INT(cudalink_shm_open(name, &c), CUDALINK_OK);
+    CHECK_EQ_INT(cudalink_shm_owner(c, NULL, NULL), 0);
+    cudalink_shm_close(c);
+    c = NULL;
+  }
+  /* readable by others only: re-used, and made 0600 */
+  REQUIRE(set_mode(name, 0644) == 0);
+  CHECK_EQ_INT(cudalink_shm_create(name, 128, &p, NULL), CUDALINK_OK);
+  CHECK_EQ_INT(mode_of(name), 0600);
+  CHECK_EQ_INT(file_size_of(name), 128);
+  cudalink_shm_close(p);
+  CHECK_EQ_INT(cudalink_shm_unlink(name), CUDALINK_OK);
+}
+
+static void test_reuse_refuses_other_user(void)
+{
+  /* needs root to give a segment away: skipped without */
+  if (geteuid() != 0) {
+    printf("  skipped: needs root (fchown to another user)\n");
+    return;
+  }
+  const char *name = new_name();
+  char path[300], who[200], want[400];
+  shm_file(name, path);
+  cudalink_shm *p = NULL, *c = NULL;
+  REQUIRE(cudalink_shm_create(name, 64, &p, NULL) == CUDALINK_OK);
+  cudalink_shm_close(p);
+  p = NULL;
+  /* a named user (nobody, where it exists) and a bare uid */
+  const unsigned long owners[] = {65534, unknown_uid()};
+  for (int i = 0; i < 2; i++) {
+    REQUIRE(chown(path, (uid_t)owners[i], (gid_t)-1) == 0);
+    REQUIRE(set_mode(name, 0600) == 0);
+    CHECK_EQ_INT(cudalink_shm_create(name, 64, &p, NULL), CUDALINK_ERR_SHM);
+    CHECK(p == NULL);
+    expected_owner(owners[i], 0600, who, sizeof who);
+    snprintf(want, sizeof want, "segment '%s' belongs to %s: refusing to publish into it", name,
+             who);
+    CHECK_STR_CONTAINS(cudalink_shm_last_error(), want);
+    /* the consumer opens it and learns whose it is */
+    unsigned long uid = 0;
+    unsigned mode = 0;
+    REQUIRE(cudalink_shm_open(name, &c) == CUDALINK_OK);
+    CHECK_EQ_INT(cudalink_shm_owner(c, &uid, &mode), 0);
+    CHECK_EQ_INT(uid, owners[i]);
+    CHECK_EQ_INT(mode, 0600);
+    cudalink_shm_close(c);
+    c = NULL;
+  }
+  if (!getpwuid(65534))
+    printf("  note: uid 65534 has no name here: only the bare-uid form was fed\n");
+  CHECK_EQ_INT(cudalink_shm_unlink(name), CUDALINK_OK);
+}
+
+/* as another user (root: setuid to nobody) or unprivileged: as ourselves */
+static int drop_to(uid_t uid)
+{
+  if (geteuid() != 0 || uid == 0)
+    return 0;
+  return setgid(65534) == 0 && setuid(uid) == 0 ? 0 : -1;
+}
+
+static void open_as_nobody(const char *name, struct child_result *r)
+{
+  if (drop_to(65534) != 0) {
+    r->status = -100;
+    return;
+  }
+  call_open(name, r);
+}
+
+static void create_as_nobody(const char *name, struct child_result *r)
+{
+  if (drop_to(65534) != 0) {
+    r->status = -100;
+    return;
+  }
+  call_create(name, r);
+}
+
+static void test_open_denied_names_owner(void)
+{
+  /* EACCES from open(): the text says whose segment it is. Root makes a
+   * 0600 segment and tries as nobody; others make their own mode 0000 one
+   * (root would open anything). */
+  const char *name = new_name();
+  cudalink_shm *p = NULL;
+  REQUIRE(cudalink_shm_create(name, 64, &p, NULL) == CUDALINK_OK);
+  cudalink_shm_close(p);
+  int root = geteuid() == 0;
+  unsigned mode = root ? 0600 : 0000;
+  REQUIRE(set_mode(name, mode) == 0);
+  char who[200], want[400];
+  expected_owner(geteuid(), mode, who, sizeof who);
+
+  struct child_result r;
+  CHECK_EQ_INT(in_child(open_as_nobody, name, &r), 0);
+  CHECK_EQ_INT(r.status, CUDALINK_ERR_SHM);
+  snprintf(want, sizeof want, "shm_open(/%s): Permission denied (the segment belongs to %s)",
+           name, who);
+  CHECK_STR_CONTAINS(r.text, want);
+
+  CHECK_EQ_INT(in_child(create_as_nobody, name, &r), 0);
+  CHECK_EQ_INT(r.status, CUDALINK_ERR_SHM);
+  if (root) /* someone else's: the refusal */
+    snprintf(want, sizeof want, "segment '%s' belongs to %s: refusing to publish into it", name,
+             who);
+  CHECK_STR_CONTAINS(r.text, want);
+  CHECK_EQ_INT(r.created, 0);
+  CHECK_EQ_INT(cudalink_shm_unlink(name), CUDALINK_OK);
+}
+
 static void test_unlink(void)
 {
   const char *name = new_name();
@@ -1229,6 +1449,11 @@ int main(void)
   RUN_TEST(test_symlink_is_not_followed);
   RUN_TEST(test_devices_are_not_segments);
   RUN_TEST(test_lost_name_to_fifo);
+  RUN_TEST(test_owner_text);
+  RUN_TEST(test_owner_accessor);
+  RUN_TEST(test_reuse_refuses_writable_by_others);
+  RUN_TEST(test_reuse_refuses_other_user);
+  RUN_TEST(test_open_denied_names_owner);
   RUN_TEST(test_unlink);
   RUN_TEST(test_refresh);
   RUN_TEST(test_lost_name);

@@ -3,7 +3,10 @@
  * POSIX: shm_open("/" NAME), which is /dev/shm/NAME on Linux, the object
  * Python's multiprocessing.shared_memory.SharedMemory(name=NAME) opens.
  * Windows: a named file mapping NAME backed by the paging file, what
- * SharedMemory(name=NAME) uses there. No CUDA in this file. */
+ * SharedMemory(name=NAME) uses there. No CUDA in this file.
+ *
+ * POSIX mappings are covered by a process-wide SIGBUS guard (see "SIGBUS
+ * guard" below): another process truncating a segment cannot kill us. */
 #include "shm.h"
 
 #include <stdarg.h>
@@ -21,13 +24,16 @@
 #  include <fcntl.h>
 #  include <limits.h>
 #  include <pwd.h>
+#  include <sched.h>
+#  include <signal.h>
+#  include <stdatomic.h>
 #  include <sys/mman.h>
 #  include <sys/stat.h>
+#  include <sys/syscall.h>
 #  include <time.h>
 #  include <unistd.h>
 #  ifdef __linux__
 #    include <linux/futex.h>
-#    include <sys/syscall.h>
 #  endif
 #endif
 
@@ -52,6 +58,8 @@ struct cudalink_shm {
   int fd;
   dev_t dev; /* identity of the object, for lost_name() */
   ino_t ino;
+  struct guard_node *guard; /* the mapping's SIGBUS guard entry; NULL when size is 0 */
+  int was_truncated;        /* an earlier mapping was zeroed, or the file shrank */
 #endif
 };
 
@@ -420,31 +428,307 @@ open_failed(const char *name, int err, int for_writing)
                      err);
 }
 
-/* Maps len bytes of shm->fd into shm (len 0: the empty object). */
-static cudalink_status
-shm_map(cudalink_shm *shm, size_t len)
+/* -- SIGBUS guard ----------------------------------------------------------
+ * Touching a MAP_SHARED page past the end of its file raises SIGBUS, so
+ * one ftruncate() by a buggy or hostile peer would kill every process that
+ * maps the segment. Every mapping made here is therefore registered with a
+ * process-wide SIGBUS handler (installed on first use, never removed).
+ * When the faulting address lies in one of our mappings, the handler maps
+ * anonymous zero pages over that whole mapping (mmap MAP_FIXED, a plain
+ * system call, fine in a handler), marks it and returns: the access runs
+ * again and reads zeros; writes land in private memory. Any other SIGBUS
+ * goes to the handler that was installed before ours, or gets what it
+ * would have got without us: ignored if it was sent and ignored, else the
+ * process dies of it (the default action is restored and it is raised).
+ *
+ * The registry is a list the handler walks without locks. Writers (map and
+ * unmap, from any thread) exclude each other with a spin lock. A node
+ * leaves the list before its mapping is unmapped and is freed only when no
+ * handler is inside the list (guard_readers): a handler never remaps an
+ * address range that is no longer ours, nor reads a freed node.
+ *
+ * Limits: a handler installed after ours that does not chain bypasses it;
+ * the previous handler runs with our signal mask, not its own sa_mask; a
+ * child fork()ed while another thread held the spin lock or was inside the
+ * handler (microseconds) would wait for ever on its next map or unmap.
+ * Under valgrind a handler that returns resumes with stale registers,
+ * unless it runs with --vex-iropt-register-updates=allregs-at-mem-access. */
+
+enum { GUARD_LIVE, GUARD_ZEROING, GUARD_ZEROED, GUARD_FAILED };
+
+struct guard_node {
+  _Atomic(struct guard_node *) next;
+  uintptr_t start; /* the mapping, fixed while the node is listed */
+  size_t len;
+  int prot;
+  atomic_int state; /* GUARD_*: the "truncated" flag */
+};
+
+_Static_assert(ATOMIC_INT_LOCK_FREE == 2 && ATOMIC_POINTER_LOCK_FREE == 2,
+               "the SIGBUS handler needs lock-free atomics");
+
+static _Atomic(struct guard_node *) guard_list;
+static atomic_int guard_readers; /* handlers inside the list */
+/* Excludes writers of the list from each other; guards guard_installed. */
+static atomic_flag guard_lock = ATOMIC_FLAG_INIT;
+static int guard_installed;
+/* Written before our handler is installed, read only by it. */
+static struct sigaction guard_previous;
+static struct sigaction guard_default;
+
+/* Kernel-made faults have si_code > 0; kill(), sigqueue() and tgkill()
+ * have si_code <= 0 and an si_addr that means nothing. BUS_MCEERR_AO is an
+ * asynchronous notice: nothing faults again if it is ignored. */
+static int
+guard_is_fault(const siginfo_t *info)
 {
-  if (len == 0) {
-    shm->data = (void *)shm_empty;
-    shm->size = 0;
-    return CUDALINK_OK;
+  if (!info || info->si_code <= 0)
+    return 0;
+#  ifdef BUS_MCEERR_AO
+  if (info->si_code == BUS_MCEERR_AO)
+    return 0;
+#  endif
+  return 1;
+}
+
+/* 1 if addr lies in one of our mappings, which then reads zeros (or is
+ * being zeroed by another thread: running the access again is right then
+ * too); 0 if it is not ours, or could not be zeroed. Signal handler safe. */
+static int
+guard_zero_at(uintptr_t addr)
+{
+  int handled = 0;
+  atomic_fetch_add(&guard_readers, 1);
+  for (struct guard_node *n = atomic_load(&guard_list); n; n = atomic_load(&n->next)) {
+    if (addr - n->start >= n->len)
+      continue;
+    int state = GUARD_LIVE;
+    if (atomic_compare_exchange_strong(&n->state, &state, GUARD_ZEROING)) {
+      void *p =
+          mmap((void *)n->start, n->len, n->prot, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+      state = p == MAP_FAILED ? GUARD_FAILED : GUARD_ZEROED;
+      atomic_store(&n->state, state);
+    }
+    handled = state != GUARD_FAILED;
+    break;
   }
+  atomic_fetch_sub(&guard_readers, 1);
+  return handled;
+}
+
+/* A SIGBUS that is not ours: what would have happened without us. */
+static void
+guard_chain(int sig, siginfo_t *info, void *uctx)
+{
+  const struct sigaction *prev = &guard_previous;
+  if (prev->sa_flags & SA_SIGINFO) {
+    if (prev->sa_sigaction) {
+      prev->sa_sigaction(sig, info, uctx);
+      return;
+    }
+  } else if (prev->sa_handler == SIG_IGN) {
+    /* A sent signal stays ignored. A fault cannot be: the kernel kills
+     * the process when it runs again, as it does below. */
+    if (!guard_is_fault(info))
+      return;
+  } else if (prev->sa_handler != SIG_DFL) {
+    prev->sa_handler(sig);
+    return;
+  }
+  /* The default action: die of it. SIGBUS is blocked while we run, so the
+   * raised signal arrives as soon as we return, before the faulting access
+   * runs again: the core shows its registers, but si_code SI_TKILL. (Re-
+   * queuing the original siginfo to ourselves works natively, but makes
+   * valgrind abort.) If sigaction() fails, a fault comes back here: there
+   * is nothing better to do then. */
+  if (sigaction(sig, &guard_default, NULL) != 0)
+    return;
+  if (raise(sig) != 0)
+    return;
+}
+
+static void
+guard_handler(int sig, siginfo_t *info, void *uctx)
+{
+  int saved_errno = errno;
+  if (!guard_is_fault(info) || !guard_zero_at((uintptr_t)info->si_addr))
+    guard_chain(sig, info, uctx);
+  errno = saved_errno;
+}
+
+static void
+guard_take(void)
+{
+  while (atomic_flag_test_and_set_explicit(&guard_lock, memory_order_acquire))
+    (void)sched_yield(); /* cannot fail on Linux; spinning on is right anyway */
+}
+
+static void
+guard_give(void)
+{
+  atomic_flag_clear_explicit(&guard_lock, memory_order_release);
+}
+
+static int
+same_action(const struct sigaction *a, const struct sigaction *b)
+{
+  return a->sa_flags == b->sa_flags &&
+         ((a->sa_flags & SA_SIGINFO) ? a->sa_sigaction == b->sa_sigaction
+                                     : a->sa_handler == b->sa_handler);
+}
+
+/* Installs the handler once; under guard_lock. */
+static cudalink_status
+guard_install(void)
+{
+  if (guard_installed)
+    return CUDALINK_OK;
+  struct sigaction ours, before, replaced;
+  memset(&ours, 0, sizeof ours);
+  memset(&before, 0, sizeof before);
+  ours.sa_sigaction = guard_handler;
+  ours.sa_flags = SA_SIGINFO | SA_ONSTACK;
+  guard_default.sa_handler = SIG_DFL;
+  guard_default.sa_flags = 0;
+  if (sigemptyset(&ours.sa_mask) != 0 || sigemptyset(&guard_default.sa_mask) != 0 ||
+      sigaction(SIGBUS, NULL, &before) != 0) {
+    char text[128];
+    set_error("sigaction(SIGBUS): %s", errno_text(errno, text, sizeof text));
+    return CUDALINK_ERR_SHM;
+  }
+  /* keep what sent signals did to interrupted system calls */
+  ours.sa_flags |= before.sa_flags & SA_RESTART;
+  guard_previous = before;
+  if (sigaction(SIGBUS, &ours, &replaced) != 0) {
+    char text[128];
+    set_error("sigaction(SIGBUS): %s", errno_text(errno, text, sizeof text));
+    return CUDALINK_ERR_SHM;
+  }
+  /* someone installed theirs between the two calls: chain to that one */
+  if (!same_action(&replaced, &before))
+    guard_previous = replaced;
+  guard_installed = 1;
+  return CUDALINK_OK;
+}
+
+/* Registers the mapping [data, data + len). */
+static cudalink_status
+guard_add(void *data, size_t len, int prot, struct guard_node **out)
+{
+  struct guard_node *n = calloc(1, sizeof *n);
+  if (!n) {
+    set_error("out of memory");
+    return CUDALINK_ERR_NO_MEMORY;
+  }
+  n->start = (uintptr_t)data;
+  n->len = len;
+  n->prot = prot;
+  atomic_init(&n->state, GUARD_LIVE);
+  guard_take();
+  cudalink_status st = guard_install();
+  if (st == CUDALINK_OK) {
+    atomic_init(&n->next, atomic_load(&guard_list));
+    atomic_store(&guard_list, n); /* publishes the node, filled above */
+  }
+  guard_give();
+  if (st != CUDALINK_OK) {
+    free(n);
+    return st;
+  }
+  *out = n;
+  return CUDALINK_OK;
+}
+
+/* Takes n out of the list, then waits until no handler can still be
+ * looking at it (handlers are short: they never wait for anything). */
+static void
+guard_remove(struct guard_node *n)
+{
+  guard_take();
+  _Atomic(struct guard_node *) *link = &guard_list;
+  for (struct guard_node *cur; (cur = atomic_load(link)) != NULL; link = &cur->next) {
+    if (cur == n) {
+      atomic_store(link, atomic_load(&n->next));
+      break;
+    }
+  }
+  guard_give();
+  while (atomic_load(&guard_readers) != 0)
+    (void)sched_yield();
+}
+
+static int
+guard_fired(const struct guard_node *n)
+{
+  return n && atomic_load(&n->state) != GUARD_LIVE;
+}
+
+/* Maps len bytes of shm->fd, guarded (len 0: the empty object, no guard). */
+static cudalink_status
+view_map(const cudalink_shm *shm, size_t len, void **data, struct guard_node **guard)
+{
+  *data = (void *)shm_empty;
+  *guard = NULL;
+  if (len == 0)
+    return CUDALINK_OK;
   int prot = shm->writable ? PROT_READ | PROT_WRITE : PROT_READ;
   void *p = mmap(NULL, len, prot, MAP_SHARED, shm->fd, 0);
   if (p == MAP_FAILED)
     return errno_error(CUDALINK_ERR_SHM, "mmap", shm->name, errno);
-  shm->data = p;
-  shm->size = len;
+  cudalink_status st = guard_add(p, len, prot, guard);
+  if (st != CUDALINK_OK) {
+    /* Unmapping what mmap just gave cannot fail; if it did, guard_add's
+     * text is still the one that matters. */
+    (void)munmap(p, len);
+    return st;
+  }
+  *data = p;
   return CUDALINK_OK;
 }
 
-static void
+/* Undoes view_map(): out of the guard first, then unmapped; remembers in
+ * shm whether the guard had fired. ERR_SHM if munmap fails (the range
+ * stays mapped, unguarded: only a bug of ours can cause that). */
+static cudalink_status
+view_unmap(cudalink_shm *shm, void *data, size_t len, struct guard_node *guard)
+{
+  if (len == 0)
+    return CUDALINK_OK;
+  cudalink_status st = CUDALINK_OK;
+  if (guard) {
+    guard_remove(guard);
+    if (guard_fired(guard))
+      shm->was_truncated = 1;
+  }
+  if (munmap(data, len) != 0)
+    st = errno_error(CUDALINK_ERR_SHM, "munmap", shm->name, errno);
+  free(guard);
+  return st;
+}
+
+/* Maps len bytes of shm->fd into shm (len 0: the empty object). */
+static cudalink_status
+shm_map(cudalink_shm *shm, size_t len)
+{
+  void *data;
+  struct guard_node *guard;
+  cudalink_status st = view_map(shm, len, &data, &guard);
+  if (st != CUDALINK_OK)
+    return st;
+  shm->data = data;
+  shm->size = len;
+  shm->guard = guard;
+  return CUDALINK_OK;
+}
+
+static cudalink_status
 shm_unmap(cudalink_shm *shm)
 {
-  if (shm->size > 0)
-    munmap(shm->data, shm->size);
+  cudalink_status st = view_unmap(shm, shm->data, shm->size, shm->guard);
   shm->data = (void *)shm_empty;
   shm->size = 0;
+  shm->guard = NULL;
+  return st;
 }
 
 /* fstat, remembering the object's identity; the size as size_t, the rest
@@ -589,11 +873,14 @@ cudalink_shm_close(cudalink_shm *shm)
 {
   if (!shm)
     return;
-  shm_unmap(shm);
+  /* Failures leave a text in last_error; there is nobody to return them
+   * to, and the handle goes either way. */
+  (void)shm_unmap(shm);
   /* Closing the last descriptor of the open file description also drops
-   * its OFD lock. */
-  if (shm->fd >= 0)
-    close(shm->fd);
+   * its OFD lock. close() fails only for EINTR/EIO, after which the
+   * descriptor is gone on Linux: retrying could close someone else's. */
+  if (shm->fd >= 0 && close(shm->fd) != 0)
+    (void)errno_error(CUDALINK_ERR_SHM, "close", shm->name, errno);
   free(shm);
 }
 
@@ -618,21 +905,67 @@ cudalink_shm_refresh(cudalink_shm *shm)
     set_error("cudalink_shm_refresh: shm is NULL");
     return CUDALINK_ERR_INVALID_ARG;
   }
+  /* Zero pages now, whatever the file holds again: the caller must
+   * reconnect, and would not know to if this mapped the file anew. */
+  if (guard_fired(shm->guard))
+    return cudalink_shm_check_truncated(shm);
   size_t now = 0;
   cudalink_status st = shm_stat(shm, &now, NULL);
   now = min_size(now, shm->max_map);
   if (st != CUDALINK_OK || now == shm->size)
     return st;
-  /* Grown: map the new size. Shrunk (nobody we know does that): map the
-   * smaller size too, since touching pages past the end raises SIGBUS. */
-  void *old_data = shm->data;
-  size_t old_size = shm->size;
-  st = shm_map(shm, now);
+  /* Grown: map the new size. Shrunk (another process truncated it: nobody
+   * we know does that): map the smaller size too, since touching pages
+   * past the end raises SIGBUS, and remember the truncation. */
+  if (now < shm->size)
+    shm->was_truncated = 1;
+  void *data;
+  struct guard_node *guard;
+  st = view_map(shm, now, &data, &guard);
   if (st != CUDALINK_OK)
     return st; /* the old mapping is untouched */
-  if (old_size > 0)
-    munmap(old_data, old_size);
+  /* a failure to unmap the old one leaves its text in last_error; the
+   * handle is consistent and the refresh done: not an error of the call */
+  (void)view_unmap(shm, shm->data, shm->size, shm->guard);
+  shm->data = data;
+  shm->size = now;
+  shm->guard = guard;
   return CUDALINK_OK;
+}
+
+int
+cudalink_shm_truncated(const cudalink_shm *shm)
+{
+  if (!shm)
+    return 0;
+  if (shm->was_truncated || guard_fired(shm->guard))
+    return 1;
+  if (shm->size == 0)
+    return 0;
+  struct stat st;
+  if (fstat(shm->fd, &st) != 0) {
+    (void)errno_error(CUDALINK_ERR_SHM, "fstat", shm->name, errno);
+    return 0; /* cannot tell */
+  }
+  return st.st_size < 0 || (uintmax_t)st.st_size < (uintmax_t)shm->size;
+}
+
+cudalink_status
+cudalink_shm_check_truncated(const cudalink_shm *shm)
+{
+  if (!shm) {
+    set_error("cudalink_shm_check_truncated: shm is NULL");
+    return CUDALINK_ERR_INVALID_ARG;
+  }
+  if (!cudalink_shm_truncated(shm))
+    return CUDALINK_OK;
+  struct stat st;
+  if (fstat(shm->fd, &st) == 0)
+    set_error("segment '%s' truncated by another process (the file now has %lld bytes)", shm->name,
+              (long long)st.st_size);
+  else
+    set_error("segment '%s' truncated by another process", shm->name);
+  return CUDALINK_ERR_TRUNCATED;
 }
 
 cudalink_status
@@ -1054,6 +1387,24 @@ cudalink_shm_file_size(const cudalink_shm *shm, uint64_t *size)
     return CUDALINK_ERR_INVALID_ARG;
   }
   *size = shm->file_size;
+  return CUDALINK_OK;
+}
+
+/* A named mapping cannot shrink: nothing is ever truncated. */
+int
+cudalink_shm_truncated(const cudalink_shm *shm)
+{
+  (void)shm;
+  return 0;
+}
+
+cudalink_status
+cudalink_shm_check_truncated(const cudalink_shm *shm)
+{
+  if (!shm) {
+    set_error("cudalink_shm_check_truncated: shm is NULL");
+    return CUDALINK_ERR_INVALID_ARG;
+  }
   return CUDALINK_OK;
 }
 

@@ -7,7 +7,17 @@
  * /dev/shm/NAME is refused, not waited on), links are not followed, and
  * anything but a regular file is refused with ERR_SHM: "'NAME' is a FIFO,
  * not a shared-memory segment" (or a directory, a socket, a character or
- * block device, a symbolic link). */
+ * block device, a symbolic link).
+ *
+ * Every POSIX mapping is covered by a process-wide SIGBUS guard (thread
+ * safe): when another process truncates the file under it, the access that
+ * faults gets zero pages instead of killing the process, and the handle
+ * reports itself truncated (cudalink_shm_truncated()). The guard passes
+ * every SIGBUS outside our mappings to the handler installed before it (no
+ * handler: the process dies of it as before); a handler installed after it
+ * that does not chain bypasses it. Under valgrind a fired guard resumes
+ * with stale registers unless valgrind runs with
+ * --vex-iropt-register-updates=allregs-at-mem-access. */
 #ifndef CUDALINK_SHM_H
 #define CUDALINK_SHM_H
 
@@ -96,8 +106,23 @@ const char *cudalink_shm_owner_text(unsigned long uid, unsigned mode, char *buf,
  * that changed: it grew (a consumer of a producer that re-initialised with
  * more slots), or it shrank (pages past the end would raise SIGBUS).
  * Re-fetch data and size afterwards. On failure the old mapping stays.
- * Windows: no-op. */
+ * A shrink counts as a truncation (see below). ERR_TRUNCATED, mapping
+ * untouched, once the SIGBUS guard fired for this handle: close it and
+ * open the name again. Windows: no-op. */
 cudalink_status cudalink_shm_refresh(cudalink_shm *shm);
+
+/** 1 once another process truncated the segment under this handle: the
+ * SIGBUS guard fired for its mapping (which now reads zeros and absorbs
+ * writes), an earlier refresh found the file shrunk, or fstat shows the
+ * file shorter than the mapping now. 0 otherwise, also when it cannot tell
+ * (fstat failed: last_error says why). Sticky: only a new handle starts at
+ * 0 again. Costs an fstat while 0. Always 0 on Windows. */
+int cudalink_shm_truncated(const cudalink_shm *shm);
+
+/** CUDALINK_OK if not cudalink_shm_truncated(); else ERR_TRUNCATED, with
+ * last_error "segment 'NAME' truncated by another process (the file now
+ * has N bytes)" for the caller to pass on. ERR_INVALID_ARG for NULL. */
+cudalink_status cudalink_shm_check_truncated(const cudalink_shm *shm);
 
 /** Producer lock (Linux: an OFD write lock on the whole segment).
  * ERR_BUSY if another open file description holds it, also one in this

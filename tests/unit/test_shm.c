@@ -225,6 +225,8 @@ static void test_bad_arguments(void)
   CHECK(cudalink_shm_name(NULL) == NULL);
   cudalink_shm *fresh = NULL;
   CHECK_EQ_INT(cudalink_shm_relink(NULL, &fresh), CUDALINK_ERR_INVALID_ARG);
+  CHECK_EQ_INT(cudalink_shm_truncated(NULL), 0);
+  CHECK_EQ_INT(cudalink_shm_check_truncated(NULL), CUDALINK_ERR_INVALID_ARG);
   cudalink_shm_close(NULL); /* accepted */
 }
 
@@ -944,6 +946,35 @@ static void test_refresh(void)
 }
 
 /* ------------------------------------------------------------------------ */
+/* truncation seen without a signal (the SIGBUS guard: test_shm_guard.c)     */
+/* ------------------------------------------------------------------------ */
+
+static void test_refresh_after_shrink_stays_truncated(void)
+{
+  /* refresh maps a shrunk file smaller (no page past the end stays
+   * mapped), and the handle stays truncated although file and mapping now
+   * agree */
+  const char *name = new_name();
+  cudalink_shm *p = NULL, *c = NULL;
+  REQUIRE(cudalink_shm_create(name, 3 * 4096, &p, NULL) == CUDALINK_OK);
+  REQUIRE(cudalink_shm_open(name, &c) == CUDALINK_OK);
+  REQUIRE(resize_file(name, 4096) == 0);
+  CHECK_EQ_INT(cudalink_shm_refresh(c), CUDALINK_OK);
+  CHECK_EQ_INT(cudalink_shm_size(c), 4096);
+  CHECK_EQ_INT(cudalink_shm_truncated(c), 1);
+  CHECK_EQ_INT(cudalink_shm_check_truncated(c), CUDALINK_ERR_TRUNCATED);
+  CHECK_STR_CONTAINS(cudalink_shm_last_error(), "(the file now has 4096 bytes)");
+  /* a fresh handle starts clean */
+  cudalink_shm *again = NULL;
+  REQUIRE(cudalink_shm_open(name, &again) == CUDALINK_OK);
+  CHECK_EQ_INT(cudalink_shm_truncated(again), 0);
+  cudalink_shm_close(again);
+  cudalink_shm_close(c);
+  cudalink_shm_close(p);
+  CHECK_EQ_INT(cudalink_shm_unlink(name), CUDALINK_OK);
+}
+
+/* ------------------------------------------------------------------------ */
 /* lost name, relink                                                         */
 /* ------------------------------------------------------------------------ */
 
@@ -1456,6 +1487,7 @@ int main(void)
   RUN_TEST(test_open_denied_names_owner);
   RUN_TEST(test_unlink);
   RUN_TEST(test_refresh);
+  RUN_TEST(test_refresh_after_shrink_stays_truncated);
   RUN_TEST(test_lost_name);
   RUN_TEST(test_lost_name_other_object);
   RUN_TEST(test_relink);

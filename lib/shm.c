@@ -968,6 +968,35 @@ cudalink_shm_check_truncated(const cudalink_shm *shm)
   return CUDALINK_ERR_TRUNCATED;
 }
 
+int64_t
+cudalink_shm_pread(const cudalink_shm *shm, uint64_t offset, void *buf, size_t len)
+{
+  const uint64_t off_max = sizeof(off_t) >= 8 ? INT64_MAX : INT32_MAX;
+  if (!shm || (!buf && len > 0) || offset > off_max) {
+    set_error("cudalink_shm_pread: %s", !shm   ? "shm is NULL"
+                                        : !buf ? "buf is NULL"
+                                               : "offset is beyond any file");
+    return CUDALINK_ERR_INVALID_ARG;
+  }
+  if ((uintmax_t)len > (uintmax_t)INT64_MAX)
+    len = (size_t)INT64_MAX;
+  size_t got = 0;
+  while (got < len && offset + got <= off_max) {
+    size_t want = len - got;
+    if (want > (size_t)SSIZE_MAX)
+      want = (size_t)SSIZE_MAX;
+    ssize_t n = pread(shm->fd, (char *)buf + got, want, (off_t)(offset + got));
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0)
+      return errno_error(CUDALINK_ERR_SHM, "pread", shm->name, errno);
+    if (n == 0)
+      break; /* end of file */
+    got += (size_t)n;
+  }
+  return (int64_t)got;
+}
+
 cudalink_status
 cudalink_shm_file_size(const cudalink_shm *shm, uint64_t *size)
 {
@@ -1167,6 +1196,24 @@ futex_args_ok(const volatile uint32_t *word, int64_t timeout_us)
 }
 
 #  ifdef __linux__
+/* EFAULT: the kernel could not reach the word. In a mapping of ours that
+ * means its page lies past the end of the file (another process truncated
+ * the segment): ERR_TRUNCATED, so that the caller stops waiting on it
+ * instead of looping on an error. */
+static cudalink_status
+futex_failed(const char *op, int err)
+{
+  char text[128];
+  if (err == EFAULT) {
+    set_error("futex(%s): %s: the word is not mapped, or lies past the end of a segment "
+              "truncated by another process",
+              op, errno_text(err, text, sizeof text));
+    return CUDALINK_ERR_TRUNCATED;
+  }
+  set_error("futex(%s): %s", op, errno_text(err, text, sizeof text));
+  return CUDALINK_ERR_SHM;
+}
+
 cudalink_status
 cudalink_futex_wait(const volatile uint32_t *word, uint32_t expected, int64_t timeout_us)
 {
@@ -1185,17 +1232,19 @@ cudalink_futex_wait(const volatile uint32_t *word, uint32_t expected, int64_t ti
     return CUDALINK_OK; /* value differed / spurious: the caller re-checks */
   if (err == ETIMEDOUT)
     return CUDALINK_ERR_TIMEOUT;
-  char text[128];
-  set_error("futex(FUTEX_WAIT): %s", errno_text(err, text, sizeof text));
-  return CUDALINK_ERR_SHM;
+  return futex_failed("FUTEX_WAIT", err);
 }
 
-void
+cudalink_status
 cudalink_futex_wake(volatile uint32_t *word)
 {
-  if (!word)
-    return;
-  syscall(SYS_futex, (uint32_t *)(uintptr_t)word, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+  if (!word) {
+    set_error("cudalink_futex_wake: word is NULL");
+    return CUDALINK_ERR_INVALID_ARG;
+  }
+  if (syscall(SYS_futex, (uint32_t *)(uintptr_t)word, FUTEX_WAKE, INT_MAX, NULL, NULL, 0) >= 0)
+    return CUDALINK_OK;
+  return futex_failed("FUTEX_WAKE", errno);
 }
 #  else
 /* No cross-process futex: poll in short sleeps. */
@@ -1212,14 +1261,20 @@ cudalink_futex_wait(const volatile uint32_t *word, uint32_t expected, int64_t ti
       return CUDALINK_ERR_TIMEOUT;
     int64_t step = timeout_us - slept < POLL_STEP_US ? timeout_us - slept : POLL_STEP_US;
     struct timespec ts = {0, (long)step * 1000};
-    nanosleep(&ts, NULL);
+    /* EINTR: a shorter step, harmless; anything else would repeat */
+    if (nanosleep(&ts, NULL) != 0 && errno != EINTR) {
+      char text[128];
+      set_error("nanosleep: %s", errno_text(errno, text, sizeof text));
+      return CUDALINK_ERR_SHM;
+    }
   }
 }
 
-void
+cudalink_status
 cudalink_futex_wake(volatile uint32_t *word)
 {
   (void)word;
+  return CUDALINK_OK;
 }
 #  endif
 
@@ -1408,6 +1463,20 @@ cudalink_shm_check_truncated(const cudalink_shm *shm)
   return CUDALINK_OK;
 }
 
+int64_t
+cudalink_shm_pread(const cudalink_shm *shm, uint64_t offset, void *buf, size_t len)
+{
+  if (!shm || (!buf && len > 0)) {
+    set_error("cudalink_shm_pread: %s is NULL", !shm ? "shm" : "buf");
+    return CUDALINK_ERR_INVALID_ARG;
+  }
+  if (offset >= shm->size)
+    return 0;
+  size_t n = shm->size - (size_t)offset < len ? shm->size - (size_t)offset : len;
+  memcpy(buf, (const char *)shm->data + offset, n);
+  return (int64_t)n;
+}
+
 int
 cudalink_shm_owner(const cudalink_shm *shm, unsigned long *uid, unsigned *mode)
 {
@@ -1478,9 +1547,10 @@ cudalink_futex_wait(const volatile uint32_t *word, uint32_t expected, int64_t ti
   }
 }
 
-void
+cudalink_status
 cudalink_futex_wake(volatile uint32_t *word)
 {
   (void)word;
+  return CUDALINK_OK;
 }
 #endif

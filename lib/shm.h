@@ -124,6 +124,14 @@ int cudalink_shm_truncated(const cudalink_shm *shm);
  * has N bytes)" for the caller to pass on. ERR_INVALID_ARG for NULL. */
 cudalink_status cudalink_shm_check_truncated(const cudalink_shm *shm);
 
+/** Reads up to len bytes at offset from the segment FILE (pread on its
+ * descriptor), not through the mapping: a header snapshot no truncation
+ * can turn into a signal or a zeroed page, and not limited to max_map.
+ * Returns the bytes that are there (short, down to 0, at the end of the
+ * file) or a negative status (ERR_INVALID_ARG, ERR_SHM). Windows: copies
+ * from the mapping (which cannot shrink). */
+int64_t cudalink_shm_pread(const cudalink_shm *shm, uint64_t offset, void *buf, size_t len);
+
 /** Producer lock (Linux: an OFD write lock on the whole segment).
  * ERR_BUSY if another open file description holds it, also one in this
  * process; OK again if this handle holds it already. ERR_INVALID_ARG on a
@@ -163,10 +171,16 @@ const char *cudalink_shm_last_error(void);
 /** Sleeps while *word == expected, at most timeout_us (>= 0). Returns 0 when
  * woken or the value differed, ERR_TIMEOUT on timeout. Spurious wake-ups
  * are possible: callers re-check. ERR_INVALID_ARG for NULL, a word not
- * 4-byte aligned or a negative timeout. Works on a read-only mapping. */
+ * 4-byte aligned or a negative timeout. Works on a read-only mapping.
+ * ERR_TRUNCATED when the kernel cannot reach the word (EFAULT: its page
+ * lies past the end of a segment another process truncated): do not wait
+ * on it again; cudalink_shm_check_truncated() gives the error text. */
 cudalink_status cudalink_futex_wait(const volatile uint32_t *word, uint32_t expected,
                                     int64_t timeout_us);
-/** Wakes every waiter on word. */
-void cudalink_futex_wake(volatile uint32_t *word);
+/** Wakes every waiter on word. OK; ERR_TRUNCATED when the kernel cannot
+ * reach the word (a truncated segment, or unmapped already: harmless for a
+ * wake-up); ERR_INVALID_ARG for NULL, ERR_SHM otherwise. Callers may
+ * ignore the result. */
+cudalink_status cudalink_futex_wake(volatile uint32_t *word);
 
 #endif

@@ -227,6 +227,9 @@ static void test_bad_arguments(void)
   CHECK_EQ_INT(cudalink_shm_relink(NULL, &fresh), CUDALINK_ERR_INVALID_ARG);
   CHECK_EQ_INT(cudalink_shm_truncated(NULL), 0);
   CHECK_EQ_INT(cudalink_shm_check_truncated(NULL), CUDALINK_ERR_INVALID_ARG);
+  char buf[8];
+  CHECK_EQ_INT(cudalink_shm_pread(NULL, 0, buf, sizeof buf), CUDALINK_ERR_INVALID_ARG);
+  CHECK_EQ_INT(cudalink_futex_wake(NULL), CUDALINK_ERR_INVALID_ARG);
   cudalink_shm_close(NULL); /* accepted */
 }
 
@@ -949,6 +952,56 @@ static void test_refresh(void)
 /* truncation seen without a signal (the SIGBUS guard: test_shm_guard.c)     */
 /* ------------------------------------------------------------------------ */
 
+static void test_pread(void)
+{
+  /* the header read from the file, not the mapping: short once truncated,
+   * and not limited to what is mapped */
+  const char *name = new_name();
+  cudalink_shm *p = NULL, *c = NULL;
+  REQUIRE(cudalink_shm_create(name, 433, &p, NULL) == CUDALINK_OK);
+  unsigned char *pp = cudalink_shm_data(p);
+  for (int i = 0; i < 433; i++)
+    pp[i] = (unsigned char)(i * 5 + 1);
+  REQUIRE(cudalink_shm_open_sized(name, 64, &c) == CUDALINK_OK);
+  CHECK_EQ_INT(cudalink_shm_size(c), 64);
+
+  unsigned char buf[CUDALINK_MAX_LAYOUT_SIZE];
+  memset(buf, 0xee, sizeof buf);
+  CHECK_EQ_INT(cudalink_shm_pread(c, 0, buf, sizeof buf), 433);
+  CHECK(memcmp(buf, pp, 433) == 0);
+  CHECK_EQ_INT(buf[433], 0xee); /* nothing written past what is there */
+  CHECK_EQ_INT(cudalink_shm_pread(c, 400, buf, 100), 33);
+  CHECK(memcmp(buf, pp + 400, 33) == 0);
+  CHECK_EQ_INT(cudalink_shm_pread(c, 433, buf, 10), 0);
+  CHECK_EQ_INT(cudalink_shm_pread(c, 1ULL << 40, buf, 10), 0);
+  CHECK_EQ_INT(cudalink_shm_pread(c, 0, buf, 0), 0);
+  CHECK_EQ_INT(cudalink_shm_pread(c, 0, NULL, 0), 0);
+  CHECK_EQ_INT(cudalink_shm_pread(c, 0, NULL, 4), CUDALINK_ERR_INVALID_ARG);
+  CHECK_EQ_INT(cudalink_shm_pread(c, UINT64_MAX, buf, 4), CUDALINK_ERR_INVALID_ARG);
+  CHECK_STR_CONTAINS(cudalink_shm_last_error(), "offset");
+
+  /* truncated by someone: pread returns what is left, the handle knows */
+  CHECK_EQ_INT(cudalink_shm_truncated(c), 0);
+  REQUIRE(resize_file(name, 40) == 0);
+  CHECK_EQ_INT(cudalink_shm_pread(c, 0, buf, sizeof buf), 40);
+  CHECK(memcmp(buf, pp, 40) == 0);
+  CHECK_EQ_INT(cudalink_shm_truncated(c), 1); /* fstat: 40 < 64 mapped */
+  CHECK_EQ_INT(cudalink_shm_truncated(p), 1);
+  char want[300];
+  snprintf(want, sizeof want,
+           "segment '%s' truncated by another process (the file now has 40 bytes)", name);
+  CHECK_EQ_INT(cudalink_shm_check_truncated(c), CUDALINK_ERR_TRUNCATED);
+  CHECK_STR_CONTAINS(cudalink_shm_last_error(), want);
+  /* grown back before anyone touched it: a valid mapping again, nothing
+   * fired: no longer truncated */
+  REQUIRE(resize_file(name, 433) == 0);
+  CHECK_EQ_INT(cudalink_shm_truncated(c), 0);
+  CHECK_EQ_INT(cudalink_shm_check_truncated(c), CUDALINK_OK);
+  cudalink_shm_close(c);
+  cudalink_shm_close(p);
+  CHECK_EQ_INT(cudalink_shm_unlink(name), CUDALINK_OK);
+}
+
 static void test_refresh_after_shrink_stays_truncated(void)
 {
   /* refresh maps a shrunk file smaller (no page past the end stays
@@ -1487,6 +1540,7 @@ int main(void)
   RUN_TEST(test_open_denied_names_owner);
   RUN_TEST(test_unlink);
   RUN_TEST(test_refresh);
+  RUN_TEST(test_pread);
   RUN_TEST(test_refresh_after_shrink_stays_truncated);
   RUN_TEST(test_lost_name);
   RUN_TEST(test_lost_name_other_object);

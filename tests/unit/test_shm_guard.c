@@ -1,5 +1,5 @@
 /* The SIGBUS guard of lib/shm.c, and what it answers: truncated(),
- * check_truncated() and refresh() on a truncated segment.
+ * check_truncated(), refresh() and the futex on a truncated segment.
  *
  * The guard is process-wide and installs itself once, chaining to the
  * SIGBUS handler it found. So every case runs in a child forked from a
@@ -618,6 +618,49 @@ test_refresh_unregisters(void)
   CHECK_EQ_INT(in_child(case_refresh_unregisters, new_name()), 100 + SIGBUS);
 }
 
+/* ------------------------------------------------------------------------ */
+/* the futex on a truncated segment                                          */
+/* ------------------------------------------------------------------------ */
+
+static int
+case_futex_efault(const char *name)
+{
+  cudalink_shm *p = NULL, *c = NULL;
+  if (cudalink_shm_create(name, 2 * PAGE, &p, NULL) != CUDALINK_OK ||
+      cudalink_shm_open(name, &c) != CUDALINK_OK)
+    return 90;
+  const volatile uint32_t *word =
+      (const volatile uint32_t *)((const char *)cudalink_shm_data(c) + PAGE);
+  if (resize_from_child(name, 0) != 0)
+    return 91;
+  /* the kernel answers EFAULT at once: ERR_TRUNCATED, not a 2 s wait nor
+   * an error to loop on */
+  struct timespec t0, t1;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  EXPECT(cudalink_futex_wait(word, 0, 2000000) == CUDALINK_ERR_TRUNCATED);
+  clock_gettime(CLOCK_MONOTONIC, &t1);
+  EXPECT((t1.tv_sec - t0.tv_sec) * 1000000000L + (t1.tv_nsec - t0.tv_nsec) < 1000000000L);
+  EXPECT_TEXT(cudalink_shm_last_error(), "futex(FUTEX_WAIT): Bad address");
+  EXPECT_TEXT(cudalink_shm_last_error(), "truncated by another process");
+  EXPECT(cudalink_futex_wake((volatile uint32_t *)((char *)cudalink_shm_data(p) + PAGE)) ==
+         CUDALINK_ERR_TRUNCATED);
+  EXPECT_TEXT(cudalink_shm_last_error(), "futex(FUTEX_WAKE): Bad address");
+  /* and the handle tells the caller what to report */
+  EXPECT(cudalink_shm_check_truncated(c) == CUDALINK_ERR_TRUNCATED);
+  char want[200];
+  snprintf(want, sizeof want, "segment '%s' truncated by another process", name);
+  EXPECT_TEXT(cudalink_shm_last_error(), want);
+  cudalink_shm_close(c);
+  cudalink_shm_close(p);
+  return 0;
+}
+
+static void
+test_futex_efault(void)
+{
+  CHECK_EQ_INT(in_child(case_futex_efault, new_name()), 0);
+}
+
 int
 main(void)
 {
@@ -632,6 +675,7 @@ main(void)
   RUN_TEST(test_chain_default_sent_signal_dies);
   RUN_TEST(test_close_unregisters);
   RUN_TEST(test_refresh_unregisters);
+  RUN_TEST(test_futex_efault);
   unlink_all();
   for (int i = 0; i < num_names; i++) { /* the "-other" companions */
     char path[96];

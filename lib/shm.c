@@ -8,6 +8,7 @@
  * POSIX mappings are covered by a process-wide SIGBUS guard (see "SIGBUS
  * guard" below): another process truncating a segment cannot kill us. */
 #include "shm.h"
+#include "util.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -71,6 +72,18 @@ static const unsigned char shm_empty[1];
 /* ------------------------------------------------------------------------ */
 
 static _Thread_local char shm_error[512]; /* room for a 200-byte name twice */
+/* > 0 while cleaning up after a failure: set_error() then adds to the
+ * failure's text ("; ...") instead of replacing it. */
+static _Thread_local int shm_error_cleanup;
+
+/* Runs stmt, a clean-up on a path that has failed already: what fails in
+ * it is added to the first failure's text, which stays first. */
+#define CLEANUP(stmt)    \
+  do {                   \
+    shm_error_cleanup++; \
+    stmt;                \
+    shm_error_cleanup--; \
+  } while (0)
 
 #ifdef __GNUC__
 __attribute__((format(printf, 1, 2)))
@@ -78,10 +91,18 @@ __attribute__((format(printf, 1, 2)))
 static void
 set_error(const char *fmt, ...)
 {
+  char text[sizeof shm_error];
   va_list ap;
   va_start(ap, fmt);
-  vsnprintf(shm_error, sizeof shm_error, fmt, ap);
+  int n = vsnprintf(text, sizeof text, fmt, ap);
   va_end(ap);
+  if (n < 0) /* an encoding error: the text is undefined, the format says most */
+    cudalink_textf(text, sizeof text, "%s", fmt);
+  size_t used = shm_error_cleanup > 0 ? strlen(shm_error) : 0;
+  if (used == 0)
+    cudalink_textf(shm_error, sizeof shm_error, "%s", text);
+  else
+    cudalink_textf(shm_error + used, sizeof shm_error - used, "; %s", text);
 }
 
 const char *
@@ -98,7 +119,7 @@ win_error_text(DWORD err, char *buf, size_t len)
   DWORD n = FormatMessageA(FORMAT_MESSAGE_FROM_SYSTEM | FORMAT_MESSAGE_IGNORE_INSERTS, NULL, err, 0,
                            buf, (DWORD)len, NULL);
   if (n == 0) {
-    snprintf(buf, len, "Windows error %lu", (unsigned long)err);
+    cudalink_textf(buf, len, "Windows error %lu", (unsigned long)err);
     return buf;
   }
   while (n > 0 && (buf[n - 1] == '\r' || buf[n - 1] == '\n' || buf[n - 1] == '.'))
@@ -114,7 +135,7 @@ errno_text(int err, char *buf, size_t len)
   return strerror_r(err, buf, len);
 #  else
   if (strerror_r(err, buf, len) != 0)
-    snprintf(buf, len, "error %d", err);
+    cudalink_textf(buf, len, "error %d", err);
   return buf;
 #  endif
 }
@@ -142,34 +163,34 @@ cudalink_check_name_why(const char *name, char *why, size_t why_size)
   const char *p;
 
   if (!name) {
-    snprintf(text, sizeof text, "the segment name is NULL");
+    cudalink_textf(text, sizeof text, "the segment name is NULL");
   } else if (len == 0) {
-    snprintf(text, sizeof text, "the segment name is empty");
+    cudalink_textf(text, sizeof text, "the segment name is empty");
   } else if (len > CUDALINK_MAX_NAME) {
-    snprintf(text, sizeof text, "the segment name is %lu bytes long, at most %u are allowed",
-             (unsigned long)len, CUDALINK_MAX_NAME);
+    cudalink_textf(text, sizeof text, "the segment name is %lu bytes long, at most %u are allowed",
+                   (unsigned long)len, CUDALINK_MAX_NAME);
   } else if ((p = strpbrk(name, "/\\")) != NULL) {
-    snprintf(text, sizeof text,
-             "the segment name contains '%c' at byte %ld (names are a single component: "
-             "/dev/shm/NAME)",
-             *p, (long)(p - name));
+    cudalink_textf(text, sizeof text,
+                   "the segment name contains '%c' at byte %ld (names are a single component: "
+                   "/dev/shm/NAME)",
+                   *p, (long)(p - name));
   } else if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0) {
-    snprintf(text, sizeof text, "the segment name \"%s\" is not allowed", name);
+    cudalink_textf(text, sizeof text, "the segment name \"%s\" is not allowed", name);
   } else {
     st = CUDALINK_OK;
     for (p = name; *p; p++) {
       unsigned char c = (unsigned char)*p;
       if (c < 0x20 || c == 0x7f) {
-        snprintf(text, sizeof text,
-                 "the segment name contains control character 0x%02x at byte %ld", c,
-                 (long)(p - name));
+        cudalink_textf(text, sizeof text,
+                       "the segment name contains control character 0x%02x at byte %ld", c,
+                       (long)(p - name));
         st = CUDALINK_ERR_BAD_NAME;
         break;
       }
     }
   }
   if (why && why_size > 0)
-    snprintf(why, why_size, "%s", text);
+    cudalink_textf(why, why_size, "%s", text);
   return st;
 }
 
@@ -315,6 +336,28 @@ open_fd(const char *name, int flags, mode_t mode)
   return shm_open(path, flags | SHM_OPEN_FLAGS, mode);
 }
 
+/* Clean-ups for failure paths (run them under CLEANUP()). */
+static void
+undo_fd(const char *name, int fd)
+{
+  /* fails only with EINTR/EIO, after which the descriptor is gone on
+   * Linux: retrying could close someone else's */
+  if (close(fd) != 0)
+    (void)errno_error(CUDALINK_ERR_SHM, "close", name, errno);
+}
+
+/* Removes the segment a failed call created ("nothing new is left
+ * behind"); says so when it cannot. */
+static void
+undo_create(const char *name)
+{
+  char path[CUDALINK_MAX_NAME + 2], text[128];
+  shm_path(name, path);
+  if (shm_unlink(path) != 0 && errno != ENOENT)
+    set_error("the new segment is left behind: shm_unlink(/%s): %s", name,
+              errno_text(errno, text, sizeof text));
+}
+
 static const char *
 file_type_text(mode_t mode)
 {
@@ -363,9 +406,9 @@ cudalink_shm_owner_text(unsigned long uid, unsigned mode, char *buf, size_t len)
   }
   /* err != 0 (ERANGE twice, EIO, ...) or no entry: the number alone */
   if (err == 0 && found && found->pw_name && found->pw_name[0])
-    snprintf(buf, len, "user '%s' (uid %lu, mode %04o)", found->pw_name, uid, mode & 07777u);
+    cudalink_textf(buf, len, "user '%s' (uid %lu, mode %04o)", found->pw_name, uid, mode & 07777u);
   else
-    snprintf(buf, len, "uid %lu (mode %04o)", uid, mode & 07777u);
+    cudalink_textf(buf, len, "uid %lu (mode %04o)", uid, mode & 07777u);
   if (strings != small)
     free(strings);
   return buf;
@@ -405,7 +448,7 @@ open_failed(const char *name, int err, int for_writing)
   if (err != ENOENT) {
     char path[sizeof SHM_DIR + CUDALINK_MAX_NAME];
     struct stat st;
-    snprintf(path, sizeof path, SHM_DIR "%s", name);
+    cudalink_textf(path, sizeof path, SHM_DIR "%s", name);
     /* lstat failing (gone meanwhile, say) leaves the plain errno text */
     if (lstat(path, &st) == 0) {
       if (!S_ISREG(st.st_mode))
@@ -772,9 +815,6 @@ cudalink_shm_create_sized(const char *name, size_t size, size_t max_map, cudalin
     set_error("cudalink_shm_create: size must be 1..OFF_MAX");
     return CUDALINK_ERR_INVALID_ARG;
   }
-  char path[CUDALINK_MAX_NAME + 2];
-  shm_path(name, path);
-
   /* O_EXCL first so that we know whether we created it; if it exists, open
    * it. Someone may unlink it between the two calls: try again. */
   int fd = -1, is_new = 0;
@@ -799,9 +839,9 @@ cudalink_shm_create_sized(const char *name, size_t size, size_t max_map, cudalin
 
   cudalink_shm *shm = shm_alloc(name, 1, max_map);
   if (!shm) {
-    close(fd);
+    CLEANUP(undo_fd(name, fd));
     if (is_new)
-      shm_unlink(path);
+      CLEANUP(undo_create(name));
     return CUDALINK_ERR_NO_MEMORY;
   }
   shm->fd = fd;
@@ -829,8 +869,8 @@ cudalink_shm_create_sized(const char *name, size_t size, size_t max_map, cudalin
     st = shm_map(shm, min_size(have, max_map));
   if (st != CUDALINK_OK) {
     if (is_new)
-      shm_unlink(path);
-    cudalink_shm_close(shm);
+      CLEANUP(undo_create(name));
+    CLEANUP(cudalink_shm_close(shm));
     return st;
   }
   *out = shm;
@@ -850,7 +890,7 @@ cudalink_shm_open_sized(const char *name, size_t max_map, cudalink_shm **out)
     return open_failed(name, errno, 0);
   cudalink_shm *shm = shm_alloc(name, 0, max_map);
   if (!shm) {
-    close(fd);
+    CLEANUP(undo_fd(name, fd));
     return CUDALINK_ERR_NO_MEMORY;
   }
   shm->fd = fd;
@@ -861,7 +901,7 @@ cudalink_shm_open_sized(const char *name, size_t max_map, cudalink_shm **out)
   if (st == CUDALINK_OK)
     st = shm_map(shm, min_size(have, max_map));
   if (st != CUDALINK_OK) {
-    cudalink_shm_close(shm);
+    CLEANUP(cudalink_shm_close(shm));
     return st;
   }
   *out = shm;
@@ -877,10 +917,9 @@ cudalink_shm_close(cudalink_shm *shm)
    * to, and the handle goes either way. */
   (void)shm_unmap(shm);
   /* Closing the last descriptor of the open file description also drops
-   * its OFD lock. close() fails only for EINTR/EIO, after which the
-   * descriptor is gone on Linux: retrying could close someone else's. */
-  if (shm->fd >= 0 && close(shm->fd) != 0)
-    (void)errno_error(CUDALINK_ERR_SHM, "close", shm->name, errno);
+   * its OFD lock. */
+  if (shm->fd >= 0)
+    undo_fd(shm->name, shm->fd);
   free(shm);
 }
 
@@ -1104,8 +1143,8 @@ cudalink_shm_lost_name(const cudalink_shm *shm)
     return 0;
   struct stat ours;
   if (fstat(shm->fd, &ours) != 0) {
-    errno_error(CUDALINK_ERR_SHM, "fstat", shm->name, errno);
-    return 0;
+    (void)errno_error(CUDALINK_ERR_SHM, "fstat", shm->name, errno);
+    return 0; /* cannot tell */
   }
   /* The cheap look first: unlinked, typically by a Python consumer's
    * resource_tracker. The look-up below would find that too. */
@@ -1116,14 +1155,19 @@ cudalink_shm_lost_name(const cudalink_shm *shm)
   int fd = open_fd(shm->name, O_RDONLY, 0);
   if (fd < 0) {
     int err = errno;
-    errno_error(CUDALINK_ERR_SHM, "shm_open", shm->name, err);
+    (void)errno_error(CUDALINK_ERR_SHM, "shm_open", shm->name, err);
     /* ENOENT: gone. EACCES: someone else's object took the name. Anything
      * else (EMFILE, ...) says nothing: ask again later. */
     return err == ENOENT || err == EACCES;
   }
+  /* an fstat that fails says nothing of the name: ask again later */
   struct stat now;
-  int differs = fstat(fd, &now) != 0 || now.st_ino != ours.st_ino || now.st_dev != ours.st_dev;
-  close(fd);
+  int differs = 0;
+  if (fstat(fd, &now) != 0)
+    (void)errno_error(CUDALINK_ERR_SHM, "fstat", shm->name, errno);
+  else
+    differs = now.st_ino != ours.st_ino || now.st_dev != ours.st_dev;
+  undo_fd(shm->name, fd);
   return differs;
 }
 
@@ -1138,8 +1182,6 @@ cudalink_shm_relink(const cudalink_shm *shm, cudalink_shm **fresh)
                                                   : "segment is empty");
     return CUDALINK_ERR_INVALID_ARG;
   }
-  char path[CUDALINK_MAX_NAME + 2];
-  shm_path(shm->name, path);
   /* O_EXCL: if the name exists again, someone else re-created it and it is
    * theirs. Consumers that open the name before the copy below lands see a
    * zero header for a moment; they retry as for a producer mid-init. */
@@ -1154,8 +1196,8 @@ cudalink_shm_relink(const cudalink_shm *shm, cudalink_shm **fresh)
   }
   cudalink_shm *copy = shm_alloc(shm->name, 1, shm->max_map);
   if (!copy) {
-    close(fd);
-    shm_unlink(path);
+    CLEANUP(undo_fd(shm->name, fd));
+    CLEANUP(undo_create(shm->name));
     return CUDALINK_ERR_NO_MEMORY;
   }
   copy->fd = fd;
@@ -1168,8 +1210,8 @@ cudalink_shm_relink(const cudalink_shm *shm, cudalink_shm **fresh)
   if (st == CUDALINK_OK)
     st = shm_map(copy, have);
   if (st != CUDALINK_OK) {
-    shm_unlink(path);
-    cudalink_shm_close(copy);
+    CLEANUP(undo_create(shm->name));
+    CLEANUP(cudalink_shm_close(copy));
     return st;
   }
   memcpy(copy->data, shm->data, shm->size);
@@ -1291,6 +1333,14 @@ win_error(cudalink_status status, const char *call, const char *name, DWORD err)
   return status;
 }
 
+/* Clean-up for failure paths (run under CLEANUP()). */
+static void
+undo_handle(const char *name, HANDLE h)
+{
+  if (!CloseHandle(h))
+    (void)win_error(CUDALINK_ERR_SHM, "CloseHandle", name, GetLastError());
+}
+
 /* UTF-8 name to UTF-16; check_name() has bounded the length. */
 static cudalink_status
 wide_name(const char *name, wchar_t out[CUDALINK_MAX_NAME + 1])
@@ -1315,22 +1365,23 @@ win_map(cudalink_shm *shm)
     return win_error(CUDALINK_ERR_SHM, "MapViewOfFile", shm->name, GetLastError());
   MEMORY_BASIC_INFORMATION info;
   if (VirtualQuery(p, &info, sizeof info) == 0) {
-    DWORD err = GetLastError();
+    cudalink_status st = win_error(CUDALINK_ERR_SHM, "VirtualQuery", shm->name, GetLastError());
     if (!UnmapViewOfFile(p))
-      return win_error(CUDALINK_ERR_SHM, "UnmapViewOfFile", shm->name, GetLastError());
-    return win_error(CUDALINK_ERR_SHM, "VirtualQuery", shm->name, err);
+      CLEANUP((void)win_error(CUDALINK_ERR_SHM, "UnmapViewOfFile", shm->name, GetLastError()));
+    return st;
   }
+  size_t size = info.RegionSize;
   shm->file_size = info.RegionSize;
-  shm->size = info.RegionSize;
   if (info.RegionSize > shm->max_map) {
     if (!UnmapViewOfFile(p))
       return win_error(CUDALINK_ERR_SHM, "UnmapViewOfFile", shm->name, GetLastError());
     p = MapViewOfFile(shm->mapping, access, 0, 0, shm->max_map);
     if (!p)
       return win_error(CUDALINK_ERR_SHM, "MapViewOfFile", shm->name, GetLastError());
-    shm->size = shm->max_map;
+    size = shm->max_map;
   }
   shm->data = p;
+  shm->size = size;
   return CUDALINK_OK;
 }
 
@@ -1353,7 +1404,7 @@ cudalink_shm_create_sized(const char *name, size_t size, size_t max_map, cudalin
   int is_new = GetLastError() != ERROR_ALREADY_EXISTS;
   cudalink_shm *shm = shm_alloc(name, 1, max_map);
   if (!shm) {
-    CloseHandle(h);
+    CLEANUP(undo_handle(name, h));
     return CUDALINK_ERR_NO_MEMORY;
   }
   shm->mapping = h;
@@ -1365,7 +1416,7 @@ cudalink_shm_create_sized(const char *name, size_t size, size_t max_map, cudalin
     st = CUDALINK_ERR_SHM;
   }
   if (st != CUDALINK_OK) {
-    cudalink_shm_close(shm);
+    CLEANUP(cudalink_shm_close(shm));
     return st;
   }
   *out = shm;
@@ -1392,13 +1443,13 @@ cudalink_shm_open_sized(const char *name, size_t max_map, cudalink_shm **out)
   }
   cudalink_shm *shm = shm_alloc(name, 0, max_map);
   if (!shm) {
-    CloseHandle(h);
+    CLEANUP(undo_handle(name, h));
     return CUDALINK_ERR_NO_MEMORY;
   }
   shm->mapping = h;
   st = win_map(shm);
   if (st != CUDALINK_OK) {
-    cudalink_shm_close(shm);
+    CLEANUP(cudalink_shm_close(shm));
     return st;
   }
   *out = shm;
@@ -1410,10 +1461,11 @@ cudalink_shm_close(cudalink_shm *shm)
 {
   if (!shm)
     return;
-  if (shm->data != (void *)shm_empty)
-    UnmapViewOfFile(shm->data);
+  /* Failures leave a text in last_error; the handle goes either way. */
+  if (shm->data != (void *)shm_empty && !UnmapViewOfFile(shm->data))
+    (void)win_error(CUDALINK_ERR_SHM, "UnmapViewOfFile", shm->name, GetLastError());
   if (shm->mapping)
-    CloseHandle(shm->mapping);
+    undo_handle(shm->name, shm->mapping);
   free(shm);
 }
 
@@ -1490,7 +1542,7 @@ const char *
 cudalink_shm_owner_text(unsigned long uid, unsigned mode, char *buf, size_t len)
 {
   if (buf && len > 0)
-    snprintf(buf, len, "uid %lu (mode %04o)", uid, mode & 07777u);
+    cudalink_textf(buf, len, "uid %lu (mode %04o)", uid, mode & 07777u);
   return buf;
 }
 

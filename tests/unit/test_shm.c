@@ -13,6 +13,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
@@ -24,6 +25,24 @@
 /* ------------------------------------------------------------------------ */
 /* helpers                                                                   */
 /* ------------------------------------------------------------------------ */
+
+/* shm_unlink() as glibc does it, unless a test makes it fail: the library
+ * is linked statically into this program, so its calls land here. */
+static int fail_shm_unlink;
+
+int shm_unlink(const char *name)
+{
+  if (fail_shm_unlink) {
+    errno = EPERM;
+    return -1;
+  }
+  char path[300];
+  if (!name || name[0] != '/' || snprintf(path, sizeof path, "/dev/shm%s", name) >= 300) {
+    errno = EINVAL;
+    return -1;
+  }
+  return unlink(path);
+}
 
 #define MAX_NAMES 64
 static char names[MAX_NAMES][CUDALINK_MAX_NAME + 1];
@@ -680,6 +699,57 @@ static void test_lost_name_to_fifo(void)
   alias_file(name, alias);
   CHECK(unlink(path) == 0);
   CHECK(unlink(alias) == 0);
+}
+
+/* ------------------------------------------------------------------------ */
+/* failure paths clean up, and say so when they cannot                      */
+/* ------------------------------------------------------------------------ */
+
+/* create of a 64 KiB segment where files may not exceed 1000 bytes: the
+ * new segment is made, ftruncate fails (EFBIG), and the name must go */
+static void create_over_fsize_limit(const char *name, struct child_result *r)
+{
+  struct rlimit limit = {1000, 1000};
+  r->status = -100;
+  if (signal(SIGXFSZ, SIG_IGN) == SIG_ERR || setrlimit(RLIMIT_FSIZE, &limit) != 0)
+    return;
+  cudalink_shm *s = NULL;
+  r->created = -1;
+  r->status = cudalink_shm_create(name, 65536, &s, &r->created);
+  snprintf(r->text, sizeof r->text, "%s", cudalink_shm_last_error());
+  cudalink_shm_close(s);
+}
+
+static void create_over_fsize_limit_unlink_fails(const char *name, struct child_result *r)
+{
+  fail_shm_unlink = 1;
+  create_over_fsize_limit(name, r);
+}
+
+static void test_failed_create_removes_new_segment(void)
+{
+  const char *name = new_name();
+  struct child_result r;
+  char want[400];
+  CHECK_EQ_INT(in_child(create_over_fsize_limit, name, &r), 0);
+  CHECK_EQ_INT(r.status, CUDALINK_ERR_SHM);
+  CHECK_EQ_INT(r.created, 0);
+  snprintf(want, sizeof want, "ftruncate(/%s): File too large", name);
+  CHECK_STR_CONTAINS(r.text, want);
+  CHECK(strstr(r.text, "left behind") == NULL);
+  CHECK(!path_exists(name)); /* nothing new is left behind */
+
+  /* the clean-up fails too: the first failure stays first, and the text
+   * says what is left */
+  CHECK_EQ_INT(in_child(create_over_fsize_limit_unlink_fails, name, &r), 0);
+  CHECK_EQ_INT(r.status, CUDALINK_ERR_SHM);
+  snprintf(want, sizeof want,
+           "ftruncate(/%s): File too large; the new segment is left behind: shm_unlink(/%s): "
+           "Operation not permitted",
+           name, name);
+  CHECK_STR_CONTAINS(r.text, want);
+  CHECK(path_exists(name));
+  CHECK_EQ_INT(cudalink_shm_unlink(name), CUDALINK_OK);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1533,6 +1603,7 @@ int main(void)
   RUN_TEST(test_symlink_is_not_followed);
   RUN_TEST(test_devices_are_not_segments);
   RUN_TEST(test_lost_name_to_fifo);
+  RUN_TEST(test_failed_create_removes_new_segment);
   RUN_TEST(test_owner_text);
   RUN_TEST(test_owner_accessor);
   RUN_TEST(test_reuse_refuses_writable_by_others);

@@ -88,6 +88,14 @@ CUDALINK_API unsigned cudalink_version_number(void);
 /* Status codes. Values are stable: new codes are only ever appended.        */
 /* ------------------------------------------------------------------------ */
 
+/* ERR_SHM also covers a name that holds no usable segment: something other
+ * than a regular file (a FIFO, a directory, a socket, a device, a symbolic
+ * link: none is opened in a way that could block), or, for a producer, a
+ * segment that belongs to another user or that group or others may write.
+ * ERR_TRUNCATED also covers a segment that another process truncated under
+ * a mapping (which then reads zeros instead of raising SIGBUS). The error
+ * text the library logs says which case it is. */
+
 #define CUDALINK_STATUS_MAP(X)                                                                   \
   X(OK, 0, "success")                                                                            \
   X(ERR_INVALID_ARG, -1, "invalid argument")                                                     \

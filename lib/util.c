@@ -1,5 +1,6 @@
 #include "util.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #ifdef _WIN32
@@ -19,8 +20,10 @@ cudalink_textf(char *buf, size_t len, const char *fmt, ...)
   if (!buf || !len)
     return;
   va_start(ap, fmt);
-  vsnprintf(buf, len, fmt, ap);
+  int n = vsnprintf(buf, len, fmt, ap);
   va_end(ap);
+  if (n < 0) /* an encoding error: the buffer's contents are undefined */
+    snprintf(buf, len, "%s", fmt);
 }
 
 void
@@ -31,24 +34,40 @@ cudalink_logf(cudalink_log_fn log, void *user_data, cudalink_log_level level, co
   if (!log)
     return;
   va_start(ap, fmt);
-  vsnprintf(msg, sizeof msg, fmt, ap);
+  int n = vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
+  if (n < 0) /* an encoding error: the buffer's contents are undefined */
+    snprintf(msg, sizeof msg, "%s", fmt);
   log(user_data, level, msg);
 }
+
+/* Longest sleep asked of the system in one go: a day. Keeps the double to
+ * integer conversions below in range (a huge or infinite value would be
+ * undefined behaviour); nobody sleeps that long here anyway. */
+#define SLEEP_MAX_S 86400.0
 
 void
 cudalink_sleep(double seconds)
 {
+  if (!(seconds > 0)) /* also NaN */
+    return;
+  if (seconds > SLEEP_MAX_S)
+    seconds = SLEEP_MAX_S;
 #ifdef _WIN32
   DWORD ms = (DWORD)(seconds * 1000 + 0.5);
   Sleep(ms ? ms : 1);
 #else
   struct timespec ts;
-  if (seconds <= 0)
-    return;
   ts.tv_sec = (time_t)seconds;
   ts.tv_nsec = (long)((seconds - (double)ts.tv_sec) * 1e9);
-  while (nanosleep(&ts, &ts) != 0) {
+  /* rounding can give 1e9, which nanosleep refuses with EINVAL */
+  if (ts.tv_nsec > 999999999L)
+    ts.tv_nsec = 999999999L;
+  if (ts.tv_nsec < 0)
+    ts.tv_nsec = 0;
+  /* EINTR: go on with what is left. Anything else (EINVAL, EFAULT) would
+   * fail again at once: stop instead of spinning for ever. */
+  while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
   }
 #endif
 }
@@ -73,8 +92,11 @@ cudalink_precise_begin(void)
 {
 #if defined(__linux__)
   long previous = prctl(PR_GET_TIMERSLACK, 0, 0, 0, 0);
-  if (previous > PRECISE_SLACK_NS)
-    prctl(PR_SET_TIMERSLACK, PRECISE_SLACK_NS, 0, 0, 0);
+  /* Refused (seccomp, say): report "unknown" (-1), which makes
+   * precise_slack() assume the default slack, as nap_slack() does, and
+   * precise_end() restore nothing. */
+  if (previous > PRECISE_SLACK_NS && prctl(PR_SET_TIMERSLACK, PRECISE_SLACK_NS, 0, 0, 0) != 0)
+    return -1;
   return previous;
 #else
   return 0;
@@ -98,8 +120,10 @@ void
 cudalink_precise_end(long previous)
 {
 #if defined(__linux__)
-  if (previous > PRECISE_SLACK_NS)
-    prctl(PR_SET_TIMERSLACK, previous, 0, 0, 0);
+  /* If the kernel refuses, the thread keeps the 1 us slack: its timers
+   * stay precise, only a little dearer. Nothing else to do about it. */
+  if (previous > PRECISE_SLACK_NS && prctl(PR_SET_TIMERSLACK, previous, 0, 0, 0) != 0)
+    return;
 #else
   (void)previous;
 #endif
@@ -108,9 +132,11 @@ cudalink_precise_end(long previous)
 void
 cudalink_spin_yield(void)
 {
+  /* Both only say whether another thread ran (SwitchToThread) or cannot
+   * fail (sched_yield on Linux): a spin loop goes on either way. */
 #ifdef _WIN32
-  SwitchToThread();
+  (void)SwitchToThread();
 #else
-  sched_yield();
+  (void)sched_yield();
 #endif
 }

@@ -19,8 +19,10 @@ void cudalink_textf(char *buf, size_t len, const char *fmt, ...) CUDALINK_PRINTF
 void cudalink_logf(cudalink_log_fn log, void *user_data, cudalink_log_level level, const char *fmt,
                    ...) CUDALINK_PRINTF(4, 5);
 
-/** Sleeps about seconds, not less (an interrupted sleep goes on). On
- * Windows the steps are milliseconds, at least one. */
+/** Sleeps about seconds, not less (an interrupted sleep goes on). At most a
+ * day per call; NaN, 0 or less return at once, and so does a sleep the
+ * system refuses (it is not retried for ever). On Windows the steps are
+ * milliseconds, at least one. */
 void cudalink_sleep(double seconds);
 
 /** How late this thread's short sleeps may end (Linux: its timer slack).
@@ -29,7 +31,8 @@ double cudalink_nap_slack(void);
 
 /** Makes this thread's timers precise (Linux: a 1 us timer slack instead of
  * the default 50 us) until cudalink_precise_end(previous) with what this
- * returned. Elsewhere does nothing. */
+ * returned: -1 when the kernel refused, which the two calls below read as
+ * "default slack, nothing to restore". Elsewhere does nothing. */
 long cudalink_precise_begin(void);
 void cudalink_precise_end(long previous);
 /** How late short sleeps end between the two (what cudalink_nap_slack()

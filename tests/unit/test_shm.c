@@ -8,10 +8,16 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -19,6 +25,24 @@
 /* ------------------------------------------------------------------------ */
 /* helpers                                                                   */
 /* ------------------------------------------------------------------------ */
+
+/* shm_unlink() as glibc does it, unless a test makes it fail: the library
+ * is linked statically into this program, so its calls land here. */
+static int fail_shm_unlink;
+
+int shm_unlink(const char *name)
+{
+  if (fail_shm_unlink) {
+    errno = EPERM;
+    return -1;
+  }
+  char path[300];
+  if (!name || name[0] != '/' || snprintf(path, sizeof path, "/dev/shm%s", name) >= 300) {
+    errno = EINVAL;
+    return -1;
+  }
+  return unlink(path);
+}
 
 #define MAX_NAMES 64
 static char names[MAX_NAMES][CUDALINK_MAX_NAME + 1];
@@ -220,6 +244,11 @@ static void test_bad_arguments(void)
   CHECK(cudalink_shm_name(NULL) == NULL);
   cudalink_shm *fresh = NULL;
   CHECK_EQ_INT(cudalink_shm_relink(NULL, &fresh), CUDALINK_ERR_INVALID_ARG);
+  CHECK_EQ_INT(cudalink_shm_truncated(NULL), 0);
+  CHECK_EQ_INT(cudalink_shm_check_truncated(NULL), CUDALINK_ERR_INVALID_ARG);
+  char buf[8];
+  CHECK_EQ_INT(cudalink_shm_pread(NULL, 0, buf, sizeof buf), CUDALINK_ERR_INVALID_ARG);
+  CHECK_EQ_INT(cudalink_futex_wake(NULL), CUDALINK_ERR_INVALID_ARG);
   cudalink_shm_close(NULL); /* accepted */
 }
 
@@ -315,6 +344,124 @@ static void test_open(void)
   CHECK_EQ_INT(cudalink_shm_unlink(name), CUDALINK_OK);
 }
 
+/* The size of name's file, -1 if it cannot be read. */
+static long long file_size_of(const char *name)
+{
+  char path[300];
+  snprintf(path, sizeof path, "/dev/shm/%s", name);
+  struct stat st;
+  return stat(path, &st) == 0 ? (long long)st.st_size : -1;
+}
+
+/* Sets name's file size from outside the library, as another process would. */
+static int resize_file(const char *name, off_t size)
+{
+  char path[300];
+  snprintf(path, sizeof path, "/dev/shm/%s", name);
+  int fd = open(path, O_RDWR);
+  if (fd < 0)
+    return -1;
+  int rc = ftruncate(fd, size);
+  close(fd);
+  return rc;
+}
+
+static void test_open_sized(void)
+{
+  /* A consumer maps what the protocol needs, of a segment that may be
+   * larger (Windows page-rounds its mappings to 4096 bytes). */
+  const char *name = new_name();
+  cudalink_shm *p = NULL, *c = NULL, *small = NULL;
+  uint64_t fsize = 0;
+  REQUIRE(cudalink_shm_create(name, 433, &p, NULL) == CUDALINK_OK);
+  memcpy(cudalink_shm_data(p), "CIPD", 4);
+
+  /* smaller than max_map: all of it */
+  REQUIRE(cudalink_shm_open_sized(name, CUDALINK_MAX_LAYOUT_SIZE, &small) == CUDALINK_OK);
+  CHECK_EQ_INT(cudalink_shm_size(small), 433);
+  CHECK_EQ_INT(cudalink_shm_file_size(small, &fsize), CUDALINK_OK);
+  CHECK_EQ_INT(fsize, 433);
+
+  /* page-rounded by its producer: max_map of it, and the real size */
+  REQUIRE(resize_file(name, 8192) == 0);
+  REQUIRE(cudalink_shm_open_sized(name, CUDALINK_MAX_LAYOUT_SIZE, &c) == CUDALINK_OK);
+  CHECK_EQ_INT(cudalink_shm_size(c), CUDALINK_MAX_LAYOUT_SIZE);
+  CHECK_EQ_INT(cudalink_shm_file_size(c, &fsize), CUDALINK_OK);
+  CHECK_EQ_INT(fsize, 8192);
+  CHECK(memcmp(cudalink_shm_data(c), "CIPD", 4) == 0);
+
+  /* refresh keeps to max_map: the small handle grows up to it, no further */
+  CHECK_EQ_INT(cudalink_shm_refresh(small), CUDALINK_OK);
+  CHECK_EQ_INT(cudalink_shm_size(small), CUDALINK_MAX_LAYOUT_SIZE);
+  CHECK_EQ_INT(cudalink_shm_file_size(small, &fsize), CUDALINK_OK);
+  CHECK_EQ_INT(fsize, 8192);
+  /* and follows a shrink to below it */
+  REQUIRE(resize_file(name, 1000) == 0);
+  CHECK_EQ_INT(cudalink_shm_refresh(c), CUDALINK_OK);
+  CHECK_EQ_INT(cudalink_shm_size(c), 1000);
+
+  /* bad arguments */
+  cudalink_shm *none = (cudalink_shm *)&none;
+  CHECK_EQ_INT(cudalink_shm_open_sized(name, 0, &none), CUDALINK_ERR_INVALID_ARG);
+  CHECK(none == NULL);
+  CHECK_STR_CONTAINS(cudalink_shm_last_error(), "max_map is 0");
+  CHECK_EQ_INT(cudalink_shm_file_size(NULL, &fsize), CUDALINK_ERR_INVALID_ARG);
+  CHECK_EQ_INT(cudalink_shm_file_size(c, NULL), CUDALINK_ERR_INVALID_ARG);
+
+  cudalink_shm_close(small);
+  cudalink_shm_close(c);
+  cudalink_shm_close(p);
+  CHECK_EQ_INT(cudalink_shm_unlink(name), CUDALINK_OK);
+}
+
+static void test_create_maps_only_layout(void)
+{
+  /* Someone left a 2 GB file under the producer's name (sparse: it costs
+   * tmpfs nothing). The producer maps, and relink copies, its layout's 433
+   * bytes of it, and the file keeps its size. */
+  const long long big = 2LL << 30;
+  const char *name = new_name();
+  cudalink_shm *old = NULL, *p = NULL, *fresh = NULL;
+  int created = -1;
+  REQUIRE(cudalink_shm_create(name, 64, &old, NULL) == CUDALINK_OK);
+  memcpy(cudalink_shm_data(old), "CIPD", 4);
+  cudalink_shm_close(old);
+  REQUIRE(resize_file(name, (off_t)big) == 0);
+
+  CHECK_EQ_INT(cudalink_shm_create_sized(name, 433, 64, &p, NULL), CUDALINK_ERR_INVALID_ARG);
+  CHECK(p == NULL);
+  CHECK_STR_CONTAINS(cudalink_shm_last_error(), "max_map is smaller than size");
+
+  REQUIRE(cudalink_shm_create_sized(name, 433, 433, &p, &created) == CUDALINK_OK);
+  CHECK_EQ_INT(created, 0);
+  CHECK_EQ_INT(cudalink_shm_size(p), 433);
+  uint64_t fsize = 0;
+  CHECK_EQ_INT(cudalink_shm_file_size(p, &fsize), CUDALINK_OK);
+  CHECK_EQ_INT(fsize, big);
+  CHECK_EQ_INT(file_size_of(name), big); /* never shrinks */
+  unsigned char *pp = cudalink_shm_data(p);
+  CHECK(memcmp(pp, "CIPD", 4) == 0);
+  pp[432] = 0x42;
+
+  /* a Python consumer's tracker unlinks it: the copy is the layout only */
+  REQUIRE(cudalink_shm_unlink(name) == CUDALINK_OK);
+  REQUIRE(cudalink_shm_relink(p, &fresh) == CUDALINK_OK);
+  CHECK_EQ_INT(cudalink_shm_size(fresh), 433);
+  CHECK_EQ_INT(file_size_of(name), 433);
+  CHECK(memcmp(cudalink_shm_data(fresh), "CIPD", 4) == 0);
+  CHECK_EQ_INT(((unsigned char *)cudalink_shm_data(fresh))[432], 0x42);
+
+  /* a small existing file still grows to size, mapped in full */
+  cudalink_shm_close(fresh);
+  cudalink_shm_close(p);
+  REQUIRE(resize_file(name, 100) == 0);
+  REQUIRE(cudalink_shm_create_sized(name, 433, 433, &p, &created) == CUDALINK_OK);
+  CHECK_EQ_INT(cudalink_shm_size(p), 433);
+  CHECK_EQ_INT(file_size_of(name), 433);
+  cudalink_shm_close(p);
+  CHECK_EQ_INT(cudalink_shm_unlink(name), CUDALINK_OK);
+}
+
 static void test_open_empty_segment(void)
 {
   /* a producer caught between shm_open and ftruncate: size 0 */
@@ -338,28 +485,490 @@ static void test_open_empty_segment(void)
   CHECK_EQ_INT(cudalink_shm_unlink(name), CUDALINK_OK);
 }
 
-static void test_system_errors(void)
+/* ------------------------------------------------------------------------ */
+/* what the name holds: only a regular file is a segment                     */
+/* ------------------------------------------------------------------------ */
+
+/* What a child reports about one call. */
+struct child_result {
+  int status;
+  int created;
+  char text[256];
+};
+
+typedef void (*child_fn)(const char *name, struct child_result *r);
+
+static void call_open(const char *name, struct child_result *r)
 {
-  /* A directory where the segment should be: open() succeeds read-only
-   * but mmap() fails; read-write open fails. Both are ERR_SHM with text. */
+  cudalink_shm *s = NULL;
+  r->status = cudalink_shm_open(name, &s);
+  snprintf(r->text, sizeof r->text, "%s", cudalink_shm_last_error());
+  r->created = s != NULL; /* must stay NULL on failure */
+  cudalink_shm_close(s);
+}
+
+static void call_create(const char *name, struct child_result *r)
+{
+  cudalink_shm *s = NULL;
+  r->created = -1;
+  r->status = cudalink_shm_create(name, 128, &s, &r->created);
+  snprintf(r->text, sizeof r->text, "%s", cudalink_shm_last_error());
+  if (s)
+    r->created = 100 + r->created; /* must stay NULL on failure */
+  cudalink_shm_close(s);
+}
+
+/* Runs fn(name) in a forked child and collects what it reports. Returns 0,
+ * or -1 when the child did not answer within 5 s (it blocked: killed). */
+static int in_child(child_fn fn, const char *name, struct child_result *r)
+{
+  int fds[2];
+  memset(r, 0, sizeof *r);
+  if (pipe(fds) != 0)
+    return -1;
+  pid_t pid = fork();
+  if (pid < 0)
+    return -1;
+  if (pid == 0) {
+    struct child_result mine;
+    memset(&mine, 0, sizeof mine);
+    fn(name, &mine);
+    _exit(write(fds[1], &mine, sizeof mine) == (ssize_t)sizeof mine ? 0 : 1);
+  }
+  close(fds[1]);
+  struct pollfd pfd = {fds[0], POLLIN, 0};
+  int ready = poll(&pfd, 1, 5000);
+  ssize_t n = ready == 1 ? read(fds[0], r, sizeof *r) : -1;
+  close(fds[0]);
+  if (n != (ssize_t)sizeof *r) {
+    fprintf(stderr, "  %s: the child did not answer within 5 s: blocked\n", name);
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    return -1;
+  }
+  return child_status(pid) == 0 ? 0 : -1;
+}
+
+/* Both sides refuse name with ERR_SHM and "'NAME' is WHAT, not a
+ * shared-memory segment", without blocking and without leaving a handle. */
+static void check_refused(const char *name, const char *what)
+{
+  char want[300];
+  snprintf(want, sizeof want, "'%s' is %s, not a shared-memory segment", name, what);
+  struct child_result r;
+  CHECK_EQ_INT(in_child(call_open, name, &r), 0);
+  CHECK_EQ_INT(r.status, CUDALINK_ERR_SHM);
+  CHECK_STR_CONTAINS(r.text, want);
+  CHECK_EQ_INT(r.created, 0);
+  CHECK_EQ_INT(in_child(call_create, name, &r), 0);
+  CHECK_EQ_INT(r.status, CUDALINK_ERR_SHM);
+  CHECK_STR_CONTAINS(r.text, want);
+  CHECK_EQ_INT(r.created, 0);
+}
+
+static void shm_file(const char *name, char path[300])
+{
+  snprintf(path, 300, "/dev/shm/%s", name);
+}
+
+static void test_fifo_is_not_a_segment(void)
+{
+  /* shm_open(O_RDONLY) of a FIFO used to wait for a writer for ever */
   const char *name = new_name();
   char path[300];
-  snprintf(path, sizeof path, "/dev/shm/%s", name);
+  shm_file(name, path);
+  REQUIRE(mkfifo(path, 0600) == 0);
+  check_refused(name, "a FIFO");
+  struct stat st;
+  CHECK(lstat(path, &st) == 0 && S_ISFIFO(st.st_mode)); /* left as it was */
+  CHECK(unlink(path) == 0);
+}
+
+static void test_directory_is_not_a_segment(void)
+{
+  /* read-only open() of a directory succeeds, then mmap said "No such
+   * device"; read-write open fails with EISDIR, which glibc makes EINVAL */
+  const char *name = new_name();
+  char path[300];
+  shm_file(name, path);
   REQUIRE(mkdir(path, 0700) == 0);
-  cudalink_shm *s = NULL;
-  int created = 5;
-  CHECK_EQ_INT(cudalink_shm_create(name, 64, &s, &created), CUDALINK_ERR_SHM);
-  CHECK(s == NULL);
-  CHECK_EQ_INT(created, 0);
-  /* glibc turns EISDIR into EINVAL: only the shape of the text is fixed */
-  CHECK_STR_CONTAINS(cudalink_shm_last_error(), "shm_open(/");
-  CHECK_STR_CONTAINS(cudalink_shm_last_error(), name);
-  CHECK(strlen(cudalink_shm_last_error()) > strlen("shm_open(/): ") + strlen(name));
-  CHECK_EQ_INT(cudalink_shm_open(name, &s), CUDALINK_ERR_SHM);
-  CHECK(s == NULL);
-  CHECK_STR_CONTAINS(cudalink_shm_last_error(), name);
+  check_refused(name, "a directory");
   CHECK_EQ_INT(cudalink_shm_unlink(name), CUDALINK_ERR_SHM);
+  CHECK_STR_CONTAINS(cudalink_shm_last_error(), "shm_unlink(/");
   CHECK(rmdir(path) == 0);
+}
+
+static void test_socket_is_not_a_segment(void)
+{
+  /* open() of a socket fails with ENXIO: the name is looked at to say why */
+  const char *name = new_name();
+  char path[300];
+  shm_file(name, path);
+  int sock = socket(AF_UNIX, SOCK_STREAM, 0);
+  REQUIRE(sock >= 0);
+  struct sockaddr_un addr;
+  memset(&addr, 0, sizeof addr);
+  addr.sun_family = AF_UNIX;
+  REQUIRE(strlen(path) < sizeof addr.sun_path);
+  memcpy(addr.sun_path, path, strlen(path) + 1);
+  if (bind(sock, (struct sockaddr *)&addr, sizeof addr) != 0) {
+    close(sock);
+    REQUIRE(!"bind");
+  }
+  check_refused(name, "a socket");
+  close(sock);
+  CHECK(unlink(path) == 0);
+}
+
+static void test_symlink_is_not_followed(void)
+{
+  /* A link to someone's segment (or to nothing) is refused by name: it is
+   * neither read, nor grown, nor created at its target. */
+  const char *name = new_name();
+  const char *target = new_name();
+  const char *nowhere = new_name();
+  char path[300], target_path[300], nowhere_path[300];
+  shm_file(name, path);
+  shm_file(target, target_path);
+  shm_file(nowhere, nowhere_path);
+  cudalink_shm *t = NULL;
+  REQUIRE(cudalink_shm_create(target, 64, &t, NULL) == CUDALINK_OK);
+  cudalink_shm_close(t);
+  REQUIRE(symlink(target_path, path) == 0);
+  check_refused(name, "a symbolic link");
+  struct stat st;
+  CHECK(stat(target_path, &st) == 0 && st.st_size == 64); /* not grown to 128 */
+  CHECK(unlink(path) == 0);
+
+  REQUIRE(symlink(nowhere_path, path) == 0); /* dangling */
+  check_refused(name, "a symbolic link");
+  CHECK(!path_exists(nowhere)); /* O_CREAT did not create the target */
+  CHECK(unlink(path) == 0);
+  CHECK_EQ_INT(cudalink_shm_unlink(target), CUDALINK_OK);
+}
+
+static void test_devices_are_not_segments(void)
+{
+  /* mknod needs CAP_MKNOD (root here, often not in CI): skipped without */
+  const char *name = new_name();
+  char path[300];
+  shm_file(name, path);
+  if (mknod(path, S_IFCHR | 0600, makedev(1, 3)) != 0) { /* /dev/null */
+    printf("  skipped: mknod: %s (needs CAP_MKNOD)\n", strerror(errno));
+    return;
+  }
+  check_refused(name, "a character device");
+  CHECK(unlink(path) == 0);
+  /* a block device whose driver is absent fails open() with ENXIO; one that
+   * opens is refused by fstat: the same text either way */
+  REQUIRE(mknod(path, S_IFBLK | 0600, makedev(7, 250)) == 0);
+  check_refused(name, "a block device");
+  CHECK(unlink(path) == 0);
+}
+
+/* name's alias: name with "-alias" appended (cleaned up by the test) */
+static void alias_file(const char *name, char path[300])
+{
+  snprintf(path, 300, "/dev/shm/%s-alias", name);
+}
+
+static void lost_name_to_fifo(const char *name, struct child_result *r)
+{
+  cudalink_shm *p = NULL;
+  char path[300], alias[300];
+  shm_file(name, path);
+  alias_file(name, alias);
+  r->status = -100;
+  /* the segment keeps a link (st_nlink 1), so lost_name() must open NAME */
+  if (cudalink_shm_create(name, 64, &p, NULL) != CUDALINK_OK || link(path, alias) != 0 ||
+      unlink(path) != 0 || mkfifo(path, 0600) != 0)
+    return;
+  r->status = cudalink_shm_lost_name(p);
+  cudalink_shm_close(p);
+}
+
+static void test_lost_name_to_fifo(void)
+{
+  /* the producer's look-up of its name must not block on a FIFO either */
+  const char *name = new_name();
+  struct child_result r;
+  CHECK_EQ_INT(in_child(lost_name_to_fifo, name, &r), 0);
+  CHECK_EQ_INT(r.status, 1);
+  char path[300], alias[300];
+  shm_file(name, path);
+  alias_file(name, alias);
+  CHECK(unlink(path) == 0);
+  CHECK(unlink(alias) == 0);
+}
+
+/* ------------------------------------------------------------------------ */
+/* failure paths clean up, and say so when they cannot                      */
+/* ------------------------------------------------------------------------ */
+
+/* create of a 64 KiB segment where files may not exceed 1000 bytes: the
+ * new segment is made, ftruncate fails (EFBIG), and the name must go */
+static void create_over_fsize_limit(const char *name, struct child_result *r)
+{
+  struct rlimit limit = {1000, 1000};
+  r->status = -100;
+  if (signal(SIGXFSZ, SIG_IGN) == SIG_ERR || setrlimit(RLIMIT_FSIZE, &limit) != 0)
+    return;
+  cudalink_shm *s = NULL;
+  r->created = -1;
+  r->status = cudalink_shm_create(name, 65536, &s, &r->created);
+  snprintf(r->text, sizeof r->text, "%s", cudalink_shm_last_error());
+  cudalink_shm_close(s);
+}
+
+static void create_over_fsize_limit_unlink_fails(const char *name, struct child_result *r)
+{
+  fail_shm_unlink = 1;
+  create_over_fsize_limit(name, r);
+}
+
+static void test_failed_create_removes_new_segment(void)
+{
+  const char *name = new_name();
+  struct child_result r;
+  char want[400];
+  CHECK_EQ_INT(in_child(create_over_fsize_limit, name, &r), 0);
+  CHECK_EQ_INT(r.status, CUDALINK_ERR_SHM);
+  CHECK_EQ_INT(r.created, 0);
+  snprintf(want, sizeof want, "ftruncate(/%s): File too large", name);
+  CHECK_STR_CONTAINS(r.text, want);
+  CHECK(strstr(r.text, "left behind") == NULL);
+  CHECK(!path_exists(name)); /* nothing new is left behind */
+
+  /* the clean-up fails too: the first failure stays first, and the text
+   * says what is left */
+  CHECK_EQ_INT(in_child(create_over_fsize_limit_unlink_fails, name, &r), 0);
+  CHECK_EQ_INT(r.status, CUDALINK_ERR_SHM);
+  snprintf(want, sizeof want,
+           "ftruncate(/%s): File too large; the new segment is left behind: shm_unlink(/%s): "
+           "Operation not permitted",
+           name, name);
+  CHECK_STR_CONTAINS(r.text, want);
+  CHECK(path_exists(name));
+  CHECK_EQ_INT(cudalink_shm_unlink(name), CUDALINK_OK);
+}
+
+/* ------------------------------------------------------------------------ */
+/* owners                                                                    */
+/* ------------------------------------------------------------------------ */
+
+static int set_mode(const char *name, mode_t mode)
+{
+  char path[300];
+  shm_file(name, path);
+  return chmod(path, mode);
+}
+
+static unsigned mode_of(const char *name)
+{
+  char path[300];
+  shm_file(name, path);
+  struct stat st;
+  return stat(path, &st) == 0 ? (unsigned)(st.st_mode & 07777) : 07777u;
+}
+
+/* "user 'NAME' (uid N, mode M)" as the library should write it for uid,
+ * from the password database, or "uid N (mode M)" */
+static void expected_owner(unsigned long uid, unsigned mode, char *buf, size_t len)
+{
+  struct passwd *pw = getpwuid((uid_t)uid);
+  if (pw && pw->pw_name[0])
+    snprintf(buf, len, "user '%s' (uid %lu, mode %04o)", pw->pw_name, uid, mode);
+  else
+    snprintf(buf, len, "uid %lu (mode %04o)", uid, mode);
+}
+
+/* A uid with no password entry, for the "uid N" form. */
+static unsigned long unknown_uid(void)
+{
+  unsigned long uid = 54321;
+  while (getpwuid((uid_t)uid))
+    uid++;
+  return uid;
+}
+
+static void test_owner_text(void)
+{
+  char buf[200], want[200];
+  unsigned long me = (unsigned long)geteuid();
+  expected_owner(me, 0600, want, sizeof want);
+  CHECK_STR_CONTAINS(want, "user '"); /* this user has a name here */
+  CHECK(cudalink_shm_owner_text(me, 0100600, buf, sizeof buf) == buf); /* file type bits dropped */
+  CHECK(strcmp(buf, want) == 0);
+  unsigned long nobody = unknown_uid();
+  snprintf(want, sizeof want, "uid %lu (mode 0666)", nobody);
+  cudalink_shm_owner_text(nobody, 0666, buf, sizeof buf);
+  CHECK(strcmp(buf, want) == 0);
+  char tiny[6] = "xxxxx";
+  cudalink_shm_owner_text(me, 0600, tiny, sizeof tiny);
+  CHECK_EQ_INT(strlen(tiny), 5);
+  CHECK(cudalink_shm_owner_text(me, 0600, NULL, 0) == NULL);
+}
+
+static void test_owner_accessor(void)
+{
+  const char *name = new_name();
+  cudalink_shm *p = NULL, *c = NULL;
+  unsigned long uid = 7;
+  unsigned mode = 7;
+  REQUIRE(cudalink_shm_create(name, 64, &p, NULL) == CUDALINK_OK);
+  REQUIRE(cudalink_shm_open(name, &c) == CUDALINK_OK);
+  CHECK_EQ_INT(cudalink_shm_owner(c, &uid, &mode), 1);
+  CHECK_EQ_INT(uid, geteuid());
+  CHECK_EQ_INT(mode, 0600);
+  REQUIRE(set_mode(name, 0640) == 0); /* others may read: still private enough */
+  CHECK_EQ_INT(cudalink_shm_owner(c, NULL, &mode), 1);
+  CHECK_EQ_INT(mode, 0640);
+  REQUIRE(set_mode(name, 0620) == 0); /* the group may write: a consumer may warn */
+  CHECK_EQ_INT(cudalink_shm_owner(c, &uid, NULL), 0);
+  REQUIRE(set_mode(name, 0602) == 0);
+  CHECK_EQ_INT(cudalink_shm_owner(p, NULL, NULL), 0);
+  CHECK_EQ_INT(cudalink_shm_owner(NULL, &uid, &mode), CUDALINK_ERR_INVALID_ARG);
+  cudalink_shm_close(c);
+  cudalink_shm_close(p);
+  CHECK_EQ_INT(cudalink_shm_unlink(name), CUDALINK_OK);
+}
+
+static void test_reuse_refuses_writable_by_others(void)
+{
+  /* Our own segment, but group or others may write it: someone may hold a
+   * writable descriptor already, so it is refused, and left as it was.
+   * A consumer still opens it, and can tell. */
+  const char *name = new_name();
+  cudalink_shm *p = NULL, *c = NULL;
+  char who[200], want[400];
+  REQUIRE(cudalink_shm_create(name, 64, &p, NULL) == CUDALINK_OK);
+  cudalink_shm_close(p);
+  p = NULL;
+  static const mode_t modes[] = {0666, 0620, 0602};
+  for (size_t i = 0; i < sizeof modes / sizeof modes[0]; i++) {
+    REQUIRE(set_mode(name, modes[i]) == 0);
+    int created = 7;
+    CHECK_EQ_INT(cudalink_shm_create(name, 128, &p, &created), CUDALINK_ERR_SHM);
+    CHECK(p == NULL);
+    CHECK_EQ_INT(created, 0);
+    expected_owner(geteuid(), (unsigned)modes[i], who, sizeof who);
+    snprintf(want, sizeof want,
+             "segment '%s' belongs to %s but is writable by its group or others: refusing to "
+             "publish into it",
+             name, who);
+    CHECK_STR_CONTAINS(cudalink_shm_last_error(), want);
+    CHECK_EQ_INT(mode_of(name), modes[i]);
+    CHECK_EQ_INT(file_size_of(name), 64); /* not grown either */
+    CHECK_EQ_INT(cudalink_shm_open(name, &c), CUDALINK_OK);
+    CHECK_EQ_INT(cudalink_shm_owner(c, NULL, NULL), 0);
+    cudalink_shm_close(c);
+    c = NULL;
+  }
+  /* readable by others only: re-used, and made 0600 */
+  REQUIRE(set_mode(name, 0644) == 0);
+  CHECK_EQ_INT(cudalink_shm_create(name, 128, &p, NULL), CUDALINK_OK);
+  CHECK_EQ_INT(mode_of(name), 0600);
+  CHECK_EQ_INT(file_size_of(name), 128);
+  cudalink_shm_close(p);
+  CHECK_EQ_INT(cudalink_shm_unlink(name), CUDALINK_OK);
+}
+
+static void test_reuse_refuses_other_user(void)
+{
+  /* needs root to give a segment away: skipped without */
+  if (geteuid() != 0) {
+    printf("  skipped: needs root (fchown to another user)\n");
+    return;
+  }
+  const char *name = new_name();
+  char path[300], who[200], want[400];
+  shm_file(name, path);
+  cudalink_shm *p = NULL, *c = NULL;
+  REQUIRE(cudalink_shm_create(name, 64, &p, NULL) == CUDALINK_OK);
+  cudalink_shm_close(p);
+  p = NULL;
+  /* a named user (nobody, where it exists) and a bare uid */
+  const unsigned long owners[] = {65534, unknown_uid()};
+  for (int i = 0; i < 2; i++) {
+    REQUIRE(chown(path, (uid_t)owners[i], (gid_t)-1) == 0);
+    REQUIRE(set_mode(name, 0600) == 0);
+    CHECK_EQ_INT(cudalink_shm_create(name, 64, &p, NULL), CUDALINK_ERR_SHM);
+    CHECK(p == NULL);
+    expected_owner(owners[i], 0600, who, sizeof who);
+    snprintf(want, sizeof want, "segment '%s' belongs to %s: refusing to publish into it", name,
+             who);
+    CHECK_STR_CONTAINS(cudalink_shm_last_error(), want);
+    /* the consumer opens it and learns whose it is */
+    unsigned long uid = 0;
+    unsigned mode = 0;
+    REQUIRE(cudalink_shm_open(name, &c) == CUDALINK_OK);
+    CHECK_EQ_INT(cudalink_shm_owner(c, &uid, &mode), 0);
+    CHECK_EQ_INT(uid, owners[i]);
+    CHECK_EQ_INT(mode, 0600);
+    cudalink_shm_close(c);
+    c = NULL;
+  }
+  if (!getpwuid(65534))
+    printf("  note: uid 65534 has no name here: only the bare-uid form was fed\n");
+  CHECK_EQ_INT(cudalink_shm_unlink(name), CUDALINK_OK);
+}
+
+/* as another user (root: setuid to nobody) or unprivileged: as ourselves */
+static int drop_to(uid_t uid)
+{
+  if (geteuid() != 0 || uid == 0)
+    return 0;
+  return setgid(65534) == 0 && setuid(uid) == 0 ? 0 : -1;
+}
+
+static void open_as_nobody(const char *name, struct child_result *r)
+{
+  if (drop_to(65534) != 0) {
+    r->status = -100;
+    return;
+  }
+  call_open(name, r);
+}
+
+static void create_as_nobody(const char *name, struct child_result *r)
+{
+  if (drop_to(65534) != 0) {
+    r->status = -100;
+    return;
+  }
+  call_create(name, r);
+}
+
+static void test_open_denied_names_owner(void)
+{
+  /* EACCES from open(): the text says whose segment it is. Root makes a
+   * 0600 segment and tries as nobody; others make their own mode 0000 one
+   * (root would open anything). */
+  const char *name = new_name();
+  cudalink_shm *p = NULL;
+  REQUIRE(cudalink_shm_create(name, 64, &p, NULL) == CUDALINK_OK);
+  cudalink_shm_close(p);
+  int root = geteuid() == 0;
+  unsigned mode = root ? 0600 : 0000;
+  REQUIRE(set_mode(name, mode) == 0);
+  char who[200], want[400];
+  expected_owner(geteuid(), mode, who, sizeof who);
+
+  struct child_result r;
+  CHECK_EQ_INT(in_child(open_as_nobody, name, &r), 0);
+  CHECK_EQ_INT(r.status, CUDALINK_ERR_SHM);
+  snprintf(want, sizeof want, "shm_open(/%s): Permission denied (the segment belongs to %s)",
+           name, who);
+  CHECK_STR_CONTAINS(r.text, want);
+
+  CHECK_EQ_INT(in_child(create_as_nobody, name, &r), 0);
+  CHECK_EQ_INT(r.status, CUDALINK_ERR_SHM);
+  if (root) /* someone else's: the refusal */
+    snprintf(want, sizeof want, "segment '%s' belongs to %s: refusing to publish into it", name,
+             who);
+  CHECK_STR_CONTAINS(r.text, want);
+  CHECK_EQ_INT(r.created, 0);
+  CHECK_EQ_INT(cudalink_shm_unlink(name), CUDALINK_OK);
 }
 
 static void test_unlink(void)
@@ -405,6 +1014,85 @@ static void test_refresh(void)
 
   cudalink_shm_close(c);
   cudalink_shm_close(p2);
+  cudalink_shm_close(p);
+  CHECK_EQ_INT(cudalink_shm_unlink(name), CUDALINK_OK);
+}
+
+/* ------------------------------------------------------------------------ */
+/* truncation seen without a signal (the SIGBUS guard: test_shm_guard.c)     */
+/* ------------------------------------------------------------------------ */
+
+static void test_pread(void)
+{
+  /* the header read from the file, not the mapping: short once truncated,
+   * and not limited to what is mapped */
+  const char *name = new_name();
+  cudalink_shm *p = NULL, *c = NULL;
+  REQUIRE(cudalink_shm_create(name, 433, &p, NULL) == CUDALINK_OK);
+  unsigned char *pp = cudalink_shm_data(p);
+  for (int i = 0; i < 433; i++)
+    pp[i] = (unsigned char)(i * 5 + 1);
+  REQUIRE(cudalink_shm_open_sized(name, 64, &c) == CUDALINK_OK);
+  CHECK_EQ_INT(cudalink_shm_size(c), 64);
+
+  unsigned char buf[CUDALINK_MAX_LAYOUT_SIZE];
+  memset(buf, 0xee, sizeof buf);
+  CHECK_EQ_INT(cudalink_shm_pread(c, 0, buf, sizeof buf), 433);
+  CHECK(memcmp(buf, pp, 433) == 0);
+  CHECK_EQ_INT(buf[433], 0xee); /* nothing written past what is there */
+  CHECK_EQ_INT(cudalink_shm_pread(c, 400, buf, 100), 33);
+  CHECK(memcmp(buf, pp + 400, 33) == 0);
+  CHECK_EQ_INT(cudalink_shm_pread(c, 433, buf, 10), 0);
+  CHECK_EQ_INT(cudalink_shm_pread(c, 1ULL << 40, buf, 10), 0);
+  CHECK_EQ_INT(cudalink_shm_pread(c, 0, buf, 0), 0);
+  CHECK_EQ_INT(cudalink_shm_pread(c, 0, NULL, 0), 0);
+  CHECK_EQ_INT(cudalink_shm_pread(c, 0, NULL, 4), CUDALINK_ERR_INVALID_ARG);
+  CHECK_EQ_INT(cudalink_shm_pread(c, UINT64_MAX, buf, 4), CUDALINK_ERR_INVALID_ARG);
+  CHECK_STR_CONTAINS(cudalink_shm_last_error(), "offset");
+
+  /* truncated by someone: pread returns what is left, the handle knows */
+  CHECK_EQ_INT(cudalink_shm_truncated(c), 0);
+  REQUIRE(resize_file(name, 40) == 0);
+  CHECK_EQ_INT(cudalink_shm_pread(c, 0, buf, sizeof buf), 40);
+  CHECK(memcmp(buf, pp, 40) == 0);
+  CHECK_EQ_INT(cudalink_shm_truncated(c), 1); /* fstat: 40 < 64 mapped */
+  CHECK_EQ_INT(cudalink_shm_truncated(p), 1);
+  char want[300];
+  snprintf(want, sizeof want,
+           "segment '%s' truncated by another process (the file now has 40 bytes)", name);
+  CHECK_EQ_INT(cudalink_shm_check_truncated(c), CUDALINK_ERR_TRUNCATED);
+  CHECK_STR_CONTAINS(cudalink_shm_last_error(), want);
+  /* grown back before anyone touched it: a valid mapping again, nothing
+   * fired: no longer truncated */
+  REQUIRE(resize_file(name, 433) == 0);
+  CHECK_EQ_INT(cudalink_shm_truncated(c), 0);
+  CHECK_EQ_INT(cudalink_shm_check_truncated(c), CUDALINK_OK);
+  cudalink_shm_close(c);
+  cudalink_shm_close(p);
+  CHECK_EQ_INT(cudalink_shm_unlink(name), CUDALINK_OK);
+}
+
+static void test_refresh_after_shrink_stays_truncated(void)
+{
+  /* refresh maps a shrunk file smaller (no page past the end stays
+   * mapped), and the handle stays truncated although file and mapping now
+   * agree */
+  const char *name = new_name();
+  cudalink_shm *p = NULL, *c = NULL;
+  REQUIRE(cudalink_shm_create(name, 3 * 4096, &p, NULL) == CUDALINK_OK);
+  REQUIRE(cudalink_shm_open(name, &c) == CUDALINK_OK);
+  REQUIRE(resize_file(name, 4096) == 0);
+  CHECK_EQ_INT(cudalink_shm_refresh(c), CUDALINK_OK);
+  CHECK_EQ_INT(cudalink_shm_size(c), 4096);
+  CHECK_EQ_INT(cudalink_shm_truncated(c), 1);
+  CHECK_EQ_INT(cudalink_shm_check_truncated(c), CUDALINK_ERR_TRUNCATED);
+  CHECK_STR_CONTAINS(cudalink_shm_last_error(), "(the file now has 4096 bytes)");
+  /* a fresh handle starts clean */
+  cudalink_shm *again = NULL;
+  REQUIRE(cudalink_shm_open(name, &again) == CUDALINK_OK);
+  CHECK_EQ_INT(cudalink_shm_truncated(again), 0);
+  cudalink_shm_close(again);
+  cudalink_shm_close(c);
   cudalink_shm_close(p);
   CHECK_EQ_INT(cudalink_shm_unlink(name), CUDALINK_OK);
 }
@@ -907,9 +1595,24 @@ int main(void)
   RUN_TEST(test_create_reuse_grow);
   RUN_TEST(test_open);
   RUN_TEST(test_open_empty_segment);
-  RUN_TEST(test_system_errors);
+  RUN_TEST(test_open_sized);
+  RUN_TEST(test_create_maps_only_layout);
+  RUN_TEST(test_fifo_is_not_a_segment);
+  RUN_TEST(test_directory_is_not_a_segment);
+  RUN_TEST(test_socket_is_not_a_segment);
+  RUN_TEST(test_symlink_is_not_followed);
+  RUN_TEST(test_devices_are_not_segments);
+  RUN_TEST(test_lost_name_to_fifo);
+  RUN_TEST(test_failed_create_removes_new_segment);
+  RUN_TEST(test_owner_text);
+  RUN_TEST(test_owner_accessor);
+  RUN_TEST(test_reuse_refuses_writable_by_others);
+  RUN_TEST(test_reuse_refuses_other_user);
+  RUN_TEST(test_open_denied_names_owner);
   RUN_TEST(test_unlink);
   RUN_TEST(test_refresh);
+  RUN_TEST(test_pread);
+  RUN_TEST(test_refresh_after_shrink_stays_truncated);
   RUN_TEST(test_lost_name);
   RUN_TEST(test_lost_name_other_object);
   RUN_TEST(test_relink);

@@ -819,6 +819,122 @@ GST_START_TEST (test_hostile_truncated)
 
 GST_END_TEST;
 
+/* Things the real world leaves under a segment's name that are not
+ * segments: the element must not block on them (a FIFO made shm_open wait
+ * for a writer for ever, deaf to timeout and unlock), and says what is
+ * there. */
+static void
+check_not_a_segment (const gchar * kind, gint (*make) (const gchar * path))
+{
+  gchar *name = unique_name ();
+  gchar *path = shm_path (name);
+  gchar *message = NULL, *debug = NULL, *what;
+  gint64 elapsed = 0;
+
+  fail_unless_equals_int (make (path), 0);
+  run_until_error (name, 300, &message, &debug, &elapsed);
+  what = g_strdup_printf ("'%s' is a %s, not a shared-memory segment", name,
+      kind);
+  assert_contains (message, name);
+  assert_contains (debug, what);
+  assert_contains (debug, "ERR_SHM");
+  fail_unless (elapsed < 5000, "took %" G_GINT64_FORMAT " ms", elapsed);
+
+  if (g_str_equal (kind, "directory")) {
+    fail_unless_equals_int (rmdir (path), 0);
+  } else {
+    fail_unless_equals_int (unlink (path), 0);
+  }
+  g_free (what);
+  g_free (message);
+  g_free (debug);
+  g_free (path);
+  g_free (name);
+}
+
+static gint
+make_fifo (const gchar * path)
+{
+  return mkfifo (path, 0600);
+}
+
+static gint
+make_dir (const gchar * path)
+{
+  return mkdir (path, 0700);
+}
+
+GST_START_TEST (test_fifo_under_the_name)
+{
+  check_not_a_segment ("FIFO", make_fifo);
+}
+
+GST_END_TEST;
+
+GST_START_TEST (test_directory_under_the_name)
+{
+  check_not_a_segment ("directory", make_dir);
+}
+
+GST_END_TEST;
+
+typedef struct
+{
+  gchar *path;
+  gsize len;
+  const guint8 *bytes;
+  gint stop;
+} Flipper;
+
+/* Another process's doing, done by a thread: the segment's file is cut to
+ * nothing and written back, again and again. */
+static gpointer
+flip_size (gpointer data)
+{
+  Flipper *f = data;
+  int fd = open (f->path, O_RDWR);
+
+  while (fd >= 0 && !g_atomic_int_get (&f->stop)) {
+    if (ftruncate (fd, 0) != 0 || pwrite (fd, f->bytes, f->len, 0) !=
+        (gssize) f->len)
+      break;
+    g_usleep (200);
+  }
+  if (fd >= 0)
+    close (fd);
+  return NULL;
+}
+
+/* A segment truncated and rewritten while the element attaches: an error
+ * about the segment or the driver, never a signal. */
+GST_START_TEST (test_truncated_while_attaching)
+{
+  guint8 buf[1024];
+  cudalink_layout l;
+  gsize len = valid_header (buf, sizeof (buf), &l);
+  gchar *name = unique_name ();
+  gchar *message = NULL, *debug = NULL;
+  Flipper f = { shm_path (name), len, buf, 0 };
+  GThread *t;
+
+  write_segment (name, buf, len);
+  t = g_thread_new ("flipper", flip_size, &f);
+  run_until_error (name, 1000, &message, &debug, NULL);
+  g_atomic_int_set (&f.stop, 1);
+  g_thread_join (t);
+  fail_unless (strstr (message, "CUDA driver") || strstr (message,
+          "bad header") || strstr (message, "Could not attach"),
+      "unexpected error: %s", message);
+
+  g_free (message);
+  g_free (debug);
+  g_free (f.path);
+  remove_segment (name);
+  g_free (name);
+}
+
+GST_END_TEST;
+
 GST_START_TEST (test_hostile_size_overflow)
 {
   guint8 buf[1024];
@@ -1108,6 +1224,9 @@ cudalinksrc_suite (void)
   tcase_add_test (th, test_hostile_data_size);
   tcase_add_test (th, test_hostile_bad_dtype);
   tcase_add_test (th, test_stale);
+  tcase_add_test (th, test_fifo_under_the_name);
+  tcase_add_test (th, test_directory_under_the_name);
+  tcase_add_test (th, test_truncated_while_attaching);
   tcase_add_test (th, test_no_driver);
   tcase_add_test (th, test_wait_interruptible);
   tcase_add_test (th, test_timeout_maximum);

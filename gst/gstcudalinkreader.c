@@ -331,6 +331,12 @@ attach_message (GstCudaLinkReader * r, cudalink_status st, gint64 timeout_ms)
     msg = g_strdup_printf ("The NVIDIA CUDA driver is not usable, so "
         "cuda-link segment '%s' cannot be read: %s.", r->name,
         cudalink_strerror (st));
+  else if (st == CUDALINK_ERR_NOT_CONNECTED)
+    msg = g_strdup_printf ("cuda-link segment '%s' exists, but its producer "
+        "did not finish writing its header within %s.", r->name, waited);
+  else if (st == CUDALINK_ERR_SHM)
+    msg = g_strdup_printf ("Could not open cuda-link segment '%s': %s.",
+        r->name, cudalink_consumer_last_error (r->consumer));
   else if (st == CUDALINK_ERR_IPC_OPEN)
     msg = g_strdup_printf ("Could not open the CUDA IPC handles of cuda-link "
         "segment '%s' (is its producer alive, and on a GPU this process can "

@@ -234,6 +234,7 @@ gst_cuda_link_src_set_property (GObject * object, guint prop_id,
         self->gpu_wait = wait;
       } else {
         GST_OBJECT_UNLOCK (self);
+        GST_WARNING_OBJECT (self, "gpu-wait=none refused");
         GST_ELEMENT_WARNING (self, LIBRARY, SETTINGS,
             ("cudalinksrc always waits for its copy (its torn-frame check "
                 "needs it done): gpu-wait=none is not possible; keeping the "
@@ -257,6 +258,7 @@ gst_cuda_link_src_set_property (GObject * object, guint prop_id,
         self->direction = method;
       } else {
         GST_OBJECT_UNLOCK (self);
+        GST_WARNING_OBJECT (self, "video-direction %d refused", method);
         GST_ELEMENT_WARNING (self, LIBRARY, SETTINGS,
             ("cudalinksrc only flips vertically: video-direction must be "
                 "identity, vert or auto; keeping the current one."),
@@ -572,6 +574,14 @@ gst_cuda_link_src_start (GstBaseSrc * bsrc)
   config.float_format = self->float_format;
   GST_OBJECT_UNLOCK (self);
 
+  /* the name first: it needs no driver */
+  if (cudalink_check_name_why (name, why, sizeof (why)) != CUDALINK_OK) {
+    GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS,
+        ("Invalid ipc-name '%s': %s.", name, why), (NULL));
+    g_free (name);
+    return FALSE;
+  }
+
   /* Without a driver the element still starts: the segment is checked
    * first (in create()), so that a bad one is reported as such also on a
    * machine without a driver. */
@@ -681,9 +691,10 @@ arrival_time (GstCudaLinkSrc * self, gdouble woken)
   return now > base ? now - base : 0;
 }
 
-/* on-producer-loss; OK to go on waiting for a new producer */
+/* on-producer-loss, for a producer that went away or (@stalled) went
+ * quiet; OK to go on waiting */
 static GstFlowReturn
-gst_cuda_link_src_producer_lost (GstCudaLinkSrc * self)
+gst_cuda_link_src_producer_lost (GstCudaLinkSrc * self, gboolean stalled)
 {
   GstCudaLinkSrcLossAction action;
 
@@ -696,10 +707,16 @@ gst_cuda_link_src_producer_lost (GstCudaLinkSrc * self)
       GST_INFO_OBJECT (self, "producer gone, EOS");
       return GST_FLOW_EOS;
     case GST_CUDA_LINK_SRC_LOSS_ERROR:
-      GST_ELEMENT_ERROR (self, RESOURCE, READ,
-          ("The producer of cuda-link segment '%s' went away.",
-              self->ipc_name), ("%s (on-producer-loss=error)",
-              gst_cuda_link_reader_error_detail (self->reader)));
+      if (stalled)
+        GST_ELEMENT_ERROR (self, RESOURCE, READ,
+            ("The producer of cuda-link segment '%s' stopped sending frames.",
+                self->ipc_name), ("frame-timeout passed "
+                "(on-producer-loss=error)"));
+      else
+        GST_ELEMENT_ERROR (self, RESOURCE, READ,
+            ("The producer of cuda-link segment '%s' went away.",
+                self->ipc_name), ("%s (on-producer-loss=error)",
+                gst_cuda_link_reader_error_detail (self->reader)));
       return GST_FLOW_ERROR;
     default:
       GST_INFO_OBJECT (self, "producer gone, waiting for a new one");
@@ -722,7 +739,7 @@ gst_cuda_link_src_producer_stalled (GstCudaLinkSrc * self)
       ("No frame from the producer of cuda-link segment '%s' for %u ms: it "
           "may have hung or died without saying so, or be paused.",
           self->ipc_name, timeout_ms), ("frame-timeout=%u", timeout_ms));
-  return gst_cuda_link_src_producer_lost (self);
+  return gst_cuda_link_src_producer_lost (self, TRUE);
 }
 
 static GstFlowReturn
@@ -755,7 +772,7 @@ gst_cuda_link_src_create (GstBaseSrc * bsrc, guint64 offset, guint size,
     if (res == GST_CUDA_LINK_READ_FORMAT) {
       self->caps_pending = TRUE;
     } else if (res == GST_CUDA_LINK_READ_LOST) {
-      ret = gst_cuda_link_src_producer_lost (self);
+      ret = gst_cuda_link_src_producer_lost (self, FALSE);
     } else if (res == GST_CUDA_LINK_READ_STALLED) {
       ret = gst_cuda_link_src_producer_stalled (self);
     } else if (res == GST_CUDA_LINK_READ_FLUSHING) {

@@ -1075,6 +1075,33 @@ GST_START_TEST (test_timeout_maximum)
 
 GST_END_TEST;
 
+/* A name no segment can have is refused at start, saying which rule it
+ * breaks (the library's one rule, as in cudalinksink). */
+GST_START_TEST (test_bad_name)
+{
+  Harness h;
+  GstMessage *msg;
+  GError *err = NULL;
+  gchar *debug = NULL;
+
+  harness_setup (&h, "a/b", 100);
+  fail_unless_equals_int (gst_element_set_state (h.src, GST_STATE_PLAYING),
+      GST_STATE_CHANGE_FAILURE);
+  msg = gst_bus_pop_filtered (h.bus, GST_MESSAGE_ERROR);
+  fail_unless (msg != NULL);
+  gst_message_parse_error (msg, &err, &debug);
+  fail_unless (g_error_matches (err, GST_RESOURCE_ERROR,
+          GST_RESOURCE_ERROR_SETTINGS));
+  assert_contains (err->message, "Invalid ipc-name 'a/b'");
+  assert_contains (err->message, "'/' at byte 1");
+  g_error_free (err);
+  g_free (debug);
+  gst_message_unref (msg);
+  harness_teardown (&h);
+}
+
+GST_END_TEST;
+
 /* Waiting for a producer is said on the bus, once, with the name. */
 GST_START_TEST (test_waiting_message)
 {
@@ -1231,6 +1258,7 @@ cudalinksrc_suite (void)
   tcase_add_test (th, test_wait_interruptible);
   tcase_add_test (th, test_timeout_maximum);
   tcase_add_test (th, test_waiting_message);
+  tcase_add_test (th, test_bad_name);
   tcase_add_test (th, test_stats_interval);
 
   return s;

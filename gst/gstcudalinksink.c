@@ -79,13 +79,6 @@ enum
 /* publish times kept for the p50/p99 of the stats property */
 #define STATS_WINDOW 1024
 
-static GstStaticPadTemplate sink_template = GST_STATIC_PAD_TEMPLATE ("sink",
-    GST_PAD_SINK,
-    GST_PAD_ALWAYS,
-    GST_STATIC_CAPS (GST_VIDEO_CAPS_MAKE_WITH_FEATURES
-        (GST_CAPS_FEATURE_MEMORY_CUDA_MEMORY, GST_CUDA_LINK_SINK_FORMATS) "; "
-        GST_VIDEO_CAPS_MAKE (GST_CUDA_LINK_SINK_FORMATS)));
-
 #define GST_TYPE_CUDA_LINK_SINK_OUTPUT_DTYPE \
   (gst_cuda_link_sink_output_dtype_get_type ())
 static GType
@@ -1135,6 +1128,8 @@ gst_cuda_link_sink_class_init (GstCudaLinkSinkClass * klass)
   GObjectClass *gobject_class = G_OBJECT_CLASS (klass);
   GstElementClass *element_class = GST_ELEMENT_CLASS (klass);
   GstBaseSinkClass *basesink_class = GST_BASE_SINK_CLASS (klass);
+  GstCaps *caps;
+  GstPadTemplate *templ;
 
   gobject_class->set_property = gst_cuda_link_sink_set_property;
   gobject_class->get_property = gst_cuda_link_sink_get_property;
@@ -1198,7 +1193,11 @@ gst_cuda_link_sink_class_init (GstCudaLinkSinkClass * klass)
       "Sink/Video/Hardware",
       "Publishes video frames to other processes over CUDA IPC "
       "(cuda-link protocol, TouchDesigner compatible)", "cudalink developers");
-  gst_element_class_add_static_pad_template (element_class, &sink_template);
+  /* built at run time: its sizes come from CUDALINK_MAX_DIMENSION */
+  caps = gst_cuda_link_sink_template_caps ();
+  templ = gst_pad_template_new ("sink", GST_PAD_SINK, GST_PAD_ALWAYS, caps);
+  gst_element_class_add_pad_template (element_class, templ);
+  gst_caps_unref (caps);
 
   element_class->set_context =
       GST_DEBUG_FUNCPTR (gst_cuda_link_sink_set_context);

@@ -843,11 +843,26 @@ static const gchar *expected_formats[] = { "RGBA", "RGBx", "BGRA", "BGRx",
   "RGB", "BGR", "GRAY8", "GRAY16_LE", "RGBA64_LE"
 };
 
+/* @field of template structure @s is exactly [ 1, CUDALINK_MAX_DIMENSION ]:
+ * the protocol's limit (32768), not GST_VIDEO_CAPS_MAKE's G_MAXINT */
+static void
+check_size_range (const GstStructure * s, const gchar * field)
+{
+  const GValue *v = gst_structure_get_value (s, field);
+
+  fail_unless (v != NULL && GST_VALUE_HOLDS_INT_RANGE (v), "%s: no int range",
+      field);
+  fail_unless_equals_int (gst_value_get_int_range_min (v), 1);
+  fail_unless_equals_int (gst_value_get_int_range_max (v),
+      CUDALINK_MAX_DIMENSION);
+  fail_unless_equals_int (gst_value_get_int_range_max (v), 32768);
+}
+
 GST_START_TEST (test_pad_template)
 {
   GstElementFactory *factory = gst_element_factory_find ("cudalinksink");
   const GList *l;
-  GstCaps *caps = NULL;
+  GstCaps *caps = NULL, *too_big;
   guint i, n_cuda = 0, n_sys = 0, n_templates = 0;
 
   fail_unless (factory != NULL);
@@ -890,16 +905,21 @@ GST_START_TEST (test_pad_template)
           found = TRUE;
       fail_unless (found, "%s missing", expected_formats[j]);
     }
-    /* any size, any framerate */
-    fail_unless (gst_structure_has_field_typed (s, "width",
-            GST_TYPE_INT_RANGE));
-    fail_unless_equals_int (gst_value_get_int_range_min
-        (gst_structure_get_value (s, "width")), 1);
+    /* the sizes the protocol carries, any framerate */
+    check_size_range (s, "width");
+    check_size_range (s, "height");
     fail_unless (gst_structure_has_field_typed (s, "framerate",
             GST_TYPE_FRACTION_RANGE));
   }
   fail_unless_equals_int (n_cuda, 1);
   fail_unless_equals_int (n_sys, 1);
+
+  /* one pixel too many either way does not negotiate */
+  too_big = gst_caps_from_string ("video/x-raw, format=RGBA, "
+      "width=32769, height=16, framerate=30/1; "
+      "video/x-raw, format=RGBA, width=16, height=32769, framerate=30/1");
+  fail_if (gst_caps_can_intersect (too_big, caps));
+  gst_caps_unref (too_big);
 
   gst_caps_unref (caps);
   gst_object_unref (factory);

@@ -237,11 +237,20 @@ gst_cuda_link_sink_set_property (GObject * object, guint prop_id,
   GST_OBJECT_UNLOCK (self);
 }
 
+static gboolean
+copy_field (GQuark field, const GValue * value, gpointer user_data)
+{
+  gst_structure_id_set_value ((GstStructure *) user_data, field, value);
+  return TRUE;
+}
+
+/* Our stats, and GstBaseSink's (rendered, dropped, average-rate): the
+ * property keeps the name "stats" and so hides the base class's. */
 static GstStructure *
 gst_cuda_link_sink_make_stats (GstCudaLinkSink * self)
 {
   guint64 sorted[STATS_WINDOW];
-  GstStructure *s;
+  GstStructure *s, *base;
   guint n;
 
   g_mutex_lock (&self->stats_lock);
@@ -264,6 +273,11 @@ gst_cuda_link_sink_make_stats (GstCudaLinkSink * self)
       gst_cuda_link_percentile (sorted, n, 50) / 1000.0,
       "publish-time-p99-us", G_TYPE_DOUBLE,
       gst_cuda_link_percentile (sorted, n, 99) / 1000.0, NULL);
+
+  /* takes the object lock: not called with it held */
+  base = gst_base_sink_get_stats (GST_BASE_SINK (self));
+  gst_structure_foreach (base, copy_field, s);
+  gst_structure_free (base);
   return s;
 }
 

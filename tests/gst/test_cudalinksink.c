@@ -942,6 +942,20 @@ check_enum_nicks (GParamSpec * pspec, const gchar ** nicks, guint n)
   }
 }
 
+/* gst_structure_foreach: @field of another structure is in @user_data with
+ * the same value */
+static gboolean
+has_same_field (GQuark field, const GValue * value, gpointer user_data)
+{
+  const GValue *ours =
+      gst_structure_id_get_value ((const GstStructure *) user_data, field);
+
+  fail_unless (ours != NULL, "stats lacks %s", g_quark_to_string (field));
+  fail_unless (gst_value_compare (ours, value) == GST_VALUE_EQUAL,
+      "stats' %s differs", g_quark_to_string (field));
+  return TRUE;
+}
+
 GST_START_TEST (test_property_defaults)
 {
   GstElement *sink = gst_element_factory_make ("cudalinksink", NULL);
@@ -956,7 +970,7 @@ GST_START_TEST (test_property_defaults)
   guint slots;
   gint dev, order, dtype, wait;
   GstVideoOrientationMethod method;
-  GstStructure *stats;
+  GstStructure *stats, *base_stats;
   guint64 u64;
   gdouble d;
 
@@ -982,6 +996,16 @@ GST_START_TEST (test_property_defaults)
   fail_unless (gst_structure_get_uint64 (stats, "relinks", &u64));
   fail_unless (gst_structure_get_double (stats, "publish-time-p50-us", &d));
   fail_unless (gst_structure_get_double (stats, "publish-time-p99-us", &d));
+  /* GstBaseSink's own stats, which our property of the same name hides,
+   * are in ours */
+  fail_unless (gst_structure_get_uint64 (stats, "rendered", &u64));
+  fail_unless_equals_uint64 (u64, 0);
+  fail_unless (gst_structure_get_uint64 (stats, "dropped", &u64));
+  fail_unless_equals_uint64 (u64, 0);
+  fail_unless (gst_structure_get_double (stats, "average-rate", &d));
+  base_stats = gst_base_sink_get_stats (GST_BASE_SINK (sink));
+  gst_structure_foreach (base_stats, has_same_field, stats);
+  gst_structure_free (base_stats);
   gst_structure_free (stats);
 
   /* ranges, defaults and flags as the GParamSpecs declare them */

@@ -1152,20 +1152,17 @@ gst_cuda_link_sink_class_init (GstCudaLinkSinkClass * klass)
 
   g_object_class_install_property (gobject_class, PROP_IPC_NAME,
       g_param_spec_string ("ipc-name", "IPC name",
-          "Name of the shared-memory segment (/dev/shm/NAME on Linux; the "
-          "cuda-link Receiver's name); 1..200 bytes, no '/' or '\\'",
+          "Name of the shared-memory segment to publish",
           DEFAULT_IPC_NAME, G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
           GST_PARAM_MUTABLE_READY));
   g_object_class_install_property (gobject_class, PROP_NUM_SLOTS,
       g_param_spec_uint ("num-slots", "Number of slots",
-          "Device buffers in the ring (fixed for a segment's life: changing "
-          "it while playing shuts the segment down and publishes a new one)",
+          "Number of device buffers in the ring",
           1, CUDALINK_MAX_SLOTS, DEFAULT_NUM_SLOTS, G_PARAM_READWRITE |
           G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_PLAYING));
   g_object_class_install_property (gobject_class, PROP_CUDA_DEVICE_ID,
       g_param_spec_int ("cuda-device-id", "CUDA device id",
-          "CUDA device to publish from (-1: the device of the CUDA context "
-          "shared by the pipeline, else device 0)", -1, G_MAXINT,
+          "CUDA device to use (-1 = auto)", -1, G_MAXINT,
           DEFAULT_CUDA_DEVICE_ID, G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
           GST_PARAM_MUTABLE_READY));
   g_object_class_install_property (gobject_class, PROP_CHANNEL_ORDER,
@@ -1175,14 +1172,14 @@ gst_cuda_link_sink_class_init (GstCudaLinkSinkClass * klass)
           GST_PARAM_MUTABLE_PLAYING));
   g_object_class_install_property (gobject_class, PROP_OUTPUT_DTYPE,
       g_param_spec_enum ("output-dtype", "Output data type",
-          "Component type published (converted on the GPU; integer input "
-          "maps to 0..1 floats)", GST_TYPE_CUDA_LINK_SINK_OUTPUT_DTYPE,
+          "Component type of the published frames",
+          GST_TYPE_CUDA_LINK_SINK_OUTPUT_DTYPE,
           DEFAULT_OUTPUT_DTYPE, G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
           GST_PARAM_MUTABLE_PLAYING));
   g_object_class_install_property (gobject_class, PROP_GPU_WAIT,
       g_param_spec_enum ("gpu-wait", "GPU wait",
-          "Whether render waits for the GPU to finish each frame's copy "
-          "(none: consumers wait on the slot's event instead)",
+          "How the streaming thread waits for each frame's copy (none = "
+          "not at all)",
           GST_TYPE_CUDA_LINK_GPU_WAIT, DEFAULT_GPU_WAIT,
           G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
           GST_PARAM_MUTABLE_PLAYING));
@@ -1194,11 +1191,7 @@ gst_cuda_link_sink_class_init (GstCudaLinkSinkClass * klass)
           GST_PARAM_MUTABLE_READY));
   g_object_class_install_property (gobject_class, PROP_STATS,
       g_param_spec_boxed ("stats", "Statistics",
-          "frames-published, reinits, relinks, version, write-idx, the "
-          "p50/p99 of the time prepare and render take per frame "
-          "(publish-time-p50-us, publish-time-p99-us) over the last 1024 "
-          "frames, and path (\"plain copy\" or where the conversion kernel "
-          "came from)",
+          "Publishing statistics (fields in docs/elements/cudalinksink.md)",
           GST_TYPE_STRUCTURE, G_PARAM_READABLE | G_PARAM_STATIC_STRINGS));
   g_object_class_override_property (gobject_class, PROP_VIDEO_DIRECTION,
       "video-direction");

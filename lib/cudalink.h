@@ -277,6 +277,17 @@ CUDALINK_API double cudalink_now(void);
  * detail (library name, missing symbol, CUDA error) is copied into why. */
 CUDALINK_API cudalink_status cudalink_cuda_load(char *why, size_t why_len);
 
+/** Any driver function. */
+typedef void (*cudalink_cuda_fn)(void);
+
+/** A function of the driver library that cudalink_cuda_load() loaded, by
+ * the name the library exports ("cuMemAlloc_v2": the versioned names that
+ * cuda.h's macros select), for programs that make driver calls of their
+ * own without linking libcuda; cast it to the function's type. NULL when
+ * the driver is not loaded (cudalink_cuda_load() is called first if
+ * needed, and failed) or lacks the name. Thread safe. */
+CUDALINK_API cudalink_cuda_fn cudalink_cuda_symbol(const char *name);
+
 /* ------------------------------------------------------------------------ */
 /* Logging (optional)                                                       */
 /* ------------------------------------------------------------------------ */

@@ -79,13 +79,6 @@ enum
 /* publish times kept for the p50/p99 of the stats property */
 #define STATS_WINDOW 1024
 
-static GstStaticPadTemplate sink_template = GST_STATIC_PAD_TEMPLATE ("sink",
-    GST_PAD_SINK,
-    GST_PAD_ALWAYS,
-    GST_STATIC_CAPS (GST_VIDEO_CAPS_MAKE_WITH_FEATURES
-        (GST_CAPS_FEATURE_MEMORY_CUDA_MEMORY, GST_CUDA_LINK_SINK_FORMATS) "; "
-        GST_VIDEO_CAPS_MAKE (GST_CUDA_LINK_SINK_FORMATS)));
-
 #define GST_TYPE_CUDA_LINK_SINK_OUTPUT_DTYPE \
   (gst_cuda_link_sink_output_dtype_get_type ())
 static GType
@@ -244,11 +237,20 @@ gst_cuda_link_sink_set_property (GObject * object, guint prop_id,
   GST_OBJECT_UNLOCK (self);
 }
 
+static gboolean
+copy_field (GQuark field, const GValue * value, gpointer user_data)
+{
+  gst_structure_id_set_value ((GstStructure *) user_data, field, value);
+  return TRUE;
+}
+
+/* Our stats, and GstBaseSink's (rendered, dropped, average-rate): the
+ * property keeps the name "stats" and so hides the base class's. */
 static GstStructure *
 gst_cuda_link_sink_make_stats (GstCudaLinkSink * self)
 {
   guint64 sorted[STATS_WINDOW];
-  GstStructure *s;
+  GstStructure *s, *base;
   guint n;
 
   g_mutex_lock (&self->stats_lock);
@@ -271,6 +273,11 @@ gst_cuda_link_sink_make_stats (GstCudaLinkSink * self)
       gst_cuda_link_percentile (sorted, n, 50) / 1000.0,
       "publish-time-p99-us", G_TYPE_DOUBLE,
       gst_cuda_link_percentile (sorted, n, 99) / 1000.0, NULL);
+
+  /* takes the object lock: not called with it held */
+  base = gst_base_sink_get_stats (GST_BASE_SINK (self));
+  gst_structure_foreach (base, copy_field, s);
+  gst_structure_free (base);
   return s;
 }
 
@@ -1135,6 +1142,8 @@ gst_cuda_link_sink_class_init (GstCudaLinkSinkClass * klass)
   GObjectClass *gobject_class = G_OBJECT_CLASS (klass);
   GstElementClass *element_class = GST_ELEMENT_CLASS (klass);
   GstBaseSinkClass *basesink_class = GST_BASE_SINK_CLASS (klass);
+  GstCaps *caps;
+  GstPadTemplate *templ;
 
   gobject_class->set_property = gst_cuda_link_sink_set_property;
   gobject_class->get_property = gst_cuda_link_sink_get_property;
@@ -1143,20 +1152,17 @@ gst_cuda_link_sink_class_init (GstCudaLinkSinkClass * klass)
 
   g_object_class_install_property (gobject_class, PROP_IPC_NAME,
       g_param_spec_string ("ipc-name", "IPC name",
-          "Name of the shared-memory segment (/dev/shm/NAME on Linux; the "
-          "cuda-link Receiver's name); 1..200 bytes, no '/' or '\\'",
+          "Name of the shared-memory segment to publish",
           DEFAULT_IPC_NAME, G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
           GST_PARAM_MUTABLE_READY));
   g_object_class_install_property (gobject_class, PROP_NUM_SLOTS,
       g_param_spec_uint ("num-slots", "Number of slots",
-          "Device buffers in the ring (fixed for a segment's life: changing "
-          "it while playing shuts the segment down and publishes a new one)",
+          "Number of device buffers in the ring",
           1, CUDALINK_MAX_SLOTS, DEFAULT_NUM_SLOTS, G_PARAM_READWRITE |
           G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_PLAYING));
   g_object_class_install_property (gobject_class, PROP_CUDA_DEVICE_ID,
       g_param_spec_int ("cuda-device-id", "CUDA device id",
-          "CUDA device to publish from (-1: the device of the CUDA context "
-          "shared by the pipeline, else device 0)", -1, G_MAXINT,
+          "CUDA device to use (-1 = auto)", -1, G_MAXINT,
           DEFAULT_CUDA_DEVICE_ID, G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
           GST_PARAM_MUTABLE_READY));
   g_object_class_install_property (gobject_class, PROP_CHANNEL_ORDER,
@@ -1166,14 +1172,14 @@ gst_cuda_link_sink_class_init (GstCudaLinkSinkClass * klass)
           GST_PARAM_MUTABLE_PLAYING));
   g_object_class_install_property (gobject_class, PROP_OUTPUT_DTYPE,
       g_param_spec_enum ("output-dtype", "Output data type",
-          "Component type published (converted on the GPU; integer input "
-          "maps to 0..1 floats)", GST_TYPE_CUDA_LINK_SINK_OUTPUT_DTYPE,
+          "Component type of the published frames",
+          GST_TYPE_CUDA_LINK_SINK_OUTPUT_DTYPE,
           DEFAULT_OUTPUT_DTYPE, G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
           GST_PARAM_MUTABLE_PLAYING));
   g_object_class_install_property (gobject_class, PROP_GPU_WAIT,
       g_param_spec_enum ("gpu-wait", "GPU wait",
-          "Whether render waits for the GPU to finish each frame's copy "
-          "(none: consumers wait on the slot's event instead)",
+          "How the streaming thread waits for each frame's copy (none = "
+          "not at all)",
           GST_TYPE_CUDA_LINK_GPU_WAIT, DEFAULT_GPU_WAIT,
           G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
           GST_PARAM_MUTABLE_PLAYING));
@@ -1185,11 +1191,7 @@ gst_cuda_link_sink_class_init (GstCudaLinkSinkClass * klass)
           GST_PARAM_MUTABLE_READY));
   g_object_class_install_property (gobject_class, PROP_STATS,
       g_param_spec_boxed ("stats", "Statistics",
-          "frames-published, reinits, relinks, version, write-idx, the "
-          "p50/p99 of the time prepare and render take per frame "
-          "(publish-time-p50-us, publish-time-p99-us) over the last 1024 "
-          "frames, and path (\"plain copy\" or where the conversion kernel "
-          "came from)",
+          "Publishing statistics (fields in docs/elements/cudalinksink.md)",
           GST_TYPE_STRUCTURE, G_PARAM_READABLE | G_PARAM_STATIC_STRINGS));
   g_object_class_override_property (gobject_class, PROP_VIDEO_DIRECTION,
       "video-direction");
@@ -1198,7 +1200,11 @@ gst_cuda_link_sink_class_init (GstCudaLinkSinkClass * klass)
       "Sink/Video/Hardware",
       "Publishes video frames to other processes over CUDA IPC "
       "(cuda-link protocol, TouchDesigner compatible)", "cudalink developers");
-  gst_element_class_add_static_pad_template (element_class, &sink_template);
+  /* built at run time: its sizes come from CUDALINK_MAX_DIMENSION */
+  caps = gst_cuda_link_sink_template_caps ();
+  templ = gst_pad_template_new ("sink", GST_PAD_SINK, GST_PAD_ALWAYS, caps);
+  gst_element_class_add_pad_template (element_class, templ);
+  gst_caps_unref (caps);
 
   element_class->set_context =
       GST_DEBUG_FUNCPTR (gst_cuda_link_sink_set_context);

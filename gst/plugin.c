@@ -26,6 +26,9 @@ plugin_init (GstPlugin * plugin)
   return ret;
 }
 
+/* "MIT/X11" is GStreamer's name for the MIT license (gstplugin.c's list of
+ * valid licenses); "MIT" would get a "plugin has unknown license" warning at
+ * every registry scan. */
 GST_PLUGIN_DEFINE (GST_VERSION_MAJOR, GST_VERSION_MINOR, cudalink,
     "Share GPU video frames between processes over CUDA IPC (cuda-link protocol)",
-    plugin_init, VERSION, "MIT", GST_PACKAGE_NAME, GST_PACKAGE_ORIGIN)
+    plugin_init, VERSION, "MIT/X11", GST_PACKAGE_NAME, GST_PACKAGE_ORIGIN)

@@ -1,6 +1,7 @@
 /* cudalinksink: caps -> cuda-link frame format (see sinkformat.h). */
 #include "sinkformat.h"
 
+#include <gst/cuda/gstcudamemory.h>
 #include <string.h>
 
 /* Where R, G, B and A of one input format sit (component indices in
@@ -157,4 +158,19 @@ gst_cuda_link_sink_mapping_describe (const GstCudaLinkSinkMapping * m)
       m->format.height, cudalink_dtype_name (m->format.dtype), m->format.num_comps,
       order, m->flip_y ? ", flipped vertically" : "",
       m->plain ? ", plain copy" : ", GPU conversion");
+}
+
+GstCaps *
+gst_cuda_link_sink_template_caps (void)
+{
+  GstCaps *caps = gst_caps_from_string (GST_VIDEO_CAPS_MAKE_WITH_FEATURES
+      (GST_CAPS_FEATURE_MEMORY_CUDA_MEMORY, GST_CUDA_LINK_SINK_FORMATS) "; "
+      GST_VIDEO_CAPS_MAKE (GST_CUDA_LINK_SINK_FORMATS));
+
+  /* GST_VIDEO_CAPS_MAKE allows any size up to G_MAXINT; a segment carries
+   * 1..CUDALINK_MAX_DIMENSION (gst_cuda_link_sink_map_format's check) */
+  gst_caps_set_simple (caps,
+      "width", GST_TYPE_INT_RANGE, 1, (gint) CUDALINK_MAX_DIMENSION,
+      "height", GST_TYPE_INT_RANGE, 1, (gint) CUDALINK_MAX_DIMENSION, NULL);
+  return caps;
 }

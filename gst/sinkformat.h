@@ -81,6 +81,10 @@ cudalink_dtype gst_cuda_link_sink_output_dtype (GstCudaLinkOutputDtype
 gchar *gst_cuda_link_sink_mapping_describe (const GstCudaLinkSinkMapping *
     mapping);
 
+/* The sink pad's template: GST_CUDA_LINK_SINK_FORMATS in CUDA and system
+ * memory, sizes 1..CUDALINK_MAX_DIMENSION (what the protocol carries). */
+GstCaps *gst_cuda_link_sink_template_caps (void);
+
 G_END_DECLS
 
 #endif /* __GST_CUDA_LINK_SINK_FORMAT_H__ */

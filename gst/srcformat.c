@@ -215,16 +215,19 @@ gst_cuda_link_src_plan_caps (const GstCudaLinkSrcPlan * plan,
   return caps;
 }
 
-#define SRC_SIZE_CAPS \
-  "width = (int) [ 1, 32768 ], height = (int) [ 1, 32768 ], " \
-  "framerate = (fraction) [ 0/1, MAX ]"
-
 GstCaps *
 gst_cuda_link_src_template_caps (void)
 {
-  return gst_caps_from_string ("video/x-raw("
+  GstCaps *caps = gst_caps_from_string ("video/x-raw("
       GST_CAPS_FEATURE_MEMORY_CUDA_MEMORY "), "
-      "format = (string) { RGBA, BGRA, RGB }, " SRC_SIZE_CAPS "; "
+      "format = (string) { RGBA, BGRA, RGB }, "
+      "framerate = (fraction) [ 0/1, MAX ]; "
       "video/x-raw, format = (string) { RGBA, BGRA, RGB, GRAY8, GRAY16_LE, "
-      "RGBA64_LE }, " SRC_SIZE_CAPS);
+      "RGBA64_LE }, framerate = (fraction) [ 0/1, MAX ]");
+
+  /* the sizes a segment can announce (cudalink_header_parse's check) */
+  gst_caps_set_simple (caps,
+      "width", GST_TYPE_INT_RANGE, 1, (gint) CUDALINK_MAX_DIMENSION,
+      "height", GST_TYPE_INT_RANGE, 1, (gint) CUDALINK_MAX_DIMENSION, NULL);
+  return caps;
 }

@@ -17,6 +17,7 @@
 #endif
 
 static cudalink_cuda cuda_table;
+static void *cuda_library; /* set once loaded, for cudalink_cuda_symbol() */
 static cudalink_status load_status = CUDALINK_ERR_NO_DRIVER;
 static char load_why[256];
 static const char *library_override;
@@ -134,6 +135,7 @@ load_once(void)
     return;
   }
   load_status = CUDALINK_OK;
+  cuda_library = lib;
   snprintf(load_why, sizeof load_why, "%s loaded", name);
   /* The library stays loaded for the process's life: function pointers
    * into it are handed out. */
@@ -187,6 +189,20 @@ cudalink_cuda_load(char *why, size_t why_len)
   if (st == CUDALINK_OK)
     copy_why(why, why_len, load_why);
   return st;
+}
+
+cudalink_cuda_fn
+cudalink_cuda_symbol(const char *name)
+{
+  cudalink_cuda_fn fn = NULL;
+  void *p;
+
+  /* cuda_library is written before the once-call returns, read after */
+  if (!name || !cudalink_cuda_get(NULL, NULL, 0))
+    return NULL;
+  p = find_symbol(cuda_library, name);
+  memcpy(&fn, &p, sizeof fn);
+  return fn;
 }
 
 cudalink_status

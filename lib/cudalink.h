@@ -44,6 +44,13 @@
  * needs no cuda.h: CUdeviceptr as uint64_t, CUstream and CUcontext as
  * void *. A NULL context means the device's primary context.
  *
+ * Building
+ * --------
+ * Installed as <cudalink/cudalink.h> next to a pkg-config file, with the
+ * shared library libcudalink.so.0 (docs/INSTALL.md):
+ *
+ *     cc app.c $(pkg-config --cflags --libs cudalink)
+ *
  * Errors
  * ------
  * Every call returns a cudalink_status: CUDALINK_OK (0) or a negative code.
@@ -73,12 +80,25 @@ extern "C" {
 #define CUDALINK_VERSION_NUMBER \
   (CUDALINK_VERSION_MAJOR * 10000 + CUDALINK_VERSION_MINOR * 100 + CUDALINK_VERSION_PATCH)
 
-#if defined(_WIN32) && defined(CUDALINK_SHARED)
-#  define CUDALINK_API __declspec(dllexport)
-#elif defined(__GNUC__)
-#  define CUDALINK_API __attribute__((visibility("default")))
-#else
-#  define CUDALINK_API
+/* CUDALINK_API marks the public functions, the only ones libcudalink.so
+ * (cudalink.dll) exports: the library is compiled with hidden visibility
+ * and CUDALINK_BUILD_SHARED. A module that links the library statically and
+ * must not re-export it (our GStreamer plugin) defines CUDALINK_STATIC: the
+ * functions then take that module's visibility. */
+#ifndef CUDALINK_API
+#  if defined(CUDALINK_STATIC)
+#    define CUDALINK_API
+#  elif defined(_WIN32)
+#    if defined(CUDALINK_BUILD_SHARED)
+#      define CUDALINK_API __declspec(dllexport)
+#    else
+#      define CUDALINK_API /* functions link through the import library */
+#    endif
+#  elif defined(__GNUC__) && __GNUC__ >= 4
+#    define CUDALINK_API __attribute__((visibility("default")))
+#  else
+#    define CUDALINK_API
+#  endif
 #endif
 
 /** Library version at run time, CUDALINK_VERSION_NUMBER of the build. */
@@ -264,6 +284,17 @@ CUDALINK_API double cudalink_now(void);
  * Thread safe. CUDALINK_ERR_NO_DRIVER / ERR_DRIVER_SYMBOL / ERR_CUDA; the
  * detail (library name, missing symbol, CUDA error) is copied into why. */
 CUDALINK_API cudalink_status cudalink_cuda_load(char *why, size_t why_len);
+
+/** Any driver function. */
+typedef void (*cudalink_cuda_fn)(void);
+
+/** A function of the driver library that cudalink_cuda_load() loaded, by
+ * the name the library exports ("cuMemAlloc_v2": the versioned names that
+ * cuda.h's macros select), for programs that make driver calls of their
+ * own without linking libcuda; cast it to the function's type. NULL when
+ * the driver is not loaded (cudalink_cuda_load() is called first if
+ * needed, and failed) or lacks the name. Thread safe. */
+CUDALINK_API cudalink_cuda_fn cudalink_cuda_symbol(const char *name);
 
 /* ------------------------------------------------------------------------ */
 /* Logging (optional)                                                       */

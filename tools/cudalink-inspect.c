@@ -17,7 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cudalink.h"
+#include <cudalink/cudalink.h>
 
 /* Exit codes (docs/INSPECT.md) */
 enum {

@@ -666,8 +666,12 @@ run_and_check(const Fmt *f, gboolean cuda, const Cfg *c, gint w, gint h, guint n
   CHECK(res.stats != NULL, "%s: the sink gave no stats", what);
   if (res.stats) {
     const gchar *path = gst_structure_get_string(res.stats, "path");
+    guint64 rendered = 0;
     gst_structure_get_uint64(res.stats, "frames-published", &published);
     CHECK(published == n, "%s: frames-published %" G_GUINT64_FORMAT, what, published);
+    /* GstBaseSink's count, merged into our stats */
+    CHECK(gst_structure_get_uint64(res.stats, "rendered", &rendered) && rendered == n,
+          "%s: rendered %" G_GUINT64_FORMAT, what, rendered);
     if (expect_path_prefix)
       CHECK(path && g_str_has_prefix(path, expect_path_prefix), "%s: path \"%s\", want \"%s...\"",
             what, path, expect_path_prefix);

@@ -843,11 +843,26 @@ static const gchar *expected_formats[] = { "RGBA", "RGBx", "BGRA", "BGRx",
   "RGB", "BGR", "GRAY8", "GRAY16_LE", "RGBA64_LE"
 };
 
+/* @field of template structure @s is exactly [ 1, CUDALINK_MAX_DIMENSION ]:
+ * the protocol's limit (32768), not GST_VIDEO_CAPS_MAKE's G_MAXINT */
+static void
+check_size_range (const GstStructure * s, const gchar * field)
+{
+  const GValue *v = gst_structure_get_value (s, field);
+
+  fail_unless (v != NULL && GST_VALUE_HOLDS_INT_RANGE (v), "%s: no int range",
+      field);
+  fail_unless_equals_int (gst_value_get_int_range_min (v), 1);
+  fail_unless_equals_int (gst_value_get_int_range_max (v),
+      CUDALINK_MAX_DIMENSION);
+  fail_unless_equals_int (gst_value_get_int_range_max (v), 32768);
+}
+
 GST_START_TEST (test_pad_template)
 {
   GstElementFactory *factory = gst_element_factory_find ("cudalinksink");
   const GList *l;
-  GstCaps *caps = NULL;
+  GstCaps *caps = NULL, *too_big;
   guint i, n_cuda = 0, n_sys = 0, n_templates = 0;
 
   fail_unless (factory != NULL);
@@ -890,16 +905,21 @@ GST_START_TEST (test_pad_template)
           found = TRUE;
       fail_unless (found, "%s missing", expected_formats[j]);
     }
-    /* any size, any framerate */
-    fail_unless (gst_structure_has_field_typed (s, "width",
-            GST_TYPE_INT_RANGE));
-    fail_unless_equals_int (gst_value_get_int_range_min
-        (gst_structure_get_value (s, "width")), 1);
+    /* the sizes the protocol carries, any framerate */
+    check_size_range (s, "width");
+    check_size_range (s, "height");
     fail_unless (gst_structure_has_field_typed (s, "framerate",
             GST_TYPE_FRACTION_RANGE));
   }
   fail_unless_equals_int (n_cuda, 1);
   fail_unless_equals_int (n_sys, 1);
+
+  /* one pixel too many either way does not negotiate */
+  too_big = gst_caps_from_string ("video/x-raw, format=RGBA, "
+      "width=32769, height=16, framerate=30/1; "
+      "video/x-raw, format=RGBA, width=16, height=32769, framerate=30/1");
+  fail_if (gst_caps_can_intersect (too_big, caps));
+  gst_caps_unref (too_big);
 
   gst_caps_unref (caps);
   gst_object_unref (factory);
@@ -922,6 +942,20 @@ check_enum_nicks (GParamSpec * pspec, const gchar ** nicks, guint n)
   }
 }
 
+/* gst_structure_foreach: @field of another structure is in @user_data with
+ * the same value */
+static gboolean
+has_same_field (GQuark field, const GValue * value, gpointer user_data)
+{
+  const GValue *ours =
+      gst_structure_id_get_value ((const GstStructure *) user_data, field);
+
+  fail_unless (ours != NULL, "stats lacks %s", g_quark_to_string (field));
+  fail_unless (gst_value_compare (ours, value) == GST_VALUE_EQUAL,
+      "stats' %s differs", g_quark_to_string (field));
+  return TRUE;
+}
+
 GST_START_TEST (test_property_defaults)
 {
   GstElement *sink = gst_element_factory_make ("cudalinksink", NULL);
@@ -936,7 +970,7 @@ GST_START_TEST (test_property_defaults)
   guint slots;
   gint dev, order, dtype, wait;
   GstVideoOrientationMethod method;
-  GstStructure *stats;
+  GstStructure *stats, *base_stats;
   guint64 u64;
   gdouble d;
 
@@ -962,6 +996,16 @@ GST_START_TEST (test_property_defaults)
   fail_unless (gst_structure_get_uint64 (stats, "relinks", &u64));
   fail_unless (gst_structure_get_double (stats, "publish-time-p50-us", &d));
   fail_unless (gst_structure_get_double (stats, "publish-time-p99-us", &d));
+  /* GstBaseSink's own stats, which our property of the same name hides,
+   * are in ours */
+  fail_unless (gst_structure_get_uint64 (stats, "rendered", &u64));
+  fail_unless_equals_uint64 (u64, 0);
+  fail_unless (gst_structure_get_uint64 (stats, "dropped", &u64));
+  fail_unless_equals_uint64 (u64, 0);
+  fail_unless (gst_structure_get_double (stats, "average-rate", &d));
+  base_stats = gst_base_sink_get_stats (GST_BASE_SINK (sink));
+  gst_structure_foreach (base_stats, has_same_field, stats);
+  gst_structure_free (base_stats);
   gst_structure_free (stats);
 
   /* ranges, defaults and flags as the GParamSpecs declare them */

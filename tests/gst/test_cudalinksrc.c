@@ -229,6 +229,21 @@ GST_START_TEST (test_registered)
 
 GST_END_TEST;
 
+/* @field of template structure @s is exactly [ 1, CUDALINK_MAX_DIMENSION ]:
+ * the sizes a segment can announce */
+static void
+check_size_range (const GstStructure * s, const gchar * field)
+{
+  const GValue *v = gst_structure_get_value (s, field);
+
+  fail_unless (v != NULL && GST_VALUE_HOLDS_INT_RANGE (v), "%s: no int range",
+      field);
+  fail_unless_equals_int (gst_value_get_int_range_min (v), 1);
+  fail_unless_equals_int (gst_value_get_int_range_max (v),
+      CUDALINK_MAX_DIMENSION);
+  fail_unless_equals_int (gst_value_get_int_range_max (v), 32768);
+}
+
 GST_START_TEST (test_template)
 {
   GstElementFactory *factory = gst_element_factory_find ("cudalinksrc");
@@ -262,6 +277,8 @@ GST_START_TEST (test_template)
       saw_cuda = TRUE;
     else
       saw_sys = TRUE;
+    check_size_range (gst_caps_get_structure (caps, i), "width");
+    check_size_range (gst_caps_get_structure (caps, i), "height");
   }
   fail_unless (saw_cuda && saw_sys);
 

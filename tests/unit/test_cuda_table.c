@@ -52,6 +52,11 @@ expect_load(cudalink_status want, const char *text)
   /* a second call gives the same answer (loaded once) */
   if (cudalink_cuda_load(NULL, 0) != st)
     bad++;
+  /* a driver that did not load lends no functions, even one it has */
+  if (cudalink_cuda_symbol("cuInit") != NULL) {
+    fprintf(stderr, "  cudalink_cuda_symbol(\"cuInit\") is not NULL\n");
+    bad++;
+  }
   return bad;
 }
 

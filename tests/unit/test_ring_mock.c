@@ -833,6 +833,45 @@ consumer_interrupt(void)
   return tu_failures_in_test;
 }
 
+/* cudalink_cuda_symbol(): the loaded driver's own functions, by name, work
+ * as the library's table does (cudalink-demo makes its calls this way). */
+static int
+cuda_symbol(void)
+{
+  typedef CUresult (*alloc_fn)(CUdeviceptr *, size_t);
+  typedef CUresult (*memset_fn)(CUdeviceptr, unsigned char, size_t, CUstream);
+  alloc_fn mem_alloc;
+  memset_fn memset_d8;
+  CUdeviceptr d = 0;
+  uint8_t host[64];
+  CUcontext popped;
+
+  tu_failures_in_test = 0;
+  CHECK(cudalink_cuda_symbol("cuMemAlloc_v2") != NULL); /* loads the driver */
+  if (!load_driver())
+    return 1;
+  mem_alloc = (alloc_fn)cudalink_cuda_symbol("cuMemAlloc_v2");
+  memset_d8 = (memset_fn)cudalink_cuda_symbol("cuMemsetD8Async");
+  CHECK(mem_alloc == cu->MemAlloc);
+  CHECK(memset_d8 == cu->MemsetD8Async);
+  CHECK(cudalink_cuda_symbol("cuNoSuchFunction") == NULL);
+  CHECK(cudalink_cuda_symbol(NULL) == NULL);
+  if (!mem_alloc || !memset_d8)
+    return 1;
+
+  CHECK_EQ_INT(cu->CtxPushCurrent(ctx), CUDA_SUCCESS);
+  CHECK_EQ_INT(mem_alloc(&d, sizeof host), CUDA_SUCCESS);
+  CHECK_EQ_INT(memset_d8(d, 0x5a, sizeof host, NULL), CUDA_SUCCESS);
+  CHECK_EQ_INT(cu->StreamSynchronize(NULL), CUDA_SUCCESS);
+  CHECK_EQ_INT(cu->MemcpyDtoH(host, d, sizeof host), CUDA_SUCCESS);
+  CHECK(host[0] == 0x5a && host[sizeof host - 1] == 0x5a);
+  CHECK_EQ_INT(cu->MemFree(d), CUDA_SUCCESS);
+  CHECK_EQ_INT(cu->CtxPopCurrent(&popped), CUDA_SUCCESS);
+  DEPTH0();
+  CHECK(mock_live() == 0);
+  return tu_failures_in_test;
+}
+
 /* The tests: each runs its consumer side in a child (in_child) */
 #define CHILD_TEST(name, fn)                                                      \
   static void name(void)                                                          \
@@ -846,6 +885,7 @@ CHILD_TEST(test_idle_wait_sleeps, consumer_idle)
 CHILD_TEST(test_paced_wait, consumer_paced)
 CHILD_TEST(test_interrupt, consumer_interrupt)
 CHILD_TEST(test_foreign_polls, consumer_foreign)
+CHILD_TEST(test_cuda_symbol, cuda_symbol)
 
 int
 main(void)
@@ -859,5 +899,6 @@ main(void)
   RUN_TEST(test_paced_wait);
   RUN_TEST(test_interrupt);
   RUN_TEST(test_foreign_polls);
+  RUN_TEST(test_cuda_symbol);
   return TEST_SUMMARY();
 }

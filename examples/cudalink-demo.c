@@ -15,8 +15,22 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "cuda_table.h" /* the library's own driver table: no libcuda link */
-#include "cudalink.h"
+#include <cudalink/cudalink.h>
+
+/* The few driver calls the demo makes itself go through the driver library
+ * that libcudalink loaded (cudalink_cuda_symbol): no libcuda link, no
+ * cuda.h. The driver API's types in plain C: CUresult is an int-sized enum
+ * (0: CUDA_SUCCESS), CUdevice an int, CUdeviceptr an unsigned long long,
+ * CUcontext and CUstream pointers. */
+typedef unsigned long long cu_deviceptr;
+typedef struct driver {
+  int (*DeviceGet)(int *device, int ordinal);
+  int (*DevicePrimaryCtxRetain)(void **ctx, int device);
+  int (*CtxPushCurrent)(void *ctx);
+  int (*MemAlloc)(cu_deviceptr *ptr, size_t size);
+  int (*MemFree)(cu_deviceptr ptr);
+  int (*MemsetD8Async)(cu_deviceptr ptr, unsigned char value, size_t n, void *stream);
+} driver;
 
 static volatile sig_atomic_t stop;
 
@@ -27,36 +41,57 @@ on_signal(int sig)
   stop = 1;
 }
 
-static const cudalink_cuda *
-cuda_or_die(CUcontext *ctx)
+/* The driver function named sym (its exported, versioned name). */
+static cudalink_cuda_fn
+need(const char *sym)
+{
+  cudalink_cuda_fn fn = cudalink_cuda_symbol(sym);
+  if (!fn) {
+    fprintf(stderr, "cudalink-demo: the CUDA driver has no %s\n", sym);
+    exit(2);
+  }
+  return fn;
+}
+
+/* Loads the driver and makes device 0's primary context current. */
+static driver
+cuda_or_die(void **ctx)
 {
   cudalink_status st;
   char why[256];
-  const cudalink_cuda *cu = cudalink_cuda_get(&st, why, sizeof why);
-  CUdevice dev;
-  if (!cu) {
+  driver cu;
+  int dev;
+
+  st = cudalink_cuda_load(why, sizeof why);
+  if (st != CUDALINK_OK) {
     fprintf(stderr, "cudalink-demo: %s: %s\n", cudalink_strerror(st), why);
     exit(2);
   }
-  if (cu->DeviceGet(&dev, 0) != CUDA_SUCCESS || cu->DevicePrimaryCtxRetain(ctx, dev) != CUDA_SUCCESS) {
+  cu.DeviceGet = (int (*)(int *, int))need("cuDeviceGet");
+  cu.DevicePrimaryCtxRetain = (int (*)(void **, int))need("cuDevicePrimaryCtxRetain");
+  cu.CtxPushCurrent = (int (*)(void *))need("cuCtxPushCurrent_v2");
+  cu.MemAlloc = (int (*)(cu_deviceptr *, size_t))need("cuMemAlloc_v2");
+  cu.MemFree = (int (*)(cu_deviceptr))need("cuMemFree_v2");
+  cu.MemsetD8Async = (int (*)(cu_deviceptr, unsigned char, size_t, void *))need("cuMemsetD8Async");
+  if (cu.DeviceGet(&dev, 0) != 0 || cu.DevicePrimaryCtxRetain(ctx, dev) != 0) {
     fprintf(stderr, "cudalink-demo: no usable CUDA device 0\n");
     exit(2);
   }
-  cu->CtxPushCurrent(*ctx);
+  cu.CtxPushCurrent(*ctx);
   return cu;
 }
 
 static int
 produce(const char *name, int seconds)
 {
-  CUcontext ctx;
-  const cudalink_cuda *cu = cuda_or_die(&ctx);
+  void *ctx;
+  driver cu = cuda_or_die(&ctx);
   cudalink_format fmt = { 1280, 720, 4, CUDALINK_DTYPE_UINT8, 0 };
   cudalink_producer_config cfg;
   cudalink_producer *p = NULL;
   cudalink_producer_stats stats;
-  CUdeviceptr frame;
-  CUstream s;
+  cu_deviceptr frame;
+  void *s;
   uint32_t row = fmt.width * 4, bar = fmt.height / 8;
   cudalink_status st;
   double t0 = cudalink_now();
@@ -69,15 +104,15 @@ produce(const char *name, int seconds)
     fprintf(stderr, "cudalink-demo: cannot publish '%s': %s\n", name, cudalink_strerror(st));
     return 1;
   }
-  s = (CUstream)cudalink_producer_stream(p);
-  cu->MemAlloc(&frame, (size_t)row * fmt.height);
+  s = cudalink_producer_stream(p);
+  cu.MemAlloc(&frame, (size_t)row * fmt.height);
   printf("producer: publishing 1280x720 RGBA8 as '%s'\n", name);
   for (uint32_t k = 0; !stop && (seconds <= 0 || cudalink_now() - t0 < seconds); k++) {
     /* eight grey bars scrolling down one row per frame */
     for (uint32_t b = 0; b < 8; b++) {
       uint32_t y0 = (b * bar + k) % fmt.height;
       uint32_t rows = y0 + bar <= fmt.height ? bar : fmt.height - y0;
-      cu->MemsetD8Async(frame + (size_t)y0 * row, (unsigned char)(b * 32), (size_t)rows * row, s);
+      cu.MemsetD8Async(frame + (size_t)y0 * row, (unsigned char)(b * 32), (size_t)rows * row, s);
     }
     st = cudalink_producer_publish(p, frame, row, s, 0);
     if (st != CUDALINK_OK) {
@@ -91,19 +126,19 @@ produce(const char *name, int seconds)
   printf("producer: %llu frames published, %llu segment re-links\n",
          (unsigned long long)stats.frames, (unsigned long long)stats.relinks);
   cudalink_producer_destroy(p);
-  cu->MemFree(frame);
+  cu.MemFree(frame);
   return st == CUDALINK_OK ? 0 : 1;
 }
 
 static int
 consume(const char *name, int seconds)
 {
-  CUcontext ctx;
-  const cudalink_cuda *cu = cuda_or_die(&ctx);
+  void *ctx;
+  driver cu = cuda_or_die(&ctx);
   cudalink_consumer_config cfg;
   cudalink_consumer *c = NULL;
   cudalink_consumer_stats stats;
-  CUdeviceptr dst = 0;
+  cu_deviceptr dst = 0;
   size_t dst_size = 0;
   double t0 = cudalink_now(), lat_sum = 0;
   cudalink_status st = CUDALINK_ERR_NOT_FOUND;
@@ -143,8 +178,8 @@ consume(const char *name, int seconds)
     cudalink_format_sizes(f, &size, &row);
     if (size > dst_size) {
       if (dst)
-        cu->MemFree(dst);
-      cu->MemAlloc(&dst, size);
+        cu.MemFree(dst);
+      cu.MemAlloc(&dst, size);
       dst_size = size;
     }
     cudalink_consumer_frame_info(c, &info);
@@ -158,7 +193,7 @@ consume(const char *name, int seconds)
          (unsigned long long)stats.torn, (unsigned long long)stats.reopens,
          stats.frames ? lat_sum / (double)stats.frames * 1e6 : 0.0);
   if (dst)
-    cu->MemFree(dst);
+    cu.MemFree(dst);
   cudalink_consumer_destroy(c);
   return stats.frames ? 0 : 1;
 }

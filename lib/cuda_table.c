@@ -64,6 +64,7 @@ find_symbol(void *lib, const char *name)
   X(MemAlloc, "cuMemAlloc_v2")                               \
   X(MemFree, "cuMemFree_v2")                                 \
   X(MemGetInfo, "cuMemGetInfo_v2")                           \
+  X(MemGetAddressRange, "cuMemGetAddressRange_v2")           \
   X(Memcpy2DAsync, "cuMemcpy2DAsync_v2")                     \
   X(MemcpyDtoDAsync, "cuMemcpyDtoDAsync_v2")                 \
   X(MemcpyHtoD, "cuMemcpyHtoD_v2")                           \

@@ -27,6 +27,9 @@ typedef struct cudalink_cuda {
   CUresult (CUDAAPI *MemAlloc)(CUdeviceptr *, size_t);
   CUresult (CUDAAPI *MemFree)(CUdeviceptr);
   CUresult (CUDAAPI *MemGetInfo)(size_t *, size_t *);
+  /* base and size of the allocation holding a pointer: what an imported
+   * slot really holds, whatever the producer's header claims */
+  CUresult (CUDAAPI *MemGetAddressRange)(CUdeviceptr *, size_t *, CUdeviceptr);
   CUresult (CUDAAPI *Memcpy2DAsync)(const CUDA_MEMCPY2D *, CUstream);
   CUresult (CUDAAPI *MemcpyDtoDAsync)(CUdeviceptr, CUdeviceptr, size_t, CUstream);
   CUresult (CUDAAPI *MemcpyHtoD)(CUdeviceptr, const void *, size_t);

@@ -8,6 +8,12 @@
  * - The per-thread context stack is tracked (mock_cuda_ctx_depth()) and live
  *   allocations + IPC mappings are counted (mock_cuda_live_allocations()),
  *   so tests catch a context left pushed or a buffer never freed.
+ * - Every allocation has its real size: the exporter's is the size asked
+ *   for, and the shm object is cut to exactly that, so an importer maps and
+ *   cuMemGetAddressRange reports what was allocated, whatever a producer's
+ *   header claims. A copy or memset that reaches past an allocation fails
+ *   with CUDA_ERROR_INVALID_VALUE (where a GPU would fault) and is counted
+ *   (mock_cuda_range_errors()), so tests can tell it was never tried.
  *
  * No cuda.h: its prototypes would clash. Only the ABI matters to the
  * loader's dlsym(); the few types needed are defined here. */
@@ -55,6 +61,7 @@ typedef struct {
 #define CUDA_ERROR_INVALID_DEVICE 101
 #define CUDA_ERROR_INVALID_CONTEXT 201
 #define CUDA_ERROR_INVALID_HANDLE 400
+#define CUDA_ERROR_NOT_FOUND 500
 #define CUDA_ERROR_NOT_READY 600
 #define CUDA_ERROR_NOT_SUPPORTED 801
 #define CU_MEMORYTYPE_HOST 1
@@ -74,6 +81,7 @@ typedef struct alloc {
 
 static alloc *allocs;
 static long live;
+static long range_errors; /* copies refused for reaching past an allocation */
 static size_t allocated;
 static unsigned counter;
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
@@ -124,19 +132,41 @@ find_alloc(CUdeviceptr p, int take, int imported)
   return a;
 }
 
-/* Any byte range inside a live allocation or mapping? */
+EXPORT long mock_cuda_range_errors(void);
+long
+mock_cuda_range_errors(void)
+{
+  long n;
+  pthread_mutex_lock(&lock);
+  n = range_errors;
+  pthread_mutex_unlock(&lock);
+  return n;
+}
+
+/* The live allocation or mapping holding byte p (lock held). */
+static alloc *
+alloc_holding(CUdeviceptr p)
+{
+  for (alloc *a = allocs; a; a = a->next) {
+    uintptr_t b = (uintptr_t)a->p;
+    if (p >= b && p < b + a->size)
+      return a;
+  }
+  return NULL;
+}
+
+/* Any byte range inside a live allocation or mapping? A range that starts
+ * inside one and runs past its end is what a GPU would fault on: counted. */
 static int
 valid_range(CUdeviceptr p, size_t n)
 {
-  int ok = 0;
+  int ok;
+  alloc *a;
   pthread_mutex_lock(&lock);
-  for (alloc *a = allocs; a; a = a->next) {
-    uintptr_t b = (uintptr_t)a->p;
-    if (p >= b && p + n <= b + a->size) {
-      ok = 1;
-      break;
-    }
-  }
+  a = alloc_holding(p);
+  ok = a && n <= (uintptr_t)a->p + a->size - p;
+  if (!ok)
+    range_errors++;
   pthread_mutex_unlock(&lock);
   return ok;
 }
@@ -206,6 +236,7 @@ API(CUresult, cuGetErrorName, (CUresult r, const char **s))
     case CUDA_ERROR_INVALID_DEVICE: *s = "CUDA_ERROR_INVALID_DEVICE"; break;
     case CUDA_ERROR_INVALID_CONTEXT: *s = "CUDA_ERROR_INVALID_CONTEXT"; break;
     case CUDA_ERROR_INVALID_HANDLE: *s = "CUDA_ERROR_INVALID_HANDLE"; break;
+    case CUDA_ERROR_NOT_FOUND: *s = "CUDA_ERROR_NOT_FOUND"; break;
     case CUDA_ERROR_NOT_SUPPORTED: *s = "CUDA_ERROR_NOT_SUPPORTED"; break;
     default: *s = "CUDA_ERROR_MOCK"; break;
   }
@@ -344,6 +375,20 @@ API(CUresult, cuMemGetInfo_v2, (size_t *free_bytes, size_t *total))
   pthread_mutex_unlock(&lock);
   *total = TOTAL_MEMORY;
   return CUDA_SUCCESS;
+}
+
+API(CUresult, cuMemGetAddressRange_v2, (CUdeviceptr *base, size_t *size, CUdeviceptr p))
+{
+  alloc *a;
+  NEED_CTX();
+  pthread_mutex_lock(&lock);
+  a = alloc_holding(p);
+  if (a && base)
+    *base = (CUdeviceptr)(uintptr_t)a->p;
+  if (a && size)
+    *size = a->size;
+  pthread_mutex_unlock(&lock);
+  return a ? CUDA_SUCCESS : CUDA_ERROR_NOT_FOUND;
 }
 
 static void *

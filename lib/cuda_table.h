@@ -87,7 +87,9 @@ typedef struct cudalink_cuda_context {
 cudalink_status cudalink_cuda_context_acquire(const cudalink_cuda *cu, void *given, int device,
                                               cudalink_cuda_context *out, char *why,
                                               size_t why_len);
-void cudalink_cuda_context_release(const cudalink_cuda *cu, cudalink_cuda_context *c);
+/** Releases what acquire() retained (nothing for a caller's context) and
+ * clears c; what cuDevicePrimaryCtxRelease said, for the caller to log. */
+CUresult cudalink_cuda_context_release(const cudalink_cuda *cu, cudalink_cuda_context *c);
 
 /** For programs that drive the GPU themselves (tests, benchmarks): loads
  * the driver, retains device 0's primary context and makes it current on

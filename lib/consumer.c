@@ -51,13 +51,31 @@ struct cudalink_consumer {
   int ours;
   double next_lock_check;
   cudalink_consumer_stats stats;
-  char last_error[320];
+  char last_error[512]; /* room for a 200-byte name twice */
 };
 
 /* the object's last error, and its log callback (util.c) */
 #define set_error(c_, ...) cudalink_textf((c_)->last_error, sizeof((c_)->last_error), __VA_ARGS__)
 #define logf_(c_, level, ...) \
   cudalink_logf((c_)->config.log, (c_)->config.log_user_data, level, __VA_ARGS__)
+
+/* A CUDA call that fails while we let go of something: nobody to return it
+ * to, so it is logged. */
+static void
+cleanup_check(const cudalink_consumer *c, CUresult res, const char *call)
+{
+  char why[200];
+  if (res == CUDA_SUCCESS)
+    return;
+  cudalink_cuda_check(c->cu, res, call, why, sizeof why);
+  logf_(c, CUDALINK_LOG_WARNING, "segment '%s': %s", c->name, why);
+}
+
+static void
+pop_ctx(const cudalink_consumer *c)
+{
+  cleanup_check(c, c->cu->CtxPopCurrent(NULL), "cuCtxPopCurrent");
+}
 
 void
 cudalink_consumer_config_init(cudalink_consumer_config *config)
@@ -83,7 +101,11 @@ cudalink_consumer_create(const cudalink_consumer_config *config, cudalink_consum
   if (!c)
     return CUDALINK_ERR_NO_MEMORY;
   c->config = *config;
-  snprintf(c->name, sizeof c->name, "%s", config->name);
+  /* a cut name would be another segment's */
+  if ((size_t)snprintf(c->name, sizeof c->name, "%s", config->name) >= sizeof c->name) {
+    free(c);
+    return CUDALINK_ERR_BAD_NAME;
+  }
   c->config.name = c->name;
   if (!c->config.poll_interval_us)
     c->config.poll_interval_us = DEFAULT_POLL_US;
@@ -148,7 +170,11 @@ snapshot(cudalink_consumer *c, cudalink_header *h, int *stable)
   char why[200];
   cudalink_layout L;
 
-  cudalink_shm_refresh(c->seg);
+  if (cudalink_shm_refresh(c->seg) != CUDALINK_OK) {
+    /* the old mapping stays: read it, the next try may re-map */
+    logf_(c, CUDALINK_LOG_WARNING, "segment '%s' could not be re-mapped: %s", c->name,
+          cudalink_shm_last_error());
+  }
   size = cudalink_shm_size(c->seg);
   if (size > sizeof a)
     size = sizeof a;
@@ -196,69 +222,139 @@ close_ring(cudalink_consumer *c)
     return;
   if (c->cu->CtxPushCurrent(c->ctx.ctx) == CUDA_SUCCESS) {
     if (c->stream)
-      c->cu->StreamSynchronize(c->stream);
+      cleanup_check(c, c->cu->StreamSynchronize(c->stream), "cuStreamSynchronize");
     for (uint32_t s = 0; s < CUDALINK_MAX_SLOTS; s++) {
       if (c->event[s])
-        c->cu->EventDestroy(c->event[s]);
+        cleanup_check(c, c->cu->EventDestroy(c->event[s]), "cuEventDestroy");
       if (c->mem[s])
-        c->cu->IpcCloseMemHandle(c->mem[s]);
+        cleanup_check(c, c->cu->IpcCloseMemHandle(c->mem[s]), "cuIpcCloseMemHandle");
       c->event[s] = NULL;
       c->mem[s] = 0;
     }
-    c->cu->CtxPopCurrent(NULL);
+    pop_ctx(c);
+  } else {
+    /* nothing can be closed without the context: the handles are lost to
+     * us, and the driver frees them with the process */
+    logf_(c, CUDALINK_LOG_WARNING,
+          "segment '%s': cannot make the CUDA context current to close the ring", c->name);
+    memset(c->event, 0, sizeof c->event);
+    memset(c->mem, 0, sizeof c->mem);
   }
   c->open = 0;
   c->have_frame = 0;
   cudalink_waiter_restart(&c->waiter);
 }
 
+/* Opens slot s's memory and event handle; the call that failed in *call. */
+static CUresult
+open_slot(cudalink_consumer *c, const cudalink_header *h, uint32_t s, const char **call)
+{
+  CUipcMemHandle mh;
+  CUipcEventHandle eh;
+  CUresult res;
+
+  memcpy(&mh, h->mem_handle[s], sizeof mh);
+  memcpy(&eh, h->event_handle[s], sizeof eh);
+  *call = "cuIpcOpenMemHandle";
+  res = c->cu->IpcOpenMemHandle(&c->mem[s], mh, CU_IPC_MEM_LAZY_ENABLE_PEER_ACCESS);
+  if (res != CUDA_SUCCESS) {
+    c->mem[s] = 0;
+    return res;
+  }
+  *call = "cuIpcOpenEventHandle";
+  res = c->cu->IpcOpenEventHandle(&c->event[s], eh);
+  if (res != CUDA_SUCCESS)
+    c->event[s] = NULL;
+  return res;
+}
+
 /* Step 3: opens every slot's memory and event handle. */
 static cudalink_status
 open_ring(cudalink_consumer *c, const cudalink_header *h)
 {
-  CUresult res = CUDA_SUCCESS;
+  cudalink_status st = CUDALINK_OK;
+  CUresult res;
   const char *call = "";
   uint32_t s;
 
-  if (c->cu->CtxPushCurrent(c->ctx.ctx) != CUDA_SUCCESS) {
-    set_error(c, "cannot make the CUDA context current");
+  if ((res = c->cu->CtxPushCurrent(c->ctx.ctx)) != CUDA_SUCCESS) {
+    cudalink_cuda_check(c->cu, res, "cuCtxPushCurrent", c->last_error, sizeof c->last_error);
     return CUDALINK_ERR_CUDA;
   }
-  for (s = 0; s < h->num_slots; s++) {
-    CUipcMemHandle mh;
-    CUipcEventHandle eh;
+  for (s = 0; s < h->num_slots && st == CUDALINK_OK; s++) {
+    char why[200];
     if (all_zero(h->mem_handle[s], CUDALINK_IPC_HANDLE_SIZE)) {
       set_error(c, "segment '%s': slot %u has no memory handle", c->name, s);
-      res = CUDA_ERROR_INVALID_HANDLE;
-      break;
-    }
-    memcpy(&mh, h->mem_handle[s], sizeof mh);
-    memcpy(&eh, h->event_handle[s], sizeof eh);
-    res = c->cu->IpcOpenMemHandle(&c->mem[s], mh, CU_IPC_MEM_LAZY_ENABLE_PEER_ACCESS);
-    if (res != CUDA_SUCCESS) {
-      call = "cuIpcOpenMemHandle";
-      c->mem[s] = 0;
-      break;
-    }
-    res = c->cu->IpcOpenEventHandle(&c->event[s], eh);
-    if (res != CUDA_SUCCESS) {
-      call = "cuIpcOpenEventHandle";
-      c->event[s] = NULL;
-      break;
-    }
-  }
-  c->cu->CtxPopCurrent(NULL);
-  c->open = 1; /* so that close_ring frees what did open */
-  if (res != CUDA_SUCCESS) {
-    char why[200] = "";
-    if (*call)
+      st = CUDALINK_ERR_IPC_OPEN;
+    } else if ((res = open_slot(c, h, s, &call)) != CUDA_SUCCESS) {
       cudalink_cuda_check(c->cu, res, call, why, sizeof why);
-    close_ring(c);
-    if (*call)
       set_error(c, "segment '%s': slot %u: %s", c->name, s, why);
-    return CUDALINK_ERR_IPC_OPEN;
+      st = CUDALINK_ERR_IPC_OPEN;
+    }
   }
+  pop_ctx(c);
+  c->open = 1; /* so that close_ring frees what did open */
+  if (st != CUDALINK_OK)
+    close_ring(c);
+  return st;
+}
+
+/* The driver, the context, our stream and the event release() waits on,
+ * made once per connection. */
+static cudalink_status
+ensure_cuda(cudalink_consumer *c)
+{
+  cudalink_status st;
+  CUresult res;
+  const char *call = "cuCtxPushCurrent";
+
+  if (!c->cu) {
+    c->cu = cudalink_cuda_get(&st, c->last_error, sizeof c->last_error);
+    if (!c->cu)
+      return st;
+    st = cudalink_cuda_context_acquire(c->cu, c->config.cuda_context, c->config.device, &c->ctx,
+                                       c->last_error, sizeof c->last_error);
+    if (st != CUDALINK_OK) {
+      c->cu = NULL;
+      return st;
+    }
+  }
+  if (c->stream)
+    return CUDALINK_OK;
+  res = c->cu->CtxPushCurrent(c->ctx.ctx);
+  if (res == CUDA_SUCCESS) {
+    call = "cuStreamCreate";
+    res = c->cu->StreamCreate(&c->stream, CU_STREAM_NON_BLOCKING);
+    /* SLEEP_SYNC sleeps on it in the driver; the others query it */
+    if (res == CUDA_SUCCESS) {
+      call = "cuEventCreate";
+      res = c->cu->EventCreate(
+          &c->done, (c->config.flags & CUDALINK_CONSUMER_SLEEP_SYNC ? CU_EVENT_BLOCKING_SYNC : 0) |
+                        CU_EVENT_DISABLE_TIMING);
+    }
+    pop_ctx(c);
+  }
+  if (res != CUDA_SUCCESS)
+    return cudalink_cuda_check(c->cu, res, call, c->last_error, sizeof c->last_error);
   return CUDALINK_OK;
+}
+
+/* The ring of h is open and its version held still: from now on it is the
+ * one we follow. */
+static void
+adopt(cudalink_consumer *c, const cudalink_header *h)
+{
+  c->header = *h;
+  /* the parser let only a format through that checks */
+  if (cudalink_format_sizes(&h->format, NULL, &c->row_size) != CUDALINK_OK)
+    c->row_size = 0;
+  c->last_idx = 0;
+  c->have_frame = 0;
+  c->ours = cudalink_shm_is_locked(c->seg) == 1;
+  c->next_lock_check = cudalink_now() + LOCK_CHECK_S;
+  c->stats.num_slots = h->num_slots;
+  c->stats.version = h->version;
+  c->last_error[0] = 0;
 }
 
 /* Takes the header as it is now and opens its ring, retrying a header that
@@ -275,49 +371,20 @@ attach(cudalink_consumer *c)
     int stable = 0;
     st = snapshot(c, &h, &stable);
     if (st == CUDALINK_OK && stable) {
-      if (!c->cu) {
-        c->cu = cudalink_cuda_get(&st, c->last_error, sizeof c->last_error);
-        if (!c->cu)
-          return st;
-        st = cudalink_cuda_context_acquire(c->cu, c->config.cuda_context, c->config.device, &c->ctx,
-                                           c->last_error, sizeof c->last_error);
-        if (st != CUDALINK_OK) {
-          c->cu = NULL;
-          return st;
-        }
-      }
-      if (!c->stream) {
-        CUresult res = c->cu->CtxPushCurrent(c->ctx.ctx);
-        if (res == CUDA_SUCCESS) {
-          res = c->cu->StreamCreate(&c->stream, CU_STREAM_NON_BLOCKING);
-          /* SLEEP_SYNC sleeps on it in the driver; the others query it */
-          if (res == CUDA_SUCCESS)
-            res = c->cu->EventCreate(
-                &c->done,
-                (c->config.flags & CUDALINK_CONSUMER_SLEEP_SYNC ? CU_EVENT_BLOCKING_SYNC : 0) |
-                    CU_EVENT_DISABLE_TIMING);
-          c->cu->CtxPopCurrent(NULL);
-        }
-        if (res != CUDA_SUCCESS)
-          return cudalink_cuda_check(c->cu, res, "cuStreamCreate", c->last_error,
-                                     sizeof c->last_error);
-      }
+      if ((st = ensure_cuda(c)) != CUDALINK_OK)
+        return st;
       c->layout = cudalink_layout_for(h.num_slots);
       st = open_ring(c, &h);
       if (st == CUDALINK_OK) {
         /* seqlock: the version must not have moved while we opened */
-        if (load_version(c) == h.version && !load_shutdown(c)) {
-          c->header = h;
-          cudalink_format_sizes(&h.format, NULL, &c->row_size);
-          c->last_idx = 0;
-          c->ours = cudalink_shm_is_locked(c->seg) == 1;
-          c->next_lock_check = cudalink_now() + LOCK_CHECK_S;
-          c->stats.num_slots = h.num_slots;
-          c->stats.version = h.version;
-          c->last_error[0] = 0;
+        uint64_t v = load_version(c);
+        if (v == h.version && !load_shutdown(c)) {
+          adopt(c, &h);
           return CUDALINK_OK;
         }
         close_ring(c);
+        set_error(c, "segment '%s' changed while its ring was opened (version %llu, now %llu)",
+                  c->name, (unsigned long long)h.version, (unsigned long long)v);
         st = CUDALINK_ERR_IPC_OPEN;
       }
     } else if (st != CUDALINK_OK && stable) {
@@ -371,14 +438,14 @@ cudalink_consumer_disconnect(cudalink_consumer *c)
     close_ring(c);
     if ((c->stream || c->done) && c->cu->CtxPushCurrent(c->ctx.ctx) == CUDA_SUCCESS) {
       if (c->done)
-        c->cu->EventDestroy(c->done);
+        cleanup_check(c, c->cu->EventDestroy(c->done), "cuEventDestroy");
       if (c->stream)
-        c->cu->StreamDestroy(c->stream);
-      c->cu->CtxPopCurrent(NULL);
+        cleanup_check(c, c->cu->StreamDestroy(c->stream), "cuStreamDestroy");
+      pop_ctx(c);
     }
     c->stream = NULL;
     c->done = NULL;
-    cudalink_cuda_context_release(c->cu, &c->ctx);
+    cleanup_check(c, cudalink_cuda_context_release(c->cu, &c->ctx), "cuDevicePrimaryCtxRelease");
     c->cu = NULL;
   }
   cudalink_shm_close(c->seg);
@@ -429,7 +496,7 @@ reopen(cudalink_consumer *c)
     return producer_gone(c, "it shut down");
   if (st != CUDALINK_OK) {
     char why[sizeof c->last_error + 64];
-    snprintf(why, sizeof why, "its new ring could not be opened: %s", c->last_error);
+    cudalink_textf(why, sizeof why, "its new ring could not be opened: %s", c->last_error);
     return producer_gone(c, why);
   }
   c->stats.reopens++;
@@ -544,6 +611,7 @@ cudalink_consumer_acquire(cudalink_consumer *c, void *stream, uint64_t *src, siz
 {
   CUresult res;
   CUstream s;
+  const char *call = "cuStreamWaitEvent";
 
   if (!c || !src || !src_pitch)
     return CUDALINK_ERR_INVALID_ARG;
@@ -556,15 +624,18 @@ cudalink_consumer_acquire(cudalink_consumer *c, void *stream, uint64_t *src, siz
     return cudalink_cuda_check(c->cu, res, "cuCtxPushCurrent", c->last_error, sizeof c->last_error);
   /* The producer recorded the event before it published write_idx, which we
    * have read: a completed query means the slot's frame is written. */
-  if (!(c->config.flags & CUDALINK_CONSUMER_ALWAYS_WAIT_EVENT) &&
-      c->cu->EventQuery(c->event[c->frame.slot]) == CUDA_SUCCESS)
-    res = CUDA_SUCCESS;
-  else
+  res = CUDA_ERROR_NOT_READY;
+  if (!(c->config.flags & CUDALINK_CONSUMER_ALWAYS_WAIT_EVENT)) {
+    call = "cuEventQuery";
+    res = c->cu->EventQuery(c->event[c->frame.slot]);
+  }
+  if (res == CUDA_ERROR_NOT_READY) {
+    call = "cuStreamWaitEvent";
     res = c->cu->StreamWaitEvent(s, c->event[c->frame.slot], 0);
-  c->cu->CtxPopCurrent(NULL);
+  }
+  pop_ctx(c);
   if (res != CUDA_SUCCESS)
-    return cudalink_cuda_check(c->cu, res, "cuStreamWaitEvent", c->last_error,
-                               sizeof c->last_error);
+    return cudalink_cuda_check(c->cu, res, call, c->last_error, sizeof c->last_error);
   *src = c->mem[c->frame.slot];
   *src_pitch = c->row_size;
   return CUDALINK_OK;
@@ -614,7 +685,7 @@ cudalink_consumer_release(cudalink_consumer *c, void *stream)
   if ((res = c->cu->CtxPushCurrent(c->ctx.ctx)) != CUDA_SUCCESS)
     return cudalink_cuda_check(c->cu, res, "cuCtxPushCurrent", c->last_error, sizeof c->last_error);
   res = wait_for_copy(c, stream ? (CUstream)stream : c->stream);
-  c->cu->CtxPopCurrent(NULL);
+  pop_ctx(c);
   if (res != CUDA_SUCCESS)
     return cudalink_cuda_check(c->cu, res,
                                c->config.flags & CUDALINK_CONSUMER_SPIN_SYNC
@@ -655,7 +726,7 @@ cudalink_consumer_copy(cudalink_consumer *c, uint64_t dst, size_t dst_pitch, voi
   if ((res = c->cu->CtxPushCurrent(c->ctx.ctx)) != CUDA_SUCCESS)
     return cudalink_cuda_check(c->cu, res, "cuCtxPushCurrent", c->last_error, sizeof c->last_error);
   res = cudalink_cuda_copy_2d(c->cu, &cp, stream ? (CUstream)stream : c->stream);
-  c->cu->CtxPopCurrent(NULL);
+  pop_ctx(c);
   if (res != CUDA_SUCCESS)
     return cudalink_cuda_check(c->cu, res, "cuMemcpy2DAsync", c->last_error, sizeof c->last_error);
   return cudalink_consumer_release(c, stream);

@@ -14,6 +14,10 @@
  *   header claims. A copy or memset that reaches past an allocation fails
  *   with CUDA_ERROR_INVALID_VALUE (where a GPU would fault) and is counted
  *   (mock_cuda_range_errors()), so tests can tell it was never tried.
+ * - MOCK_CUDA_FAIL (read at each call) names entry points, comma separated,
+ *   that fail with CUDA_ERROR_MOCK_INJECTED instead of doing their work:
+ *   how tests reach the library's handling of failures that a working
+ *   driver never gives (a sticky error in the middle of a teardown).
  *
  * No cuda.h: its prototypes would clash. Only the ABI matters to the
  * loader's dlsym(); the few types needed are defined here. */
@@ -64,6 +68,7 @@ typedef struct {
 #define CUDA_ERROR_NOT_FOUND 500
 #define CUDA_ERROR_NOT_READY 600
 #define CUDA_ERROR_NOT_SUPPORTED 801
+#define CUDA_ERROR_MOCK_INJECTED 999
 #define CU_MEMORYTYPE_HOST 1
 #define CU_MEMORYTYPE_DEVICE 2
 
@@ -212,6 +217,23 @@ static int initialized;
       return CUDA_ERROR_INVALID_CONTEXT;  \
   } while (0)
 
+/* Is entry point name listed in MOCK_CUDA_FAIL? */
+static int
+injected(const char *name)
+{
+  const char *list = getenv("MOCK_CUDA_FAIL");
+  size_t n = strlen(name);
+  for (const char *p = list; p && *p; p = strchr(p, ',') ? strchr(p, ',') + 1 : NULL)
+    if (strncmp(p, name, n) == 0 && (p[n] == ',' || p[n] == 0))
+      return 1;
+  return 0;
+}
+#define INJECT(name)                   \
+  do {                                 \
+    if (injected(name))                \
+      return CUDA_ERROR_MOCK_INJECTED; \
+  } while (0)
+
 /* Every exported entry point gets a prototype first (-Wmissing-prototypes). */
 #define API(ret, name, args) EXPORT ret name args; ret name args
 
@@ -238,6 +260,7 @@ API(CUresult, cuGetErrorName, (CUresult r, const char **s))
     case CUDA_ERROR_INVALID_HANDLE: *s = "CUDA_ERROR_INVALID_HANDLE"; break;
     case CUDA_ERROR_NOT_FOUND: *s = "CUDA_ERROR_NOT_FOUND"; break;
     case CUDA_ERROR_NOT_SUPPORTED: *s = "CUDA_ERROR_NOT_SUPPORTED"; break;
+    case CUDA_ERROR_MOCK_INJECTED: *s = "CUDA_ERROR_MOCK_INJECTED"; break;
     default: *s = "CUDA_ERROR_MOCK"; break;
   }
   return CUDA_SUCCESS;
@@ -381,6 +404,7 @@ API(CUresult, cuMemGetAddressRange_v2, (CUdeviceptr *base, size_t *size, CUdevic
 {
   alloc *a;
   NEED_CTX();
+  INJECT("cuMemGetAddressRange_v2");
   pthread_mutex_lock(&lock);
   a = alloc_holding(p);
   if (a && base)
@@ -561,6 +585,7 @@ API(CUresult, cuStreamDestroy_v2, (CUstream s))
 API(CUresult, cuStreamSynchronize, (CUstream s))
 {
   NEED_CTX();
+  INJECT("cuStreamSynchronize");
   if (s && !obj_is(s, STREAM_MAGIC))
     return CUDA_ERROR_INVALID_HANDLE;
   wait_until(last_done_at, 0);
@@ -603,6 +628,7 @@ API(CUresult, cuEventSynchronize, (CUevent e))
 API(CUresult, cuEventQuery, (CUevent e))
 {
   NEED_INIT();
+  INJECT("cuEventQuery");
   if (!obj_is(e, EVENT_MAGIC))
     return CUDA_ERROR_INVALID_HANDLE;
   return mono_now() < ((event *)(void *)e)->done_at ? CUDA_ERROR_NOT_READY : CUDA_SUCCESS;
@@ -655,6 +681,7 @@ API(CUresult, cuIpcCloseMemHandle, (CUdeviceptr p))
 {
   alloc *a;
   NEED_INIT();
+  INJECT("cuIpcCloseMemHandle");
   if (!(a = find_alloc(p, 1, 1)))
     return CUDA_ERROR_INVALID_VALUE;
   munmap(a->p, a->size);

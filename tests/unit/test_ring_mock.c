@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
@@ -75,7 +76,8 @@ expected_frame(uint8_t *buf, size_t size, size_t row, uint32_t k)
 /* ---- pipes between the two processes ---------------------------------- */
 
 typedef struct msg {
-  char op;  /* producer: 'p' publish n, 'r' reformat, 'd' destroy, 'q' quit */
+  char op;  /* producer: 'p' publish n, 'r' reformat, 'd' destroy, 'q' quit, 'R' reformat
+               while cuStreamSynchronize fails (see producer_main) */
   int n;
 } msg;
 
@@ -158,6 +160,43 @@ drop_lock(const char *name)
   return dropped;
 }
 
+/* A reformat whose wait for the old ring's work fails (a sticky CUDA
+ * error) is refused, says so, and leaves the ring as it was; so is one to
+ * a format that does not check (the next frames must still be whole). */
+static int
+reformat_without_sync(cudalink_producer *p)
+{
+  static const cudalink_format empty = { 0, 24, 1, CUDALINK_DTYPE_UINT16, 0 };
+  cudalink_producer_stats before, after;
+  cudalink_status st;
+  const char *why;
+  int ok;
+
+  uint64_t dst;
+  size_t pitch = 0;
+
+  cudalink_producer_get_stats(p, &before);
+  if (cudalink_producer_reformat(p, &empty) != CUDALINK_ERR_BAD_DIMENSIONS ||
+      !strstr(cudalink_producer_last_error(p), "unusable frame format 0x24 x1 uint16"))
+    return 0;
+  /* the next frame's rows are still fmt_a's (begun again by publish_one) */
+  if (cudalink_producer_begin(p, &dst, &pitch) != CUDALINK_OK || pitch != fmt_a.width * 4u) {
+    fprintf(stderr, "  producer: pitch %lu after a refused reformat\n", (unsigned long)pitch);
+    return 0;
+  }
+  setenv("MOCK_CUDA_FAIL", "cuStreamSynchronize", 1);
+  st = cudalink_producer_reformat(p, &fmt_b);
+  unsetenv("MOCK_CUDA_FAIL");
+  cudalink_producer_get_stats(p, &after);
+  why = cudalink_producer_last_error(p);
+  ok = st == CUDALINK_ERR_CUDA && after.version == before.version &&
+       cudalink_producer_format(p)->width == fmt_a.width &&
+       strstr(why, "cuStreamSynchronize: CUDA_ERROR_MOCK_INJECTED (mock driver error)") != NULL;
+  if (!ok)
+    fprintf(stderr, "  producer: reformat gave %s: %s\n", cudalink_status_name(st), why);
+  return ok;
+}
+
 /* Serves commands until 'q' (or EOF); returns its failure count. */
 static int
 producer_main(const char *name, int cmd_fd, int ack_fd)
@@ -203,6 +242,9 @@ producer_main(const char *name, int cmd_fd, int ack_fd)
       }
       case 'r':
         ok = cudalink_producer_reformat(p, &fmt_b) == CUDALINK_OK;
+        break;
+      case 'R':
+        ok = reformat_without_sync(p);
         break;
       case 'u':
         ok = drop_lock(name);
@@ -833,6 +875,86 @@ consumer_interrupt(void)
   return tu_failures_in_test;
 }
 
+static char log_text[4096];
+
+static void
+collect_log(void *user, cudalink_log_level level, const char *message)
+{
+  size_t n = strlen(log_text);
+  (void)user;
+  snprintf(log_text + n, sizeof log_text - n, "[%d] %s\n", (int)level, message);
+}
+
+/* A consumer of seg_name that settles a header for settle_ms; its connect
+ * status in *st. */
+static cudalink_consumer *
+consumer_settling(uint32_t settle_ms, cudalink_status *st)
+{
+  cudalink_consumer_config cfg;
+  cudalink_consumer *c = NULL;
+  cudalink_consumer_config_init(&cfg);
+  cfg.name = seg_name;
+  cfg.settle_ms = settle_ms;
+  cfg.poll_interval_us = 200;
+  cfg.log = collect_log;
+  log_text[0] = 0;
+  if (cudalink_consumer_create(&cfg, &c) != CUDALINK_OK)
+    return NULL;
+  *st = cudalink_consumer_connect(c);
+  DEPTH0();
+  return c;
+}
+
+/* 5. CUDA failures a working driver never gives, each checked and told:
+ * an event query that fails (copy fails, the next one works), a producer
+ * whose reformat cannot wait for its old ring (refused, ring kept), and
+ * handles that do not close (logged: nobody to return it to). */
+static int
+consumer_cuda_failures(void)
+{
+  cudalink_consumer *c;
+  cudalink_status st = CUDALINK_OK;
+  CUdeviceptr dst = 0;
+  pid_t producer;
+  long live0;
+
+  tu_failures_in_test = 0;
+  if (!(c = start_consumer_test(0, 0, 0, &producer, &dst, &live0)))
+    return 1;
+  cudalink_consumer_destroy(c);
+
+  c = consumer_settling(0, &st);
+  CHECK_EQ_INT(st, CUDALINK_OK);
+  CHECK(producer_do('p', 1));
+  CHECK_EQ_INT(cudalink_consumer_wait(c, 1000000), CUDALINK_OK);
+  setenv("MOCK_CUDA_FAIL", "cuEventQuery", 1);
+  CHECK_EQ_INT(cudalink_consumer_copy(c, dst, 64 * 4, NULL), CUDALINK_ERR_CUDA);
+  unsetenv("MOCK_CUDA_FAIL");
+  CHECK_STR_CONTAINS(cudalink_consumer_last_error(c),
+                     "cuEventQuery: CUDA_ERROR_MOCK_INJECTED (mock driver error)");
+  DEPTH0();
+  CHECK(copy_and_check(c, dst, &fmt_a, 1));
+
+  CHECK(producer_do('R', 0)); /* checks the producer's own error text */
+  CHECK_EQ_INT(cudalink_consumer_wait(c, 30000), CUDALINK_ERR_TIMEOUT); /* no new version */
+  CHECK(producer_do('p', 1));
+  CHECK_EQ_INT(cudalink_consumer_wait(c, 1000000), CUDALINK_OK);
+  CHECK(copy_and_check(c, dst, &fmt_a, 2)); /* the producer's ring and sizes held */
+
+  setenv("MOCK_CUDA_FAIL", "cuIpcCloseMemHandle", 1);
+  cudalink_consumer_disconnect(c);
+  unsetenv("MOCK_CUDA_FAIL");
+  DEPTH0();
+  CHECK_STR_CONTAINS(log_text, "[1] segment '");
+  CHECK_STR_CONTAINS(log_text, "': cuIpcCloseMemHandle: CUDA_ERROR_MOCK_INJECTED (mock driver error)");
+  cudalink_consumer_destroy(c);
+  /* the mappings the mock could not close stay counted: no live0 check */
+  free_dev(dst);
+  (void)live0;
+  finish_consumer_test(NULL, producer, 0, 0);
+  return tu_failures_in_test;
+}
+
 /* The tests: each runs its consumer side in a child (in_child) */
 #define CHILD_TEST(name, fn)                                                      \
   static void name(void)                                                          \
@@ -846,6 +968,7 @@ CHILD_TEST(test_idle_wait_sleeps, consumer_idle)
 CHILD_TEST(test_paced_wait, consumer_paced)
 CHILD_TEST(test_interrupt, consumer_interrupt)
 CHILD_TEST(test_foreign_polls, consumer_foreign)
+CHILD_TEST(test_cuda_failures_reported, consumer_cuda_failures)
 
 int
 main(void)
@@ -859,5 +982,6 @@ main(void)
   RUN_TEST(test_paced_wait);
   RUN_TEST(test_interrupt);
   RUN_TEST(test_foreign_polls);
+  RUN_TEST(test_cuda_failures_reported);
   return TEST_SUMMARY();
 }

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "cuda_table.h"
+#include "segment.h"
 #include "shm.h"
 #include "util.h"
 #include "wait.h"
@@ -132,13 +133,11 @@ load_write_idx(const cudalink_consumer *c)
       memory_order_acquire);
 }
 
+/* two 32-bit atomics, read until they agree (segment.h says why) */
 static uint64_t
 load_version(const cudalink_consumer *c)
 {
-  uint64_t v;
-  memcpy(&v, seg_base(c) + c->layout.version, sizeof v);
-  atomic_thread_fence(memory_order_acquire);
-  return v;
+  return cudalink_segment_load_version(seg_base(c));
 }
 
 static uint8_t
@@ -483,23 +482,42 @@ cudalink_consumer_interrupt(cudalink_consumer *c, int on)
   cudalink_waiter_interrupt(&c->waiter, on);
 }
 
+/* "64x32 x4 uint8, 3 slots" */
+static void
+describe_ring(char *buf, size_t len, const cudalink_header *h)
+{
+  cudalink_textf(buf, len, "%ux%u x%u %s, %u slot%s", h->format.width, h->format.height,
+                 h->format.num_comps, cudalink_dtype_name(h->format.dtype), h->num_slots,
+                 h->num_slots == 1 ? "" : "s");
+}
+
 /* PROTOCOL.md consumer step 5: the version moved. Re-opens everything
- * (slot count, format and handles may all have changed). */
+ * (slot count, format and handles may all have changed) after validating
+ * the header again, as on connect. */
 static cudalink_status
 reopen(cudalink_consumer *c)
 {
+  char was[96], now[96];
+  uint64_t old_version = c->header.version;
   cudalink_status st;
 
+  describe_ring(was, sizeof was, &c->header);
   close_ring(c);
   st = attach(c);
   if (st == CUDALINK_ERR_STALE)
     return producer_gone(c, "it shut down");
   if (st != CUDALINK_OK) {
-    char why[sizeof c->last_error + 64];
-    cudalink_textf(why, sizeof why, "its new ring could not be opened: %s", c->last_error);
-    return producer_gone(c, why);
+    char gone[sizeof c->last_error + 64];
+    cudalink_textf(gone, sizeof gone, "its new ring could not be opened: %s", c->last_error);
+    return producer_gone(c, gone);
   }
   c->stats.reopens++;
+  describe_ring(now, sizeof now, &c->header);
+  /* not a failure, but what the caller will want to know */
+  set_error(c, "segment '%s' was re-initialised (version %llu -> %llu): re-opened, %s -> %s",
+            c->name, (unsigned long long)old_version, (unsigned long long)c->header.version, was,
+            now);
+  logf_(c, CUDALINK_LOG_INFO, "%s", c->last_error);
   return CUDALINK_ERR_FORMAT_CHANGED;
 }
 

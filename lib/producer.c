@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "cuda_table.h"
+#include "segment.h"
 #include "shm.h"
 #include "util.h"
 
@@ -17,6 +18,7 @@
 #define DEFAULT_NUM_SLOTS 3             /* what 0 in the config means (cudalink.h) */
 #define DEFAULT_GRACE_MS 200
 #define DEFAULT_STALE_MS 1000
+#define FIXED_HEADER_SIZE 20 /* magic, version, num_slots, write_idx */
 
 typedef struct ring {
   uint32_t num_slots;
@@ -105,15 +107,6 @@ store_u32(uint8_t *base, size_t off, uint32_t v)
   atomic_store_explicit((_Atomic uint32_t *)(void *)(base + off), v, memory_order_release);
 }
 
-static void
-store_version(uint8_t *base, size_t off, uint64_t v)
-{
-  /* version sits at offset 4, so it is not 8-byte aligned: a release fence
-   * then one 8-byte store (a single mov on x86-64, inside one cache line). */
-  atomic_thread_fence(memory_order_release);
-  memcpy(base + off, &v, sizeof v);
-}
-
 /* Every mapping we still write: the named one first, then the shadows. */
 #define FOR_EACH_SEGMENT(p, var)                                                                 \
   for (int seg_i_ = 0; seg_i_ <= MAX_SHADOWS; seg_i_++)                                          \
@@ -143,7 +136,8 @@ write_header_ordered(cudalink_producer *p)
     memcpy(base, buf, L->version);                      /* magic */
     memcpy(base + L->num_slots, buf + L->num_slots, 4); /* num_slots */
     memcpy(base + L->mem_handle0, buf + L->mem_handle0, L->size - L->mem_handle0);
-    store_version(base, L->version, p->header.version);
+    /* version is not 8-byte aligned: two 32-bit release stores (segment.h) */
+    cudalink_segment_store_version(base, p->header.version);
   }
   return CUDALINK_OK;
 }
@@ -271,8 +265,11 @@ check_takeover(cudalink_producer *p)
             p->name);
     return CUDALINK_OK;
   }
+  /* the version counter continues, read whole (segment.h) */
+  if (size >= FIXED_HEADER_SIZE)
+    h.version = cudalink_segment_load_version(base);
   if (h.version != 0 && h.version != UINT64_MAX)
-    p->header.version = h.version; /* the version counter continues */
+    p->header.version = h.version;
   if (h.shutdown_flag) {
     logf_(p, CUDALINK_LOG_INFO, "re-using segment '%s' left by a producer that shut down", p->name);
     return CUDALINK_OK;
@@ -285,6 +282,8 @@ check_takeover(cudalink_producer *p)
     cudalink_sleep(0.01);
     waited += 10;
     (void)cudalink_header_parse(base, size, &h); /* as above */
+    if (size >= FIXED_HEADER_SIZE)
+      h.version = cudalink_segment_load_version(base);
     if (h.write_idx != idx0 || h.version != ver0 || h.shutdown_flag) {
       if (h.shutdown_flag)
         return CUDALINK_OK;

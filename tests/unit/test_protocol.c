@@ -2,9 +2,12 @@
  * docs/PROTOCOL.md. The golden vector below is assembled by hand from the
  * table there, not with the library's own offsets. */
 #include "cudalink.h"
+#include "segment.h"
 #include "testutil.h"
 
 #include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -657,6 +660,89 @@ static void test_now_monotonic(void) {
   CHECK(t - start < 1.0);
 }
 
+/* ------------------------------------------------------------------------ */
+/* a live segment (lib/segment.h)                                           */
+/* ------------------------------------------------------------------------ */
+
+/* A mapping is page aligned; so is this stand-in. */
+static _Alignas(4096) uint8_t live[4096];
+
+/* The version's two halves: stored and loaded whole, little-endian at
+ * offset 4, across the 32-bit carry, and read as the codec reads it. */
+static void test_segment_version_roundtrip(void) {
+  static const uint64_t values[] = {1, 0xFFFFFFFFull, 0x100000000ull, 0x1234567890ABCDEFull,
+                                    0xFFFFFFFFFFFFFFFFull};
+  uint8_t buf[512];
+  cudalink_header h = make_header(3);
+  size_t n = write_or_fail(&h, buf, sizeof buf);
+  REQUIRE(n != 0);
+  for (unsigned i = 0; i < sizeof values / sizeof values[0]; i++) {
+    cudalink_header back;
+    memcpy(live, buf, n);
+    cudalink_segment_store_version(live, values[i]);
+    CHECK(cudalink_segment_load_version(live) == values[i]);
+    for (unsigned b = 0; b < 8; b++)
+      CHECK_EQ_INT(live[4 + b], (values[i] >> (8 * b)) & 0xff);
+    /* nothing else moved */
+    CHECK(memcmp(live, buf, 4) == 0 && memcmp(live + 12, buf + 12, n - 12) == 0);
+    CHECK_EQ_INT(cudalink_header_parse(live, n, &back), CUDALINK_OK);
+    CHECK(back.version == values[i]);
+  }
+}
+
+/* A writer stopped between its two stores (the low half is stored first):
+ * the half-written version already differs from the old one, so a
+ * consumer comparing with the version it holds sees the change. */
+static void test_segment_version_half_written(void) {
+  static const uint64_t olds[] = {7, 0xFFFFFFFFull, 0x1FFFFFFFFull};
+  for (unsigned i = 0; i < sizeof olds / sizeof olds[0]; i++) {
+    uint64_t old = olds[i], next = old + 1;
+    uint32_t lo = (uint32_t)next;
+    cudalink_segment_store_version(live, old);
+    memcpy(live + 4, &lo, 4); /* the low half of next only (little-endian host) */
+    CHECK(cudalink_segment_load_version(live) != old);
+    cudalink_segment_store_version(live, next);
+    CHECK(cudalink_segment_load_version(live) == next);
+  }
+}
+
+typedef struct {
+  atomic_int stop;
+  uint64_t last;
+} bump_arg;
+
+static void *bump_versions(void *arg) {
+  bump_arg *a = arg;
+  uint64_t v = 1;
+  while (!atomic_load(&a->stop) && v < 2000000)
+    cudalink_segment_store_version(live, ++v);
+  a->last = v;
+  return NULL;
+}
+
+/* One thread bumps the version as fast as it can, another reads it: every
+ * read is a version that was stored, never behind an earlier read. */
+static void test_segment_version_concurrent(void) {
+  bump_arg a;
+  pthread_t th;
+  uint64_t prev = 0;
+  long bad = 0, reads = 0;
+  cudalink_segment_store_version(live, 1);
+  atomic_init(&a.stop, 0);
+  a.last = 0;
+  REQUIRE(pthread_create(&th, NULL, bump_versions, &a) == 0);
+  for (reads = 0; reads < 1000000; reads++) {
+    uint64_t v = cudalink_segment_load_version(live);
+    if (v < prev || v > 2000000)
+      bad++;
+    prev = v;
+  }
+  atomic_store(&a.stop, 1);
+  pthread_join(th, NULL);
+  CHECK_EQ_INT(bad, 0);
+  CHECK(cudalink_segment_load_version(live) == a.last);
+}
+
 int main(void) {
   RUN_TEST(test_version);
   RUN_TEST(test_layout_table);
@@ -670,5 +756,8 @@ int main(void) {
   RUN_TEST(test_dtype_table);
   RUN_TEST(test_format_sizes);
   RUN_TEST(test_now_monotonic);
+  RUN_TEST(test_segment_version_roundtrip);
+  RUN_TEST(test_segment_version_half_written);
+  RUN_TEST(test_segment_version_concurrent);
   return TEST_SUMMARY();
 }

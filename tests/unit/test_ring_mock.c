@@ -905,6 +905,96 @@ consumer_settling(uint32_t settle_ms, cudalink_status *st)
   return c;
 }
 
+/* last_error is exactly "segment 'NAME'" followed by rest */
+static int
+error_is(const cudalink_consumer *c, const char *before_name, const char *rest)
+{
+  char want[512];
+  snprintf(want, sizeof want, "%s'%s'%s", before_name, seg_name, rest);
+  if (strcmp(cudalink_consumer_last_error(c), want) == 0)
+    return 1;
+  fprintf(stderr, "  last error: %s\n  expected:   %s\n", cudalink_consumer_last_error(c), want);
+  return 0;
+}
+
+/* A segment seg_name as a producer that shut down leaves it: version v,
+ * shutdown flag set, handles zeroed. */
+static int
+leave_segment(uint64_t v)
+{
+  cudalink_header h;
+  char path[80];
+  size_t size = cudalink_layout_size(SLOTS);
+  uint8_t *m;
+  int fd, ok;
+
+  memset(&h, 0, sizeof h);
+  h.version = v;
+  h.num_slots = SLOTS;
+  h.write_idx = 77;
+  h.shutdown_flag = 1;
+  h.format = fmt_a;
+  snprintf(path, sizeof path, "/%s", seg_name);
+  if ((fd = shm_open(path, O_CREAT | O_EXCL | O_RDWR, 0600)) < 0)
+    return 0;
+  ok = ftruncate(fd, (off_t)size) == 0;
+  m = ok ? mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0) : MAP_FAILED;
+  close(fd);
+  if (m == MAP_FAILED)
+    return 0;
+  ok = cudalink_header_write(&h, m, size) == CUDALINK_OK;
+  munmap(m, size);
+  return ok;
+}
+
+/* 4. The version crosses 2^32 while a consumer watches: our producer takes
+ * over a segment left at 0xFFFFFFFE (so it starts at 0xFFFFFFFF) and its
+ * reformat stores 0x100000000, both halves changing. The consumer sees the
+ * change, says so with both values, and holds the new one whole. */
+static int
+consumer_version_carry(void)
+{
+  cudalink_consumer_stats stats;
+  cudalink_frame_info info;
+  cudalink_consumer *c;
+  CUdeviceptr dst = 0;
+  pid_t producer;
+  uint32_t size_a;
+
+  tu_failures_in_test = 0;
+  new_name();
+  if (!leave_segment(0xFFFFFFFEull) || (producer = start_producer(seg_name)) < 0 ||
+      !load_driver())
+    return 1;
+  cudalink_format_sizes(&fmt_a, &size_a, NULL);
+  CHECK(alloc_dev(&dst, size_a));
+  if (!(c = connect_consumer_with(0, 0)))
+    return tu_failures_in_test + 1;
+  cudalink_consumer_get_stats(c, &stats);
+  CHECK(stats.version == 0xFFFFFFFFull);
+  CHECK(producer_do('p', 1));
+  CHECK_EQ_INT(cudalink_consumer_wait(c, 1000000), CUDALINK_OK);
+  CHECK_EQ_INT(cudalink_consumer_frame_info(c, &info), CUDALINK_OK);
+  CHECK(info.version == 0xFFFFFFFFull);
+  CHECK(copy_and_check(c, dst, &fmt_a, 1));
+
+  CHECK(producer_do('r', 0));
+  CHECK_EQ_INT(cudalink_consumer_wait(c, 1000000), CUDALINK_ERR_FORMAT_CHANGED);
+  CHECK(error_is(c, "segment ",
+                 " was re-initialised (version 4294967295 -> 4294967296): re-opened, "
+                 "64x32 x4 uint8, 3 slots -> 40x24 x1 uint16, 3 slots"));
+  cudalink_consumer_get_stats(c, &stats);
+  CHECK(stats.version == 0x100000000ull);
+  CHECK(producer_do('p', 1));
+  CHECK_EQ_INT(cudalink_consumer_wait(c, 1000000), CUDALINK_OK);
+  CHECK_EQ_INT(cudalink_consumer_frame_info(c, &info), CUDALINK_OK);
+  CHECK(info.version == 0x100000000ull);
+  CHECK(copy_and_check(c, dst, &fmt_b, 2));
+  free_dev(dst);
+  finish_consumer_test(c, producer, 0, 0);
+  return tu_failures_in_test;
+}
+
 /* 5. CUDA failures a working driver never gives, each checked and told:
  * an event query that fails (copy fails, the next one works), a producer
  * whose reformat cannot wait for its old ring (refused, ring kept), and
@@ -968,6 +1058,7 @@ CHILD_TEST(test_idle_wait_sleeps, consumer_idle)
 CHILD_TEST(test_paced_wait, consumer_paced)
 CHILD_TEST(test_interrupt, consumer_interrupt)
 CHILD_TEST(test_foreign_polls, consumer_foreign)
+CHILD_TEST(test_version_carry, consumer_version_carry)
 CHILD_TEST(test_cuda_failures_reported, consumer_cuda_failures)
 
 int
@@ -982,6 +1073,7 @@ main(void)
   RUN_TEST(test_paced_wait);
   RUN_TEST(test_interrupt);
   RUN_TEST(test_foreign_polls);
+  RUN_TEST(test_version_carry);
   RUN_TEST(test_cuda_failures_reported);
   return TEST_SUMMARY();
 }

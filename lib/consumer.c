@@ -1,9 +1,10 @@
 /* The consumer (importer): follows a producer's segment, opens its ring over
  * CUDA IPC and copies frames out, following PROTOCOL.md's consumer steps:
  * open and validate the segment (connect, snapshot), let a header being
- * rewritten settle (attach), open the handles (open_ring), wait for a frame
- * (wait; how it sleeps or spins is wait.c's), acquire the slot, copy it and
- * release it, checking that the copy did not tear.
+ * rewritten settle (attach), open the handles and check that every slot
+ * holds a whole frame (open_ring), wait for a frame (wait; how it sleeps or
+ * spins is wait.c's), acquire the slot, copy it and release it, checking
+ * that the copy did not tear.
  *
  * Peers re-initialise by bumping the version FIRST and writing handles and
  * metadata after it, so a consistent version proves little. We take a
@@ -244,6 +245,48 @@ close_ring(cudalink_consumer *c)
   cudalink_waiter_restart(&c->waiter);
 }
 
+/* The copy never leaves a slot's allocation: a GPU read past it is a
+ * sticky CUDA_ERROR_ILLEGAL_ADDRESS that poisons the context for everyone
+ * who shares it. So each opened slot must hold height rows of row_size
+ * bytes (tightly packed: the pitch acquire() hands out), whatever the
+ * header claims. Context pushed. */
+static cudalink_status
+check_slot_sizes(cudalink_consumer *c, const cudalink_header *h)
+{
+  uint32_t row = 0;
+  uint64_t need;
+  cudalink_status st = cudalink_format_sizes(&h->format, NULL, &row);
+
+  if (st != CUDALINK_OK) { /* the parser let it through: cannot happen */
+    set_error(c, "segment '%s': unusable format: %s", c->name, cudalink_strerror(st));
+    return st;
+  }
+  need = (uint64_t)row * h->format.height;
+  for (uint32_t s = 0; s < h->num_slots; s++) {
+    CUdeviceptr base = 0;
+    size_t size = 0;
+    uint64_t avail;
+    CUresult res = c->cu->MemGetAddressRange(&base, &size, c->mem[s]);
+    if (res != CUDA_SUCCESS) {
+      char why[200];
+      cudalink_cuda_check(c->cu, res, "cuMemGetAddressRange", why, sizeof why);
+      set_error(c, "segment '%s': slot %u: %s", c->name, s, why);
+      return CUDALINK_ERR_IPC_OPEN;
+    }
+    avail = c->mem[s] >= base && c->mem[s] - base <= size ? size - (c->mem[s] - base) : 0;
+    if (avail < need) {
+      set_error(c,
+                "segment '%s': slot %u's allocation is %llu bytes, the header's %ux%u %s x%u "
+                "frame needs %llu",
+                c->name, s, (unsigned long long)avail, h->format.width, h->format.height,
+                cudalink_dtype_name(h->format.dtype), h->format.num_comps,
+                (unsigned long long)need);
+      return CUDALINK_ERR_SLOT_TOO_SMALL;
+    }
+  }
+  return CUDALINK_OK;
+}
+
 /* Opens slot s's memory and event handle; the call that failed in *call. */
 static CUresult
 open_slot(cudalink_consumer *c, const cudalink_header *h, uint32_t s, const char **call)
@@ -267,7 +310,8 @@ open_slot(cudalink_consumer *c, const cudalink_header *h, uint32_t s, const char
   return res;
 }
 
-/* Step 3: opens every slot's memory and event handle. */
+/* Step 3: opens every slot's memory and event handle, and checks that each
+ * slot holds a whole frame. */
 static cudalink_status
 open_ring(cudalink_consumer *c, const cudalink_header *h)
 {
@@ -291,6 +335,8 @@ open_ring(cudalink_consumer *c, const cudalink_header *h)
       st = CUDALINK_ERR_IPC_OPEN;
     }
   }
+  if (st == CUDALINK_OK)
+    st = check_slot_sizes(c, h);
   pop_ctx(c);
   c->open = 1; /* so that close_ring frees what did open */
   if (st != CUDALINK_OK)

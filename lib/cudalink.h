@@ -100,6 +100,7 @@ CUDALINK_API unsigned cudalink_version_number(void);
   X(ERR_BAD_DATA_SIZE, -15, "segment's data_size is not width*height*channels*bytes")            \
   X(ERR_BAD_NUM_COMPS, -16, "segment has a channel count outside 1..4")                          \
   X(ERR_STALE, -17, "segment's shutdown flag is set (producer gone, stale segment)")             \
+  X(ERR_SLOT_TOO_SMALL, -18, "a slot's device buffer is smaller than the segment's frames")      \
   X(ERR_BAD_NAME, -20, "invalid segment name (empty, contains '/', or too long)")                \
   X(ERR_SHM, -21, "shared-memory system call failed")                                            \
   X(ERR_NOT_FOUND, -22, "no segment of that name exists")                                        \

@@ -503,11 +503,13 @@ static void test_status_strings(void) {
   } while (0);
   CUDALINK_STATUS_MAP(CHECK_ONE_)
 #undef CHECK_ONE_
-  CHECK(count >= 28); /* codes are only ever appended */
+  CHECK(count >= 29); /* codes are only ever appended */
   CHECK(strcmp(cudalink_status_name(CUDALINK_ERR_BAD_MAGIC), "ERR_BAD_MAGIC") == 0);
   CHECK(strcmp(cudalink_status_name(0), "OK") == 0);
   CHECK_STR_CONTAINS(cudalink_strerror(CUDALINK_ERR_TRUNCATED), "shorter");
-  static const int unknown[] = {1, -3, -9, -18, -48, -1000, 12345, -2147483647 - 1};
+  CHECK_EQ_INT(CUDALINK_ERR_SLOT_TOO_SMALL, -18);
+  CHECK_STR_CONTAINS(cudalink_strerror(CUDALINK_ERR_SLOT_TOO_SMALL), "smaller than");
+  static const int unknown[] = {1, -3, -9, -19, -48, -1000, 12345, -2147483647 - 1};
   for (unsigned i = 0; i < sizeof unknown / sizeof unknown[0]; i++) {
     CHECK(strcmp(cudalink_strerror(unknown[i]), "unknown cudalink status") == 0);
     CHECK(strcmp(cudalink_status_name(unknown[i]), "UNKNOWN") == 0);

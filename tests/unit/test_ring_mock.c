@@ -1,6 +1,8 @@
 /* The producer/consumer ring end to end on the CPU mock driver
  * (tests/unit/mock_cuda.c): a producer process and a consumer process, each
- * loading the driver itself after fork, talk over the real protocol.
+ * loading the driver itself after fork, talk over the real protocol. Some
+ * tests put a hand-written foreign producer in the consumer's process
+ * instead, one that can lie in its header.
  * In the consumer, every library call is followed by a check that the CUDA
  * context stack is empty again (a context left pushed breaks the caller's
  * own CUDA work), and both sides must give back every allocation and IPC
@@ -37,6 +39,7 @@ static const cudalink_format fmt_b = { 40, 24, 1, CUDALINK_DTYPE_UINT16, 0 };
 
 static int (*mock_depth)(void);
 static long (*mock_live)(void);
+static long (*mock_range_errors)(void);
 static const cudalink_cuda *cu;
 static CUcontext ctx;
 
@@ -56,8 +59,10 @@ load_driver(void)
     return 0;
   *(void **)&mock_depth = dlsym(h, "mock_cuda_ctx_depth");
   *(void **)&mock_live = dlsym(h, "mock_cuda_live_allocations");
+  *(void **)&mock_range_errors = dlsym(h, "mock_cuda_range_errors");
   dlclose(h); /* drops only our reference: the library keeps it loaded */
-  return mock_depth && mock_live && cu->DevicePrimaryCtxRetain(&ctx, 0) == CUDA_SUCCESS;
+  return mock_depth && mock_live && mock_range_errors &&
+         cu->DevicePrimaryCtxRetain(&ctx, 0) == CUDA_SUCCESS;
 }
 
 #define DEPTH0() CHECK_EQ_INT(mock_depth(), 0)
@@ -875,6 +880,128 @@ consumer_interrupt(void)
   return tu_failures_in_test;
 }
 
+/* ---- a foreign producer, written by hand ------------------------------ */
+
+/* What TouchDesigner or a Python exporter would leave in a segment, built
+ * in the consumer's own process (the mock maps an IPC handle in any
+ * process): slot s allocated with alloc[s] bytes whatever the header says,
+ * and a header that is rewritten only when the test says so, version
+ * included. */
+typedef struct foreign {
+  uint8_t *seg;
+  size_t seg_size;
+  cudalink_header h;
+  CUdeviceptr mem[CUDALINK_MAX_SLOTS];
+  CUevent ev[CUDALINK_MAX_SLOTS];
+  size_t alloc[CUDALINK_MAX_SLOTS];
+} foreign;
+
+/* Writes f->h as it is, all of it (a producer rewriting its header in place
+ * need not bump the version). */
+static int
+foreign_rewrite(foreign *f)
+{
+  f->h.timestamp = cudalink_now();
+  return cudalink_header_write(&f->h, f->seg, f->seg_size) == CUDALINK_OK;
+}
+
+static int
+foreign_slots(foreign *f, const size_t *alloc)
+{
+  int ok = cu->CtxPushCurrent(ctx) == CUDA_SUCCESS;
+  for (uint32_t s = 0; ok && s < f->h.num_slots; s++) {
+    CUipcMemHandle mh;
+    CUipcEventHandle eh;
+    f->alloc[s] = alloc[s];
+    ok = cu->MemAlloc(&f->mem[s], alloc[s]) == CUDA_SUCCESS &&
+         cu->EventCreate(&f->ev[s], CU_EVENT_INTERPROCESS | CU_EVENT_DISABLE_TIMING) ==
+             CUDA_SUCCESS &&
+         cu->IpcGetMemHandle(&mh, f->mem[s]) == CUDA_SUCCESS &&
+         cu->IpcGetEventHandle(&eh, f->ev[s]) == CUDA_SUCCESS;
+    memcpy(f->h.mem_handle[s], &mh, sizeof mh);
+    memcpy(f->h.event_handle[s], &eh, sizeof eh);
+  }
+  if (ok || cu->CtxPushCurrent(ctx) == CUDA_SUCCESS) /* pushed either way */
+    cu->CtxPopCurrent(NULL);
+  return ok;
+}
+
+/* A segment seg_name at version 1 describing fmt in slots allocations. */
+static int
+foreign_up(foreign *f, const cudalink_format *fmt, uint32_t slots, const size_t *alloc)
+{
+  char path[80];
+  int fd;
+  void *m;
+
+  memset(f, 0, sizeof *f);
+  f->h.version = 1;
+  f->h.num_slots = slots;
+  f->h.format = *fmt;
+  f->seg_size = cudalink_layout_size(slots);
+  snprintf(path, sizeof path, "/%s", seg_name);
+  if ((fd = shm_open(path, O_CREAT | O_EXCL | O_RDWR, 0600)) < 0)
+    return 0;
+  m = ftruncate(fd, (off_t)f->seg_size) == 0
+          ? mmap(NULL, f->seg_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)
+          : MAP_FAILED;
+  close(fd);
+  if (m == MAP_FAILED)
+    return 0;
+  f->seg = m;
+  return foreign_slots(f, alloc) && foreign_rewrite(f);
+}
+
+/* Frame k as write_idx idx: its bytes (as many as the slot holds) into slot
+ * (idx - 1) % N, computed modulo 2^32 as a C producer would, the event, the
+ * timestamp, then write_idx. */
+static int
+foreign_publish(foreign *f, uint32_t idx, uint32_t k)
+{
+  cudalink_layout L = cudalink_layout_for(f->h.num_slots);
+  uint32_t size, row, slot = (idx - 1u) % f->h.num_slots;
+  uint8_t *buf;
+  double ts = cudalink_now();
+  int ok;
+
+  cudalink_format_sizes(&f->h.format, &size, &row);
+  if (!(buf = malloc(size)))
+    return 0;
+  expected_frame(buf, size, row, k);
+  ok = cu->CtxPushCurrent(ctx) == CUDA_SUCCESS;
+  if (ok) {
+    ok = cu->MemcpyHtoD(f->mem[slot], buf, size < f->alloc[slot] ? size : f->alloc[slot]) ==
+             CUDA_SUCCESS &&
+         cu->EventRecord(f->ev[slot], NULL) == CUDA_SUCCESS;
+    cu->CtxPopCurrent(NULL);
+  }
+  free(buf);
+  f->h.write_idx = idx;
+  memcpy(f->seg + L.timestamp, &ts, sizeof ts);
+  atomic_store_explicit((_Atomic uint32_t *)(void *)(f->seg + L.write_idx), idx,
+                        memory_order_release);
+  return ok;
+}
+
+static void
+foreign_down(foreign *f)
+{
+  char path[80];
+  if (cu->CtxPushCurrent(ctx) == CUDA_SUCCESS) {
+    for (uint32_t s = 0; s < f->h.num_slots; s++) {
+      if (f->ev[s])
+        cu->EventDestroy(f->ev[s]);
+      if (f->mem[s])
+        cu->MemFree(f->mem[s]);
+    }
+    cu->CtxPopCurrent(NULL);
+  }
+  if (f->seg)
+    munmap(f->seg, f->seg_size);
+  snprintf(path, sizeof path, "/%s", seg_name);
+  shm_unlink(path);
+}
+
 static char log_text[4096];
 
 static void
@@ -915,6 +1042,46 @@ error_is(const cudalink_consumer *c, const char *before_name, const char *rest)
     return 1;
   fprintf(stderr, "  last error: %s\n  expected:   %s\n", cudalink_consumer_last_error(c), want);
   return 0;
+}
+
+/* 1. A header that claims more than the slots hold: slot 1 (of 3) is a
+ * 4 MiB allocation, the header a 1080p RGBA frame (8294400 bytes). The
+ * connect is refused with the sizes, and no copy is ever tried. */
+static int
+consumer_slot_too_small(void)
+{
+  static const cudalink_format hd = { 1920, 1080, 4, CUDALINK_DTYPE_UINT8, 0 };
+  static const size_t alloc[3] = { 8u << 20, 4u << 20, 4u << 20 };
+  CUdeviceptr dst = 0;
+  cudalink_consumer *c;
+  cudalink_status st = CUDALINK_OK;
+  foreign f;
+  long live0, range0;
+
+  tu_failures_in_test = 0;
+  new_name();
+  if (!load_driver())
+    return 1;
+  live0 = mock_live();
+  range0 = mock_range_errors();
+  CHECK(foreign_up(&f, &hd, 3, alloc));
+  CHECK(foreign_publish(&f, 1, 1));
+  CHECK(alloc_dev(&dst, 8u << 20));
+  c = consumer_settling(50, &st);
+  CHECK_EQ_INT(st, CUDALINK_ERR_SLOT_TOO_SMALL);
+  CHECK(error_is(c, "segment ",
+                 ": slot 1's allocation is 4194304 bytes, the header's 1920x1080 uint8 x4 frame "
+                 "needs 8294400"));
+  CHECK_EQ_INT(cudalink_consumer_wait(c, 0), CUDALINK_ERR_NOT_CONNECTED);
+  CHECK_EQ_INT(cudalink_consumer_copy(c, dst, 1920 * 4, NULL), CUDALINK_ERR_NOT_CONNECTED);
+  DEPTH0();
+  CHECK_EQ_INT(mock_range_errors(), range0); /* nothing reached past a slot */
+  cudalink_consumer_destroy(c);
+  free_dev(dst);
+  foreign_down(&f);
+  CHECK_EQ_INT(mock_live(), live0); /* the slots it had opened are closed */
+  cu->DevicePrimaryCtxRelease(0);
+  return tu_failures_in_test;
 }
 
 /* A segment seg_name as a producer that shut down leaves it: version v,
@@ -996,9 +1163,10 @@ consumer_version_carry(void)
 }
 
 /* 5. CUDA failures a working driver never gives, each checked and told:
- * an event query that fails (copy fails, the next one works), a producer
- * whose reformat cannot wait for its old ring (refused, ring kept), and
- * handles that do not close (logged: nobody to return it to). */
+ * a slot whose size cannot be asked (connect refused), an event query
+ * that fails (copy fails, the next one works), a producer whose reformat
+ * cannot wait for its old ring (refused, ring kept), and handles that do
+ * not close (logged: nobody to return it to). */
 static int
 consumer_cuda_failures(void)
 {
@@ -1011,6 +1179,14 @@ consumer_cuda_failures(void)
   tu_failures_in_test = 0;
   if (!(c = start_consumer_test(0, 0, 0, &producer, &dst, &live0)))
     return 1;
+  cudalink_consumer_destroy(c);
+
+  setenv("MOCK_CUDA_FAIL", "cuMemGetAddressRange_v2", 1);
+  c = consumer_settling(20, &st);
+  unsetenv("MOCK_CUDA_FAIL");
+  CHECK_EQ_INT(st, CUDALINK_ERR_IPC_OPEN);
+  CHECK(error_is(c, "segment ",
+                 ": slot 0: cuMemGetAddressRange: CUDA_ERROR_MOCK_INJECTED (mock driver error)"));
   cudalink_consumer_destroy(c);
 
   c = consumer_settling(0, &st);
@@ -1058,6 +1234,7 @@ CHILD_TEST(test_idle_wait_sleeps, consumer_idle)
 CHILD_TEST(test_paced_wait, consumer_paced)
 CHILD_TEST(test_interrupt, consumer_interrupt)
 CHILD_TEST(test_foreign_polls, consumer_foreign)
+CHILD_TEST(test_slot_too_small_refused, consumer_slot_too_small)
 CHILD_TEST(test_version_carry, consumer_version_carry)
 CHILD_TEST(test_cuda_failures_reported, consumer_cuda_failures)
 
@@ -1073,6 +1250,7 @@ main(void)
   RUN_TEST(test_paced_wait);
   RUN_TEST(test_interrupt);
   RUN_TEST(test_foreign_polls);
+  RUN_TEST(test_slot_too_small_refused);
   RUN_TEST(test_version_carry);
   RUN_TEST(test_cuda_failures_reported);
   return TEST_SUMMARY();

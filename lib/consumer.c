@@ -9,7 +9,10 @@
  * Peers re-initialise by bumping the version FIRST and writing handles and
  * metadata after it, so a consistent version proves little. We take a
  * header only when two reads a few milliseconds apart agree byte for byte
- * and every IPC handle opens; otherwise we retry for up to settle_ms. */
+ * and every IPC handle opens; otherwise we retry for up to settle_ms. And
+ * we trust it only as long as it stays as it was: every frame, the header
+ * must still describe the ring we opened (segment.h), or we re-open as for
+ * a new version. */
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -39,6 +42,7 @@ struct cudalink_consumer {
   /* the ring we have open */
   int open;
   cudalink_header header;
+  uint8_t header_bytes[CUDALINK_MAX_LAYOUT_SIZE]; /* as we opened it */
   cudalink_layout layout;
   uint32_t row_size;
   CUdeviceptr mem[CUDALINK_MAX_SLOTS];
@@ -149,6 +153,15 @@ load_shutdown(const cudalink_consumer *c)
   return f;
 }
 
+/* Does the live header still describe the ring we opened (everything but
+ * version, write_idx, timestamp and shutdown_flag, which are looked at on
+ * their own)? A few hundred bytes compared once a frame. */
+static int
+header_unchanged(const cudalink_consumer *c)
+{
+  return cudalink_segment_same_ring(c->header_bytes, seg_base(c), c->header.num_slots);
+}
+
 static int
 all_zero(const uint8_t *p, size_t n)
 {
@@ -158,58 +171,69 @@ all_zero(const uint8_t *p, size_t n)
   return 1;
 }
 
-/* PROTOCOL.md consumer steps 1 and 2: a parsed, validated copy of the
- * header; 'stable' when a second read SETTLE_GAP_US later gave the same
- * bytes (write_idx and timestamp excluded: they move with every frame). */
+/* Judges a header read into raw (size bytes) that parsed as st (why). */
 static cudalink_status
-snapshot(cudalink_consumer *c, cudalink_header *h, int *stable)
+judge_header(cudalink_consumer *c, const uint8_t *raw, size_t size, const cudalink_header *h,
+             cudalink_status st, const char *why)
 {
-  uint8_t a[CUDALINK_MAX_LAYOUT_SIZE], b[CUDALINK_MAX_LAYOUT_SIZE];
+  if (st != CUDALINK_OK && all_zero(raw, size)) {
+    /* a producer creates the file before it writes the header */
+    set_error(c,
+              "segment '%s' is empty (%lu bytes of zeros): its producer has not written "
+              "a header yet",
+              c->name, (unsigned long)size);
+    return CUDALINK_ERR_NOT_CONNECTED;
+  }
+  if (st != CUDALINK_OK) {
+    set_error(c, "segment '%s': %s", c->name, why);
+    return st;
+  }
+  if (h->shutdown_flag) {
+    set_error(c, "segment '%s' is stale: its shutdown flag is set (the producer is gone)", c->name);
+    return CUDALINK_ERR_STALE;
+  }
+  if (h->version == 0) {
+    set_error(c, "segment '%s' has version 0 (producer still initialising)", c->name);
+    return CUDALINK_ERR_NOT_CONNECTED;
+  }
+  return CUDALINK_OK;
+}
+
+/* PROTOCOL.md consumer steps 1 and 2: a parsed, validated copy of the
+ * header in h, its bytes in raw; 'stable' when a second read SETTLE_GAP_US
+ * later described the same ring at the same version. */
+static cudalink_status
+snapshot(cudalink_consumer *c, cudalink_header *h, uint8_t *raw, int *stable)
+{
+  uint8_t again[CUDALINK_MAX_LAYOUT_SIZE];
   size_t size;
   cudalink_status st;
   char why[200];
   cudalink_layout L;
 
+  *stable = 0;
   if (cudalink_shm_refresh(c->seg) != CUDALINK_OK) {
     /* the old mapping stays: read it, the next try may re-map */
     logf_(c, CUDALINK_LOG_WARNING, "segment '%s' could not be re-mapped: %s", c->name,
           cudalink_shm_last_error());
   }
   size = cudalink_shm_size(c->seg);
-  if (size > sizeof a)
-    size = sizeof a;
-  memcpy(a, seg_base(c), size);
+  if (size > CUDALINK_MAX_LAYOUT_SIZE)
+    size = CUDALINK_MAX_LAYOUT_SIZE;
+  memset(raw, 0, CUDALINK_MAX_LAYOUT_SIZE);
+  memcpy(raw, seg_base(c), size);
   atomic_thread_fence(memory_order_acquire);
-  st = cudalink_header_parse_verbose(a, size, h, why, sizeof why);
-  if (st != CUDALINK_OK && all_zero(a, size)) {
-    /* a producer creates the file before it writes the header */
-    set_error(c,
-              "segment '%s' is empty (%lu bytes of zeros): its producer has not written "
-              "a header yet",
-              c->name, (unsigned long)size);
-    st = CUDALINK_ERR_NOT_CONNECTED;
-  } else if (st != CUDALINK_OK)
-    set_error(c, "segment '%s': %s", c->name, why);
-  else if (h->shutdown_flag) {
-    set_error(c, "segment '%s' is stale: its shutdown flag is set (the producer is gone)", c->name);
-    st = CUDALINK_ERR_STALE;
-  } else if (h->version == 0) {
-    set_error(c, "segment '%s' has version 0 (producer still initialising)", c->name);
-    st = CUDALINK_ERR_NOT_CONNECTED;
-  }
+  st = cudalink_header_parse_verbose(raw, size, h, why, sizeof why);
+  st = judge_header(c, raw, size, h, st, why);
   cudalink_sleep(SETTLE_GAP_US * 1e-6);
-  memcpy(b, seg_base(c), size);
+  memcpy(again, seg_base(c), size);
   L = cudalink_layout_for(h->num_slots);
-  if (L.size && L.size <= size) {
-    /* write_idx and timestamp may move: compare the rest */
-    memset(a + L.write_idx, 0, 4);
-    memset(b + L.write_idx, 0, 4);
-    memset(a + L.timestamp, 0, 8);
-    memset(b + L.timestamp, 0, 8);
-    memset(a + L.shutdown_flag, 0, 1);
-    memset(b + L.shutdown_flag, 0, 1);
-  }
-  *stable = memcmp(a, b, size) == 0 && size == cudalink_shm_size(c->seg);
+  if (L.size && L.size <= size)
+    *stable = cudalink_segment_same_ring(raw, again, h->num_slots) &&
+              memcmp(raw + L.version, again + L.version, 8) == 0;
+  else
+    *stable = memcmp(raw, again, size) == 0;
+  *stable = *stable && size == cudalink_shm_size(c->seg);
   return st;
 }
 
@@ -384,12 +408,13 @@ ensure_cuda(cudalink_consumer *c)
   return CUDALINK_OK;
 }
 
-/* The ring of h is open and its version held still: from now on it is the
- * one we follow. */
+/* The ring of h (its bytes in raw) is open and its version held still:
+ * from now on it is the one we follow. */
 static void
-adopt(cudalink_consumer *c, const cudalink_header *h)
+adopt(cudalink_consumer *c, const cudalink_header *h, const uint8_t *raw)
 {
   c->header = *h;
+  memcpy(c->header_bytes, raw, sizeof c->header_bytes);
   /* the parser let only a format through that checks */
   if (cudalink_format_sizes(&h->format, NULL, &c->row_size) != CUDALINK_OK)
     c->row_size = 0;
@@ -413,8 +438,9 @@ attach(cudalink_consumer *c)
 
   for (;;) {
     cudalink_header h;
+    uint8_t raw[CUDALINK_MAX_LAYOUT_SIZE];
     int stable = 0;
-    st = snapshot(c, &h, &stable);
+    st = snapshot(c, &h, raw, &stable);
     if (st == CUDALINK_OK && stable) {
       if ((st = ensure_cuda(c)) != CUDALINK_OK)
         return st;
@@ -424,7 +450,7 @@ attach(cudalink_consumer *c)
         /* seqlock: the version must not have moved while we opened */
         uint64_t v = load_version(c);
         if (v == h.version && !load_shutdown(c)) {
-          adopt(c, &h);
+          adopt(c, &h, raw);
           return CUDALINK_OK;
         }
         close_ring(c);
@@ -537,11 +563,12 @@ describe_ring(char *buf, size_t len, const cudalink_header *h)
                  h->num_slots == 1 ? "" : "s");
 }
 
-/* PROTOCOL.md consumer step 5: the version moved. Re-opens everything
+/* PROTOCOL.md consumer step 5: the version moved, or the header changed
+ * under us without a new version (why says which). Re-opens everything
  * (slot count, format and handles may all have changed) after validating
  * the header again, as on connect. */
 static cudalink_status
-reopen(cudalink_consumer *c)
+reopen(cudalink_consumer *c, const char *why)
 {
   char was[96], now[96];
   uint64_t old_version = c->header.version;
@@ -553,17 +580,22 @@ reopen(cudalink_consumer *c)
   if (st == CUDALINK_ERR_STALE)
     return producer_gone(c, "it shut down");
   if (st != CUDALINK_OK) {
-    char gone[sizeof c->last_error + 64];
-    cudalink_textf(gone, sizeof gone, "its new ring could not be opened: %s", c->last_error);
+    char gone[sizeof c->last_error + 96];
+    cudalink_textf(gone, sizeof gone, "its segment %s, and the new ring could not be opened: %s",
+                   why, c->last_error);
     return producer_gone(c, gone);
   }
   c->stats.reopens++;
   describe_ring(now, sizeof now, &c->header);
   /* not a failure, but what the caller will want to know */
-  set_error(c, "segment '%s' was re-initialised (version %llu -> %llu): re-opened, %s -> %s",
-            c->name, (unsigned long long)old_version, (unsigned long long)c->header.version, was,
-            now);
-  logf_(c, CUDALINK_LOG_INFO, "%s", c->last_error);
+  if (c->header.version == old_version)
+    set_error(c, "segment '%s' %s (still version %llu): re-opened, %s -> %s", c->name, why,
+              (unsigned long long)old_version, was, now);
+  else
+    set_error(c, "segment '%s' %s (version %llu -> %llu): re-opened, %s -> %s", c->name, why,
+              (unsigned long long)old_version, (unsigned long long)c->header.version, was, now);
+  logf_(c, c->header.version == old_version ? CUDALINK_LOG_WARNING : CUDALINK_LOG_INFO, "%s",
+        c->last_error);
   return CUDALINK_ERR_FORMAT_CHANGED;
 }
 
@@ -633,8 +665,11 @@ cudalink_consumer_wait(cudalink_consumer *c, int64_t timeout_us)
     if (load_shutdown(c))
       return producer_gone(c, "it shut down");
     if (load_version(c) != c->header.version)
-      return reopen(c);
+      return reopen(c, "was re-initialised");
     if (idx != 0 && idx != c->last_idx) {
+      /* the frame is only as good as the header it was published under */
+      if (!header_unchanged(c))
+        return reopen(c, "changed its header without a new version");
       take_frame(c, idx, spun);
       return CUDALINK_OK;
     }
@@ -723,7 +758,8 @@ wait_for_copy(cudalink_consumer *c, CUstream s)
 /* PROTOCOL.md "Torn frames": slot (seen-1)%N is rewritten from frame
  * seen-1+N on, i.e. once write_idx has reached seen-1+N. With N = 1 no
  * copy can be proven clean; we accept one during which nothing new was
- * published. */
+ * published. A header that no longer describes the ring we copied from
+ * makes the copy worthless too. */
 static int
 copy_torn(const cudalink_consumer *c)
 {
@@ -731,7 +767,7 @@ copy_torn(const cudalink_consumer *c)
   uint32_t n = c->header.num_slots;
   uint32_t seen = c->frame.write_idx;
 
-  return load_version(c) != c->frame.version ||
+  return load_version(c) != c->frame.version || !header_unchanged(c) ||
          (n > 1 ? (uint32_t)(idx - (seen - 1)) >= n : idx != seen);
 }
 

@@ -553,6 +553,18 @@ cudalink_segment_store_version(void *segment, uint64_t version)
                         memory_order_release);
 }
 
+int
+cudalink_segment_same_ring(const uint8_t *a, const uint8_t *b, uint32_t num_slots)
+{
+  cudalink_layout l = cudalink_layout_for(num_slots);
+  if (!l.size)
+    return 0;
+  return memcmp(a + l.magic, b + l.magic, 4) == 0 &&
+         memcmp(a + l.num_slots, b + l.num_slots, 4) == 0 &&
+         memcmp(a + l.mem_handle0, b + l.mem_handle0, l.shutdown_flag - l.mem_handle0) == 0 &&
+         memcmp(a + l.width, b + l.width, l.timestamp - l.width) == 0;
+}
+
 /* ------------------------------------------------------------------------ */
 /* Clock                                                                    */
 /* ------------------------------------------------------------------------ */

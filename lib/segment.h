@@ -35,4 +35,10 @@ uint64_t cudalink_segment_load_version(const void *segment);
 /** Stores version: low half first, then high half, each a release store. */
 void cudalink_segment_store_version(void *segment, uint64_t version);
 
+/** 1 when two copies of a num_slots header (a and b, each at least its
+ * layout size) describe the same ring: magic, num_slots, every handle and
+ * every metadata byte equal. version (compared on its own, atomically),
+ * write_idx, timestamp and shutdown_flag (which move) are left out. */
+int cudalink_segment_same_ring(const uint8_t *a, const uint8_t *b, uint32_t num_slots);
+
 #endif

@@ -745,6 +745,36 @@ static void test_segment_version_concurrent(void) {
   CHECK(cudalink_segment_load_version(live) == a.last);
 }
 
+/* Everything but version, write_idx, timestamp and shutdown_flag counts. */
+static void test_segment_same_ring(void) {
+  uint8_t a[1400], b[1400];
+  cudalink_layout L = cudalink_layout_for(3);
+  cudalink_header h = make_header(3);
+  size_t n = write_or_fail(&h, a, sizeof a);
+  REQUIRE(n != 0);
+  memcpy(b, a, sizeof b);
+  CHECK(cudalink_segment_same_ring(a, b, 3));
+  /* what moves with every frame, and the version (compared on its own) */
+  b[L.write_idx] ^= 0x5a;
+  b[L.timestamp + 3] ^= 0x5a;
+  b[L.shutdown_flag] = 1;
+  b[L.version] ^= 1;
+  CHECK(cudalink_segment_same_ring(a, b, 3));
+  /* what describes the ring */
+  const size_t fields[] = {L.magic, L.num_slots, L.mem_handle0, L.event_handle0 + 2 * L.slot_stride,
+                           L.mem_handle0 + 2 * L.slot_stride + 63, L.width, L.height + 3,
+                           L.num_comps, L.format_kind, L.bits_per_comp, L.flags + 1,
+                           L.data_size + 2};
+  for (unsigned i = 0; i < sizeof fields / sizeof fields[0]; i++) {
+    memcpy(b, a, sizeof b);
+    b[fields[i]] ^= 0x01;
+    if (cudalink_segment_same_ring(a, b, 3))
+      fprintf(stderr, "  a change at byte %zu went unnoticed\n", fields[i]);
+    CHECK(!cudalink_segment_same_ring(a, b, 3));
+  }
+  CHECK(!cudalink_segment_same_ring(a, a, 11)); /* no layout for 11 slots */
+}
+
 int main(void) {
   RUN_TEST(test_version);
   RUN_TEST(test_layout_table);
@@ -761,5 +791,6 @@ int main(void) {
   RUN_TEST(test_segment_version_roundtrip);
   RUN_TEST(test_segment_version_half_written);
   RUN_TEST(test_segment_version_concurrent);
+  RUN_TEST(test_segment_same_ring);
   return TEST_SUMMARY();
 }

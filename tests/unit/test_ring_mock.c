@@ -1084,6 +1084,130 @@ consumer_slot_too_small(void)
   return tu_failures_in_test;
 }
 
+/* 1 and 2. A header that grows past its slots between two frames, without
+ * a new version: the consumer does not copy the frame with the old sizes,
+ * it re-validates, and the new header's claim is refused as on connect. */
+static int
+consumer_header_outgrows_slots(void)
+{
+  static const size_t alloc[3] = { 8192, 8192, 8192 };
+  CUdeviceptr dst = 0;
+  cudalink_consumer *c;
+  cudalink_status st = CUDALINK_OK;
+  foreign f;
+  long range0;
+  char rest[400];
+
+  tu_failures_in_test = 0;
+  new_name();
+  if (!load_driver())
+    return 1;
+  range0 = mock_range_errors();
+  CHECK(foreign_up(&f, &fmt_a, 3, alloc)); /* 64x32 x4: 8192 bytes, exactly */
+  CHECK(foreign_publish(&f, 1, 1));
+  CHECK(alloc_dev(&dst, 16384));
+  c = consumer_settling(50, &st);
+  CHECK_EQ_INT(st, CUDALINK_OK);
+  CHECK_EQ_INT(cudalink_consumer_wait(c, 1000000), CUDALINK_OK);
+  CHECK(copy_and_check(c, dst, &fmt_a, 1));
+
+  f.h.format.width = 128; /* 16384 bytes a frame, version still 1 */
+  CHECK(foreign_rewrite(&f));
+  CHECK(foreign_publish(&f, 2, 2));
+  CHECK_EQ_INT(cudalink_consumer_wait(c, 1000000), CUDALINK_ERR_PRODUCER_GONE);
+  snprintf(rest, sizeof rest,
+           " is gone: its segment changed its header without a new version, and the new ring "
+           "could not be opened: segment '%s': slot 0's allocation is 8192 bytes, the header's "
+           "128x32 uint8 x4 frame needs 16384",
+           seg_name);
+  CHECK(error_is(c, "producer of ", rest));
+  CHECK_EQ_INT(cudalink_consumer_copy(c, dst, 128 * 4, NULL), CUDALINK_ERR_NOT_CONNECTED);
+  CHECK_EQ_INT(mock_range_errors(), range0);
+  DEPTH0();
+  cudalink_consumer_destroy(c);
+  free_dev(dst);
+  foreign_down(&f);
+  cu->DevicePrimaryCtxRelease(0);
+  return tu_failures_in_test;
+}
+
+/* 2. The header changes under the consumer without a new version: a new
+ * format between two frames, flags during a copy, handles swapped. Each
+ * time the consumer takes the format-changed path (the copy in progress is
+ * torn) and the frames after it are right. */
+static int
+consumer_header_changes_unannounced(void)
+{
+  static const cudalink_format small = { 32, 32, 4, CUDALINK_DTYPE_UINT8, 0 };
+  static const size_t alloc[3] = { 16384, 16384, 16384 };
+  cudalink_consumer_stats stats;
+  CUdeviceptr dst = 0;
+  cudalink_consumer *c;
+  cudalink_status st = CUDALINK_OK;
+  uint64_t src;
+  size_t pitch;
+  foreign f;
+  uint8_t tmp[CUDALINK_IPC_HANDLE_SIZE];
+
+  tu_failures_in_test = 0;
+  new_name();
+  if (!load_driver())
+    return 1;
+  CHECK(foreign_up(&f, &fmt_a, 3, alloc));
+  CHECK(foreign_publish(&f, 1, 1));
+  CHECK(alloc_dev(&dst, 16384));
+  c = consumer_settling(50, &st);
+  CHECK_EQ_INT(st, CUDALINK_OK);
+  CHECK_EQ_INT(cudalink_consumer_wait(c, 1000000), CUDALINK_OK);
+  CHECK(copy_and_check(c, dst, &fmt_a, 1));
+
+  /* a new format, same version */
+  f.h.format = small;
+  CHECK(foreign_rewrite(&f));
+  CHECK(foreign_publish(&f, 2, 2));
+  CHECK_EQ_INT(cudalink_consumer_wait(c, 1000000), CUDALINK_ERR_FORMAT_CHANGED);
+  CHECK(error_is(c, "segment ",
+                 " changed its header without a new version (still version 1): re-opened, "
+                 "64x32 x4 uint8, 3 slots -> 32x32 x4 uint8, 3 slots"));
+  CHECK_STR_CONTAINS(log_text, "changed its header without a new version");
+  CHECK(cudalink_consumer_format(c) && cudalink_consumer_format(c)->width == 32);
+  CHECK_EQ_INT(cudalink_consumer_wait(c, 1000000), CUDALINK_OK);
+  CHECK(copy_and_check(c, dst, &small, 2));
+
+  /* flags change while a frame is being copied: the copy is torn */
+  CHECK(foreign_publish(&f, 3, 3));
+  CHECK_EQ_INT(cudalink_consumer_wait(c, 1000000), CUDALINK_OK);
+  CHECK_EQ_INT(cudalink_consumer_acquire(c, NULL, &src, &pitch), CUDALINK_OK);
+  f.h.format.flags = CUDALINK_FLAG_BGRA;
+  CHECK(foreign_rewrite(&f));
+  CHECK_EQ_INT(cudalink_consumer_release(c, NULL), CUDALINK_ERR_TORN);
+  CHECK(foreign_publish(&f, 4, 4));
+  CHECK_EQ_INT(cudalink_consumer_wait(c, 1000000), CUDALINK_ERR_FORMAT_CHANGED);
+  CHECK(cudalink_consumer_format(c) && cudalink_consumer_format(c)->flags == CUDALINK_FLAG_BGRA);
+  CHECK_EQ_INT(cudalink_consumer_wait(c, 1000000), CUDALINK_OK);
+  CHECK(copy_and_check(c, dst, &small, 4));
+
+  /* slots 0 and 1 swap handles: same format, another ring */
+  memcpy(tmp, f.h.mem_handle[0], sizeof tmp);
+  memcpy(f.h.mem_handle[0], f.h.mem_handle[1], sizeof tmp);
+  memcpy(f.h.mem_handle[1], tmp, sizeof tmp);
+  CHECK(foreign_rewrite(&f));
+  CHECK(foreign_publish(&f, 5, 5)); /* into our slot 1, which is its slot 0 now */
+  CHECK_EQ_INT(cudalink_consumer_wait(c, 1000000), CUDALINK_ERR_FORMAT_CHANGED);
+  CHECK(error_is(c, "segment ",
+                 " changed its header without a new version (still version 1): re-opened, "
+                 "32x32 x4 uint8, 3 slots -> 32x32 x4 uint8, 3 slots"));
+  cudalink_consumer_get_stats(c, &stats);
+  CHECK_EQ_INT(stats.reopens, 3);
+  CHECK_EQ_INT(stats.torn, 1);
+  DEPTH0();
+  cudalink_consumer_destroy(c);
+  free_dev(dst);
+  foreign_down(&f);
+  cu->DevicePrimaryCtxRelease(0);
+  return tu_failures_in_test;
+}
+
 /* A segment seg_name as a producer that shut down leaves it: version v,
  * shutdown flag set, handles zeroed. */
 static int
@@ -1235,6 +1359,8 @@ CHILD_TEST(test_paced_wait, consumer_paced)
 CHILD_TEST(test_interrupt, consumer_interrupt)
 CHILD_TEST(test_foreign_polls, consumer_foreign)
 CHILD_TEST(test_slot_too_small_refused, consumer_slot_too_small)
+CHILD_TEST(test_header_outgrows_slots, consumer_header_outgrows_slots)
+CHILD_TEST(test_header_change_unannounced, consumer_header_changes_unannounced)
 CHILD_TEST(test_version_carry, consumer_version_carry)
 CHILD_TEST(test_cuda_failures_reported, consumer_cuda_failures)
 
@@ -1251,6 +1377,8 @@ main(void)
   RUN_TEST(test_interrupt);
   RUN_TEST(test_foreign_polls);
   RUN_TEST(test_slot_too_small_refused);
+  RUN_TEST(test_header_outgrows_slots);
+  RUN_TEST(test_header_change_unannounced);
   RUN_TEST(test_version_carry);
   RUN_TEST(test_cuda_failures_reported);
   return TEST_SUMMARY();

@@ -30,6 +30,10 @@
 #define LOCK_CHECK_S 0.05    /* how often we ask whether our producer lives */
 #define DEFAULT_POLL_US 1000 /* what 0 in the config means (cudalink.h) */
 #define DEFAULT_SETTLE_MS 2000
+/* A foreign producer's write_idx that falls to 0 from this close below
+ * 2^32, version unchanged, wrapped: the 0 is its next frame. From further
+ * down a 0 is a re-initialisation (or "no frame yet"), as for the peers. */
+#define WRAP_WINDOW 65536u
 
 struct cudalink_consumer {
   char name[CUDALINK_MAX_NAME + 1];
@@ -51,7 +55,7 @@ struct cudalink_consumer {
 
   cudalink_waiter waiter; /* how wait() and release() wait (wait.h) */
 
-  uint32_t last_idx;
+  uint32_t last_idx; /* the write_idx of the last frame taken (have_frame) */
   int have_frame;
   cudalink_frame_info frame;
   int ours;
@@ -599,18 +603,36 @@ reopen(cudalink_consumer *c, const char *why)
   return CUDALINK_ERR_FORMAT_CHANGED;
 }
 
+/* Step 4 for write_idx 0, version unchanged: a foreign producer whose
+ * counter wrapped past 2^32 (from close below it: WRAP_WINDOW), whose
+ * frame this is. Ours never publishes 0 after its first frame, and 0 is
+ * how the peers say "no frame yet" (segment.h). */
+static int
+wrapped_to_zero(const cudalink_consumer *c)
+{
+  return c->have_frame && !c->ours && c->last_idx != 0 && 0u - c->last_idx <= WRAP_WINDOW;
+}
+
+/* Frames the producer published after write_idx from, up to to: modular,
+ * and exact across our producer's wrap when we know it is ours. */
+static uint32_t
+frames_after(const cudalink_consumer *c, uint32_t from, uint32_t to)
+{
+  return cudalink_write_idx_distance(from, to, c->header.num_slots, c->ours);
+}
+
 /* Step 4: write_idx moved to idx, a new frame in slot (idx - 1) % N; spun
  * when the waiter caught it spinning. */
 static void
 take_frame(cudalink_consumer *c, uint32_t idx, int spun)
 {
-  uint32_t since = c->last_idx != 0 && idx > c->last_idx ? idx - c->last_idx : 0;
+  uint32_t since = c->have_frame ? frames_after(c, c->last_idx, idx) : 0;
 
   if (since > 1)
     c->stats.missed += since - 1;
   c->last_idx = idx;
   c->frame.write_idx = idx;
-  c->frame.slot = (idx - 1) % c->header.num_slots;
+  c->frame.slot = (idx - 1u) % c->header.num_slots; /* modulo 2^32 first, as a C producer's */
   c->frame.version = c->header.version;
   memcpy(&c->frame.timestamp, seg_base(c) + c->layout.timestamp, sizeof(double));
   c->have_frame = 1;
@@ -637,6 +659,15 @@ ring_changed(void *arg)
 {
   const cudalink_consumer *c = arg;
   return load_version(c) != c->header.version || load_shutdown(c);
+}
+
+/* Is write_idx idx a frame we have not taken yet? */
+static int
+is_new_frame(const cudalink_consumer *c, uint32_t idx)
+{
+  if (!c->have_frame)
+    return idx != 0;
+  return idx != c->last_idx && (idx != 0 || wrapped_to_zero(c));
 }
 
 cudalink_status
@@ -666,7 +697,7 @@ cudalink_consumer_wait(cudalink_consumer *c, int64_t timeout_us)
       return producer_gone(c, "it shut down");
     if (load_version(c) != c->header.version)
       return reopen(c, "was re-initialised");
-    if (idx != 0 && idx != c->last_idx) {
+    if (is_new_frame(c, idx)) {
       /* the frame is only as good as the header it was published under */
       if (!header_unchanged(c))
         return reopen(c, "changed its header without a new version");
@@ -756,19 +787,18 @@ wait_for_copy(cudalink_consumer *c, CUstream s)
 }
 
 /* PROTOCOL.md "Torn frames": slot (seen-1)%N is rewritten from frame
- * seen-1+N on, i.e. once write_idx has reached seen-1+N. With N = 1 no
- * copy can be proven clean; we accept one during which nothing new was
- * published. A header that no longer describes the ring we copied from
- * makes the copy worthless too. */
+ * seen-1+N on, i.e. once write_idx has reached seen-1+N, counted modulo
+ * 2^32 (frames_after). With N = 1 no copy can be proven clean; we accept
+ * one during which nothing new was published. A header that no longer
+ * describes the ring we copied from makes the copy worthless too. */
 static int
 copy_torn(const cudalink_consumer *c)
 {
-  uint32_t idx = load_write_idx(c);
   uint32_t n = c->header.num_slots;
-  uint32_t seen = c->frame.write_idx;
+  uint32_t after = frames_after(c, c->frame.write_idx, load_write_idx(c));
 
   return load_version(c) != c->frame.version || !header_unchanged(c) ||
-         (n > 1 ? (uint32_t)(idx - (seen - 1)) >= n : idx != seen);
+         (n > 1 ? after >= n - 1 : after != 0);
 }
 
 cudalink_status

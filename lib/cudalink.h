@@ -342,6 +342,23 @@ CUDALINK_API cudalink_status cudalink_producer_begin(cudalink_producer *producer
 CUDALINK_API cudalink_status cudalink_producer_commit(cudalink_producer *producer, void *stream,
                                                       int wait);
 
+/* write_idx wraps: after the largest multiple of num_slots that fits in 32
+ * bits (0xFFFFFFFF for 3 slots) the next frame is published as 1, so that
+ * slot (write_idx - 1) % num_slots keeps its step across the wrap and 0,
+ * which means "no frame yet" to every peer, is never published after the
+ * first frame. Our consumer follows it, and also a foreign producer whose
+ * counter goes on from 0xFFFFFFFF to 0 (that 0 is a frame, not a
+ * re-initialisation). */
+
+/** For tests of the 2^32 wrap without 4 billion frames (and for a producer
+ * that carries on a count): sets the frame counter as if the last frame
+ * published had been write_idx, so that the next frame is published as
+ * write_idx + 1 (1 past the wrap), in slot (that - 1) % num_slots as
+ * always. Publishes nothing; consumers count the jump as missed frames.
+ * ERR_INVALID_ARG between _begin and _commit (last_error says why). */
+CUDALINK_API cudalink_status cudalink_producer_set_write_idx(cudalink_producer *producer,
+                                                             uint32_t write_idx);
+
 /** New size or dtype: a new ring, version bumped in the same segment in the
  * safe order (write_idx 0, handles and metadata, then version); the old
  * ring is freed once grace_ms has passed. Only the producer's own stream is

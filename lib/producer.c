@@ -1,5 +1,8 @@
 /* The producer (exporter): a ring of CUDA IPC buffers announced through a
- * named segment, in the order PROTOCOL.md gives for our producer. */
+ * named segment, in the order PROTOCOL.md gives for our producer. Its frame
+ * counter wraps the way segment.h says (after the largest multiple of the
+ * slot count below 2^32, to 1), so that slot (write_idx - 1) % N never
+ * jumps and write_idx is never 0 again after the first frame. */
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -503,12 +506,38 @@ relink_if_lost(cudalink_producer *p)
   logf_(p, CUDALINK_LOG_INFO, "segment '%s' was unlinked by a consumer: re-linked", p->name);
 }
 
+/* The slot the next frame goes to: the one consumers will compute from the
+ * write_idx it is published as, (write_idx - 1) % N. */
+static uint32_t
+next_slot(const cudalink_producer *p)
+{
+  return (cudalink_write_idx_next(p->header.write_idx, p->header.num_slots) - 1u) %
+         p->header.num_slots;
+}
+
+cudalink_status
+cudalink_producer_set_write_idx(cudalink_producer *p, uint32_t write_idx)
+{
+  if (!p)
+    return CUDALINK_ERR_INVALID_ARG;
+  if (p->begun) {
+    set_error(p,
+              "cudalink_producer_set_write_idx(%lu) between _begin() and _commit(): the "
+              "frame begun goes to the slot of write_idx %lu",
+              (unsigned long)write_idx,
+              (unsigned long)cudalink_write_idx_next(p->header.write_idx, p->header.num_slots));
+    return CUDALINK_ERR_INVALID_ARG;
+  }
+  p->header.write_idx = write_idx;
+  return CUDALINK_OK;
+}
+
 cudalink_status
 cudalink_producer_begin(cudalink_producer *p, uint64_t *dst, size_t *dst_pitch)
 {
   if (!p || !dst || !dst_pitch)
     return CUDALINK_ERR_INVALID_ARG;
-  *dst = p->ring->mem[p->header.write_idx % p->header.num_slots];
+  *dst = p->ring->mem[next_slot(p)];
   *dst_pitch = p->row_size;
   p->begun = 1;
   return CUDALINK_OK;
@@ -528,7 +557,7 @@ cudalink_producer_commit(cudalink_producer *p, void *stream, int wait)
   p->begun = 0;
   L = &p->layout;
   s = stream ? (CUstream)stream : p->stream;
-  slot = p->header.write_idx % p->header.num_slots;
+  slot = next_slot(p);
 
   if (!push_ctx(p))
     return CUDALINK_ERR_CUDA;
@@ -544,7 +573,7 @@ cudalink_producer_commit(cudalink_producer *p, void *stream, int wait)
   relink_if_lost(p);
 
   ts = cudalink_now();
-  next = p->header.write_idx + 1;
+  next = cudalink_write_idx_next(p->header.write_idx, p->header.num_slots);
   p->header.write_idx = next;
   p->header.timestamp = ts;
   FOR_EACH_SEGMENT(p, base)

@@ -565,6 +565,32 @@ cudalink_segment_same_ring(const uint8_t *a, const uint8_t *b, uint32_t num_slot
          memcmp(a + l.width, b + l.width, l.timestamp - l.width) == 0;
 }
 
+uint32_t
+cudalink_write_idx_top(uint32_t num_slots)
+{
+  return num_slots_valid(num_slots) ? UINT32_MAX - UINT32_MAX % num_slots : 0u;
+}
+
+uint32_t
+cudalink_write_idx_next(uint32_t write_idx, uint32_t num_slots)
+{
+  uint32_t top = cudalink_write_idx_top(num_slots);
+  if ((top && write_idx >= top) || write_idx == UINT32_MAX)
+    return 1u;
+  return write_idx + 1u;
+}
+
+uint32_t
+cudalink_write_idx_distance(uint32_t from, uint32_t to, uint32_t num_slots, int our_wrap)
+{
+  uint32_t top = cudalink_write_idx_top(num_slots);
+  uint32_t d = to - from; /* modulo 2^32 */
+  /* ours went from `from` up to top, then 1..to: it skipped top+1 .. 2^32-1 and 0 */
+  if (our_wrap && top && to != 0 && to < from && from <= top)
+    d -= UINT32_MAX - top + 1u;
+  return d;
+}
+
 /* ------------------------------------------------------------------------ */
 /* Clock                                                                    */
 /* ------------------------------------------------------------------------ */

@@ -41,4 +41,25 @@ void cudalink_segment_store_version(void *segment, uint64_t version);
  * write_idx, timestamp and shutdown_flag (which move) are left out. */
 int cudalink_segment_same_ring(const uint8_t *a, const uint8_t *b, uint32_t num_slots);
 
+/* write_idx arithmetic. Our producer's counter runs 1, 2, ... up to the
+ * largest multiple of num_slots that fits in 32 bits and then goes on at 1:
+ * slot (write_idx - 1) % num_slots stays one step ahead of the last across
+ * the wrap (2^32 is no multiple of 3, 5, 6, 7, 9 or 10), and it never
+ * publishes 0, which means "no frame yet" (or re-initialising) to every
+ * peer. */
+
+/** The largest write_idx our producer publishes for num_slots (1..10);
+ * 0 for any other num_slots. */
+uint32_t cudalink_write_idx_top(uint32_t num_slots);
+
+/** The write_idx our producer publishes after write_idx: + 1, or 1 from
+ * cudalink_write_idx_top() on (never 0). */
+uint32_t cudalink_write_idx_next(uint32_t write_idx, uint32_t num_slots);
+
+/** How many frames were published after write_idx `from` up to `to`,
+ * modulo 2^32 (right for a producer that wraps 0xFFFFFFFF -> 0). With
+ * our_wrap, a `to` below `from` is taken as our producer's wrap, which
+ * skips the values above the top and 0. */
+uint32_t cudalink_write_idx_distance(uint32_t from, uint32_t to, uint32_t num_slots, int our_wrap);
+
 #endif

@@ -775,6 +775,45 @@ static void test_segment_same_ring(void) {
   CHECK(!cudalink_segment_same_ring(a, a, 11)); /* no layout for 11 slots */
 }
 
+/* Our producer's counter: the top is the largest multiple of N, then 1;
+ * the slot ((write_idx - 1) % N) steps by one across the wrap for every
+ * N, and 0 never comes again. */
+static void test_write_idx_wrap(void) {
+  CHECK(cudalink_write_idx_top(3) == 0xFFFFFFFFu);
+  CHECK(cudalink_write_idx_top(10) == 4294967290u);
+  CHECK(cudalink_write_idx_top(4) == 0xFFFFFFFCu);
+  CHECK(cudalink_write_idx_top(1) == 0xFFFFFFFFu);
+  CHECK_EQ_INT(cudalink_write_idx_top(0), 0);
+  CHECK_EQ_INT(cudalink_write_idx_top(11), 0);
+  CHECK_EQ_INT(cudalink_write_idx_next(0, 3), 1);
+  CHECK_EQ_INT(cudalink_write_idx_next(5, 3), 6);
+  CHECK_EQ_INT(cudalink_write_idx_next(0xFFFFFFFFu, 3), 1);
+  CHECK_EQ_INT(cudalink_write_idx_next(4294967290u, 10), 1);
+  CHECK_EQ_INT(cudalink_write_idx_next(4294967293u, 10), 1); /* above the top too */
+  for (uint32_t n = 1; n <= CUDALINK_MAX_SLOTS; n++) {
+    uint32_t idx = cudalink_write_idx_top(n) - 3 * n, steps = 0;
+    int bad = 0;
+    for (unsigned i = 0; i < 6 * n; i++) {
+      uint32_t next = cudalink_write_idx_next(idx, n);
+      bad += next == 0;
+      bad += (next - 1) % n != idx % n;       /* slot of next = slot of idx + 1 */
+      bad += cudalink_write_idx_distance(idx, next, n, 1) != 1;
+      steps += next < idx;
+      idx = next;
+    }
+    if (bad || steps != 1)
+      fprintf(stderr, "  %u slots: %d bad steps, %u wraps\n", n, bad, steps);
+    CHECK(bad == 0 && steps == 1);
+  }
+  /* distances: modular, and ours skips the values past the top and 0 */
+  CHECK_EQ_INT(cudalink_write_idx_distance(5, 9, 3, 0), 4);
+  CHECK_EQ_INT(cudalink_write_idx_distance(0xFFFFFFFFu, 0, 3, 0), 1);
+  CHECK_EQ_INT(cudalink_write_idx_distance(0xFFFFFFFFu, 2, 3, 0), 3);
+  CHECK_EQ_INT(cudalink_write_idx_distance(0xFFFFFFFFu, 2, 3, 1), 2);
+  CHECK_EQ_INT(cudalink_write_idx_distance(4294967289u, 3, 10, 1), 4);
+  CHECK_EQ_INT(cudalink_write_idx_distance(4294967289u, 3, 10, 0), 10);
+}
+
 int main(void) {
   RUN_TEST(test_version);
   RUN_TEST(test_layout_table);
@@ -792,5 +831,6 @@ int main(void) {
   RUN_TEST(test_segment_version_half_written);
   RUN_TEST(test_segment_version_concurrent);
   RUN_TEST(test_segment_same_ring);
+  RUN_TEST(test_write_idx_wrap);
   return TEST_SUMMARY();
 }

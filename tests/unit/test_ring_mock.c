@@ -81,7 +81,8 @@ expected_frame(uint8_t *buf, size_t size, size_t row, uint32_t k)
 /* ---- pipes between the two processes ---------------------------------- */
 
 typedef struct msg {
-  char op;  /* producer: 'p' publish n, 'r' reformat, 'd' destroy, 'q' quit, 'R' reformat
+  char op;  /* producer: 'p' publish n, 'r' reformat, 'd' destroy, 'q' quit, 's' set_write_idx
+               (uint32_t)n, 'B' set_write_idx between begin and commit, 'R' reformat
                while cuStreamSynchronize fails (see producer_main) */
   int n;
 } msg;
@@ -163,6 +164,25 @@ drop_lock(const char *name)
   if (d)
     closedir(d);
   return dropped;
+}
+
+/* set_write_idx() between _begin() and _commit() is refused, saying why,
+ * and the frame begun is still published (its bytes are not written). */
+static int
+misuse_set_write_idx(cudalink_producer *p)
+{
+  uint64_t dst;
+  size_t pitch;
+  int ok = cudalink_producer_begin(p, &dst, &pitch) == CUDALINK_OK &&
+           cudalink_producer_set_write_idx(p, 1000) == CUDALINK_ERR_INVALID_ARG;
+  const char *why = cudalink_producer_last_error(p);
+  if (!strstr(why, "cudalink_producer_set_write_idx(1000) between _begin() and _commit()")) {
+    fprintf(stderr, "  producer: %s\n", why);
+    ok = 0;
+  }
+  /* finish the frame begun, as publish_one would have */
+  ok = cudalink_producer_commit(p, NULL, 1) == CUDALINK_OK && ok;
+  return ok;
 }
 
 /* A reformat whose wait for the old ring's work fails (a sticky CUDA
@@ -247,6 +267,13 @@ producer_main(const char *name, int cmd_fd, int ack_fd)
       }
       case 'r':
         ok = cudalink_producer_reformat(p, &fmt_b) == CUDALINK_OK;
+        break;
+      case 's':
+        ok = cudalink_producer_set_write_idx(p, (uint32_t)m.n) == CUDALINK_OK;
+        break;
+      case 'B':
+        ok = misuse_set_write_idx(p);
+        k++; /* a frame was published, its bytes unwritten */
         break;
       case 'R':
         ok = reformat_without_sync(p);
@@ -1208,6 +1235,166 @@ consumer_header_changes_unannounced(void)
   return tu_failures_in_test;
 }
 
+/* 3. A foreign producer whose counter runs on from 0xFFFFFFFF to 0: the 0
+ * is a frame like any other, nothing is missed or torn; a write_idx that
+ * falls to 0 from low down is not a frame (a peer re-initialising). */
+static int
+consumer_foreign_wrap(void)
+{
+  static const size_t alloc[3] = { 8192, 8192, 8192 };
+  static const uint32_t idx[] = { 0xFFFFFFFEu, 0xFFFFFFFFu, 0, 1, 2 };
+  cudalink_consumer_stats stats;
+  cudalink_frame_info info;
+  CUdeviceptr dst = 0;
+  cudalink_consumer *c;
+  cudalink_status st = CUDALINK_OK;
+  foreign f;
+  uint32_t k;
+
+  tu_failures_in_test = 0;
+  new_name();
+  if (!load_driver())
+    return 1;
+  CHECK(foreign_up(&f, &fmt_a, 3, alloc));
+  CHECK(alloc_dev(&dst, 8192));
+  c = consumer_settling(50, &st);
+  CHECK_EQ_INT(st, CUDALINK_OK);
+  for (k = 1; k <= 5; k++) {
+    CHECK(foreign_publish(&f, idx[k - 1], k));
+    CHECK_EQ_INT(cudalink_consumer_wait(c, 1000000), CUDALINK_OK);
+    CHECK_EQ_INT(cudalink_consumer_frame_info(c, &info), CUDALINK_OK);
+    CHECK(info.write_idx == idx[k - 1]);
+    CHECK_EQ_INT(info.slot, (idx[k - 1] - 1u) % 3u);
+    CHECK(copy_and_check(c, dst, &fmt_a, k));
+  }
+  cudalink_consumer_get_stats(c, &stats);
+  CHECK_EQ_INT(stats.frames, 5);
+  CHECK_EQ_INT(stats.missed, 0);
+  CHECK_EQ_INT(stats.torn, 0);
+  /* back to 0 from 2: no frame */
+  CHECK(foreign_publish(&f, 0, 6));
+  CHECK_EQ_INT(cudalink_consumer_wait(c, 30000), CUDALINK_ERR_TIMEOUT);
+  CHECK(foreign_publish(&f, 3, 7));
+  CHECK_EQ_INT(cudalink_consumer_wait(c, 1000000), CUDALINK_OK);
+  CHECK(copy_and_check(c, dst, &fmt_a, 7));
+  cudalink_consumer_get_stats(c, &stats);
+  CHECK_EQ_INT(stats.missed, 0);
+
+  /* a burst across the wrap, after a re-initialisation at 0xFFFFFFFC:
+   * 0xFFFFFFFD .. 0xFFFFFFFF, 0, 1 between two waits, four missed */
+  f.h.version = 2;
+  f.h.write_idx = 0xFFFFFFFCu;
+  CHECK(foreign_rewrite(&f));
+  CHECK_EQ_INT(cudalink_consumer_wait(c, 1000000), CUDALINK_ERR_FORMAT_CHANGED);
+  CHECK(foreign_publish(&f, 0xFFFFFFFCu, 8));
+  CHECK_EQ_INT(cudalink_consumer_wait(c, 1000000), CUDALINK_OK);
+  for (k = 9; k <= 13; k++)
+    CHECK(foreign_publish(&f, 0xFFFFFFFDu + (k - 9), k));
+  CHECK_EQ_INT(cudalink_consumer_wait(c, 1000000), CUDALINK_OK);
+  CHECK(copy_and_check(c, dst, &fmt_a, 13));
+  cudalink_consumer_get_stats(c, &stats);
+  CHECK_EQ_INT(stats.missed, 4);
+  DEPTH0();
+  cudalink_consumer_destroy(c);
+  free_dev(dst);
+  foreign_down(&f);
+  cu->DevicePrimaryCtxRelease(0);
+  return tu_failures_in_test;
+}
+
+/* Waits for our producer's next frame, k, expecting write_idx want in the
+ * slot after prev_slot (none when prev_slot is -1), and checks its bytes. */
+static void
+expect_frame(cudalink_consumer *c, CUdeviceptr dst, uint32_t k, uint32_t want, int prev_slot)
+{
+  cudalink_frame_info info;
+  CHECK_EQ_INT(cudalink_consumer_wait(c, 1000000), CUDALINK_OK);
+  CHECK_EQ_INT(cudalink_consumer_frame_info(c, &info), CUDALINK_OK);
+  if (info.write_idx != want)
+    fprintf(stderr, "  frame %u: write_idx %u, expected %u\n", k, info.write_idx, want);
+  CHECK(info.write_idx == want);
+  CHECK_EQ_INT(info.slot, (want - 1u) % SLOTS);
+  if (prev_slot >= 0)
+    CHECK_EQ_INT(info.slot, ((uint32_t)prev_slot + 1u) % SLOTS);
+  CHECK(copy_and_check(c, dst, &fmt_a, k));
+}
+
+/* 3. Our producer across the 2^32 wrap (3 slots: 0xFFFFFFFF is the top,
+ * then 1): every frame arrives whole in the next slot, none is missed; a
+ * burst across the wrap counts exactly the frames skipped; a copy across
+ * the wrap is torn only when the slot really was rewritten. Taken for ours
+ * (woken, exact arithmetic) or for a foreign producer (polled). */
+static int
+consumer_our_wrap_as(int foreign_mode)
+{
+  static const uint32_t lockstep[] = { 0xFFFFFFFDu, 0xFFFFFFFEu, 0xFFFFFFFFu, 1, 2 };
+  cudalink_consumer_stats stats;
+  cudalink_consumer *c;
+  CUdeviceptr dst = 0;
+  uint64_t src;
+  size_t pitch;
+  pid_t producer;
+  long live0;
+  uint32_t k = 0;
+  int slot = -1;
+
+  if (!(c = start_consumer_test(0, 0, foreign_mode, &producer, &dst, &live0)))
+    return 1;
+  /* a burst across the wrap: 0xFFFFFFFE, 0xFFFFFFFF, 1 come between two
+   * waits, two of them missed; counted modulo 2^32, for a producer not
+   * known to be ours, the 0 it skipped counts too */
+  CHECK(producer_do('s', (int)0xFFFFFFFCu));
+  CHECK(producer_do('p', 1));
+  expect_frame(c, dst, ++k, 0xFFFFFFFDu, -1);
+  CHECK(producer_do('p', 3));
+  k += 3;
+  expect_frame(c, dst, k, 1, -1);
+  cudalink_consumer_get_stats(c, &stats);
+  CHECK_EQ_INT(stats.missed, foreign_mode ? 3 : 2);
+
+  /* lock-step across the wrap: each frame in the slot after the last */
+  CHECK(producer_do('s', (int)0xFFFFFFFCu));
+  for (unsigned i = 0; i < sizeof lockstep / sizeof lockstep[0]; i++) {
+    CHECK(producer_do('p', 1));
+    expect_frame(c, dst, ++k, lockstep[i], slot);
+    slot = (int)((lockstep[i] - 1u) % SLOTS);
+  }
+  cudalink_consumer_get_stats(c, &stats);
+  CHECK_EQ_INT(stats.frames, 7);
+  CHECK_EQ_INT(stats.torn, 0);
+
+  /* held across the wrap: 0xFFFFFFFF's slot (2) is rewritten by the third
+   * frame after it, so the copy is clean with one frame (1) published
+   * meanwhile, torn with two (1, 2) for safety, as anywhere else. Counted
+   * modulo 2^32 (not known to be ours) one frame looks like two: torn. */
+  for (int more = 1; more <= 2; more++) {
+    CHECK(producer_do('s', (int)0xFFFFFFFEu));
+    CHECK(producer_do('p', 1));
+    k++;
+    CHECK_EQ_INT(cudalink_consumer_wait(c, 1000000), CUDALINK_OK);
+    CHECK_EQ_INT(cudalink_consumer_acquire(c, NULL, &src, &pitch), CUDALINK_OK);
+    CHECK(producer_do('p', more));
+    k += (uint32_t)more;
+    CHECK_EQ_INT(cudalink_consumer_release(c, NULL),
+                 more == 1 && !foreign_mode ? CUDALINK_OK : CUDALINK_ERR_TORN);
+    expect_frame(c, dst, k, (uint32_t)more, -1); /* the newest is whole */
+  }
+  /* set_write_idx() where it must not be: refused, saying why */
+  CHECK(producer_do('B', 0));
+  k++;
+  finish_consumer_test(c, producer, dst, live0);
+  return 0;
+}
+
+static int
+consumer_our_wrap(void)
+{
+  tu_failures_in_test = 0;
+  CHECK_EQ_INT(consumer_our_wrap_as(0), 0);
+  CHECK_EQ_INT(consumer_our_wrap_as(1), 0);
+  return tu_failures_in_test;
+}
+
 /* A segment seg_name as a producer that shut down leaves it: version v,
  * shutdown flag set, handles zeroed. */
 static int
@@ -1361,6 +1548,8 @@ CHILD_TEST(test_foreign_polls, consumer_foreign)
 CHILD_TEST(test_slot_too_small_refused, consumer_slot_too_small)
 CHILD_TEST(test_header_outgrows_slots, consumer_header_outgrows_slots)
 CHILD_TEST(test_header_change_unannounced, consumer_header_changes_unannounced)
+CHILD_TEST(test_foreign_write_idx_wrap, consumer_foreign_wrap)
+CHILD_TEST(test_our_write_idx_wrap, consumer_our_wrap)
 CHILD_TEST(test_version_carry, consumer_version_carry)
 CHILD_TEST(test_cuda_failures_reported, consumer_cuda_failures)
 
@@ -1379,6 +1568,8 @@ main(void)
   RUN_TEST(test_slot_too_small_refused);
   RUN_TEST(test_header_outgrows_slots);
   RUN_TEST(test_header_change_unannounced);
+  RUN_TEST(test_foreign_write_idx_wrap);
+  RUN_TEST(test_our_write_idx_wrap);
   RUN_TEST(test_version_carry);
   RUN_TEST(test_cuda_failures_reported);
   return TEST_SUMMARY();

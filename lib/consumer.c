@@ -1,14 +1,18 @@
 /* The consumer (importer): follows a producer's segment, opens its ring over
  * CUDA IPC and copies frames out, following PROTOCOL.md's consumer steps:
  * open and validate the segment (connect, snapshot), let a header being
- * rewritten settle (attach), open the handles (open_ring), wait for a frame
- * (wait; how it sleeps or spins is wait.c's), acquire the slot, copy it and
- * release it, checking that the copy did not tear.
+ * rewritten settle (attach), open the handles and check that every slot
+ * holds a whole frame (open_ring), wait for a frame (wait; how it sleeps or
+ * spins is wait.c's), acquire the slot, copy it and release it, checking
+ * that the copy did not tear.
  *
  * Peers re-initialise by bumping the version FIRST and writing handles and
  * metadata after it, so a consistent version proves little. We take a
  * header only when two reads a few milliseconds apart agree byte for byte
- * and every IPC handle opens; otherwise we retry for up to settle_ms. */
+ * and every IPC handle opens; otherwise we retry for up to settle_ms. And
+ * we trust it only as long as it stays as it was: every frame, the header
+ * must still describe the ring we opened (segment.h), or we re-open as for
+ * a new version. */
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -16,6 +20,7 @@
 #include <string.h>
 
 #include "cuda_table.h"
+#include "segment.h"
 #include "shm.h"
 #include "util.h"
 #include "wait.h"
@@ -25,6 +30,10 @@
 #define LOCK_CHECK_S 0.05    /* how often we ask whether our producer lives */
 #define DEFAULT_POLL_US 1000 /* what 0 in the config means (cudalink.h) */
 #define DEFAULT_SETTLE_MS 2000
+/* A foreign producer's write_idx that falls to 0 from this close below
+ * 2^32, version unchanged, wrapped: the 0 is its next frame. From further
+ * down a 0 is a re-initialisation (or "no frame yet"), as for the peers. */
+#define WRAP_WINDOW 65536u
 
 struct cudalink_consumer {
   char name[CUDALINK_MAX_NAME + 1];
@@ -37,6 +46,7 @@ struct cudalink_consumer {
   /* the ring we have open */
   int open;
   cudalink_header header;
+  uint8_t header_bytes[CUDALINK_MAX_LAYOUT_SIZE]; /* as we opened it */
   cudalink_layout layout;
   uint32_t row_size;
   CUdeviceptr mem[CUDALINK_MAX_SLOTS];
@@ -45,19 +55,37 @@ struct cudalink_consumer {
 
   cudalink_waiter waiter; /* how wait() and release() wait (wait.h) */
 
-  uint32_t last_idx;
+  uint32_t last_idx; /* the write_idx of the last frame taken (have_frame) */
   int have_frame;
   cudalink_frame_info frame;
   int ours;
   double next_lock_check;
   cudalink_consumer_stats stats;
-  char last_error[320];
+  char last_error[512]; /* room for a 200-byte name twice */
 };
 
 /* the object's last error, and its log callback (util.c) */
 #define set_error(c_, ...) cudalink_textf((c_)->last_error, sizeof((c_)->last_error), __VA_ARGS__)
 #define logf_(c_, level, ...) \
   cudalink_logf((c_)->config.log, (c_)->config.log_user_data, level, __VA_ARGS__)
+
+/* A CUDA call that fails while we let go of something: nobody to return it
+ * to, so it is logged. */
+static void
+cleanup_check(const cudalink_consumer *c, CUresult res, const char *call)
+{
+  char why[200];
+  if (res == CUDA_SUCCESS)
+    return;
+  cudalink_cuda_check(c->cu, res, call, why, sizeof why);
+  logf_(c, CUDALINK_LOG_WARNING, "segment '%s': %s", c->name, why);
+}
+
+static void
+pop_ctx(const cudalink_consumer *c)
+{
+  cleanup_check(c, c->cu->CtxPopCurrent(NULL), "cuCtxPopCurrent");
+}
 
 void
 cudalink_consumer_config_init(cudalink_consumer_config *config)
@@ -83,7 +111,11 @@ cudalink_consumer_create(const cudalink_consumer_config *config, cudalink_consum
   if (!c)
     return CUDALINK_ERR_NO_MEMORY;
   c->config = *config;
-  snprintf(c->name, sizeof c->name, "%s", config->name);
+  /* a cut name would be another segment's */
+  if ((size_t)snprintf(c->name, sizeof c->name, "%s", config->name) >= sizeof c->name) {
+    free(c);
+    return CUDALINK_ERR_BAD_NAME;
+  }
   c->config.name = c->name;
   if (!c->config.poll_interval_us)
     c->config.poll_interval_us = DEFAULT_POLL_US;
@@ -110,13 +142,11 @@ load_write_idx(const cudalink_consumer *c)
       memory_order_acquire);
 }
 
+/* two 32-bit atomics, read until they agree (segment.h says why) */
 static uint64_t
 load_version(const cudalink_consumer *c)
 {
-  uint64_t v;
-  memcpy(&v, seg_base(c) + c->layout.version, sizeof v);
-  atomic_thread_fence(memory_order_acquire);
-  return v;
+  return cudalink_segment_load_version(seg_base(c));
 }
 
 static uint8_t
@@ -125,6 +155,15 @@ load_shutdown(const cudalink_consumer *c)
   uint8_t f = *(const volatile uint8_t *)(seg_base(c) + c->layout.shutdown_flag);
   atomic_thread_fence(memory_order_acquire);
   return f;
+}
+
+/* Does the live header still describe the ring we opened (everything but
+ * version, write_idx, timestamp and shutdown_flag, which are looked at on
+ * their own)? A few hundred bytes compared once a frame. */
+static int
+header_unchanged(const cudalink_consumer *c)
+{
+  return cudalink_segment_same_ring(c->header_bytes, seg_base(c), c->header.num_slots);
 }
 
 static int
@@ -136,54 +175,69 @@ all_zero(const uint8_t *p, size_t n)
   return 1;
 }
 
-/* PROTOCOL.md consumer steps 1 and 2: a parsed, validated copy of the
- * header; 'stable' when a second read SETTLE_GAP_US later gave the same
- * bytes (write_idx and timestamp excluded: they move with every frame). */
+/* Judges a header read into raw (size bytes) that parsed as st (why). */
 static cudalink_status
-snapshot(cudalink_consumer *c, cudalink_header *h, int *stable)
+judge_header(cudalink_consumer *c, const uint8_t *raw, size_t size, const cudalink_header *h,
+             cudalink_status st, const char *why)
 {
-  uint8_t a[CUDALINK_MAX_LAYOUT_SIZE], b[CUDALINK_MAX_LAYOUT_SIZE];
-  size_t size;
-  cudalink_status st;
-  char why[200];
-  cudalink_layout L;
-
-  cudalink_shm_refresh(c->seg);
-  size = cudalink_shm_size(c->seg);
-  if (size > sizeof a)
-    size = sizeof a;
-  memcpy(a, seg_base(c), size);
-  atomic_thread_fence(memory_order_acquire);
-  st = cudalink_header_parse_verbose(a, size, h, why, sizeof why);
-  if (st != CUDALINK_OK && all_zero(a, size)) {
+  if (st != CUDALINK_OK && all_zero(raw, size)) {
     /* a producer creates the file before it writes the header */
     set_error(c,
               "segment '%s' is empty (%lu bytes of zeros): its producer has not written "
               "a header yet",
               c->name, (unsigned long)size);
-    st = CUDALINK_ERR_NOT_CONNECTED;
-  } else if (st != CUDALINK_OK)
+    return CUDALINK_ERR_NOT_CONNECTED;
+  }
+  if (st != CUDALINK_OK) {
     set_error(c, "segment '%s': %s", c->name, why);
-  else if (h->shutdown_flag) {
+    return st;
+  }
+  if (h->shutdown_flag) {
     set_error(c, "segment '%s' is stale: its shutdown flag is set (the producer is gone)", c->name);
-    st = CUDALINK_ERR_STALE;
-  } else if (h->version == 0) {
+    return CUDALINK_ERR_STALE;
+  }
+  if (h->version == 0) {
     set_error(c, "segment '%s' has version 0 (producer still initialising)", c->name);
-    st = CUDALINK_ERR_NOT_CONNECTED;
+    return CUDALINK_ERR_NOT_CONNECTED;
   }
+  return CUDALINK_OK;
+}
+
+/* PROTOCOL.md consumer steps 1 and 2: a parsed, validated copy of the
+ * header in h, its bytes in raw; 'stable' when a second read SETTLE_GAP_US
+ * later described the same ring at the same version. */
+static cudalink_status
+snapshot(cudalink_consumer *c, cudalink_header *h, uint8_t *raw, int *stable)
+{
+  uint8_t again[CUDALINK_MAX_LAYOUT_SIZE];
+  size_t size;
+  cudalink_status st;
+  char why[200];
+  cudalink_layout L;
+
+  *stable = 0;
+  if (cudalink_shm_refresh(c->seg) != CUDALINK_OK) {
+    /* the old mapping stays: read it, the next try may re-map */
+    logf_(c, CUDALINK_LOG_WARNING, "segment '%s' could not be re-mapped: %s", c->name,
+          cudalink_shm_last_error());
+  }
+  size = cudalink_shm_size(c->seg);
+  if (size > CUDALINK_MAX_LAYOUT_SIZE)
+    size = CUDALINK_MAX_LAYOUT_SIZE;
+  memset(raw, 0, CUDALINK_MAX_LAYOUT_SIZE);
+  memcpy(raw, seg_base(c), size);
+  atomic_thread_fence(memory_order_acquire);
+  st = cudalink_header_parse_verbose(raw, size, h, why, sizeof why);
+  st = judge_header(c, raw, size, h, st, why);
   cudalink_sleep(SETTLE_GAP_US * 1e-6);
-  memcpy(b, seg_base(c), size);
+  memcpy(again, seg_base(c), size);
   L = cudalink_layout_for(h->num_slots);
-  if (L.size && L.size <= size) {
-    /* write_idx and timestamp may move: compare the rest */
-    memset(a + L.write_idx, 0, 4);
-    memset(b + L.write_idx, 0, 4);
-    memset(a + L.timestamp, 0, 8);
-    memset(b + L.timestamp, 0, 8);
-    memset(a + L.shutdown_flag, 0, 1);
-    memset(b + L.shutdown_flag, 0, 1);
-  }
-  *stable = memcmp(a, b, size) == 0 && size == cudalink_shm_size(c->seg);
+  if (L.size && L.size <= size)
+    *stable = cudalink_segment_same_ring(raw, again, h->num_slots) &&
+              memcmp(raw + L.version, again + L.version, 8) == 0;
+  else
+    *stable = memcmp(raw, again, size) == 0;
+  *stable = *stable && size == cudalink_shm_size(c->seg);
   return st;
 }
 
@@ -196,69 +250,185 @@ close_ring(cudalink_consumer *c)
     return;
   if (c->cu->CtxPushCurrent(c->ctx.ctx) == CUDA_SUCCESS) {
     if (c->stream)
-      c->cu->StreamSynchronize(c->stream);
+      cleanup_check(c, c->cu->StreamSynchronize(c->stream), "cuStreamSynchronize");
     for (uint32_t s = 0; s < CUDALINK_MAX_SLOTS; s++) {
       if (c->event[s])
-        c->cu->EventDestroy(c->event[s]);
+        cleanup_check(c, c->cu->EventDestroy(c->event[s]), "cuEventDestroy");
       if (c->mem[s])
-        c->cu->IpcCloseMemHandle(c->mem[s]);
+        cleanup_check(c, c->cu->IpcCloseMemHandle(c->mem[s]), "cuIpcCloseMemHandle");
       c->event[s] = NULL;
       c->mem[s] = 0;
     }
-    c->cu->CtxPopCurrent(NULL);
+    pop_ctx(c);
+  } else {
+    /* nothing can be closed without the context: the handles are lost to
+     * us, and the driver frees them with the process */
+    logf_(c, CUDALINK_LOG_WARNING,
+          "segment '%s': cannot make the CUDA context current to close the ring", c->name);
+    memset(c->event, 0, sizeof c->event);
+    memset(c->mem, 0, sizeof c->mem);
   }
   c->open = 0;
   c->have_frame = 0;
   cudalink_waiter_restart(&c->waiter);
 }
 
-/* Step 3: opens every slot's memory and event handle. */
+/* The copy never leaves a slot's allocation: a GPU read past it is a
+ * sticky CUDA_ERROR_ILLEGAL_ADDRESS that poisons the context for everyone
+ * who shares it. So each opened slot must hold height rows of row_size
+ * bytes (tightly packed: the pitch acquire() hands out), whatever the
+ * header claims. Context pushed. */
+static cudalink_status
+check_slot_sizes(cudalink_consumer *c, const cudalink_header *h)
+{
+  uint32_t row = 0;
+  uint64_t need;
+  cudalink_status st = cudalink_format_sizes(&h->format, NULL, &row);
+
+  if (st != CUDALINK_OK) { /* the parser let it through: cannot happen */
+    set_error(c, "segment '%s': unusable format: %s", c->name, cudalink_strerror(st));
+    return st;
+  }
+  need = (uint64_t)row * h->format.height;
+  for (uint32_t s = 0; s < h->num_slots; s++) {
+    CUdeviceptr base = 0;
+    size_t size = 0;
+    uint64_t avail;
+    CUresult res = c->cu->MemGetAddressRange(&base, &size, c->mem[s]);
+    if (res != CUDA_SUCCESS) {
+      char why[200];
+      cudalink_cuda_check(c->cu, res, "cuMemGetAddressRange", why, sizeof why);
+      set_error(c, "segment '%s': slot %u: %s", c->name, s, why);
+      return CUDALINK_ERR_IPC_OPEN;
+    }
+    avail = c->mem[s] >= base && c->mem[s] - base <= size ? size - (c->mem[s] - base) : 0;
+    if (avail < need) {
+      set_error(c,
+                "segment '%s': slot %u's allocation is %llu bytes, the header's %ux%u %s x%u "
+                "frame needs %llu",
+                c->name, s, (unsigned long long)avail, h->format.width, h->format.height,
+                cudalink_dtype_name(h->format.dtype), h->format.num_comps,
+                (unsigned long long)need);
+      return CUDALINK_ERR_SLOT_TOO_SMALL;
+    }
+  }
+  return CUDALINK_OK;
+}
+
+/* Opens slot s's memory and event handle; the call that failed in *call. */
+static CUresult
+open_slot(cudalink_consumer *c, const cudalink_header *h, uint32_t s, const char **call)
+{
+  CUipcMemHandle mh;
+  CUipcEventHandle eh;
+  CUresult res;
+
+  memcpy(&mh, h->mem_handle[s], sizeof mh);
+  memcpy(&eh, h->event_handle[s], sizeof eh);
+  *call = "cuIpcOpenMemHandle";
+  res = c->cu->IpcOpenMemHandle(&c->mem[s], mh, CU_IPC_MEM_LAZY_ENABLE_PEER_ACCESS);
+  if (res != CUDA_SUCCESS) {
+    c->mem[s] = 0;
+    return res;
+  }
+  *call = "cuIpcOpenEventHandle";
+  res = c->cu->IpcOpenEventHandle(&c->event[s], eh);
+  if (res != CUDA_SUCCESS)
+    c->event[s] = NULL;
+  return res;
+}
+
+/* Step 3: opens every slot's memory and event handle, and checks that each
+ * slot holds a whole frame. */
 static cudalink_status
 open_ring(cudalink_consumer *c, const cudalink_header *h)
 {
-  CUresult res = CUDA_SUCCESS;
+  cudalink_status st = CUDALINK_OK;
+  CUresult res;
   const char *call = "";
   uint32_t s;
 
-  if (c->cu->CtxPushCurrent(c->ctx.ctx) != CUDA_SUCCESS) {
-    set_error(c, "cannot make the CUDA context current");
+  if ((res = c->cu->CtxPushCurrent(c->ctx.ctx)) != CUDA_SUCCESS) {
+    cudalink_cuda_check(c->cu, res, "cuCtxPushCurrent", c->last_error, sizeof c->last_error);
     return CUDALINK_ERR_CUDA;
   }
-  for (s = 0; s < h->num_slots; s++) {
-    CUipcMemHandle mh;
-    CUipcEventHandle eh;
+  for (s = 0; s < h->num_slots && st == CUDALINK_OK; s++) {
+    char why[200];
     if (all_zero(h->mem_handle[s], CUDALINK_IPC_HANDLE_SIZE)) {
       set_error(c, "segment '%s': slot %u has no memory handle", c->name, s);
-      res = CUDA_ERROR_INVALID_HANDLE;
-      break;
-    }
-    memcpy(&mh, h->mem_handle[s], sizeof mh);
-    memcpy(&eh, h->event_handle[s], sizeof eh);
-    res = c->cu->IpcOpenMemHandle(&c->mem[s], mh, CU_IPC_MEM_LAZY_ENABLE_PEER_ACCESS);
-    if (res != CUDA_SUCCESS) {
-      call = "cuIpcOpenMemHandle";
-      c->mem[s] = 0;
-      break;
-    }
-    res = c->cu->IpcOpenEventHandle(&c->event[s], eh);
-    if (res != CUDA_SUCCESS) {
-      call = "cuIpcOpenEventHandle";
-      c->event[s] = NULL;
-      break;
-    }
-  }
-  c->cu->CtxPopCurrent(NULL);
-  c->open = 1; /* so that close_ring frees what did open */
-  if (res != CUDA_SUCCESS) {
-    char why[200] = "";
-    if (*call)
+      st = CUDALINK_ERR_IPC_OPEN;
+    } else if ((res = open_slot(c, h, s, &call)) != CUDA_SUCCESS) {
       cudalink_cuda_check(c->cu, res, call, why, sizeof why);
-    close_ring(c);
-    if (*call)
       set_error(c, "segment '%s': slot %u: %s", c->name, s, why);
-    return CUDALINK_ERR_IPC_OPEN;
+      st = CUDALINK_ERR_IPC_OPEN;
+    }
   }
+  if (st == CUDALINK_OK)
+    st = check_slot_sizes(c, h);
+  pop_ctx(c);
+  c->open = 1; /* so that close_ring frees what did open */
+  if (st != CUDALINK_OK)
+    close_ring(c);
+  return st;
+}
+
+/* The driver, the context, our stream and the event release() waits on,
+ * made once per connection. */
+static cudalink_status
+ensure_cuda(cudalink_consumer *c)
+{
+  cudalink_status st;
+  CUresult res;
+  const char *call = "cuCtxPushCurrent";
+
+  if (!c->cu) {
+    c->cu = cudalink_cuda_get(&st, c->last_error, sizeof c->last_error);
+    if (!c->cu)
+      return st;
+    st = cudalink_cuda_context_acquire(c->cu, c->config.cuda_context, c->config.device, &c->ctx,
+                                       c->last_error, sizeof c->last_error);
+    if (st != CUDALINK_OK) {
+      c->cu = NULL;
+      return st;
+    }
+  }
+  if (c->stream)
+    return CUDALINK_OK;
+  res = c->cu->CtxPushCurrent(c->ctx.ctx);
+  if (res == CUDA_SUCCESS) {
+    call = "cuStreamCreate";
+    res = c->cu->StreamCreate(&c->stream, CU_STREAM_NON_BLOCKING);
+    /* SLEEP_SYNC sleeps on it in the driver; the others query it */
+    if (res == CUDA_SUCCESS) {
+      call = "cuEventCreate";
+      res = c->cu->EventCreate(
+          &c->done, (c->config.flags & CUDALINK_CONSUMER_SLEEP_SYNC ? CU_EVENT_BLOCKING_SYNC : 0) |
+                        CU_EVENT_DISABLE_TIMING);
+    }
+    pop_ctx(c);
+  }
+  if (res != CUDA_SUCCESS)
+    return cudalink_cuda_check(c->cu, res, call, c->last_error, sizeof c->last_error);
   return CUDALINK_OK;
+}
+
+/* The ring of h (its bytes in raw) is open and its version held still:
+ * from now on it is the one we follow. */
+static void
+adopt(cudalink_consumer *c, const cudalink_header *h, const uint8_t *raw)
+{
+  c->header = *h;
+  memcpy(c->header_bytes, raw, sizeof c->header_bytes);
+  /* the parser let only a format through that checks */
+  if (cudalink_format_sizes(&h->format, NULL, &c->row_size) != CUDALINK_OK)
+    c->row_size = 0;
+  c->last_idx = 0;
+  c->have_frame = 0;
+  c->ours = cudalink_shm_is_locked(c->seg) == 1;
+  c->next_lock_check = cudalink_now() + LOCK_CHECK_S;
+  c->stats.num_slots = h->num_slots;
+  c->stats.version = h->version;
+  c->last_error[0] = 0;
 }
 
 /* Takes the header as it is now and opens its ring, retrying a header that
@@ -272,52 +442,24 @@ attach(cudalink_consumer *c)
 
   for (;;) {
     cudalink_header h;
+    uint8_t raw[CUDALINK_MAX_LAYOUT_SIZE];
     int stable = 0;
-    st = snapshot(c, &h, &stable);
+    st = snapshot(c, &h, raw, &stable);
     if (st == CUDALINK_OK && stable) {
-      if (!c->cu) {
-        c->cu = cudalink_cuda_get(&st, c->last_error, sizeof c->last_error);
-        if (!c->cu)
-          return st;
-        st = cudalink_cuda_context_acquire(c->cu, c->config.cuda_context, c->config.device, &c->ctx,
-                                           c->last_error, sizeof c->last_error);
-        if (st != CUDALINK_OK) {
-          c->cu = NULL;
-          return st;
-        }
-      }
-      if (!c->stream) {
-        CUresult res = c->cu->CtxPushCurrent(c->ctx.ctx);
-        if (res == CUDA_SUCCESS) {
-          res = c->cu->StreamCreate(&c->stream, CU_STREAM_NON_BLOCKING);
-          /* SLEEP_SYNC sleeps on it in the driver; the others query it */
-          if (res == CUDA_SUCCESS)
-            res = c->cu->EventCreate(
-                &c->done,
-                (c->config.flags & CUDALINK_CONSUMER_SLEEP_SYNC ? CU_EVENT_BLOCKING_SYNC : 0) |
-                    CU_EVENT_DISABLE_TIMING);
-          c->cu->CtxPopCurrent(NULL);
-        }
-        if (res != CUDA_SUCCESS)
-          return cudalink_cuda_check(c->cu, res, "cuStreamCreate", c->last_error,
-                                     sizeof c->last_error);
-      }
+      if ((st = ensure_cuda(c)) != CUDALINK_OK)
+        return st;
       c->layout = cudalink_layout_for(h.num_slots);
       st = open_ring(c, &h);
       if (st == CUDALINK_OK) {
         /* seqlock: the version must not have moved while we opened */
-        if (load_version(c) == h.version && !load_shutdown(c)) {
-          c->header = h;
-          cudalink_format_sizes(&h.format, NULL, &c->row_size);
-          c->last_idx = 0;
-          c->ours = cudalink_shm_is_locked(c->seg) == 1;
-          c->next_lock_check = cudalink_now() + LOCK_CHECK_S;
-          c->stats.num_slots = h.num_slots;
-          c->stats.version = h.version;
-          c->last_error[0] = 0;
+        uint64_t v = load_version(c);
+        if (v == h.version && !load_shutdown(c)) {
+          adopt(c, &h, raw);
           return CUDALINK_OK;
         }
         close_ring(c);
+        set_error(c, "segment '%s' changed while its ring was opened (version %llu, now %llu)",
+                  c->name, (unsigned long long)h.version, (unsigned long long)v);
         st = CUDALINK_ERR_IPC_OPEN;
       }
     } else if (st != CUDALINK_OK && stable) {
@@ -371,14 +513,14 @@ cudalink_consumer_disconnect(cudalink_consumer *c)
     close_ring(c);
     if ((c->stream || c->done) && c->cu->CtxPushCurrent(c->ctx.ctx) == CUDA_SUCCESS) {
       if (c->done)
-        c->cu->EventDestroy(c->done);
+        cleanup_check(c, c->cu->EventDestroy(c->done), "cuEventDestroy");
       if (c->stream)
-        c->cu->StreamDestroy(c->stream);
-      c->cu->CtxPopCurrent(NULL);
+        cleanup_check(c, c->cu->StreamDestroy(c->stream), "cuStreamDestroy");
+      pop_ctx(c);
     }
     c->stream = NULL;
     c->done = NULL;
-    cudalink_cuda_context_release(c->cu, &c->ctx);
+    cleanup_check(c, cudalink_cuda_context_release(c->cu, &c->ctx), "cuDevicePrimaryCtxRelease");
     c->cu = NULL;
   }
   cudalink_shm_close(c->seg);
@@ -416,24 +558,67 @@ cudalink_consumer_interrupt(cudalink_consumer *c, int on)
   cudalink_waiter_interrupt(&c->waiter, on);
 }
 
-/* PROTOCOL.md consumer step 5: the version moved. Re-opens everything
- * (slot count, format and handles may all have changed). */
-static cudalink_status
-reopen(cudalink_consumer *c)
+/* "64x32 x4 uint8, 3 slots" */
+static void
+describe_ring(char *buf, size_t len, const cudalink_header *h)
 {
+  cudalink_textf(buf, len, "%ux%u x%u %s, %u slot%s", h->format.width, h->format.height,
+                 h->format.num_comps, cudalink_dtype_name(h->format.dtype), h->num_slots,
+                 h->num_slots == 1 ? "" : "s");
+}
+
+/* PROTOCOL.md consumer step 5: the version moved, or the header changed
+ * under us without a new version (why says which). Re-opens everything
+ * (slot count, format and handles may all have changed) after validating
+ * the header again, as on connect. */
+static cudalink_status
+reopen(cudalink_consumer *c, const char *why)
+{
+  char was[96], now[96];
+  uint64_t old_version = c->header.version;
   cudalink_status st;
 
+  describe_ring(was, sizeof was, &c->header);
   close_ring(c);
   st = attach(c);
   if (st == CUDALINK_ERR_STALE)
     return producer_gone(c, "it shut down");
   if (st != CUDALINK_OK) {
-    char why[sizeof c->last_error + 64];
-    snprintf(why, sizeof why, "its new ring could not be opened: %s", c->last_error);
-    return producer_gone(c, why);
+    char gone[sizeof c->last_error + 96];
+    cudalink_textf(gone, sizeof gone, "its segment %s, and the new ring could not be opened: %s",
+                   why, c->last_error);
+    return producer_gone(c, gone);
   }
   c->stats.reopens++;
+  describe_ring(now, sizeof now, &c->header);
+  /* not a failure, but what the caller will want to know */
+  if (c->header.version == old_version)
+    set_error(c, "segment '%s' %s (still version %llu): re-opened, %s -> %s", c->name, why,
+              (unsigned long long)old_version, was, now);
+  else
+    set_error(c, "segment '%s' %s (version %llu -> %llu): re-opened, %s -> %s", c->name, why,
+              (unsigned long long)old_version, (unsigned long long)c->header.version, was, now);
+  logf_(c, c->header.version == old_version ? CUDALINK_LOG_WARNING : CUDALINK_LOG_INFO, "%s",
+        c->last_error);
   return CUDALINK_ERR_FORMAT_CHANGED;
+}
+
+/* Step 4 for write_idx 0, version unchanged: a foreign producer whose
+ * counter wrapped past 2^32 (from close below it: WRAP_WINDOW), whose
+ * frame this is. Ours never publishes 0 after its first frame, and 0 is
+ * how the peers say "no frame yet" (segment.h). */
+static int
+wrapped_to_zero(const cudalink_consumer *c)
+{
+  return c->have_frame && !c->ours && c->last_idx != 0 && 0u - c->last_idx <= WRAP_WINDOW;
+}
+
+/* Frames the producer published after write_idx from, up to to: modular,
+ * and exact across our producer's wrap when we know it is ours. */
+static uint32_t
+frames_after(const cudalink_consumer *c, uint32_t from, uint32_t to)
+{
+  return cudalink_write_idx_distance(from, to, c->header.num_slots, c->ours);
 }
 
 /* Step 4: write_idx moved to idx, a new frame in slot (idx - 1) % N; spun
@@ -441,13 +626,13 @@ reopen(cudalink_consumer *c)
 static void
 take_frame(cudalink_consumer *c, uint32_t idx, int spun)
 {
-  uint32_t since = c->last_idx != 0 && idx > c->last_idx ? idx - c->last_idx : 0;
+  uint32_t since = c->have_frame ? frames_after(c, c->last_idx, idx) : 0;
 
   if (since > 1)
     c->stats.missed += since - 1;
   c->last_idx = idx;
   c->frame.write_idx = idx;
-  c->frame.slot = (idx - 1) % c->header.num_slots;
+  c->frame.slot = (idx - 1u) % c->header.num_slots; /* modulo 2^32 first, as a C producer's */
   c->frame.version = c->header.version;
   memcpy(&c->frame.timestamp, seg_base(c) + c->layout.timestamp, sizeof(double));
   c->have_frame = 1;
@@ -476,6 +661,15 @@ ring_changed(void *arg)
   return load_version(c) != c->header.version || load_shutdown(c);
 }
 
+/* Is write_idx idx a frame we have not taken yet? */
+static int
+is_new_frame(const cudalink_consumer *c, uint32_t idx)
+{
+  if (!c->have_frame)
+    return idx != 0;
+  return idx != c->last_idx && (idx != 0 || wrapped_to_zero(c));
+}
+
 cudalink_status
 cudalink_consumer_wait(cudalink_consumer *c, int64_t timeout_us)
 {
@@ -502,8 +696,11 @@ cudalink_consumer_wait(cudalink_consumer *c, int64_t timeout_us)
     if (load_shutdown(c))
       return producer_gone(c, "it shut down");
     if (load_version(c) != c->header.version)
-      return reopen(c);
-    if (idx != 0 && idx != c->last_idx) {
+      return reopen(c, "was re-initialised");
+    if (is_new_frame(c, idx)) {
+      /* the frame is only as good as the header it was published under */
+      if (!header_unchanged(c))
+        return reopen(c, "changed its header without a new version");
       take_frame(c, idx, spun);
       return CUDALINK_OK;
     }
@@ -544,6 +741,7 @@ cudalink_consumer_acquire(cudalink_consumer *c, void *stream, uint64_t *src, siz
 {
   CUresult res;
   CUstream s;
+  const char *call = "cuStreamWaitEvent";
 
   if (!c || !src || !src_pitch)
     return CUDALINK_ERR_INVALID_ARG;
@@ -556,15 +754,18 @@ cudalink_consumer_acquire(cudalink_consumer *c, void *stream, uint64_t *src, siz
     return cudalink_cuda_check(c->cu, res, "cuCtxPushCurrent", c->last_error, sizeof c->last_error);
   /* The producer recorded the event before it published write_idx, which we
    * have read: a completed query means the slot's frame is written. */
-  if (!(c->config.flags & CUDALINK_CONSUMER_ALWAYS_WAIT_EVENT) &&
-      c->cu->EventQuery(c->event[c->frame.slot]) == CUDA_SUCCESS)
-    res = CUDA_SUCCESS;
-  else
+  res = CUDA_ERROR_NOT_READY;
+  if (!(c->config.flags & CUDALINK_CONSUMER_ALWAYS_WAIT_EVENT)) {
+    call = "cuEventQuery";
+    res = c->cu->EventQuery(c->event[c->frame.slot]);
+  }
+  if (res == CUDA_ERROR_NOT_READY) {
+    call = "cuStreamWaitEvent";
     res = c->cu->StreamWaitEvent(s, c->event[c->frame.slot], 0);
-  c->cu->CtxPopCurrent(NULL);
+  }
+  pop_ctx(c);
   if (res != CUDA_SUCCESS)
-    return cudalink_cuda_check(c->cu, res, "cuStreamWaitEvent", c->last_error,
-                               sizeof c->last_error);
+    return cudalink_cuda_check(c->cu, res, call, c->last_error, sizeof c->last_error);
   *src = c->mem[c->frame.slot];
   *src_pitch = c->row_size;
   return CUDALINK_OK;
@@ -586,18 +787,18 @@ wait_for_copy(cudalink_consumer *c, CUstream s)
 }
 
 /* PROTOCOL.md "Torn frames": slot (seen-1)%N is rewritten from frame
- * seen-1+N on, i.e. once write_idx has reached seen-1+N. With N = 1 no
- * copy can be proven clean; we accept one during which nothing new was
- * published. */
+ * seen-1+N on, i.e. once write_idx has reached seen-1+N, counted modulo
+ * 2^32 (frames_after). With N = 1 no copy can be proven clean; we accept
+ * one during which nothing new was published. A header that no longer
+ * describes the ring we copied from makes the copy worthless too. */
 static int
 copy_torn(const cudalink_consumer *c)
 {
-  uint32_t idx = load_write_idx(c);
   uint32_t n = c->header.num_slots;
-  uint32_t seen = c->frame.write_idx;
+  uint32_t after = frames_after(c, c->frame.write_idx, load_write_idx(c));
 
-  return load_version(c) != c->frame.version ||
-         (n > 1 ? (uint32_t)(idx - (seen - 1)) >= n : idx != seen);
+  return load_version(c) != c->frame.version || !header_unchanged(c) ||
+         (n > 1 ? after >= n - 1 : after != 0);
 }
 
 cudalink_status
@@ -614,7 +815,7 @@ cudalink_consumer_release(cudalink_consumer *c, void *stream)
   if ((res = c->cu->CtxPushCurrent(c->ctx.ctx)) != CUDA_SUCCESS)
     return cudalink_cuda_check(c->cu, res, "cuCtxPushCurrent", c->last_error, sizeof c->last_error);
   res = wait_for_copy(c, stream ? (CUstream)stream : c->stream);
-  c->cu->CtxPopCurrent(NULL);
+  pop_ctx(c);
   if (res != CUDA_SUCCESS)
     return cudalink_cuda_check(c->cu, res,
                                c->config.flags & CUDALINK_CONSUMER_SPIN_SYNC
@@ -655,7 +856,7 @@ cudalink_consumer_copy(cudalink_consumer *c, uint64_t dst, size_t dst_pitch, voi
   if ((res = c->cu->CtxPushCurrent(c->ctx.ctx)) != CUDA_SUCCESS)
     return cudalink_cuda_check(c->cu, res, "cuCtxPushCurrent", c->last_error, sizeof c->last_error);
   res = cudalink_cuda_copy_2d(c->cu, &cp, stream ? (CUstream)stream : c->stream);
-  c->cu->CtxPopCurrent(NULL);
+  pop_ctx(c);
   if (res != CUDA_SUCCESS)
     return cudalink_cuda_check(c->cu, res, "cuMemcpy2DAsync", c->last_error, sizeof c->last_error);
   return cudalink_consumer_release(c, stream);

@@ -65,6 +65,7 @@ find_symbol(void *lib, const char *name)
   X(MemAlloc, "cuMemAlloc_v2")                               \
   X(MemFree, "cuMemFree_v2")                                 \
   X(MemGetInfo, "cuMemGetInfo_v2")                           \
+  X(MemGetAddressRange, "cuMemGetAddressRange_v2")           \
   X(Memcpy2DAsync, "cuMemcpy2DAsync_v2")                     \
   X(MemcpyDtoDAsync, "cuMemcpyDtoDAsync_v2")                 \
   X(MemcpyHtoD, "cuMemcpyHtoD_v2")                           \
@@ -128,7 +129,8 @@ load_once(void)
   res = cuda_table.Init(0);
   if (res != CUDA_SUCCESS) {
     const char *ename = NULL;
-    cuda_table.GetErrorName(res, &ename);
+    if (cuda_table.GetErrorName(res, &ename) != CUDA_SUCCESS)
+      ename = NULL;
     snprintf(load_why, sizeof load_why, "cuInit failed: %s (%d)%s", ename ? ename : "?", (int)res,
              res == CUDA_ERROR_NO_DEVICE ? ": no CUDA-capable device" : "");
     load_status = res == CUDA_ERROR_NO_DEVICE ? CUDALINK_ERR_NO_DEVICE : CUDALINK_ERR_CUDA;
@@ -168,10 +170,17 @@ const cudalink_cuda *
 cudalink_cuda_get(cudalink_status *status, char *why, size_t why_len)
 {
 #ifdef _WIN32
-  InitOnceExecuteOnce(&once, load_once_win, NULL, NULL);
+  int ran = InitOnceExecuteOnce(&once, load_once_win, NULL, NULL) != 0;
 #else
-  pthread_once(&once, load_once);
+  int ran = pthread_once(&once, load_once) == 0;
 #endif
+  if (!ran) {
+    /* load_status stays ERR_NO_DRIVER: say why */
+    if (status)
+      *status = CUDALINK_ERR_NO_DRIVER;
+    copy_why(why, why_len, "could not run the CUDA driver loader (once-initialisation failed)");
+    return NULL;
+  }
   if (status)
     *status = load_status;
   if (load_status != CUDALINK_OK) {
@@ -214,8 +223,11 @@ cudalink_cuda_check(const cudalink_cuda *cu, CUresult res, const char *call, cha
   if (res == CUDA_SUCCESS)
     return CUDALINK_OK;
   if (cu) {
-    cu->GetErrorName(res, &ename);
-    cu->GetErrorString(res, &etext);
+    /* an unknown code leaves them NULL (and says so): handled below */
+    if (cu->GetErrorName(res, &ename) != CUDA_SUCCESS)
+      ename = NULL;
+    if (cu->GetErrorString(res, &etext) != CUDA_SUCCESS)
+      etext = NULL;
   }
   if (why && why_len)
     snprintf(why, why_len, "%s: %s (%s)", call, ename ? ename : "CUDA error", etext ? etext : "?");
@@ -243,8 +255,13 @@ cudalink_cuda_context_acquire(const cudalink_cuda *cu, void *given, int device,
     if (res != CUDA_SUCCESS)
       return cudalink_cuda_check(cu, res, "cuCtxPushCurrent", why, why_len);
     res = cu->CtxGetDevice(&out->device);
-    cu->CtxPopCurrent(NULL);
-    return cudalink_cuda_check(cu, res, "cuCtxGetDevice", why, why_len);
+    if (res != CUDA_SUCCESS) {
+      /* the pop's own failure would hide the first one */
+      (void)cu->CtxPopCurrent(NULL);
+      return cudalink_cuda_check(cu, res, "cuCtxGetDevice", why, why_len);
+    }
+    res = cu->CtxPopCurrent(NULL);
+    return cudalink_cuda_check(cu, res, "cuCtxPopCurrent", why, why_len);
   }
   res = cu->DeviceGetCount(&count);
   if (res != CUDA_SUCCESS)
@@ -277,19 +294,22 @@ cudalink_cuda_up(CUcontext *ctx, char *why, size_t why_len)
     return NULL;
   if ((res = cu->CtxPushCurrent(c.ctx)) != CUDA_SUCCESS) {
     cudalink_cuda_check(cu, res, "cuCtxPushCurrent", why, why_len);
-    cudalink_cuda_context_release(cu, &c);
+    /* why already tells the failure that matters */
+    (void)cudalink_cuda_context_release(cu, &c);
     return NULL;
   }
   *ctx = c.ctx;
   return cu;
 }
 
-void
+CUresult
 cudalink_cuda_context_release(const cudalink_cuda *cu, cudalink_cuda_context *c)
 {
+  CUresult res = CUDA_SUCCESS;
   if (c->retained_primary)
-    cu->DevicePrimaryCtxRelease(c->device);
+    res = cu->DevicePrimaryCtxRelease(c->device);
   memset(c, 0, sizeof *c);
+  return res;
 }
 
 CUresult

@@ -27,6 +27,9 @@ typedef struct cudalink_cuda {
   CUresult (CUDAAPI *MemAlloc)(CUdeviceptr *, size_t);
   CUresult (CUDAAPI *MemFree)(CUdeviceptr);
   CUresult (CUDAAPI *MemGetInfo)(size_t *, size_t *);
+  /* base and size of the allocation holding a pointer: what an imported
+   * slot really holds, whatever the producer's header claims */
+  CUresult (CUDAAPI *MemGetAddressRange)(CUdeviceptr *, size_t *, CUdeviceptr);
   CUresult (CUDAAPI *Memcpy2DAsync)(const CUDA_MEMCPY2D *, CUstream);
   CUresult (CUDAAPI *MemcpyDtoDAsync)(CUdeviceptr, CUdeviceptr, size_t, CUstream);
   CUresult (CUDAAPI *MemcpyHtoD)(CUdeviceptr, const void *, size_t);
@@ -84,7 +87,9 @@ typedef struct cudalink_cuda_context {
 cudalink_status cudalink_cuda_context_acquire(const cudalink_cuda *cu, void *given, int device,
                                               cudalink_cuda_context *out, char *why,
                                               size_t why_len);
-void cudalink_cuda_context_release(const cudalink_cuda *cu, cudalink_cuda_context *c);
+/** Releases what acquire() retained (nothing for a caller's context) and
+ * clears c; what cuDevicePrimaryCtxRelease said, for the caller to log. */
+CUresult cudalink_cuda_context_release(const cudalink_cuda *cu, cudalink_cuda_context *c);
 
 /** For programs that drive the GPU themselves (tests, benchmarks): loads
  * the driver, retains device 0's primary context and makes it current on

@@ -128,6 +128,7 @@ CUDALINK_API unsigned cudalink_version_number(void);
   X(ERR_BAD_DATA_SIZE, -15, "segment's data_size is not width*height*channels*bytes")            \
   X(ERR_BAD_NUM_COMPS, -16, "segment has a channel count outside 1..4")                          \
   X(ERR_STALE, -17, "segment's shutdown flag is set (producer gone, stale segment)")             \
+  X(ERR_SLOT_TOO_SMALL, -18, "a slot's device buffer is smaller than the segment's frames")      \
   X(ERR_BAD_NAME, -20, "invalid segment name (empty, contains '/', or too long)")                \
   X(ERR_SHM, -21, "shared-memory system call failed")                                            \
   X(ERR_NOT_FOUND, -22, "no segment of that name exists")                                        \
@@ -379,6 +380,23 @@ CUDALINK_API cudalink_status cudalink_producer_begin(cudalink_producer *producer
                                                      size_t *dst_pitch);
 CUDALINK_API cudalink_status cudalink_producer_commit(cudalink_producer *producer, void *stream,
                                                       int wait);
+
+/* write_idx wraps: after the largest multiple of num_slots that fits in 32
+ * bits (0xFFFFFFFF for 3 slots) the next frame is published as 1, so that
+ * slot (write_idx - 1) % num_slots keeps its step across the wrap and 0,
+ * which means "no frame yet" to every peer, is never published after the
+ * first frame. Our consumer follows it, and also a foreign producer whose
+ * counter goes on from 0xFFFFFFFF to 0 (that 0 is a frame, not a
+ * re-initialisation). */
+
+/** For tests of the 2^32 wrap without 4 billion frames (and for a producer
+ * that carries on a count): sets the frame counter as if the last frame
+ * published had been write_idx, so that the next frame is published as
+ * write_idx + 1 (1 past the wrap), in slot (that - 1) % num_slots as
+ * always. Publishes nothing; consumers count the jump as missed frames.
+ * ERR_INVALID_ARG between _begin and _commit (last_error says why). */
+CUDALINK_API cudalink_status cudalink_producer_set_write_idx(cudalink_producer *producer,
+                                                             uint32_t write_idx);
 
 /** New size or dtype: a new ring, version bumped in the same segment in the
  * safe order (write_idx 0, handles and metadata, then version); the old

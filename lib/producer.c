@@ -1,5 +1,8 @@
 /* The producer (exporter): a ring of CUDA IPC buffers announced through a
- * named segment, in the order PROTOCOL.md gives for our producer. */
+ * named segment, in the order PROTOCOL.md gives for our producer. Its frame
+ * counter wraps the way segment.h says (after the largest multiple of the
+ * slot count below 2^32, to 1), so that slot (write_idx - 1) % N never
+ * jumps and write_idx is never 0 again after the first frame. */
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -7,6 +10,7 @@
 #include <string.h>
 
 #include "cuda_table.h"
+#include "segment.h"
 #include "shm.h"
 #include "util.h"
 
@@ -17,6 +21,7 @@
 #define DEFAULT_NUM_SLOTS 3             /* what 0 in the config means (cudalink.h) */
 #define DEFAULT_GRACE_MS 200
 #define DEFAULT_STALE_MS 1000
+#define FIXED_HEADER_SIZE 20 /* magic, version, num_slots, write_idx */
 
 typedef struct ring {
   uint32_t num_slots;
@@ -61,6 +66,18 @@ cuda_fail(cudalink_producer *p, CUresult res, const char *call)
   return cudalink_cuda_check(p->cu, res, call, p->last_error, sizeof p->last_error);
 }
 
+/* A CUDA call that fails while we let go of something: nobody to return it
+ * to, so it is logged. */
+static void
+cleanup_check(const cudalink_producer *p, CUresult res, const char *call)
+{
+  char why[200];
+  if (res == CUDA_SUCCESS)
+    return;
+  cudalink_cuda_check(p->cu, res, call, why, sizeof why);
+  logf_(p, CUDALINK_LOG_WARNING, "segment '%s': %s", p->name, why);
+}
+
 cudalink_status
 cudalink_check_name(const char *name)
 {
@@ -93,15 +110,6 @@ store_u32(uint8_t *base, size_t off, uint32_t v)
   atomic_store_explicit((_Atomic uint32_t *)(void *)(base + off), v, memory_order_release);
 }
 
-static void
-store_version(uint8_t *base, size_t off, uint64_t v)
-{
-  /* version sits at offset 4, so it is not 8-byte aligned: a release fence
-   * then one 8-byte store (a single mov on x86-64, inside one cache line). */
-  atomic_thread_fence(memory_order_release);
-  memcpy(base + off, &v, sizeof v);
-}
-
 /* Every mapping we still write: the named one first, then the shadows. */
 #define FOR_EACH_SEGMENT(p, var)                                                                 \
   for (int seg_i_ = 0; seg_i_ <= MAX_SHADOWS; seg_i_++)                                          \
@@ -131,7 +139,8 @@ write_header_ordered(cudalink_producer *p)
     memcpy(base, buf, L->version);                      /* magic */
     memcpy(base + L->num_slots, buf + L->num_slots, 4); /* num_slots */
     memcpy(base + L->mem_handle0, buf + L->mem_handle0, L->size - L->mem_handle0);
-    store_version(base, L->version, p->header.version);
+    /* version is not 8-byte aligned: two 32-bit release stores (segment.h) */
+    cudalink_segment_store_version(base, p->header.version);
   }
   return CUDALINK_OK;
 }
@@ -145,9 +154,9 @@ ring_free(cudalink_producer *p, ring *r)
     return;
   for (uint32_t s = 0; s < r->num_slots; s++) {
     if (r->event[s])
-      p->cu->EventDestroy(r->event[s]);
+      cleanup_check(p, p->cu->EventDestroy(r->event[s]), "cuEventDestroy");
     if (r->mem[s])
-      p->cu->MemFree(r->mem[s]);
+      cleanup_check(p, p->cu->MemFree(r->mem[s]), "cuMemFree");
   }
   free(r);
 }
@@ -222,7 +231,7 @@ push_ctx(cudalink_producer *p)
 static void
 pop_ctx(cudalink_producer *p)
 {
-  p->cu->CtxPopCurrent(NULL);
+  cleanup_check(p, p->cu->CtxPopCurrent(NULL), "cuCtxPopCurrent");
 }
 
 static cudalink_status
@@ -259,19 +268,25 @@ check_takeover(cudalink_producer *p)
             p->name);
     return CUDALINK_OK;
   }
+  /* the version counter continues, read whole (segment.h) */
+  if (size >= FIXED_HEADER_SIZE)
+    h.version = cudalink_segment_load_version(base);
   if (h.version != 0 && h.version != UINT64_MAX)
-    p->header.version = h.version; /* the version counter continues */
+    p->header.version = h.version;
   if (h.shutdown_flag) {
     logf_(p, CUDALINK_LOG_INFO, "re-using segment '%s' left by a producer that shut down", p->name);
     return CUDALINK_OK;
   }
-  (void)st; /* a half-valid header still tells us whether it moves */
+  /* a half-valid header (st not OK) still tells us whether it moves */
+  (void)st;
   idx0 = h.write_idx;
   ver0 = h.version;
   while (waited < p->config.stale_ms) {
     cudalink_sleep(0.01);
     waited += 10;
-    cudalink_header_parse(base, size, &h);
+    (void)cudalink_header_parse(base, size, &h); /* as above */
+    if (size >= FIXED_HEADER_SIZE)
+      h.version = cudalink_segment_load_version(base);
     if (h.write_idx != idx0 || h.version != ver0 || h.shutdown_flag) {
       if (h.shutdown_flag)
         return CUDALINK_OK;
@@ -295,29 +310,29 @@ next_version(uint64_t v)
   return v + 1 == 0 ? 1 : v + 1;
 }
 
-cudalink_status
-cudalink_producer_create(const cudalink_producer_config *config, const cudalink_format *format,
-                         cudalink_producer **out)
+/* A producer for config, nothing opened yet: the config's defaults
+ * applied and the format checked (p->last_error says why not). */
+static cudalink_status
+producer_new(const cudalink_producer_config *config, const cudalink_format *format,
+             cudalink_producer **out)
 {
   cudalink_producer *p;
   cudalink_status st;
-  CUresult res;
-  int created = 0;
 
-  if (!config || !format || !out)
-    return CUDALINK_ERR_INVALID_ARG;
   *out = NULL;
-  st = cudalink_shm_check_name(config->name);
-  if (st != CUDALINK_OK)
+  if ((st = cudalink_shm_check_name(config->name)) != CUDALINK_OK)
     return st;
   if (config->num_slots > CUDALINK_MAX_SLOTS)
     return CUDALINK_ERR_BAD_NUM_SLOTS;
-
   p = calloc(1, sizeof *p);
   if (!p)
     return CUDALINK_ERR_NO_MEMORY;
   p->config = *config;
-  snprintf(p->name, sizeof p->name, "%s", config->name);
+  /* a cut name would be another segment's */
+  if ((size_t)snprintf(p->name, sizeof p->name, "%s", config->name) >= sizeof p->name) {
+    free(p);
+    return CUDALINK_ERR_BAD_NAME;
+  }
   p->config.name = p->name;
   if (!p->config.num_slots)
     p->config.num_slots = DEFAULT_NUM_SLOTS;
@@ -327,8 +342,47 @@ cudalink_producer_create(const cudalink_producer_config *config, const cudalink_
     p->config.stale_ms = DEFAULT_STALE_MS;
   p->header.num_slots = p->config.num_slots;
   p->layout = cudalink_layout_for(p->config.num_slots);
+  *out = p;
+  return set_format(p, format);
+}
 
-  if ((st = set_format(p, format)) != CUDALINK_OK)
+/* The driver, the context, our stream and the first ring. */
+static cudalink_status
+producer_cuda_up(cudalink_producer *p)
+{
+  cudalink_status st;
+  CUresult res;
+
+  p->cu = cudalink_cuda_get(&st, p->last_error, sizeof p->last_error);
+  if (!p->cu)
+    return st;
+  st = cudalink_cuda_context_acquire(p->cu, p->config.cuda_context, p->config.device, &p->ctx,
+                                     p->last_error, sizeof p->last_error);
+  if (st != CUDALINK_OK)
+    return st;
+  if (!push_ctx(p))
+    return CUDALINK_ERR_CUDA;
+  res = p->cu->StreamCreate(&p->stream, CU_STREAM_NON_BLOCKING);
+  if (res != CUDA_SUCCESS)
+    st = cuda_fail(p, res, "cuStreamCreate");
+  else
+    st = ring_new(p, &p->ring);
+  pop_ctx(p);
+  return st;
+}
+
+cudalink_status
+cudalink_producer_create(const cudalink_producer_config *config, const cudalink_format *format,
+                         cudalink_producer **out)
+{
+  cudalink_producer *p = NULL;
+  cudalink_status st;
+  int created = 0;
+
+  if (!config || !format || !out)
+    return CUDALINK_ERR_INVALID_ARG;
+  *out = NULL;
+  if ((st = producer_new(config, format, &p)) != CUDALINK_OK)
     goto fail;
 
   /* the segment first: who holds it is decided without CUDA */
@@ -344,28 +398,7 @@ cudalink_producer_create(const cudalink_producer_config *config, const cudalink_
   }
   if (!created && (st = check_takeover(p)) != CUDALINK_OK)
     goto fail;
-
-  p->cu = cudalink_cuda_get(&st, p->last_error, sizeof p->last_error);
-  if (!p->cu)
-    goto fail;
-  st = cudalink_cuda_context_acquire(p->cu, config->cuda_context, config->device, &p->ctx,
-                                     p->last_error, sizeof p->last_error);
-  if (st != CUDALINK_OK)
-    goto fail;
-
-  if (!push_ctx(p)) {
-    st = CUDALINK_ERR_CUDA;
-    goto fail;
-  }
-  res = p->cu->StreamCreate(&p->stream, CU_STREAM_NON_BLOCKING);
-  if (res != CUDA_SUCCESS) {
-    st = cuda_fail(p, res, "cuStreamCreate");
-    pop_ctx(p);
-    goto fail;
-  }
-  st = ring_new(p, &p->ring);
-  pop_ctx(p);
-  if (st != CUDALINK_OK)
+  if ((st = producer_cuda_up(p)) != CUDALINK_OK)
     goto fail;
 
   p->header.magic = CUDALINK_MAGIC;
@@ -380,11 +413,12 @@ cudalink_producer_create(const cudalink_producer_config *config, const cudalink_
   return CUDALINK_OK;
 
 fail:
-  if (config->log && p->last_error[0])
+  if (config->log && p && p->last_error[0])
     config->log(config->log_user_data, CUDALINK_LOG_ERROR, p->last_error);
   /* a segment we created goes again; one we re-used is left as it was */
-  if (p->seg && created && !p->ring)
-    cudalink_shm_unlink(p->name);
+  if (p && p->seg && created && !p->ring && cudalink_shm_unlink(p->name) != CUDALINK_OK)
+    logf_(p, CUDALINK_LOG_WARNING, "segment '%s' could not be removed again: %s", p->name,
+          cudalink_shm_last_error());
   cudalink_producer_destroy(p);
   return st;
 }
@@ -410,15 +444,15 @@ cudalink_producer_destroy(cudalink_producer *p)
   }
   if (p->cu && p->ctx.ctx && push_ctx(p)) {
     if (p->stream) {
-      p->cu->StreamSynchronize(p->stream);
-      p->cu->StreamDestroy(p->stream);
+      cleanup_check(p, p->cu->StreamSynchronize(p->stream), "cuStreamSynchronize");
+      cleanup_check(p, p->cu->StreamDestroy(p->stream), "cuStreamDestroy");
     }
     if (p->ring || p->retired) {
       /* events first, as the peers do; buffers after consumers let go */
       for (ring *r = p->ring; r; r = NULL)
         for (uint32_t s = 0; s < r->num_slots; s++)
           if (r->event[s]) {
-            p->cu->EventDestroy(r->event[s]);
+            cleanup_check(p, p->cu->EventDestroy(r->event[s]), "cuEventDestroy");
             r->event[s] = NULL;
           }
       cudalink_sleep(SHUTDOWN_LINGER_MS * 1e-3);
@@ -429,14 +463,15 @@ cudalink_producer_destroy(cudalink_producer *p)
   }
   if (p->seg) {
     /* only our own name: a consumer may have unlinked it since */
-    if (p->ring && !cudalink_shm_lost_name(p->seg))
-      cudalink_shm_unlink(p->name);
+    if (p->ring && !cudalink_shm_lost_name(p->seg) && cudalink_shm_unlink(p->name) != CUDALINK_OK)
+      logf_(p, CUDALINK_LOG_WARNING, "segment '%s' could not be removed: %s", p->name,
+            cudalink_shm_last_error());
     cudalink_shm_close(p->seg);
   }
   for (int i = 0; i < MAX_SHADOWS; i++)
     cudalink_shm_close(p->shadow[i]);
   if (p->cu && p->ctx.ctx)
-    cudalink_cuda_context_release(p->cu, &p->ctx);
+    cleanup_check(p, cudalink_cuda_context_release(p->cu, &p->ctx), "cuDevicePrimaryCtxRelease");
   free(p);
 }
 
@@ -471,12 +506,38 @@ relink_if_lost(cudalink_producer *p)
   logf_(p, CUDALINK_LOG_INFO, "segment '%s' was unlinked by a consumer: re-linked", p->name);
 }
 
+/* The slot the next frame goes to: the one consumers will compute from the
+ * write_idx it is published as, (write_idx - 1) % N. */
+static uint32_t
+next_slot(const cudalink_producer *p)
+{
+  return (cudalink_write_idx_next(p->header.write_idx, p->header.num_slots) - 1u) %
+         p->header.num_slots;
+}
+
+cudalink_status
+cudalink_producer_set_write_idx(cudalink_producer *p, uint32_t write_idx)
+{
+  if (!p)
+    return CUDALINK_ERR_INVALID_ARG;
+  if (p->begun) {
+    set_error(p,
+              "cudalink_producer_set_write_idx(%lu) between _begin() and _commit(): the "
+              "frame begun goes to the slot of write_idx %lu",
+              (unsigned long)write_idx,
+              (unsigned long)cudalink_write_idx_next(p->header.write_idx, p->header.num_slots));
+    return CUDALINK_ERR_INVALID_ARG;
+  }
+  p->header.write_idx = write_idx;
+  return CUDALINK_OK;
+}
+
 cudalink_status
 cudalink_producer_begin(cudalink_producer *p, uint64_t *dst, size_t *dst_pitch)
 {
   if (!p || !dst || !dst_pitch)
     return CUDALINK_ERR_INVALID_ARG;
-  *dst = p->ring->mem[p->header.write_idx % p->header.num_slots];
+  *dst = p->ring->mem[next_slot(p)];
   *dst_pitch = p->row_size;
   p->begun = 1;
   return CUDALINK_OK;
@@ -496,7 +557,7 @@ cudalink_producer_commit(cudalink_producer *p, void *stream, int wait)
   p->begun = 0;
   L = &p->layout;
   s = stream ? (CUstream)stream : p->stream;
-  slot = p->header.write_idx % p->header.num_slots;
+  slot = next_slot(p);
 
   if (!push_ctx(p))
     return CUDALINK_ERR_CUDA;
@@ -512,7 +573,7 @@ cudalink_producer_commit(cudalink_producer *p, void *stream, int wait)
   relink_if_lost(p);
 
   ts = cudalink_now();
-  next = p->header.write_idx + 1;
+  next = cudalink_write_idx_next(p->header.write_idx, p->header.num_slots);
   p->header.write_idx = next;
   p->header.timestamp = ts;
   FOR_EACH_SEGMENT(p, base)
@@ -562,6 +623,19 @@ cudalink_producer_publish(cudalink_producer *p, uint64_t src, size_t src_pitch, 
   return cudalink_producer_commit(p, stream, wait);
 }
 
+/* A ring for the new format once the old one's work is done (context
+ * pushed; popped here). The old ring may still be written by work queued
+ * on our stream: if that cannot be waited for, it stays as it is. */
+static cudalink_status
+ring_new_synced(cudalink_producer *p, ring **out)
+{
+  CUresult res = p->cu->StreamSynchronize(p->stream);
+  cudalink_status st =
+      res == CUDA_SUCCESS ? ring_new(p, out) : cuda_fail(p, res, "cuStreamSynchronize");
+  pop_ctx(p);
+  return st;
+}
+
 cudalink_status
 cudalink_producer_reformat(cudalink_producer *p, const cudalink_format *format)
 {
@@ -577,14 +651,11 @@ cudalink_producer_reformat(cudalink_producer *p, const cudalink_format *format)
   old_frame = p->frame_size;
   old_row = p->row_size;
   old_header = p->header;
-  if ((st = set_format(p, format)) != CUDALINK_OK)
-    return st;
-  if (!push_ctx(p))
-    return CUDALINK_ERR_CUDA;
-  /* the old ring may still be written by work queued on the caller's stream */
-  p->cu->StreamSynchronize(p->stream);
-  st = ring_new(p, &fresh);
-  pop_ctx(p);
+  /* every failure restores what was: a format that does not check has
+   * zeroed frame_size and row_size, a new ring the handles */
+  st = set_format(p, format);
+  if (st == CUDALINK_OK)
+    st = push_ctx(p) ? ring_new_synced(p, &fresh) : CUDALINK_ERR_CUDA;
   if (st != CUDALINK_OK) {
     p->format = old_format;
     p->frame_size = old_frame;

@@ -20,9 +20,11 @@
 #endif
 
 #include "cudalink.h"
+#include "segment.h"
 
 #include <cuda.h>
 #include <float.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -59,6 +61,12 @@ _Static_assert(sizeof(CUipcEventHandle) == CUDALINK_IPC_HANDLE_SIZE,
 _Static_assert(sizeof(double) == 8 && DBL_MANT_DIG == 53,
                "the timestamp is an IEEE-754 binary64 and so must double be");
 _Static_assert(CUDALINK_MAGIC == 0x43495044u, "magic is \"CIPD\" read as a little-endian u32");
+/* the version's two halves are 4-byte aligned in a (page aligned) mapping:
+ * each is one 32-bit atomic (segment.h) */
+#define VERSION_OFFSET 4u
+_Static_assert(VERSION_OFFSET % 4u == 0 && (VERSION_OFFSET + 4u) % 4u == 0,
+               "each half of the version is a 4-byte aligned u32");
+_Static_assert(sizeof(_Atomic uint32_t) == 4, "a 32-bit atomic is 4 bytes");
 _Static_assert(UINT64_MAX / 2u >=
                    (uint64_t)CUDALINK_MAX_DIMENSION * CUDALINK_MAX_DIMENSION * 4u * 4u,
                "frame sizes are computed in 64 bits without overflow");
@@ -239,7 +247,7 @@ cudalink_layout_for(uint32_t num_slots)
   size_t meta = FIXED_PREFIX_SIZE + (size_t)SLOT_STRIDE * num_slots;
   l.size = LAYOUT_SIZE(num_slots);
   l.magic = 0;
-  l.version = 4;
+  l.version = VERSION_OFFSET;
   l.num_slots = 12;
   l.write_idx = 16;
   l.mem_handle0 = FIXED_PREFIX_SIZE;
@@ -488,6 +496,99 @@ cudalink_status
 cudalink_header_parse(const uint8_t *buf, size_t len, cudalink_header *out)
 {
   return cudalink_header_parse_verbose(buf, len, out, NULL, 0);
+}
+
+/* ------------------------------------------------------------------------ */
+/* A live segment (segment.h)                                               */
+/* ------------------------------------------------------------------------ */
+
+static const _Atomic uint32_t *
+version_half(const void *segment, unsigned high)
+{
+  return (const _Atomic uint32_t *)(const void *)((const uint8_t *)segment + VERSION_OFFSET +
+                                                  4u * high);
+}
+
+/* A loaded half's bytes, in memory order, are the wire's little-endian
+ * bytes: read them as such, so that this is right on any host. */
+static uint32_t
+le32_host(uint32_t wire)
+{
+  const uint8_t *b = (const uint8_t *)&wire;
+  return (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
+}
+
+#define VERSION_READS 4 /* a writer mid-store is done long before this */
+
+uint64_t
+cudalink_segment_load_version(const void *segment)
+{
+  uint32_t lo = 0, hi = 0;
+  for (int i = 0; i < VERSION_READS; i++) {
+    uint32_t lo1 = atomic_load_explicit(version_half(segment, 0), memory_order_acquire);
+    uint32_t hi1 = atomic_load_explicit(version_half(segment, 1), memory_order_acquire);
+    lo = atomic_load_explicit(version_half(segment, 0), memory_order_acquire);
+    hi = atomic_load_explicit(version_half(segment, 1), memory_order_acquire);
+    if (lo == lo1 && hi == hi1)
+      break;
+  }
+  /* still moving after VERSION_READS: the last read is as good as any, a
+   * moving version differs from the one the caller holds */
+  return (uint64_t)le32_host(hi) << 32 | le32_host(lo);
+}
+
+void
+cudalink_segment_store_version(void *segment, uint64_t version)
+{
+  uint8_t wire[8];
+  uint32_t lo, hi;
+  for (unsigned i = 0; i < 8; i++)
+    wire[i] = (uint8_t)(version >> (8 * i));
+  memcpy(&lo, wire, 4);
+  memcpy(&hi, wire + 4, 4);
+  /* low half first: it is the one a +1 always changes */
+  atomic_store_explicit((_Atomic uint32_t *)(uintptr_t)version_half(segment, 0), lo,
+                        memory_order_release);
+  atomic_store_explicit((_Atomic uint32_t *)(uintptr_t)version_half(segment, 1), hi,
+                        memory_order_release);
+}
+
+int
+cudalink_segment_same_ring(const uint8_t *a, const uint8_t *b, uint32_t num_slots)
+{
+  cudalink_layout l = cudalink_layout_for(num_slots);
+  if (!l.size)
+    return 0;
+  return memcmp(a + l.magic, b + l.magic, 4) == 0 &&
+         memcmp(a + l.num_slots, b + l.num_slots, 4) == 0 &&
+         memcmp(a + l.mem_handle0, b + l.mem_handle0, l.shutdown_flag - l.mem_handle0) == 0 &&
+         memcmp(a + l.width, b + l.width, l.timestamp - l.width) == 0;
+}
+
+uint32_t
+cudalink_write_idx_top(uint32_t num_slots)
+{
+  return num_slots_valid(num_slots) ? UINT32_MAX - UINT32_MAX % num_slots : 0u;
+}
+
+uint32_t
+cudalink_write_idx_next(uint32_t write_idx, uint32_t num_slots)
+{
+  uint32_t top = cudalink_write_idx_top(num_slots);
+  if ((top && write_idx >= top) || write_idx == UINT32_MAX)
+    return 1u;
+  return write_idx + 1u;
+}
+
+uint32_t
+cudalink_write_idx_distance(uint32_t from, uint32_t to, uint32_t num_slots, int our_wrap)
+{
+  uint32_t top = cudalink_write_idx_top(num_slots);
+  uint32_t d = to - from; /* modulo 2^32 */
+  /* ours went from `from` up to top, then 1..to: it skipped top+1 .. 2^32-1 and 0 */
+  if (our_wrap && top && to != 0 && to < from && from <= top)
+    d -= UINT32_MAX - top + 1u;
+  return d;
 }
 
 /* ------------------------------------------------------------------------ */

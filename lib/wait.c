@@ -71,7 +71,9 @@ spin(cudalink_waiter *w, const cudalink_wait_on *on, double until)
 }
 
 /* futex-waits on word while it holds idx, where an interrupt() can find
- * it; an interrupt that came first keeps it from sleeping */
+ * it; an interrupt that came first keeps it from sleeping. OK when woken
+ * (or word moved), ERR_TIMEOUT when the time ran out, another error (after
+ * a plain sleep) when the word could not be slept on. */
 static cudalink_status
 sleep_on(cudalink_waiter *w, const volatile uint32_t *word, uint32_t idx, int64_t us)
 {
@@ -80,6 +82,11 @@ sleep_on(cudalink_waiter *w, const volatile uint32_t *word, uint32_t idx, int64_
   if (!atomic_load(&w->interrupted)) {
     w->sleeps++;
     st = cudalink_futex_wait(word, idx, us);
+    if (st != CUDALINK_OK && st != CUDALINK_ERR_TIMEOUT) {
+      /* the word cannot be slept on (never for a mapped, aligned write_idx):
+       * sleep all the same, or the caller's loop would spin the CPU */
+      cudalink_sleep((double)us * 1e-6);
+    }
   }
   atomic_store(&w->sleeping_on, NULL);
   return st;
@@ -129,7 +136,7 @@ cudalink_waiter_wait(cudalink_waiter *w, const cudalink_wait_on *on, double now,
   if (wake_at >= 0 && (wake_at - now) * 1e6 < (double)slice)
     sleep_until_window(w, on, now, wake_at);
   else
-    sleep_on(w, on->word, on->idx, slice);
+    (void)sleep_on(w, on->word, on->idx, slice); /* woken or not, the caller looks */
   return 0;
 }
 

@@ -9,6 +9,7 @@
  *
  * Exits non-zero when there is no GPU: this suite never skips. */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -807,6 +808,305 @@ test_no_gpu_memory_left(void)
   close(pa.to_parent[1]);
 }
 
+/* --- 6. a foreign producer whose header claims more than its slots ---- */
+
+typedef struct {
+  int to_consumer[2], to_producer[2];
+} liar_args;
+
+static const cudalink_format liar_claim = { 1920, 1080, 4, CUDALINK_DTYPE_UINT8, 0 };
+static const cudalink_format liar_truth = { 1024, 1024, 4, CUDALINK_DTYPE_UINT8, 0 };
+#define LIAR_SLOT_BYTES (4u << 20) /* 1024x1024 RGBA exactly; 1080p needs 8294400 */
+#define LIAR_FRAME 7u
+
+/* A hand-written foreign producer (no lock, no library): 3 slots of 4 MiB,
+ * announced as 1080p RGBA. On the consumer's word it tells the truth
+ * (1024x1024, version 2) about the same slots, frame LIAR_FRAME in slot 0. */
+static int
+liar_producer(void *arg)
+{
+  liar_args *a = arg;
+  cudalink_header h;
+  CUdeviceptr mem[3];
+  CUevent ev[3];
+  framegen g;
+  char path[128];
+  size_t size = cudalink_layout_size(3);
+  uint8_t *base;
+  int fd;
+
+  cuda_up();
+  framegen_init(&g, &liar_truth, 6);
+  memset(&h, 0, sizeof h);
+  h.version = 1;
+  h.num_slots = 3;
+  h.format = liar_claim;
+  for (int s = 0; s < 3; s++) {
+    CUipcMemHandle mh;
+    CUipcEventHandle eh;
+    CK(cu->MemAlloc(&mem[s], LIAR_SLOT_BYTES));
+    CK(cu->EventCreate(&ev[s], CU_EVENT_INTERPROCESS | CU_EVENT_DISABLE_TIMING));
+    CK(cu->IpcGetMemHandle(&mh, mem[s]));
+    CK(cu->IpcGetEventHandle(&eh, ev[s]));
+    memcpy(h.mem_handle[s], &mh, sizeof mh);
+    memcpy(h.event_handle[s], &eh, sizeof eh);
+  }
+  framegen_make(&g, LIAR_FRAME, NULL);
+  CK(cu->MemcpyDtoDAsync(mem[0], g.d_frame, g.size, NULL));
+  CK(cu->EventRecord(ev[0], NULL));
+  CK(cu->CtxSynchronize());
+  h.write_idx = 1;
+  h.timestamp = cudalink_now();
+  snprintf(path, sizeof path, "/%s", seg);
+  fd = shm_open(path, O_CREAT | O_RDWR, 0600);
+  if (fd < 0 || ftruncate(fd, (off_t)size) != 0)
+    return 60;
+  base = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  close(fd);
+  if (base == MAP_FAILED || cudalink_header_write(&h, base, size) != CUDALINK_OK)
+    return 61;
+  send_byte(a->to_consumer[1], 'R');
+  if (recv_byte(a->to_producer[0], 30000) != 'H')
+    return 62;
+  h.version = 2;
+  h.format = liar_truth;
+  h.timestamp = cudalink_now();
+  if (cudalink_header_write(&h, base, size) != CUDALINK_OK)
+    return 63;
+  send_byte(a->to_consumer[1], 'F');
+  if (recv_byte(a->to_producer[0], 30000) != 'D')
+    return 64;
+  for (int s = 0; s < 3; s++) {
+    CK(cu->EventDestroy(ev[s]));
+    CK(cu->MemFree(mem[s]));
+  }
+  munmap(base, size);
+  shm_unlink(path);
+  framegen_free(&g);
+  return 0;
+}
+
+/* A copy between two buffers of our own, checked: the context works. */
+static int
+context_still_works(void)
+{
+  const size_t n = 1u << 20;
+  CUdeviceptr x, y;
+  uint8_t *host = malloc(n);
+  int ok;
+  CK(cu->MemAlloc(&x, n));
+  CK(cu->MemAlloc(&y, n));
+  CK(cu->MemsetD8Async(x, 0x5a, n, NULL));
+  CK(cu->MemcpyDtoDAsync(y, x, n, NULL));
+  CK(cu->CtxSynchronize());
+  CK(cu->MemcpyDtoH(host, y, n));
+  ok = host[0] == 0x5a && host[n - 1] == 0x5a && memcmp(host, host + 1, n - 1) == 0;
+  CK(cu->MemFree(x));
+  CK(cu->MemFree(y));
+  free(host);
+  return ok;
+}
+
+static int
+liar_consumer(void *arg)
+{
+  liar_args *a = arg;
+  cudalink_consumer_config cfg;
+  cudalink_consumer *c = NULL;
+  cudalink_status st;
+  framegen g;
+  CUdeviceptr d;
+  uint8_t *host, *want;
+  const char *why;
+  int bad = 0;
+
+  cuda_up();
+  framegen_init(&g, &liar_truth, 6);
+  if (recv_byte(a->to_consumer[0], 30000) != 'R')
+    return 65;
+  cudalink_consumer_config_init(&cfg);
+  cfg.name = seg;
+  cfg.cuda_context = ctx;
+  cfg.settle_ms = 200;
+  ST(cudalink_consumer_create(&cfg, &c));
+  st = cudalink_consumer_connect(c);
+  why = cudalink_consumer_last_error(c);
+  printf("  header claims 1080p RGBA in 4 MiB slots: %s: %s\n", cudalink_status_name(st), why);
+  bad += st != CUDALINK_ERR_SLOT_TOO_SMALL;
+  bad += !strstr(why, "slot 0's allocation is ");
+  bad += !strstr(why, "the header's 1920x1080 uint8 x4 frame needs 8294400");
+  /* the refusal came before any copy: our context is clean */
+  CK(cu->CtxSynchronize());
+  bad += !context_still_works();
+
+  /* the same slots, honestly described: a normal copy on the same context */
+  send_byte(a->to_producer[1], 'H');
+  if (recv_byte(a->to_consumer[0], 30000) != 'F')
+    return 66;
+  st = cudalink_consumer_connect(c);
+  if (st != CUDALINK_OK)
+    fprintf(stderr, "  honest header: %s: %s\n", cudalink_status_name(st),
+            cudalink_consumer_last_error(c));
+  bad += st != CUDALINK_OK;
+  host = malloc(g.size);
+  want = malloc(g.size);
+  CK(cu->MemAlloc(&d, g.size));
+  if (st == CUDALINK_OK && cudalink_consumer_wait(c, 2000000) == CUDALINK_OK) {
+    bad += cudalink_consumer_copy(c, d, g.row, NULL) != CUDALINK_OK;
+    CK(cu->MemcpyDtoH(host, d, g.size));
+    expected_frame(want, g.h_base, g.size, g.row, g.fmt.height, LIAR_FRAME);
+    bad += memcmp(host, want, g.size) != 0;
+  } else {
+    bad++;
+  }
+  CK(cu->CtxSynchronize());
+  printf("  then the honest 1024x1024 header on the same context: %s\n",
+         bad ? "FAILED" : "frame copied and compared");
+  cudalink_consumer_destroy(c);
+  CK(cu->MemFree(d));
+  framegen_free(&g);
+  free(host);
+  free(want);
+  send_byte(a->to_producer[1], 'D');
+  return bad ? 67 : 0;
+}
+
+static void
+test_foreign_slot_too_small(void)
+{
+  liar_args a;
+  pid_t pp, pc;
+  REQUIRE(pipe(a.to_consumer) == 0 && pipe(a.to_producer) == 0);
+  pp = spawn(liar_producer, &a);
+  pc = spawn(liar_consumer, &a);
+  CHECK_EQ_INT(reap(pc, 60), 0);
+  CHECK_EQ_INT(reap(pp, 30), 0);
+  for (int i = 0; i < 2; i++) {
+    close(a.to_consumer[i]);
+    close(a.to_producer[i]);
+  }
+  shm_unlink(seg); /* a failed producer may have left it */
+}
+
+/* --- 7. producer SIGKILLed while a consumer copies: no GPU memory left -- */
+
+typedef struct {
+  int cmd[2]; /* parent -> consumer: 'C' connect, 'K' killed, 'q' quit */
+  int ack[2]; /* consumer -> parent: 'U' up, 'G' copying, 'D' disconnected */
+} copier_args;
+
+/* Copies every frame it can until the producer is gone; tells the parent
+ * when it is up (context and buffer, nothing of the producer's), when it
+ * has copied 50 frames, and when it has seen the producer go; then lives
+ * on until told to quit, so that the parent can measure what it holds. */
+static int
+copying_consumer(void *arg)
+{
+  copier_args *a = arg;
+  cudalink_consumer *c;
+  cudalink_status st = CUDALINK_OK;
+  CUdeviceptr d;
+  int copies = 0, torn = 0, failed = 0, killed = 0;
+  double t_kill = 0, t_gone;
+
+  cuda_up();
+  CK(cu->MemAlloc(&d, 1920 * 1080 * 4));
+  send_byte(a->ack[1], 'U');
+  if (recv_byte(a->cmd[0], 30000) != 'C')
+    return 80;
+  c = consumer_up();
+  for (;;) {
+    st = cudalink_consumer_wait(c, 100000);
+    if (st == CUDALINK_OK) {
+      cudalink_status cs = cudalink_consumer_copy(c, d, 1920 * 4, NULL);
+      copies += cs == CUDALINK_OK;
+      torn += cs == CUDALINK_ERR_TORN;
+      if (cs != CUDALINK_OK && cs != CUDALINK_ERR_TORN && failed++ < 3)
+        fprintf(stderr, "  copy %d: %s: %s\n", copies + torn, cudalink_status_name(cs),
+                cudalink_consumer_last_error(c));
+      if (cs == CUDALINK_OK && copies == 50)
+        send_byte(a->ack[1], 'G');
+    } else if (st != CUDALINK_ERR_TIMEOUT) {
+      break;
+    }
+    if (!killed && recv_byte(a->cmd[0], 0) == 'K') {
+      killed = 1;
+      t_kill = cudalink_now();
+    }
+    if (killed && cudalink_now() - t_kill > 5)
+      break;
+  }
+  t_gone = cudalink_now();
+  printf("  producer SIGKILLed during copies: %s after %.1f ms (%d copies, %d torn, %d failed): "
+         "%s\n",
+         cudalink_status_name(st), killed ? (t_gone - t_kill) * 1e3 : -1.0, copies, torn,
+         failed, cudalink_consumer_last_error(c));
+  send_byte(a->ack[1], 'D');
+  if (recv_byte(a->cmd[0], 30000) != 'q')
+    return 81;
+  CK(cu->CtxSynchronize()); /* no sticky error */
+  cudalink_consumer_destroy(c);
+  CK(cu->MemFree(d));
+  return st == CUDALINK_ERR_PRODUCER_GONE && killed && t_gone - t_kill < 1.0 && failed == 0 ? 0
+                                                                                            : 82;
+}
+
+static void
+test_producer_killed_mid_copy_leaves_no_memory(void)
+{
+  int w[2][2], watch_fds[2];
+  copier_args ca;
+  free_args pa = { { 0, 0 }, 3, 0, 0 };
+  size_t m_up, m_copying, m_after = 0;
+  pid_t pw, pp, pc;
+  const double tolerance = 4.0 * 1048576; /* allocator granularity, as above */
+
+  REQUIRE(pipe(w[0]) == 0 && pipe(w[1]) == 0 && pipe(pa.to_parent) == 0);
+  REQUIRE(pipe(ca.cmd) == 0 && pipe(ca.ack) == 0);
+  watch_fds[0] = w[0][0];
+  watch_fds[1] = w[1][1];
+  pw = spawn(memory_watch, watch_fds);
+  pc = spawn(copying_consumer, &ca);
+  REQUIRE(recv_byte(ca.ack[0], 30000) == 'U');
+  m_up = ask_free(w); /* the consumer's context and buffer, no ring */
+  pp = spawn(free_producer, &pa);
+  REQUIRE(recv_byte(pa.to_parent[0], 20000) == 'R');
+  send_byte(ca.cmd[1], 'C');
+  CHECK(recv_byte(ca.ack[0], 30000) == 'G');
+  m_copying = ask_free(w);
+  kill(pp, SIGKILL);
+  waitpid(pp, NULL, 0);
+  send_byte(ca.cmd[1], 'K');
+  CHECK(recv_byte(ca.ack[0], 10000) == 'D');
+  /* the driver reclaims a killed process's memory a little later */
+  for (int i = 0; i < 30; i++) {
+    m_after = ask_free(w);
+    if ((double)m_up - (double)m_after <= tolerance)
+      break;
+    usleep(100000);
+  }
+  printf("  device free memory with the consumer up: %.1f MiB; copying: %+.1f MiB; after the "
+         "kill, the consumer still alive: %+.1f MiB\n",
+         m_up / 1048576.0, ((double)m_copying - (double)m_up) / 1048576.0,
+         ((double)m_after - (double)m_up) / 1048576.0);
+  CHECK(m_up && m_copying && m_after);
+  CHECK(m_copying < m_up); /* the producer's context and ring are visible */
+  /* the dead producer's ring lives on only while someone maps it */
+  CHECK((double)m_up - (double)m_after <= tolerance);
+  send_byte(ca.cmd[1], 'q');
+  CHECK_EQ_INT(reap(pc, 30), 0);
+  send_byte(w[0][1], 'q');
+  CHECK_EQ_INT(reap(pw, 20), 0);
+  for (int i = 0; i < 2; i++) {
+    for (int j = 0; j < 2; j++)
+      close(w[i][j]);
+    close(ca.cmd[i]);
+    close(ca.ack[i]);
+    close(pa.to_parent[i]);
+  }
+  shm_unlink(seg); /* the killed producer's */
+}
+
 static void
 on_sigterm(int sig)
 {
@@ -851,6 +1151,8 @@ main(int argc, char **argv)
   MAYBE(test_torn_detection);
   MAYBE(test_wake_latency);
   MAYBE(test_no_gpu_memory_left);
+  MAYBE(test_foreign_slot_too_small);
+  MAYBE(test_producer_killed_mid_copy_leaves_no_memory);
   shm_unlink(seg); /* in case a failed test left it */
   return TEST_SUMMARY();
 }

@@ -8,6 +8,16 @@
  * - The per-thread context stack is tracked (mock_cuda_ctx_depth()) and live
  *   allocations + IPC mappings are counted (mock_cuda_live_allocations()),
  *   so tests catch a context left pushed or a buffer never freed.
+ * - Every allocation has its real size: the exporter's is the size asked
+ *   for, and the shm object is cut to exactly that, so an importer maps and
+ *   cuMemGetAddressRange reports what was allocated, whatever a producer's
+ *   header claims. A copy or memset that reaches past an allocation fails
+ *   with CUDA_ERROR_INVALID_VALUE (where a GPU would fault) and is counted
+ *   (mock_cuda_range_errors()), so tests can tell it was never tried.
+ * - MOCK_CUDA_FAIL (read at each call) names entry points, comma separated,
+ *   that fail with CUDA_ERROR_MOCK_INJECTED instead of doing their work:
+ *   how tests reach the library's handling of failures that a working
+ *   driver never gives (a sticky error in the middle of a teardown).
  *
  * No cuda.h: its prototypes would clash. Only the ABI matters to the
  * loader's dlsym(); the few types needed are defined here. */
@@ -55,8 +65,10 @@ typedef struct {
 #define CUDA_ERROR_INVALID_DEVICE 101
 #define CUDA_ERROR_INVALID_CONTEXT 201
 #define CUDA_ERROR_INVALID_HANDLE 400
+#define CUDA_ERROR_NOT_FOUND 500
 #define CUDA_ERROR_NOT_READY 600
 #define CUDA_ERROR_NOT_SUPPORTED 801
+#define CUDA_ERROR_MOCK_INJECTED 999
 #define CU_MEMORYTYPE_HOST 1
 #define CU_MEMORYTYPE_DEVICE 2
 
@@ -74,6 +86,7 @@ typedef struct alloc {
 
 static alloc *allocs;
 static long live;
+static long range_errors; /* copies refused for reaching past an allocation */
 static size_t allocated;
 static unsigned counter;
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
@@ -124,19 +137,41 @@ find_alloc(CUdeviceptr p, int take, int imported)
   return a;
 }
 
-/* Any byte range inside a live allocation or mapping? */
+EXPORT long mock_cuda_range_errors(void);
+long
+mock_cuda_range_errors(void)
+{
+  long n;
+  pthread_mutex_lock(&lock);
+  n = range_errors;
+  pthread_mutex_unlock(&lock);
+  return n;
+}
+
+/* The live allocation or mapping holding byte p (lock held). */
+static alloc *
+alloc_holding(CUdeviceptr p)
+{
+  for (alloc *a = allocs; a; a = a->next) {
+    uintptr_t b = (uintptr_t)a->p;
+    if (p >= b && p < b + a->size)
+      return a;
+  }
+  return NULL;
+}
+
+/* Any byte range inside a live allocation or mapping? A range that starts
+ * inside one and runs past its end is what a GPU would fault on: counted. */
 static int
 valid_range(CUdeviceptr p, size_t n)
 {
-  int ok = 0;
+  int ok;
+  alloc *a;
   pthread_mutex_lock(&lock);
-  for (alloc *a = allocs; a; a = a->next) {
-    uintptr_t b = (uintptr_t)a->p;
-    if (p >= b && p + n <= b + a->size) {
-      ok = 1;
-      break;
-    }
-  }
+  a = alloc_holding(p);
+  ok = a && n <= (uintptr_t)a->p + a->size - p;
+  if (!ok)
+    range_errors++;
   pthread_mutex_unlock(&lock);
   return ok;
 }
@@ -182,6 +217,23 @@ static int initialized;
       return CUDA_ERROR_INVALID_CONTEXT;  \
   } while (0)
 
+/* Is entry point name listed in MOCK_CUDA_FAIL? */
+static int
+injected(const char *name)
+{
+  const char *list = getenv("MOCK_CUDA_FAIL");
+  size_t n = strlen(name);
+  for (const char *p = list; p && *p; p = strchr(p, ',') ? strchr(p, ',') + 1 : NULL)
+    if (strncmp(p, name, n) == 0 && (p[n] == ',' || p[n] == 0))
+      return 1;
+  return 0;
+}
+#define INJECT(name)                   \
+  do {                                 \
+    if (injected(name))                \
+      return CUDA_ERROR_MOCK_INJECTED; \
+  } while (0)
+
 /* Every exported entry point gets a prototype first (-Wmissing-prototypes). */
 #define API(ret, name, args) EXPORT ret name args; ret name args
 
@@ -206,7 +258,9 @@ API(CUresult, cuGetErrorName, (CUresult r, const char **s))
     case CUDA_ERROR_INVALID_DEVICE: *s = "CUDA_ERROR_INVALID_DEVICE"; break;
     case CUDA_ERROR_INVALID_CONTEXT: *s = "CUDA_ERROR_INVALID_CONTEXT"; break;
     case CUDA_ERROR_INVALID_HANDLE: *s = "CUDA_ERROR_INVALID_HANDLE"; break;
+    case CUDA_ERROR_NOT_FOUND: *s = "CUDA_ERROR_NOT_FOUND"; break;
     case CUDA_ERROR_NOT_SUPPORTED: *s = "CUDA_ERROR_NOT_SUPPORTED"; break;
+    case CUDA_ERROR_MOCK_INJECTED: *s = "CUDA_ERROR_MOCK_INJECTED"; break;
     default: *s = "CUDA_ERROR_MOCK"; break;
   }
   return CUDA_SUCCESS;
@@ -344,6 +398,21 @@ API(CUresult, cuMemGetInfo_v2, (size_t *free_bytes, size_t *total))
   pthread_mutex_unlock(&lock);
   *total = TOTAL_MEMORY;
   return CUDA_SUCCESS;
+}
+
+API(CUresult, cuMemGetAddressRange_v2, (CUdeviceptr *base, size_t *size, CUdeviceptr p))
+{
+  alloc *a;
+  NEED_CTX();
+  INJECT("cuMemGetAddressRange_v2");
+  pthread_mutex_lock(&lock);
+  a = alloc_holding(p);
+  if (a && base)
+    *base = (CUdeviceptr)(uintptr_t)a->p;
+  if (a && size)
+    *size = a->size;
+  pthread_mutex_unlock(&lock);
+  return a ? CUDA_SUCCESS : CUDA_ERROR_NOT_FOUND;
 }
 
 static void *
@@ -516,6 +585,7 @@ API(CUresult, cuStreamDestroy_v2, (CUstream s))
 API(CUresult, cuStreamSynchronize, (CUstream s))
 {
   NEED_CTX();
+  INJECT("cuStreamSynchronize");
   if (s && !obj_is(s, STREAM_MAGIC))
     return CUDA_ERROR_INVALID_HANDLE;
   wait_until(last_done_at, 0);
@@ -558,6 +628,7 @@ API(CUresult, cuEventSynchronize, (CUevent e))
 API(CUresult, cuEventQuery, (CUevent e))
 {
   NEED_INIT();
+  INJECT("cuEventQuery");
   if (!obj_is(e, EVENT_MAGIC))
     return CUDA_ERROR_INVALID_HANDLE;
   return mono_now() < ((event *)(void *)e)->done_at ? CUDA_ERROR_NOT_READY : CUDA_SUCCESS;
@@ -610,6 +681,7 @@ API(CUresult, cuIpcCloseMemHandle, (CUdeviceptr p))
 {
   alloc *a;
   NEED_INIT();
+  INJECT("cuIpcCloseMemHandle");
   if (!(a = find_alloc(p, 1, 1)))
     return CUDA_ERROR_INVALID_VALUE;
   munmap(a->p, a->size);

@@ -2,9 +2,12 @@
  * docs/PROTOCOL.md. The golden vector below is assembled by hand from the
  * table there, not with the library's own offsets. */
 #include "cudalink.h"
+#include "segment.h"
 #include "testutil.h"
 
 #include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -500,11 +503,13 @@ static void test_status_strings(void) {
   } while (0);
   CUDALINK_STATUS_MAP(CHECK_ONE_)
 #undef CHECK_ONE_
-  CHECK(count >= 28); /* codes are only ever appended */
+  CHECK(count >= 29); /* codes are only ever appended */
   CHECK(strcmp(cudalink_status_name(CUDALINK_ERR_BAD_MAGIC), "ERR_BAD_MAGIC") == 0);
   CHECK(strcmp(cudalink_status_name(0), "OK") == 0);
   CHECK_STR_CONTAINS(cudalink_strerror(CUDALINK_ERR_TRUNCATED), "shorter");
-  static const int unknown[] = {1, -3, -9, -18, -48, -1000, 12345, -2147483647 - 1};
+  CHECK_EQ_INT(CUDALINK_ERR_SLOT_TOO_SMALL, -18);
+  CHECK_STR_CONTAINS(cudalink_strerror(CUDALINK_ERR_SLOT_TOO_SMALL), "smaller than");
+  static const int unknown[] = {1, -3, -9, -19, -48, -1000, 12345, -2147483647 - 1};
   for (unsigned i = 0; i < sizeof unknown / sizeof unknown[0]; i++) {
     CHECK(strcmp(cudalink_strerror(unknown[i]), "unknown cudalink status") == 0);
     CHECK(strcmp(cudalink_status_name(unknown[i]), "UNKNOWN") == 0);
@@ -657,6 +662,158 @@ static void test_now_monotonic(void) {
   CHECK(t - start < 1.0);
 }
 
+/* ------------------------------------------------------------------------ */
+/* a live segment (lib/segment.h)                                           */
+/* ------------------------------------------------------------------------ */
+
+/* A mapping is page aligned; so is this stand-in. */
+static _Alignas(4096) uint8_t live[4096];
+
+/* The version's two halves: stored and loaded whole, little-endian at
+ * offset 4, across the 32-bit carry, and read as the codec reads it. */
+static void test_segment_version_roundtrip(void) {
+  static const uint64_t values[] = {1, 0xFFFFFFFFull, 0x100000000ull, 0x1234567890ABCDEFull,
+                                    0xFFFFFFFFFFFFFFFFull};
+  uint8_t buf[512];
+  cudalink_header h = make_header(3);
+  size_t n = write_or_fail(&h, buf, sizeof buf);
+  REQUIRE(n != 0);
+  for (unsigned i = 0; i < sizeof values / sizeof values[0]; i++) {
+    cudalink_header back;
+    memcpy(live, buf, n);
+    cudalink_segment_store_version(live, values[i]);
+    CHECK(cudalink_segment_load_version(live) == values[i]);
+    for (unsigned b = 0; b < 8; b++)
+      CHECK_EQ_INT(live[4 + b], (values[i] >> (8 * b)) & 0xff);
+    /* nothing else moved */
+    CHECK(memcmp(live, buf, 4) == 0 && memcmp(live + 12, buf + 12, n - 12) == 0);
+    CHECK_EQ_INT(cudalink_header_parse(live, n, &back), CUDALINK_OK);
+    CHECK(back.version == values[i]);
+  }
+}
+
+/* A writer stopped between its two stores (the low half is stored first):
+ * the half-written version already differs from the old one, so a
+ * consumer comparing with the version it holds sees the change. */
+static void test_segment_version_half_written(void) {
+  static const uint64_t olds[] = {7, 0xFFFFFFFFull, 0x1FFFFFFFFull};
+  for (unsigned i = 0; i < sizeof olds / sizeof olds[0]; i++) {
+    uint64_t old = olds[i], next = old + 1;
+    uint32_t lo = (uint32_t)next;
+    cudalink_segment_store_version(live, old);
+    memcpy(live + 4, &lo, 4); /* the low half of next only (little-endian host) */
+    CHECK(cudalink_segment_load_version(live) != old);
+    cudalink_segment_store_version(live, next);
+    CHECK(cudalink_segment_load_version(live) == next);
+  }
+}
+
+typedef struct {
+  atomic_int stop;
+  uint64_t last;
+} bump_arg;
+
+static void *bump_versions(void *arg) {
+  bump_arg *a = arg;
+  uint64_t v = 1;
+  while (!atomic_load(&a->stop) && v < 2000000)
+    cudalink_segment_store_version(live, ++v);
+  a->last = v;
+  return NULL;
+}
+
+/* One thread bumps the version as fast as it can, another reads it: every
+ * read is a version that was stored, never behind an earlier read. */
+static void test_segment_version_concurrent(void) {
+  bump_arg a;
+  pthread_t th;
+  uint64_t prev = 0;
+  long bad = 0, reads = 0;
+  cudalink_segment_store_version(live, 1);
+  atomic_init(&a.stop, 0);
+  a.last = 0;
+  REQUIRE(pthread_create(&th, NULL, bump_versions, &a) == 0);
+  for (reads = 0; reads < 1000000; reads++) {
+    uint64_t v = cudalink_segment_load_version(live);
+    if (v < prev || v > 2000000)
+      bad++;
+    prev = v;
+  }
+  atomic_store(&a.stop, 1);
+  pthread_join(th, NULL);
+  CHECK_EQ_INT(bad, 0);
+  CHECK(cudalink_segment_load_version(live) == a.last);
+}
+
+/* Everything but version, write_idx, timestamp and shutdown_flag counts. */
+static void test_segment_same_ring(void) {
+  uint8_t a[1400], b[1400];
+  cudalink_layout L = cudalink_layout_for(3);
+  cudalink_header h = make_header(3);
+  size_t n = write_or_fail(&h, a, sizeof a);
+  REQUIRE(n != 0);
+  memcpy(b, a, sizeof b);
+  CHECK(cudalink_segment_same_ring(a, b, 3));
+  /* what moves with every frame, and the version (compared on its own) */
+  b[L.write_idx] ^= 0x5a;
+  b[L.timestamp + 3] ^= 0x5a;
+  b[L.shutdown_flag] = 1;
+  b[L.version] ^= 1;
+  CHECK(cudalink_segment_same_ring(a, b, 3));
+  /* what describes the ring */
+  const size_t fields[] = {L.magic, L.num_slots, L.mem_handle0, L.event_handle0 + 2 * L.slot_stride,
+                           L.mem_handle0 + 2 * L.slot_stride + 63, L.width, L.height + 3,
+                           L.num_comps, L.format_kind, L.bits_per_comp, L.flags + 1,
+                           L.data_size + 2};
+  for (unsigned i = 0; i < sizeof fields / sizeof fields[0]; i++) {
+    memcpy(b, a, sizeof b);
+    b[fields[i]] ^= 0x01;
+    if (cudalink_segment_same_ring(a, b, 3))
+      fprintf(stderr, "  a change at byte %zu went unnoticed\n", fields[i]);
+    CHECK(!cudalink_segment_same_ring(a, b, 3));
+  }
+  CHECK(!cudalink_segment_same_ring(a, a, 11)); /* no layout for 11 slots */
+}
+
+/* Our producer's counter: the top is the largest multiple of N, then 1;
+ * the slot ((write_idx - 1) % N) steps by one across the wrap for every
+ * N, and 0 never comes again. */
+static void test_write_idx_wrap(void) {
+  CHECK(cudalink_write_idx_top(3) == 0xFFFFFFFFu);
+  CHECK(cudalink_write_idx_top(10) == 4294967290u);
+  CHECK(cudalink_write_idx_top(4) == 0xFFFFFFFCu);
+  CHECK(cudalink_write_idx_top(1) == 0xFFFFFFFFu);
+  CHECK_EQ_INT(cudalink_write_idx_top(0), 0);
+  CHECK_EQ_INT(cudalink_write_idx_top(11), 0);
+  CHECK_EQ_INT(cudalink_write_idx_next(0, 3), 1);
+  CHECK_EQ_INT(cudalink_write_idx_next(5, 3), 6);
+  CHECK_EQ_INT(cudalink_write_idx_next(0xFFFFFFFFu, 3), 1);
+  CHECK_EQ_INT(cudalink_write_idx_next(4294967290u, 10), 1);
+  CHECK_EQ_INT(cudalink_write_idx_next(4294967293u, 10), 1); /* above the top too */
+  for (uint32_t n = 1; n <= CUDALINK_MAX_SLOTS; n++) {
+    uint32_t idx = cudalink_write_idx_top(n) - 3 * n, steps = 0;
+    int bad = 0;
+    for (unsigned i = 0; i < 6 * n; i++) {
+      uint32_t next = cudalink_write_idx_next(idx, n);
+      bad += next == 0;
+      bad += (next - 1) % n != idx % n;       /* slot of next = slot of idx + 1 */
+      bad += cudalink_write_idx_distance(idx, next, n, 1) != 1;
+      steps += next < idx;
+      idx = next;
+    }
+    if (bad || steps != 1)
+      fprintf(stderr, "  %u slots: %d bad steps, %u wraps\n", n, bad, steps);
+    CHECK(bad == 0 && steps == 1);
+  }
+  /* distances: modular, and ours skips the values past the top and 0 */
+  CHECK_EQ_INT(cudalink_write_idx_distance(5, 9, 3, 0), 4);
+  CHECK_EQ_INT(cudalink_write_idx_distance(0xFFFFFFFFu, 0, 3, 0), 1);
+  CHECK_EQ_INT(cudalink_write_idx_distance(0xFFFFFFFFu, 2, 3, 0), 3);
+  CHECK_EQ_INT(cudalink_write_idx_distance(0xFFFFFFFFu, 2, 3, 1), 2);
+  CHECK_EQ_INT(cudalink_write_idx_distance(4294967289u, 3, 10, 1), 4);
+  CHECK_EQ_INT(cudalink_write_idx_distance(4294967289u, 3, 10, 0), 10);
+}
+
 int main(void) {
   RUN_TEST(test_version);
   RUN_TEST(test_layout_table);
@@ -670,5 +827,10 @@ int main(void) {
   RUN_TEST(test_dtype_table);
   RUN_TEST(test_format_sizes);
   RUN_TEST(test_now_monotonic);
+  RUN_TEST(test_segment_version_roundtrip);
+  RUN_TEST(test_segment_version_half_written);
+  RUN_TEST(test_segment_version_concurrent);
+  RUN_TEST(test_segment_same_ring);
+  RUN_TEST(test_write_idx_wrap);
   return TEST_SUMMARY();
 }

@@ -1,6 +1,8 @@
 /* The producer/consumer ring end to end on the CPU mock driver
  * (tests/unit/mock_cuda.c): a producer process and a consumer process, each
- * loading the driver itself after fork, talk over the real protocol.
+ * loading the driver itself after fork, talk over the real protocol. Some
+ * tests put a hand-written foreign producer in the consumer's process
+ * instead, one that can lie in its header.
  * In the consumer, every library call is followed by a check that the CUDA
  * context stack is empty again (a context left pushed breaks the caller's
  * own CUDA work), and both sides must give back every allocation and IPC
@@ -11,6 +13,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
@@ -36,6 +39,7 @@ static const cudalink_format fmt_b = { 40, 24, 1, CUDALINK_DTYPE_UINT16, 0 };
 
 static int (*mock_depth)(void);
 static long (*mock_live)(void);
+static long (*mock_range_errors)(void);
 static const cudalink_cuda *cu;
 static CUcontext ctx;
 
@@ -55,8 +59,10 @@ load_driver(void)
     return 0;
   *(void **)&mock_depth = dlsym(h, "mock_cuda_ctx_depth");
   *(void **)&mock_live = dlsym(h, "mock_cuda_live_allocations");
+  *(void **)&mock_range_errors = dlsym(h, "mock_cuda_range_errors");
   dlclose(h); /* drops only our reference: the library keeps it loaded */
-  return mock_depth && mock_live && cu->DevicePrimaryCtxRetain(&ctx, 0) == CUDA_SUCCESS;
+  return mock_depth && mock_live && mock_range_errors &&
+         cu->DevicePrimaryCtxRetain(&ctx, 0) == CUDA_SUCCESS;
 }
 
 #define DEPTH0() CHECK_EQ_INT(mock_depth(), 0)
@@ -75,7 +81,9 @@ expected_frame(uint8_t *buf, size_t size, size_t row, uint32_t k)
 /* ---- pipes between the two processes ---------------------------------- */
 
 typedef struct msg {
-  char op;  /* producer: 'p' publish n, 'r' reformat, 'd' destroy, 'q' quit */
+  char op;  /* producer: 'p' publish n, 'r' reformat, 'd' destroy, 'q' quit, 's' set_write_idx
+               (uint32_t)n, 'B' set_write_idx between begin and commit, 'R' reformat
+               while cuStreamSynchronize fails (see producer_main) */
   int n;
 } msg;
 
@@ -158,6 +166,62 @@ drop_lock(const char *name)
   return dropped;
 }
 
+/* set_write_idx() between _begin() and _commit() is refused, saying why,
+ * and the frame begun is still published (its bytes are not written). */
+static int
+misuse_set_write_idx(cudalink_producer *p)
+{
+  uint64_t dst;
+  size_t pitch;
+  int ok = cudalink_producer_begin(p, &dst, &pitch) == CUDALINK_OK &&
+           cudalink_producer_set_write_idx(p, 1000) == CUDALINK_ERR_INVALID_ARG;
+  const char *why = cudalink_producer_last_error(p);
+  if (!strstr(why, "cudalink_producer_set_write_idx(1000) between _begin() and _commit()")) {
+    fprintf(stderr, "  producer: %s\n", why);
+    ok = 0;
+  }
+  /* finish the frame begun, as publish_one would have */
+  ok = cudalink_producer_commit(p, NULL, 1) == CUDALINK_OK && ok;
+  return ok;
+}
+
+/* A reformat whose wait for the old ring's work fails (a sticky CUDA
+ * error) is refused, says so, and leaves the ring as it was; so is one to
+ * a format that does not check (the next frames must still be whole). */
+static int
+reformat_without_sync(cudalink_producer *p)
+{
+  static const cudalink_format empty = { 0, 24, 1, CUDALINK_DTYPE_UINT16, 0 };
+  cudalink_producer_stats before, after;
+  cudalink_status st;
+  const char *why;
+  int ok;
+
+  uint64_t dst;
+  size_t pitch = 0;
+
+  cudalink_producer_get_stats(p, &before);
+  if (cudalink_producer_reformat(p, &empty) != CUDALINK_ERR_BAD_DIMENSIONS ||
+      !strstr(cudalink_producer_last_error(p), "unusable frame format 0x24 x1 uint16"))
+    return 0;
+  /* the next frame's rows are still fmt_a's (begun again by publish_one) */
+  if (cudalink_producer_begin(p, &dst, &pitch) != CUDALINK_OK || pitch != fmt_a.width * 4u) {
+    fprintf(stderr, "  producer: pitch %lu after a refused reformat\n", (unsigned long)pitch);
+    return 0;
+  }
+  setenv("MOCK_CUDA_FAIL", "cuStreamSynchronize", 1);
+  st = cudalink_producer_reformat(p, &fmt_b);
+  unsetenv("MOCK_CUDA_FAIL");
+  cudalink_producer_get_stats(p, &after);
+  why = cudalink_producer_last_error(p);
+  ok = st == CUDALINK_ERR_CUDA && after.version == before.version &&
+       cudalink_producer_format(p)->width == fmt_a.width &&
+       strstr(why, "cuStreamSynchronize: CUDA_ERROR_MOCK_INJECTED (mock driver error)") != NULL;
+  if (!ok)
+    fprintf(stderr, "  producer: reformat gave %s: %s\n", cudalink_status_name(st), why);
+  return ok;
+}
+
 /* Serves commands until 'q' (or EOF); returns its failure count. */
 static int
 producer_main(const char *name, int cmd_fd, int ack_fd)
@@ -203,6 +267,16 @@ producer_main(const char *name, int cmd_fd, int ack_fd)
       }
       case 'r':
         ok = cudalink_producer_reformat(p, &fmt_b) == CUDALINK_OK;
+        break;
+      case 's':
+        ok = cudalink_producer_set_write_idx(p, (uint32_t)m.n) == CUDALINK_OK;
+        break;
+      case 'B':
+        ok = misuse_set_write_idx(p);
+        k++; /* a frame was published, its bytes unwritten */
+        break;
+      case 'R':
+        ok = reformat_without_sync(p);
         break;
       case 'u':
         ok = drop_lock(name);
@@ -872,6 +946,631 @@ cuda_symbol(void)
   return tu_failures_in_test;
 }
 
+/* ---- a foreign producer, written by hand ------------------------------ */
+
+/* What TouchDesigner or a Python exporter would leave in a segment, built
+ * in the consumer's own process (the mock maps an IPC handle in any
+ * process): slot s allocated with alloc[s] bytes whatever the header says,
+ * and a header that is rewritten only when the test says so, version
+ * included. */
+typedef struct foreign {
+  uint8_t *seg;
+  size_t seg_size;
+  cudalink_header h;
+  CUdeviceptr mem[CUDALINK_MAX_SLOTS];
+  CUevent ev[CUDALINK_MAX_SLOTS];
+  size_t alloc[CUDALINK_MAX_SLOTS];
+} foreign;
+
+/* Writes f->h as it is, all of it (a producer rewriting its header in place
+ * need not bump the version). */
+static int
+foreign_rewrite(foreign *f)
+{
+  f->h.timestamp = cudalink_now();
+  return cudalink_header_write(&f->h, f->seg, f->seg_size) == CUDALINK_OK;
+}
+
+static int
+foreign_slots(foreign *f, const size_t *alloc)
+{
+  int ok = cu->CtxPushCurrent(ctx) == CUDA_SUCCESS;
+  for (uint32_t s = 0; ok && s < f->h.num_slots; s++) {
+    CUipcMemHandle mh;
+    CUipcEventHandle eh;
+    f->alloc[s] = alloc[s];
+    ok = cu->MemAlloc(&f->mem[s], alloc[s]) == CUDA_SUCCESS &&
+         cu->EventCreate(&f->ev[s], CU_EVENT_INTERPROCESS | CU_EVENT_DISABLE_TIMING) ==
+             CUDA_SUCCESS &&
+         cu->IpcGetMemHandle(&mh, f->mem[s]) == CUDA_SUCCESS &&
+         cu->IpcGetEventHandle(&eh, f->ev[s]) == CUDA_SUCCESS;
+    memcpy(f->h.mem_handle[s], &mh, sizeof mh);
+    memcpy(f->h.event_handle[s], &eh, sizeof eh);
+  }
+  if (ok || cu->CtxPushCurrent(ctx) == CUDA_SUCCESS) /* pushed either way */
+    cu->CtxPopCurrent(NULL);
+  return ok;
+}
+
+/* A segment seg_name at version 1 describing fmt in slots allocations. */
+static int
+foreign_up(foreign *f, const cudalink_format *fmt, uint32_t slots, const size_t *alloc)
+{
+  char path[80];
+  int fd;
+  void *m;
+
+  memset(f, 0, sizeof *f);
+  f->h.version = 1;
+  f->h.num_slots = slots;
+  f->h.format = *fmt;
+  f->seg_size = cudalink_layout_size(slots);
+  snprintf(path, sizeof path, "/%s", seg_name);
+  if ((fd = shm_open(path, O_CREAT | O_EXCL | O_RDWR, 0600)) < 0)
+    return 0;
+  m = ftruncate(fd, (off_t)f->seg_size) == 0
+          ? mmap(NULL, f->seg_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)
+          : MAP_FAILED;
+  close(fd);
+  if (m == MAP_FAILED)
+    return 0;
+  f->seg = m;
+  return foreign_slots(f, alloc) && foreign_rewrite(f);
+}
+
+/* Frame k as write_idx idx: its bytes (as many as the slot holds) into slot
+ * (idx - 1) % N, computed modulo 2^32 as a C producer would, the event, the
+ * timestamp, then write_idx. */
+static int
+foreign_publish(foreign *f, uint32_t idx, uint32_t k)
+{
+  cudalink_layout L = cudalink_layout_for(f->h.num_slots);
+  uint32_t size, row, slot = (idx - 1u) % f->h.num_slots;
+  uint8_t *buf;
+  double ts = cudalink_now();
+  int ok;
+
+  cudalink_format_sizes(&f->h.format, &size, &row);
+  if (!(buf = malloc(size)))
+    return 0;
+  expected_frame(buf, size, row, k);
+  ok = cu->CtxPushCurrent(ctx) == CUDA_SUCCESS;
+  if (ok) {
+    ok = cu->MemcpyHtoD(f->mem[slot], buf, size < f->alloc[slot] ? size : f->alloc[slot]) ==
+             CUDA_SUCCESS &&
+         cu->EventRecord(f->ev[slot], NULL) == CUDA_SUCCESS;
+    cu->CtxPopCurrent(NULL);
+  }
+  free(buf);
+  f->h.write_idx = idx;
+  memcpy(f->seg + L.timestamp, &ts, sizeof ts);
+  atomic_store_explicit((_Atomic uint32_t *)(void *)(f->seg + L.write_idx), idx,
+                        memory_order_release);
+  return ok;
+}
+
+static void
+foreign_down(foreign *f)
+{
+  char path[80];
+  if (cu->CtxPushCurrent(ctx) == CUDA_SUCCESS) {
+    for (uint32_t s = 0; s < f->h.num_slots; s++) {
+      if (f->ev[s])
+        cu->EventDestroy(f->ev[s]);
+      if (f->mem[s])
+        cu->MemFree(f->mem[s]);
+    }
+    cu->CtxPopCurrent(NULL);
+  }
+  if (f->seg)
+    munmap(f->seg, f->seg_size);
+  snprintf(path, sizeof path, "/%s", seg_name);
+  shm_unlink(path);
+}
+
+static char log_text[4096];
+
+static void
+collect_log(void *user, cudalink_log_level level, const char *message)
+{
+  size_t n = strlen(log_text);
+  (void)user;
+  snprintf(log_text + n, sizeof log_text - n, "[%d] %s\n", (int)level, message);
+}
+
+/* A consumer of seg_name that settles a header for settle_ms; its connect
+ * status in *st. */
+static cudalink_consumer *
+consumer_settling(uint32_t settle_ms, cudalink_status *st)
+{
+  cudalink_consumer_config cfg;
+  cudalink_consumer *c = NULL;
+  cudalink_consumer_config_init(&cfg);
+  cfg.name = seg_name;
+  cfg.settle_ms = settle_ms;
+  cfg.poll_interval_us = 200;
+  cfg.log = collect_log;
+  log_text[0] = 0;
+  if (cudalink_consumer_create(&cfg, &c) != CUDALINK_OK)
+    return NULL;
+  *st = cudalink_consumer_connect(c);
+  DEPTH0();
+  return c;
+}
+
+/* last_error is exactly "segment 'NAME'" followed by rest */
+static int
+error_is(const cudalink_consumer *c, const char *before_name, const char *rest)
+{
+  char want[512];
+  snprintf(want, sizeof want, "%s'%s'%s", before_name, seg_name, rest);
+  if (strcmp(cudalink_consumer_last_error(c), want) == 0)
+    return 1;
+  fprintf(stderr, "  last error: %s\n  expected:   %s\n", cudalink_consumer_last_error(c), want);
+  return 0;
+}
+
+/* 1. A header that claims more than the slots hold: slot 1 (of 3) is a
+ * 4 MiB allocation, the header a 1080p RGBA frame (8294400 bytes). The
+ * connect is refused with the sizes, and no copy is ever tried. */
+static int
+consumer_slot_too_small(void)
+{
+  static const cudalink_format hd = { 1920, 1080, 4, CUDALINK_DTYPE_UINT8, 0 };
+  static const size_t alloc[3] = { 8u << 20, 4u << 20, 4u << 20 };
+  CUdeviceptr dst = 0;
+  cudalink_consumer *c;
+  cudalink_status st = CUDALINK_OK;
+  foreign f;
+  long live0, range0;
+
+  tu_failures_in_test = 0;
+  new_name();
+  if (!load_driver())
+    return 1;
+  live0 = mock_live();
+  range0 = mock_range_errors();
+  CHECK(foreign_up(&f, &hd, 3, alloc));
+  CHECK(foreign_publish(&f, 1, 1));
+  CHECK(alloc_dev(&dst, 8u << 20));
+  c = consumer_settling(50, &st);
+  CHECK_EQ_INT(st, CUDALINK_ERR_SLOT_TOO_SMALL);
+  CHECK(error_is(c, "segment ",
+                 ": slot 1's allocation is 4194304 bytes, the header's 1920x1080 uint8 x4 frame "
+                 "needs 8294400"));
+  CHECK_EQ_INT(cudalink_consumer_wait(c, 0), CUDALINK_ERR_NOT_CONNECTED);
+  CHECK_EQ_INT(cudalink_consumer_copy(c, dst, 1920 * 4, NULL), CUDALINK_ERR_NOT_CONNECTED);
+  DEPTH0();
+  CHECK_EQ_INT(mock_range_errors(), range0); /* nothing reached past a slot */
+  cudalink_consumer_destroy(c);
+  free_dev(dst);
+  foreign_down(&f);
+  CHECK_EQ_INT(mock_live(), live0); /* the slots it had opened are closed */
+  cu->DevicePrimaryCtxRelease(0);
+  return tu_failures_in_test;
+}
+
+/* 1 and 2. A header that grows past its slots between two frames, without
+ * a new version: the consumer does not copy the frame with the old sizes,
+ * it re-validates, and the new header's claim is refused as on connect. */
+static int
+consumer_header_outgrows_slots(void)
+{
+  static const size_t alloc[3] = { 8192, 8192, 8192 };
+  CUdeviceptr dst = 0;
+  cudalink_consumer *c;
+  cudalink_status st = CUDALINK_OK;
+  foreign f;
+  long range0;
+  char rest[400];
+
+  tu_failures_in_test = 0;
+  new_name();
+  if (!load_driver())
+    return 1;
+  range0 = mock_range_errors();
+  CHECK(foreign_up(&f, &fmt_a, 3, alloc)); /* 64x32 x4: 8192 bytes, exactly */
+  CHECK(foreign_publish(&f, 1, 1));
+  CHECK(alloc_dev(&dst, 16384));
+  c = consumer_settling(50, &st);
+  CHECK_EQ_INT(st, CUDALINK_OK);
+  CHECK_EQ_INT(cudalink_consumer_wait(c, 1000000), CUDALINK_OK);
+  CHECK(copy_and_check(c, dst, &fmt_a, 1));
+
+  f.h.format.width = 128; /* 16384 bytes a frame, version still 1 */
+  CHECK(foreign_rewrite(&f));
+  CHECK(foreign_publish(&f, 2, 2));
+  CHECK_EQ_INT(cudalink_consumer_wait(c, 1000000), CUDALINK_ERR_PRODUCER_GONE);
+  snprintf(rest, sizeof rest,
+           " is gone: its segment changed its header without a new version, and the new ring "
+           "could not be opened: segment '%s': slot 0's allocation is 8192 bytes, the header's "
+           "128x32 uint8 x4 frame needs 16384",
+           seg_name);
+  CHECK(error_is(c, "producer of ", rest));
+  CHECK_EQ_INT(cudalink_consumer_copy(c, dst, 128 * 4, NULL), CUDALINK_ERR_NOT_CONNECTED);
+  CHECK_EQ_INT(mock_range_errors(), range0);
+  DEPTH0();
+  cudalink_consumer_destroy(c);
+  free_dev(dst);
+  foreign_down(&f);
+  cu->DevicePrimaryCtxRelease(0);
+  return tu_failures_in_test;
+}
+
+/* 2. The header changes under the consumer without a new version: a new
+ * format between two frames, flags during a copy, handles swapped. Each
+ * time the consumer takes the format-changed path (the copy in progress is
+ * torn) and the frames after it are right. */
+static int
+consumer_header_changes_unannounced(void)
+{
+  static const cudalink_format small = { 32, 32, 4, CUDALINK_DTYPE_UINT8, 0 };
+  static const size_t alloc[3] = { 16384, 16384, 16384 };
+  cudalink_consumer_stats stats;
+  CUdeviceptr dst = 0;
+  cudalink_consumer *c;
+  cudalink_status st = CUDALINK_OK;
+  uint64_t src;
+  size_t pitch;
+  foreign f;
+  uint8_t tmp[CUDALINK_IPC_HANDLE_SIZE];
+
+  tu_failures_in_test = 0;
+  new_name();
+  if (!load_driver())
+    return 1;
+  CHECK(foreign_up(&f, &fmt_a, 3, alloc));
+  CHECK(foreign_publish(&f, 1, 1));
+  CHECK(alloc_dev(&dst, 16384));
+  c = consumer_settling(50, &st);
+  CHECK_EQ_INT(st, CUDALINK_OK);
+  CHECK_EQ_INT(cudalink_consumer_wait(c, 1000000), CUDALINK_OK);
+  CHECK(copy_and_check(c, dst, &fmt_a, 1));
+
+  /* a new format, same version */
+  f.h.format = small;
+  CHECK(foreign_rewrite(&f));
+  CHECK(foreign_publish(&f, 2, 2));
+  CHECK_EQ_INT(cudalink_consumer_wait(c, 1000000), CUDALINK_ERR_FORMAT_CHANGED);
+  CHECK(error_is(c, "segment ",
+                 " changed its header without a new version (still version 1): re-opened, "
+                 "64x32 x4 uint8, 3 slots -> 32x32 x4 uint8, 3 slots"));
+  CHECK_STR_CONTAINS(log_text, "changed its header without a new version");
+  CHECK(cudalink_consumer_format(c) && cudalink_consumer_format(c)->width == 32);
+  CHECK_EQ_INT(cudalink_consumer_wait(c, 1000000), CUDALINK_OK);
+  CHECK(copy_and_check(c, dst, &small, 2));
+
+  /* flags change while a frame is being copied: the copy is torn */
+  CHECK(foreign_publish(&f, 3, 3));
+  CHECK_EQ_INT(cudalink_consumer_wait(c, 1000000), CUDALINK_OK);
+  CHECK_EQ_INT(cudalink_consumer_acquire(c, NULL, &src, &pitch), CUDALINK_OK);
+  f.h.format.flags = CUDALINK_FLAG_BGRA;
+  CHECK(foreign_rewrite(&f));
+  CHECK_EQ_INT(cudalink_consumer_release(c, NULL), CUDALINK_ERR_TORN);
+  CHECK(foreign_publish(&f, 4, 4));
+  CHECK_EQ_INT(cudalink_consumer_wait(c, 1000000), CUDALINK_ERR_FORMAT_CHANGED);
+  CHECK(cudalink_consumer_format(c) && cudalink_consumer_format(c)->flags == CUDALINK_FLAG_BGRA);
+  CHECK_EQ_INT(cudalink_consumer_wait(c, 1000000), CUDALINK_OK);
+  CHECK(copy_and_check(c, dst, &small, 4));
+
+  /* slots 0 and 1 swap handles: same format, another ring */
+  memcpy(tmp, f.h.mem_handle[0], sizeof tmp);
+  memcpy(f.h.mem_handle[0], f.h.mem_handle[1], sizeof tmp);
+  memcpy(f.h.mem_handle[1], tmp, sizeof tmp);
+  CHECK(foreign_rewrite(&f));
+  CHECK(foreign_publish(&f, 5, 5)); /* into our slot 1, which is its slot 0 now */
+  CHECK_EQ_INT(cudalink_consumer_wait(c, 1000000), CUDALINK_ERR_FORMAT_CHANGED);
+  CHECK(error_is(c, "segment ",
+                 " changed its header without a new version (still version 1): re-opened, "
+                 "32x32 x4 uint8, 3 slots -> 32x32 x4 uint8, 3 slots"));
+  cudalink_consumer_get_stats(c, &stats);
+  CHECK_EQ_INT(stats.reopens, 3);
+  CHECK_EQ_INT(stats.torn, 1);
+  DEPTH0();
+  cudalink_consumer_destroy(c);
+  free_dev(dst);
+  foreign_down(&f);
+  cu->DevicePrimaryCtxRelease(0);
+  return tu_failures_in_test;
+}
+
+/* 3. A foreign producer whose counter runs on from 0xFFFFFFFF to 0: the 0
+ * is a frame like any other, nothing is missed or torn; a write_idx that
+ * falls to 0 from low down is not a frame (a peer re-initialising). */
+static int
+consumer_foreign_wrap(void)
+{
+  static const size_t alloc[3] = { 8192, 8192, 8192 };
+  static const uint32_t idx[] = { 0xFFFFFFFEu, 0xFFFFFFFFu, 0, 1, 2 };
+  cudalink_consumer_stats stats;
+  cudalink_frame_info info;
+  CUdeviceptr dst = 0;
+  cudalink_consumer *c;
+  cudalink_status st = CUDALINK_OK;
+  foreign f;
+  uint32_t k;
+
+  tu_failures_in_test = 0;
+  new_name();
+  if (!load_driver())
+    return 1;
+  CHECK(foreign_up(&f, &fmt_a, 3, alloc));
+  CHECK(alloc_dev(&dst, 8192));
+  c = consumer_settling(50, &st);
+  CHECK_EQ_INT(st, CUDALINK_OK);
+  for (k = 1; k <= 5; k++) {
+    CHECK(foreign_publish(&f, idx[k - 1], k));
+    CHECK_EQ_INT(cudalink_consumer_wait(c, 1000000), CUDALINK_OK);
+    CHECK_EQ_INT(cudalink_consumer_frame_info(c, &info), CUDALINK_OK);
+    CHECK(info.write_idx == idx[k - 1]);
+    CHECK_EQ_INT(info.slot, (idx[k - 1] - 1u) % 3u);
+    CHECK(copy_and_check(c, dst, &fmt_a, k));
+  }
+  cudalink_consumer_get_stats(c, &stats);
+  CHECK_EQ_INT(stats.frames, 5);
+  CHECK_EQ_INT(stats.missed, 0);
+  CHECK_EQ_INT(stats.torn, 0);
+  /* back to 0 from 2: no frame */
+  CHECK(foreign_publish(&f, 0, 6));
+  CHECK_EQ_INT(cudalink_consumer_wait(c, 30000), CUDALINK_ERR_TIMEOUT);
+  CHECK(foreign_publish(&f, 3, 7));
+  CHECK_EQ_INT(cudalink_consumer_wait(c, 1000000), CUDALINK_OK);
+  CHECK(copy_and_check(c, dst, &fmt_a, 7));
+  cudalink_consumer_get_stats(c, &stats);
+  CHECK_EQ_INT(stats.missed, 0);
+
+  /* a burst across the wrap, after a re-initialisation at 0xFFFFFFFC:
+   * 0xFFFFFFFD .. 0xFFFFFFFF, 0, 1 between two waits, four missed */
+  f.h.version = 2;
+  f.h.write_idx = 0xFFFFFFFCu;
+  CHECK(foreign_rewrite(&f));
+  CHECK_EQ_INT(cudalink_consumer_wait(c, 1000000), CUDALINK_ERR_FORMAT_CHANGED);
+  CHECK(foreign_publish(&f, 0xFFFFFFFCu, 8));
+  CHECK_EQ_INT(cudalink_consumer_wait(c, 1000000), CUDALINK_OK);
+  for (k = 9; k <= 13; k++)
+    CHECK(foreign_publish(&f, 0xFFFFFFFDu + (k - 9), k));
+  CHECK_EQ_INT(cudalink_consumer_wait(c, 1000000), CUDALINK_OK);
+  CHECK(copy_and_check(c, dst, &fmt_a, 13));
+  cudalink_consumer_get_stats(c, &stats);
+  CHECK_EQ_INT(stats.missed, 4);
+  DEPTH0();
+  cudalink_consumer_destroy(c);
+  free_dev(dst);
+  foreign_down(&f);
+  cu->DevicePrimaryCtxRelease(0);
+  return tu_failures_in_test;
+}
+
+/* Waits for our producer's next frame, k, expecting write_idx want in the
+ * slot after prev_slot (none when prev_slot is -1), and checks its bytes. */
+static void
+expect_frame(cudalink_consumer *c, CUdeviceptr dst, uint32_t k, uint32_t want, int prev_slot)
+{
+  cudalink_frame_info info;
+  CHECK_EQ_INT(cudalink_consumer_wait(c, 1000000), CUDALINK_OK);
+  CHECK_EQ_INT(cudalink_consumer_frame_info(c, &info), CUDALINK_OK);
+  if (info.write_idx != want)
+    fprintf(stderr, "  frame %u: write_idx %u, expected %u\n", k, info.write_idx, want);
+  CHECK(info.write_idx == want);
+  CHECK_EQ_INT(info.slot, (want - 1u) % SLOTS);
+  if (prev_slot >= 0)
+    CHECK_EQ_INT(info.slot, ((uint32_t)prev_slot + 1u) % SLOTS);
+  CHECK(copy_and_check(c, dst, &fmt_a, k));
+}
+
+/* 3. Our producer across the 2^32 wrap (3 slots: 0xFFFFFFFF is the top,
+ * then 1): every frame arrives whole in the next slot, none is missed; a
+ * burst across the wrap counts exactly the frames skipped; a copy across
+ * the wrap is torn only when the slot really was rewritten. Taken for ours
+ * (woken, exact arithmetic) or for a foreign producer (polled). */
+static int
+consumer_our_wrap_as(int foreign_mode)
+{
+  static const uint32_t lockstep[] = { 0xFFFFFFFDu, 0xFFFFFFFEu, 0xFFFFFFFFu, 1, 2 };
+  cudalink_consumer_stats stats;
+  cudalink_consumer *c;
+  CUdeviceptr dst = 0;
+  uint64_t src;
+  size_t pitch;
+  pid_t producer;
+  long live0;
+  uint32_t k = 0;
+  int slot = -1;
+
+  if (!(c = start_consumer_test(0, 0, foreign_mode, &producer, &dst, &live0)))
+    return 1;
+  /* a burst across the wrap: 0xFFFFFFFE, 0xFFFFFFFF, 1 come between two
+   * waits, two of them missed; counted modulo 2^32, for a producer not
+   * known to be ours, the 0 it skipped counts too */
+  CHECK(producer_do('s', (int)0xFFFFFFFCu));
+  CHECK(producer_do('p', 1));
+  expect_frame(c, dst, ++k, 0xFFFFFFFDu, -1);
+  CHECK(producer_do('p', 3));
+  k += 3;
+  expect_frame(c, dst, k, 1, -1);
+  cudalink_consumer_get_stats(c, &stats);
+  CHECK_EQ_INT(stats.missed, foreign_mode ? 3 : 2);
+
+  /* lock-step across the wrap: each frame in the slot after the last */
+  CHECK(producer_do('s', (int)0xFFFFFFFCu));
+  for (unsigned i = 0; i < sizeof lockstep / sizeof lockstep[0]; i++) {
+    CHECK(producer_do('p', 1));
+    expect_frame(c, dst, ++k, lockstep[i], slot);
+    slot = (int)((lockstep[i] - 1u) % SLOTS);
+  }
+  cudalink_consumer_get_stats(c, &stats);
+  CHECK_EQ_INT(stats.frames, 7);
+  CHECK_EQ_INT(stats.torn, 0);
+
+  /* held across the wrap: 0xFFFFFFFF's slot (2) is rewritten by the third
+   * frame after it, so the copy is clean with one frame (1) published
+   * meanwhile, torn with two (1, 2) for safety, as anywhere else. Counted
+   * modulo 2^32 (not known to be ours) one frame looks like two: torn. */
+  for (int more = 1; more <= 2; more++) {
+    CHECK(producer_do('s', (int)0xFFFFFFFEu));
+    CHECK(producer_do('p', 1));
+    k++;
+    CHECK_EQ_INT(cudalink_consumer_wait(c, 1000000), CUDALINK_OK);
+    CHECK_EQ_INT(cudalink_consumer_acquire(c, NULL, &src, &pitch), CUDALINK_OK);
+    CHECK(producer_do('p', more));
+    k += (uint32_t)more;
+    CHECK_EQ_INT(cudalink_consumer_release(c, NULL),
+                 more == 1 && !foreign_mode ? CUDALINK_OK : CUDALINK_ERR_TORN);
+    expect_frame(c, dst, k, (uint32_t)more, -1); /* the newest is whole */
+  }
+  /* set_write_idx() where it must not be: refused, saying why */
+  CHECK(producer_do('B', 0));
+  k++;
+  finish_consumer_test(c, producer, dst, live0);
+  return 0;
+}
+
+static int
+consumer_our_wrap(void)
+{
+  tu_failures_in_test = 0;
+  CHECK_EQ_INT(consumer_our_wrap_as(0), 0);
+  CHECK_EQ_INT(consumer_our_wrap_as(1), 0);
+  return tu_failures_in_test;
+}
+
+/* A segment seg_name as a producer that shut down leaves it: version v,
+ * shutdown flag set, handles zeroed. */
+static int
+leave_segment(uint64_t v)
+{
+  cudalink_header h;
+  char path[80];
+  size_t size = cudalink_layout_size(SLOTS);
+  uint8_t *m;
+  int fd, ok;
+
+  memset(&h, 0, sizeof h);
+  h.version = v;
+  h.num_slots = SLOTS;
+  h.write_idx = 77;
+  h.shutdown_flag = 1;
+  h.format = fmt_a;
+  snprintf(path, sizeof path, "/%s", seg_name);
+  if ((fd = shm_open(path, O_CREAT | O_EXCL | O_RDWR, 0600)) < 0)
+    return 0;
+  ok = ftruncate(fd, (off_t)size) == 0;
+  m = ok ? mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0) : MAP_FAILED;
+  close(fd);
+  if (m == MAP_FAILED)
+    return 0;
+  ok = cudalink_header_write(&h, m, size) == CUDALINK_OK;
+  munmap(m, size);
+  return ok;
+}
+
+/* 4. The version crosses 2^32 while a consumer watches: our producer takes
+ * over a segment left at 0xFFFFFFFE (so it starts at 0xFFFFFFFF) and its
+ * reformat stores 0x100000000, both halves changing. The consumer sees the
+ * change, says so with both values, and holds the new one whole. */
+static int
+consumer_version_carry(void)
+{
+  cudalink_consumer_stats stats;
+  cudalink_frame_info info;
+  cudalink_consumer *c;
+  CUdeviceptr dst = 0;
+  pid_t producer;
+  uint32_t size_a;
+
+  tu_failures_in_test = 0;
+  new_name();
+  if (!leave_segment(0xFFFFFFFEull) || (producer = start_producer(seg_name)) < 0 ||
+      !load_driver())
+    return 1;
+  cudalink_format_sizes(&fmt_a, &size_a, NULL);
+  CHECK(alloc_dev(&dst, size_a));
+  if (!(c = connect_consumer_with(0, 0)))
+    return tu_failures_in_test + 1;
+  cudalink_consumer_get_stats(c, &stats);
+  CHECK(stats.version == 0xFFFFFFFFull);
+  CHECK(producer_do('p', 1));
+  CHECK_EQ_INT(cudalink_consumer_wait(c, 1000000), CUDALINK_OK);
+  CHECK_EQ_INT(cudalink_consumer_frame_info(c, &info), CUDALINK_OK);
+  CHECK(info.version == 0xFFFFFFFFull);
+  CHECK(copy_and_check(c, dst, &fmt_a, 1));
+
+  CHECK(producer_do('r', 0));
+  CHECK_EQ_INT(cudalink_consumer_wait(c, 1000000), CUDALINK_ERR_FORMAT_CHANGED);
+  CHECK(error_is(c, "segment ",
+                 " was re-initialised (version 4294967295 -> 4294967296): re-opened, "
+                 "64x32 x4 uint8, 3 slots -> 40x24 x1 uint16, 3 slots"));
+  cudalink_consumer_get_stats(c, &stats);
+  CHECK(stats.version == 0x100000000ull);
+  CHECK(producer_do('p', 1));
+  CHECK_EQ_INT(cudalink_consumer_wait(c, 1000000), CUDALINK_OK);
+  CHECK_EQ_INT(cudalink_consumer_frame_info(c, &info), CUDALINK_OK);
+  CHECK(info.version == 0x100000000ull);
+  CHECK(copy_and_check(c, dst, &fmt_b, 2));
+  free_dev(dst);
+  finish_consumer_test(c, producer, 0, 0);
+  return tu_failures_in_test;
+}
+
+/* 5. CUDA failures a working driver never gives, each checked and told:
+ * a slot whose size cannot be asked (connect refused), an event query
+ * that fails (copy fails, the next one works), a producer whose reformat
+ * cannot wait for its old ring (refused, ring kept), and handles that do
+ * not close (logged: nobody to return it to). */
+static int
+consumer_cuda_failures(void)
+{
+  cudalink_consumer *c;
+  cudalink_status st = CUDALINK_OK;
+  CUdeviceptr dst = 0;
+  pid_t producer;
+  long live0;
+
+  tu_failures_in_test = 0;
+  if (!(c = start_consumer_test(0, 0, 0, &producer, &dst, &live0)))
+    return 1;
+  cudalink_consumer_destroy(c);
+
+  setenv("MOCK_CUDA_FAIL", "cuMemGetAddressRange_v2", 1);
+  c = consumer_settling(20, &st);
+  unsetenv("MOCK_CUDA_FAIL");
+  CHECK_EQ_INT(st, CUDALINK_ERR_IPC_OPEN);
+  CHECK(error_is(c, "segment ",
+                 ": slot 0: cuMemGetAddressRange: CUDA_ERROR_MOCK_INJECTED (mock driver error)"));
+  cudalink_consumer_destroy(c);
+
+  c = consumer_settling(0, &st);
+  CHECK_EQ_INT(st, CUDALINK_OK);
+  CHECK(producer_do('p', 1));
+  CHECK_EQ_INT(cudalink_consumer_wait(c, 1000000), CUDALINK_OK);
+  setenv("MOCK_CUDA_FAIL", "cuEventQuery", 1);
+  CHECK_EQ_INT(cudalink_consumer_copy(c, dst, 64 * 4, NULL), CUDALINK_ERR_CUDA);
+  unsetenv("MOCK_CUDA_FAIL");
+  CHECK_STR_CONTAINS(cudalink_consumer_last_error(c),
+                     "cuEventQuery: CUDA_ERROR_MOCK_INJECTED (mock driver error)");
+  DEPTH0();
+  CHECK(copy_and_check(c, dst, &fmt_a, 1));
+
+  CHECK(producer_do('R', 0)); /* checks the producer's own error text */
+  CHECK_EQ_INT(cudalink_consumer_wait(c, 30000), CUDALINK_ERR_TIMEOUT); /* no new version */
+  CHECK(producer_do('p', 1));
+  CHECK_EQ_INT(cudalink_consumer_wait(c, 1000000), CUDALINK_OK);
+  CHECK(copy_and_check(c, dst, &fmt_a, 2)); /* the producer's ring and sizes held */
+
+  setenv("MOCK_CUDA_FAIL", "cuIpcCloseMemHandle", 1);
+  cudalink_consumer_disconnect(c);
+  unsetenv("MOCK_CUDA_FAIL");
+  DEPTH0();
+  CHECK_STR_CONTAINS(log_text, "[1] segment '");
+  CHECK_STR_CONTAINS(log_text, "': cuIpcCloseMemHandle: CUDA_ERROR_MOCK_INJECTED (mock driver error)");
+  cudalink_consumer_destroy(c);
+  /* the mappings the mock could not close stay counted: no live0 check */
+  free_dev(dst);
+  (void)live0;
+  finish_consumer_test(NULL, producer, 0, 0);
+  return tu_failures_in_test;
+}
+
 /* The tests: each runs its consumer side in a child (in_child) */
 #define CHILD_TEST(name, fn)                                                      \
   static void name(void)                                                          \
@@ -886,6 +1585,13 @@ CHILD_TEST(test_paced_wait, consumer_paced)
 CHILD_TEST(test_interrupt, consumer_interrupt)
 CHILD_TEST(test_foreign_polls, consumer_foreign)
 CHILD_TEST(test_cuda_symbol, cuda_symbol)
+CHILD_TEST(test_slot_too_small_refused, consumer_slot_too_small)
+CHILD_TEST(test_header_outgrows_slots, consumer_header_outgrows_slots)
+CHILD_TEST(test_header_change_unannounced, consumer_header_changes_unannounced)
+CHILD_TEST(test_foreign_write_idx_wrap, consumer_foreign_wrap)
+CHILD_TEST(test_our_write_idx_wrap, consumer_our_wrap)
+CHILD_TEST(test_version_carry, consumer_version_carry)
+CHILD_TEST(test_cuda_failures_reported, consumer_cuda_failures)
 
 int
 main(void)
@@ -900,5 +1606,12 @@ main(void)
   RUN_TEST(test_interrupt);
   RUN_TEST(test_foreign_polls);
   RUN_TEST(test_cuda_symbol);
+  RUN_TEST(test_slot_too_small_refused);
+  RUN_TEST(test_header_outgrows_slots);
+  RUN_TEST(test_header_change_unannounced);
+  RUN_TEST(test_foreign_write_idx_wrap);
+  RUN_TEST(test_our_write_idx_wrap);
+  RUN_TEST(test_version_carry);
+  RUN_TEST(test_cuda_failures_reported);
   return TEST_SUMMARY();
 }

@@ -60,6 +60,9 @@ struct cudalink_consumer {
   cudalink_frame_info frame;
   int ours;
   double next_lock_check;
+  double next_truncation_check;
+  int owner_alone;      /* 1: this user's alone, 0: another's or shared, <0: unknown */
+  char owner_text[160]; /* who owns it, for a warning */
   cudalink_consumer_stats stats;
   char last_error[512]; /* room for a 200-byte name twice */
 };
@@ -210,34 +213,47 @@ static cudalink_status
 snapshot(cudalink_consumer *c, cudalink_header *h, uint8_t *raw, int *stable)
 {
   uint8_t again[CUDALINK_MAX_LAYOUT_SIZE];
+  int64_t n, n2;
   size_t size;
   cudalink_status st;
   char why[200];
   cudalink_layout L;
 
   *stable = 0;
-  if (cudalink_shm_refresh(c->seg) != CUDALINK_OK) {
-    /* the old mapping stays: read it, the next try may re-map */
-    logf_(c, CUDALINK_LOG_WARNING, "segment '%s' could not be re-mapped: %s", c->name,
-          cudalink_shm_last_error());
-  }
-  size = cudalink_shm_size(c->seg);
-  if (size > CUDALINK_MAX_LAYOUT_SIZE)
-    size = CUDALINK_MAX_LAYOUT_SIZE;
+  /* From the file, not the mapping: a truncation cannot turn this read
+   * into a signal, and a segment larger than the layout (every Windows
+   * mapping is page-rounded) reads like any other. */
   memset(raw, 0, CUDALINK_MAX_LAYOUT_SIZE);
-  memcpy(raw, seg_base(c), size);
+  n = cudalink_shm_pread(c->seg, 0, raw, CUDALINK_MAX_LAYOUT_SIZE);
+  if (n < 0) {
+    set_error(c, "cannot read segment '%s': %s", c->name, cudalink_shm_last_error());
+    return CUDALINK_ERR_SHM;
+  }
+  size = (size_t)n;
   atomic_thread_fence(memory_order_acquire);
   st = cudalink_header_parse_verbose(raw, size, h, why, sizeof why);
   st = judge_header(c, raw, size, h, st, why);
   cudalink_sleep(SETTLE_GAP_US * 1e-6);
-  memcpy(again, seg_base(c), size);
+  memset(again, 0, sizeof again);
+  n2 = cudalink_shm_pread(c->seg, 0, again, sizeof again);
   L = cudalink_layout_for(h->num_slots);
-  if (L.size && L.size <= size)
+  if (n2 != n)
+    *stable = 0;
+  else if (L.size && L.size <= size)
     *stable = cudalink_segment_same_ring(raw, again, h->num_slots) &&
               memcmp(raw + L.version, again + L.version, 8) == 0;
   else
     *stable = memcmp(raw, again, size) == 0;
-  *stable = *stable && size == cudalink_shm_size(c->seg);
+  if (st == CUDALINK_OK && *stable) {
+    /* what follows reads write_idx and friends through the mapping: it
+     * must cover the layout (a producer may have grown the file) */
+    if (cudalink_shm_refresh(c->seg) != CUDALINK_OK || cudalink_shm_size(c->seg) < L.size) {
+      set_error(c, "segment '%s' could not be mapped whole: %s", c->name,
+                cudalink_shm_last_error());
+      *stable = 0;
+      return CUDALINK_ERR_SHM;
+    }
+  }
   return st;
 }
 
@@ -476,6 +492,23 @@ attach(cudalink_consumer *c)
   }
 }
 
+/* Whose segment this is: anyone who can write it can feed us frames (and
+ * rewrite the header under us), so the caller may want to warn. */
+static void
+note_owner(cudalink_consumer *c)
+{
+  unsigned long uid = 0;
+  unsigned mode = 0;
+
+  c->owner_alone = cudalink_shm_owner(c->seg, &uid, &mode);
+  c->owner_text[0] = 0;
+  if (c->owner_alone >= 0)
+    cudalink_shm_owner_text(uid, mode, c->owner_text, sizeof c->owner_text);
+  if (c->owner_alone == 0)
+    logf_(c, CUDALINK_LOG_WARNING, "segment '%s' belongs to %s: not this user's alone", c->name,
+          c->owner_text);
+}
+
 cudalink_status
 cudalink_consumer_connect(cudalink_consumer *c)
 {
@@ -484,7 +517,7 @@ cudalink_consumer_connect(cudalink_consumer *c)
   if (!c)
     return CUDALINK_ERR_INVALID_ARG;
   cudalink_consumer_disconnect(c);
-  st = cudalink_shm_open(c->name, &c->seg);
+  st = cudalink_shm_open_sized(c->name, CUDALINK_MAX_LAYOUT_SIZE, &c->seg);
   if (st != CUDALINK_OK) {
     if (st == CUDALINK_ERR_NOT_FOUND)
       set_error(c, "no segment named '%s' exists (no producer yet)", c->name);
@@ -492,6 +525,7 @@ cudalink_consumer_connect(cudalink_consumer *c)
       set_error(c, "cannot open segment '%s': %s", c->name, cudalink_shm_last_error());
     return st;
   }
+  note_owner(c);
   st = attach(c);
   if (st != CUDALINK_OK) {
     cudalink_consumer_disconnect(c);
@@ -653,6 +687,28 @@ producer_died(cudalink_consumer *c, uint32_t idx, double now)
   return cudalink_shm_is_locked(c->seg) == 0 && !load_shutdown(c) && load_write_idx(c) == idx;
 }
 
+/* Every LOCK_CHECK_S, whoever the producer: has another process truncated
+ * the segment under us? (The SIGBUS guard keeps the mapping readable, as
+ * zeros; this tells the caller why frames stopped.) An fstat a look. */
+static int
+segment_truncated(cudalink_consumer *c, double now)
+{
+  if (now < c->next_truncation_check)
+    return 0;
+  c->next_truncation_check = now + LOCK_CHECK_S;
+  return cudalink_shm_truncated(c->seg) == 1;
+}
+
+static cudalink_status
+truncated_gone(cudalink_consumer *c)
+{
+  char why[sizeof c->last_error];
+
+  cudalink_shm_check_truncated(c->seg);
+  cudalink_textf(why, sizeof why, "%s", cudalink_shm_last_error());
+  return producer_gone(c, why);
+}
+
 /* What the waiter's spin stops for besides write_idx (wait.h). */
 static int
 ring_changed(void *arg)
@@ -695,8 +751,12 @@ cudalink_consumer_wait(cudalink_consumer *c, int64_t timeout_us)
       return CUDALINK_ERR_INTERRUPTED;
     if (load_shutdown(c))
       return producer_gone(c, "it shut down");
-    if (load_version(c) != c->header.version)
+    if (load_version(c) != c->header.version) {
+      /* a truncated mapping reads as version 0 */
+      if (cudalink_shm_truncated(c->seg) == 1)
+        return truncated_gone(c);
       return reopen(c, "was re-initialised");
+    }
     if (is_new_frame(c, idx)) {
       /* the frame is only as good as the header it was published under */
       if (!header_unchanged(c))
@@ -708,6 +768,8 @@ cudalink_consumer_wait(cudalink_consumer *c, int64_t timeout_us)
     now = cudalink_now();
     if (producer_died(c, idx, now))
       return producer_gone(c, "its process died (it no longer holds the segment)");
+    if (segment_truncated(c, now))
+      return truncated_gone(c);
     if (deadline >= 0 && now >= deadline)
       return CUDALINK_ERR_TIMEOUT;
     /* nothing new: ours wakes us on every publish, a foreign one is polled */
@@ -891,4 +953,14 @@ const char *
 cudalink_consumer_last_error(const cudalink_consumer *c)
 {
   return c ? c->last_error : "";
+}
+
+int
+cudalink_consumer_segment_owner(const cudalink_consumer *c, char *text, size_t text_size)
+{
+  if (!c || !c->seg)
+    return CUDALINK_ERR_NOT_CONNECTED;
+  if (text && text_size)
+    cudalink_textf(text, text_size, "%s", c->owner_text);
+  return c->owner_alone;
 }

@@ -411,7 +411,7 @@ CUDALINK_API void *cudalink_producer_stream(const cudalink_producer *producer);
 
 typedef struct cudalink_producer_stats {
   uint64_t frames;     /* frames published */
-  uint64_t reinits;    /* reformats */
+  uint64_t reinits;    /* reformats, and re-publications of a truncated segment */
   uint64_t relinks;    /* times the segment was re-linked after a consumer unlinked it */
   uint64_t version;    /* current version */
   uint32_t write_idx;  /* current write_idx */
@@ -542,6 +542,16 @@ CUDALINK_API void *cudalink_consumer_stream(const cudalink_consumer *consumer);
 /** Is the producer one of ours (it holds the segment's lock)? Ours wake
  * consumers with a futex; foreign ones are polled. */
 CUDALINK_API int cudalink_consumer_producer_is_ours(const cudalink_consumer *consumer);
+
+/** Whose segment the consumer reads (as found at connect): 1 when it
+ * belongs to this process's user alone (no group or other write
+ * permission), 0 when not (another user, or writable by others: whoever can
+ * write it can feed frames and rewrite the header: warn), a negative status
+ * when it cannot tell (ERR_UNSUPPORTED on Windows, ERR_NOT_CONNECTED).
+ * text (text_size bytes, may be NULL) gets the owner: "user 'bob' (uid
+ * 1001, mode 0666)". */
+CUDALINK_API int cudalink_consumer_segment_owner(const cudalink_consumer *consumer, char *text,
+                                                 size_t text_size);
 
 typedef struct cudalink_consumer_stats {
   uint64_t frames;  /* frames returned by wait() */

@@ -386,7 +386,9 @@ cudalink_producer_create(const cudalink_producer_config *config, const cudalink_
     goto fail;
 
   /* the segment first: who holds it is decided without CUDA */
-  st = cudalink_shm_create(p->name, p->layout.size, &p->seg, &created);
+  /* maps (and, after a consumer unlinks it, copies) only the layout, also
+   * of a much larger file left under the name */
+  st = cudalink_shm_create_sized(p->name, p->layout.size, p->layout.size, &p->seg, &created);
   if (st != CUDALINK_OK) {
     set_error(p, "cannot create segment '%s': %s", p->name, cudalink_shm_last_error());
     goto fail;
@@ -480,6 +482,37 @@ cudalink_producer_destroy(cudalink_producer *p)
 /* A consumer (Python's resource_tracker) may unlink our segment: put a copy
  * back under the name for late joiners and keep the old mapping updated for
  * those who have it open. */
+/* Another process truncated our segment: our mapping now reads zeros and
+ * absorbs writes (the SIGBUS guard), so consumers see nothing. Grow the
+ * file back and publish the ring again under a new version; consumers
+ * re-open it as after any re-initialisation. */
+static void
+restore_truncated(cudalink_producer *p)
+{
+  cudalink_shm *fresh = NULL;
+  int created = 0;
+  cudalink_status st;
+
+  cudalink_shm_check_truncated(p->seg);
+  logf_(p, CUDALINK_LOG_WARNING, "%s: restoring it", cudalink_shm_last_error());
+  st = cudalink_shm_create_sized(p->name, p->layout.size, p->layout.size, &fresh, &created);
+  if (st != CUDALINK_OK) {
+    logf_(p, CUDALINK_LOG_ERROR, "segment '%s' was truncated and could not be restored: %s",
+          p->name, cudalink_shm_last_error());
+    return;
+  }
+  /* our lock is on the old descriptor: drop it before taking it again */
+  cudalink_shm_close(p->seg);
+  p->seg = fresh;
+  if (cudalink_shm_lock(fresh) != CUDALINK_OK)
+    logf_(p, CUDALINK_LOG_WARNING, "restored segment '%s' could not be locked", p->name);
+  p->header.version = next_version(p->header.version);
+  p->header.write_idx = 0;
+  if (write_header_ordered(p) != CUDALINK_OK)
+    logf_(p, CUDALINK_LOG_ERROR, "restored segment '%s': %s", p->name, p->last_error);
+  p->stats.reinits++;
+}
+
 static void
 relink_if_lost(cudalink_producer *p)
 {
@@ -489,6 +522,10 @@ relink_if_lost(cudalink_producer *p)
   if (now < p->next_relink_check)
     return;
   p->next_relink_check = now + RELINK_CHECK_S;
+  if (cudalink_shm_truncated(p->seg) == 1) {
+    restore_truncated(p);
+    return;
+  }
   if (!cudalink_shm_lost_name(p->seg))
     return;
   if (cudalink_shm_relink(p->seg, &fresh) != CUDALINK_OK) {

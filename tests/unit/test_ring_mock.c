@@ -1571,6 +1571,75 @@ consumer_cuda_failures(void)
   return tu_failures_in_test;
 }
 
+/* Another process truncates the segment while the consumer waits on it:
+ * no SIGBUS (the guard keeps the mapping readable, as zeros), the producer
+ * counts as gone with the reason, and the producer notices at its next
+ * publish, grows the file back and publishes again under a new version,
+ * which a new connect finds. A page-rounded (larger) file attaches too,
+ * and the segment's owner is ours alone. */
+static int
+consumer_truncated(void)
+{
+  cudalink_consumer *c;
+  cudalink_status st;
+  CUdeviceptr dst = 0;
+  long live0;
+  pid_t producer;
+  char path[96], owner[160];
+  int fd;
+  double t0;
+
+  tu_failures_in_test = 0;
+  if (!(c = start_consumer_test(0, 0, 0, &producer, &dst, &live0)))
+    return 1;
+  CHECK_EQ_INT(cudalink_consumer_segment_owner(c, owner, sizeof owner), 1);
+  CHECK_STR_CONTAINS(owner, "mode 0600");
+  CHECK(producer_do('p', 1));
+  CHECK_EQ_INT(cudalink_consumer_wait(c, 1000000), CUDALINK_OK);
+  CHECK(copy_and_check(c, dst, &fmt_a, 1));
+
+  snprintf(path, sizeof path, "/dev/shm/%s", seg_name);
+  fd = open(path, O_RDWR);
+  CHECK(fd >= 0);
+  CHECK(ftruncate(fd, 0) == 0);
+  t0 = cudalink_now();
+  do {
+    st = cudalink_consumer_wait(c, 100000);
+  } while (st == CUDALINK_ERR_TIMEOUT && cudalink_now() - t0 < 2.0);
+  CHECK_EQ_INT(st, CUDALINK_ERR_PRODUCER_GONE);
+  CHECK_STR_CONTAINS(cudalink_consumer_last_error(c), "truncated by another process");
+  DEPTH0();
+
+  /* the producer's next publishes restore it (it looks every 0.25 s) */
+  t0 = cudalink_now();
+  do {
+    CHECK(producer_do('p', 1));
+    usleep(20000);
+    st = cudalink_consumer_connect(c);
+  } while (st != CUDALINK_OK && cudalink_now() - t0 < 3.0);
+  CHECK_EQ_INT(st, CUDALINK_OK);
+  CHECK(producer_do('p', 1));
+  CHECK_EQ_INT(cudalink_consumer_wait(c, 1000000), CUDALINK_OK);
+  DEPTH0();
+
+  /* page-rounded, as every Windows mapping is: larger than the layout */
+  CHECK(ftruncate(fd, 4096) == 0);
+  close(fd);
+  st = cudalink_consumer_connect(c);
+  if (st != CUDALINK_OK)
+    fprintf(stderr, "  4096-byte segment: %s\n", cudalink_consumer_last_error(c));
+  CHECK_EQ_INT(st, CUDALINK_OK);
+  CHECK(producer_do('p', 1));
+  CHECK_EQ_INT(cudalink_consumer_wait(c, 1000000), CUDALINK_OK);
+  {
+    uint32_t row = 0;
+    cudalink_format_sizes(&fmt_a, NULL, &row);
+    CHECK_EQ_INT(cudalink_consumer_copy(c, dst, row, NULL), CUDALINK_OK);
+  }
+  finish_consumer_test(c, producer, dst, live0);
+  return tu_failures_in_test;
+}
+
 /* The tests: each runs its consumer side in a child (in_child) */
 #define CHILD_TEST(name, fn)                                                      \
   static void name(void)                                                          \
@@ -1592,6 +1661,7 @@ CHILD_TEST(test_foreign_write_idx_wrap, consumer_foreign_wrap)
 CHILD_TEST(test_our_write_idx_wrap, consumer_our_wrap)
 CHILD_TEST(test_version_carry, consumer_version_carry)
 CHILD_TEST(test_cuda_failures_reported, consumer_cuda_failures)
+CHILD_TEST(test_truncated_under_consumer, consumer_truncated)
 
 int
 main(void)
@@ -1613,5 +1683,6 @@ main(void)
   RUN_TEST(test_our_write_idx_wrap);
   RUN_TEST(test_version_carry);
   RUN_TEST(test_cuda_failures_reported);
+  RUN_TEST(test_truncated_under_consumer);
   return TEST_SUMMARY();
 }

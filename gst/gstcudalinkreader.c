@@ -542,6 +542,21 @@ update_format (GstCudaLinkReader * r, const gchar * state, GError ** error)
   return GST_CUDA_LINK_READ_FORMAT;
 }
 
+/* Anyone who can write the segment can feed us frames and rewrite its
+ * header: say so when that is not only this user (docs/SECURITY.md). */
+static void
+warn_owner (GstCudaLinkReader * r)
+{
+  gchar owner[160] = "";
+
+  if (cudalink_consumer_segment_owner (r->consumer, owner, sizeof (owner)) != 0)
+    return;
+  GST_ELEMENT_WARNING (r->element, RESOURCE, OPEN_READ,
+      ("cuda-link segment '%s' belongs to %s: other users can write the "
+          "frames this element reads.", r->name, owner),
+      ("the segment is not this user's alone (docs/SECURITY.md)"));
+}
+
 /* Connects, retrying every RECONNECT_INTERVAL_US for @timeout_ms (-1:
  * forever) while nothing usable is there. */
 static GstCudaLinkReadResult
@@ -574,6 +589,7 @@ attach (GstCudaLinkReader * r, gint64 timeout_ms, GError ** error)
   }
 
   ours = cudalink_consumer_producer_is_ours (r->consumer) > 0;
+  warn_owner (r);
   g_mutex_lock (&r->lock);
   r->stats.producer_is_ours = ours;
   g_mutex_unlock (&r->lock);

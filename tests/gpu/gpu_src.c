@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -951,6 +952,42 @@ test_kill_restart(void)
   g_free(name);
 }
 
+/* A segment other users may write (mode 0666: anyone can feed frames and
+ * rewrite the header) is read, with a warning that says whose it is. */
+static void
+test_shared_segment_warns(void)
+{
+  gchar *name = unique_name();
+  gchar *path = g_strdup_printf("/dev/shm/%s", name);
+  Check c;
+  Check *cs[1] = { &c };
+  Producer p;
+  Run r;
+  gchar *desc;
+
+  check_init(&c);
+  c.nfmt = 1;
+  c.fmt[0] = (cudalink_format){ 96, 64, 4, CUDALINK_DTYPE_UINT8, 0 };
+  desc = branch(name, &c, 0, MEM_CUDA, "poll-interval=500");
+  REQUIRE(producer_start(&p, name, &c.fmt[0], "--foreign --frames 0 --fps 200"));
+  CHECK(chmod(path, 0666) == 0);
+  CHECK(run_start(&r, desc, cs, 1));
+  for (int i = 0; i < 100 && c.frames < 20; i++)
+    run_pump(&r, 20);
+  printf("    mode 0666 segment: %u frames, bad %u; warning: %s\n", c.frames, c.bad,
+         r.warning[0] ? r.warning : "none");
+  CHECK(c.frames >= 20);
+  CHECK_EQ_INT(c.bad, 0);
+  CHECK(strstr(r.warning, "other users can write") != NULL);
+  CHECK(strstr(r.warning, "mode 0666") != NULL);
+  run_stop(&r);
+  producer_reap(&p, SIGTERM);
+  check_clear(&c);
+  g_free(desc);
+  g_free(path);
+  g_free(name);
+}
+
 /* The bus tells the story of a producer's life: waiting, connected (ours),
  * format-changed, lost (clean shutdown), waiting again, reconnected. */
 static void
@@ -1461,6 +1498,7 @@ main(int argc, char **argv)
   RUN(test_unthrottled_no_torn);
   RUN(test_hostile_handles);
   RUN(test_state_messages);
+  RUN(test_shared_segment_warns);
   RUN(test_stalled_foreign);
 
   return TEST_SUMMARY();

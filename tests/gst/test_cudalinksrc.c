@@ -895,6 +895,41 @@ GST_START_TEST (test_directory_under_the_name)
 
 GST_END_TEST;
 
+/* A segment larger than its layout is fine (every Windows mapping is
+ * page-rounded to 4096 bytes): without a driver the element gets as far
+ * as the driver, instead of "kept changing" or a bad header. */
+static void
+check_oversized (gsize size)
+{
+  guint8 buf[8192];
+  cudalink_layout l;
+  gchar *name = unique_name ();
+  gchar *message = NULL, *debug = NULL;
+
+  memset (buf, 0, sizeof (buf));
+  valid_header (buf, sizeof (buf), &l);
+  fail_unless (size <= sizeof (buf));
+  write_segment (name, buf, size);
+  run_until_error (name, 2000, &message, &debug, NULL);
+  assert_contains (message, "CUDA driver");
+  assert_contains (debug, "ERR_NO_DRIVER");
+
+  g_free (message);
+  g_free (debug);
+  remove_segment (name);
+  g_free (name);
+}
+
+GST_START_TEST (test_oversized_segment)
+{
+  cudalink_layout l = cudalink_layout_for (3);
+
+  check_oversized (l.size + 1);
+  check_oversized (4096);
+}
+
+GST_END_TEST;
+
 typedef struct
 {
   gchar *path;
@@ -1270,6 +1305,7 @@ cudalinksrc_suite (void)
   tcase_add_test (th, test_stale);
   tcase_add_test (th, test_fifo_under_the_name);
   tcase_add_test (th, test_directory_under_the_name);
+  tcase_add_test (th, test_oversized_segment);
   tcase_add_test (th, test_truncated_while_attaching);
   tcase_add_test (th, test_no_driver);
   tcase_add_test (th, test_wait_interruptible);

@@ -548,7 +548,10 @@ GST_START_TEST (test_kernel_frames)
   for (fi = 0; fi < G_N_ELEMENTS (formats); fi++) {
     gint comps = (gint) strlen (formats[fi].layout);
     gint bytes = formats[fi].bytes;
-    gsize src_pitch = (gsize) w * comps * bytes + 13;   /* padded rows */
+    /* padded rows, by a whole number of components: the kernel needs rows
+     * of 2-byte components to start at even addresses
+     * (gstcudalinkconvert.h), as any pitch from the GPU does */
+    gsize src_pitch = (gsize) w * comps * bytes + 13 * bytes;
     guint8 *src = g_malloc (src_pitch * h);
     gsize i;
 

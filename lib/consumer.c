@@ -143,15 +143,16 @@ static cudalink_status
 snapshot(cudalink_consumer *c, cudalink_header *h, int *stable)
 {
   uint8_t a[CUDALINK_MAX_LAYOUT_SIZE], b[CUDALINK_MAX_LAYOUT_SIZE];
-  size_t size;
+  size_t size, mapped;
   cudalink_status st;
   char why[200];
   cudalink_layout L;
 
   cudalink_shm_refresh(c->seg);
-  size = cudalink_shm_size(c->seg);
-  if (size > sizeof a)
-    size = sizeof a;
+  /* only the largest layout is compared: more may be mapped (a Windows
+   * mapping is page-rounded, a peer may have made the segment larger) */
+  mapped = cudalink_shm_size(c->seg);
+  size = mapped > sizeof a ? sizeof a : mapped;
   memcpy(a, seg_base(c), size);
   atomic_thread_fence(memory_order_acquire);
   st = cudalink_header_parse_verbose(a, size, h, why, sizeof why);
@@ -183,7 +184,7 @@ snapshot(cudalink_consumer *c, cudalink_header *h, int *stable)
     memset(a + L.shutdown_flag, 0, 1);
     memset(b + L.shutdown_flag, 0, 1);
   }
-  *stable = memcmp(a, b, size) == 0 && size == cudalink_shm_size(c->seg);
+  *stable = memcmp(a, b, size) == 0 && mapped == cudalink_shm_size(c->seg);
   return st;
 }
 

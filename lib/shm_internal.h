@@ -26,6 +26,11 @@ struct cudalink_shm {
 #ifdef _WIN32
   HANDLE mapping;
   size_t file_size; /* the whole mapping's (page-rounded) size */
+  HANDLE lock;      /* Local\cudalink_lock_NAME while we hold the producer lock */
+  HANDLE doorbell;  /* Local\cudalink_db_NAME: our producer's, or the one we wait on */
+  HANDLE wake;      /* process-local: cudalink_futex_wake() on a read-only mapping */
+  HANDLE timer;     /* a consumer's high-resolution timeout for its waits */
+  double doorbell_retry; /* cudalink_now() when a consumer looks for a doorbell again */
 #else
   int fd;
   dev_t dev; /* identity of the object, for lost_name() */

@@ -21,6 +21,12 @@ if [ ! -x "$sdk/cross-file.sh" ]; then
 fi
 sdk=$(cd "$sdk" && pwd)
 
+# A build folder of the old .ci/windows-cross.sh (lib/ only, another cross
+# file): start afresh.
+if [ -f "$builddir/meson-private/coredata.dat" ] && [ ! -f "$builddir/cross-mingw64.txt" ]; then
+  echo "windows-build: $builddir was not configured by this script: starting afresh"
+  rm -rf "$builddir"
+fi
 # Debian 12's meson 1.0.1 does not expand @DIRNAME@ in cross files: an
 # absolute copy, kept in the build folder for later reconfigures.
 mkdir -p "$builddir"

@@ -6,14 +6,20 @@
  *                                  Receiver or cuda_link Importer can read them)
  *   cudalink-demo consume [NAME]   read frames from any cuda-link producer
  *                                  (TD Sender, cuda_link Exporter, cudalinksink)
+ *   ... [NAME [SECONDS]]           stop after SECONDS instead
  *
  * On a machine without an NVIDIA driver it says so and exits with 2. */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
-#include <unistd.h>
+#ifdef _WIN32
+#  include <windows.h>
+#  define usleep(us) Sleep((DWORD)((us) / 1000))
+#else
+#  include <sys/wait.h>
+#  include <unistd.h>
+#endif
 
 #include <cudalink/cudalink.h>
 
@@ -198,23 +204,72 @@ consume(const char *name, int seconds)
   return stats.frames ? 0 : 1;
 }
 
+#ifdef _WIN32
+/* No fork(): the self-demo runs this program twice, as a producer for 5 s
+ * and a consumer for 6 s. */
+static int
+self_demo_win32(const char *self)
+{
+  char why[256], seg[64], cmd[2][MAX_PATH + 128];
+  STARTUPINFOA si;
+  PROCESS_INFORMATION pi[2];
+  DWORD code[2] = {1, 1};
+  cudalink_status st = cudalink_cuda_load(why, sizeof why);
+  if (st != CUDALINK_OK) {
+    fprintf(stderr, "cudalink-demo: %s: %s\n", cudalink_strerror(st), why);
+    return 2;
+  }
+  snprintf(seg, sizeof seg, "cudalink-demo-%lu", (unsigned long)GetCurrentProcessId());
+  snprintf(cmd[0], sizeof cmd[0], "\"%s\" produce %s 5", self, seg);
+  snprintf(cmd[1], sizeof cmd[1], "\"%s\" consume %s 6", self, seg);
+  fflush(NULL);
+  for (int i = 0; i < 2; i++) {
+    memset(&si, 0, sizeof si);
+    si.cb = sizeof si;
+    if (!CreateProcessA(NULL, cmd[i], NULL, NULL, TRUE, 0, NULL, NULL, &si, &pi[i])) {
+      fprintf(stderr, "cudalink-demo: cannot start %s (error %lu)\n", cmd[i],
+              (unsigned long)GetLastError());
+      if (i == 1) {
+        TerminateProcess(pi[0].hProcess, 1);
+        CloseHandle(pi[0].hProcess);
+        CloseHandle(pi[0].hThread);
+      }
+      return 1;
+    }
+  }
+  for (int i = 0; i < 2; i++) {
+    WaitForSingleObject(pi[i].hProcess, INFINITE);
+    GetExitCodeProcess(pi[i].hProcess, &code[i]);
+    CloseHandle(pi[i].hProcess);
+    CloseHandle(pi[i].hThread);
+  }
+  return code[0] == 0 && code[1] == 0 ? 0 : 1;
+}
+#endif
+
 int
 main(int argc, char **argv)
 {
   const char *name = argc > 2 ? argv[2] : "cudalink";
+  int seconds = argc > 3 ? atoi(argv[3]) : 0;
   char why[256];
   cudalink_status st;
   signal(SIGINT, on_signal);
   signal(SIGTERM, on_signal);
 
   if (argc > 1 && strcmp(argv[1], "produce") == 0)
-    return produce(name, 0);
+    return produce(name, seconds);
   if (argc > 1 && strcmp(argv[1], "consume") == 0)
-    return consume(name, 0);
+    return consume(name, seconds);
   if (argc > 1) {
-    fprintf(stderr, "usage: %s [produce|consume [NAME]]\n", argv[0]);
+    fprintf(stderr, "usage: %s [produce|consume [NAME [SECONDS]]]\n", argv[0]);
     return 64;
   }
+#ifdef _WIN32
+  (void)why;
+  (void)st;
+  return self_demo_win32(argv[0]);
+#else
 
   /* Self-demo: check the driver in a child (the parent stays CUDA-free so
    * that it can fork), then a producer and a consumer process. */
@@ -253,4 +308,5 @@ main(int argc, char **argv)
     waitpid(prod, &sp, 0);
     return WIFEXITED(sp) && WEXITSTATUS(sp) == 0 && WIFEXITED(sc) && WEXITSTATUS(sc) == 0 ? 0 : 1;
   }
+#endif
 }

@@ -33,6 +33,10 @@
  * noticed by polling, at most poll_interval_us late. When the producer is
  * one of ours (it holds the segment's lock) the consumer sleeps up to 50 ms
  * at a time instead, checking between sleeps that the producer lives.
+ * Windows: the wake-up is the protocol's doorbell event
+ * (Local\cudalink_db_NAME), which our producer sets after each publish
+ * and newer peers do too; it wakes one waiter per publish, so consumers
+ * there always wait on it with poll_interval_us as the timeout.
  *
  * CUDA
  * ----
@@ -643,8 +647,7 @@ typedef struct cudalink_segment_info {
   uint64_t file_size;  /* bytes (Windows: the page-rounded mapping) */
   int64_t owner_uid;   /* the file's owner; -1 unknown (Windows) */
   /* 1: a cudalink producer holds the segment's lock (it is ours and
-   * alive); 0: nobody does (a foreign producer, or none); -1 unknown
-   * (Windows). */
+   * alive); 0: nobody does (a foreign producer, or none); -1 unknown. */
   int ours;
   /* Seconds since the producer's last frame: cudalink_now() - the header's
    * timestamp (our producers also stamp their start, before frame 1).

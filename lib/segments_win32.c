@@ -1,8 +1,9 @@
 /* Segments on Windows (segments.h): named file mappings cannot be
  * enumerated, so there is no listing; one NAME is read through the
- * consumer's own read-only open (shm.c). No owner, no lock, no file times:
- * a mapping lives only while some process holds it, so there are no
- * leftovers to age either. */
+ * consumer's own read-only open (shm_win32.c), and the producer lock says
+ * whether a producer of ours holds it. No owner, no file times: a mapping
+ * lives only while some process holds it, so there are no leftovers to
+ * age either. */
 #include "segments.h"
 
 #include <string.h>
@@ -16,6 +17,7 @@ cudalink_segment_read_raw(const char *name, cudalink_segment_raw *raw, char *why
   cudalink_shm *shm = NULL;
   cudalink_status st;
   size_t size;
+  int locked;
 
   memset(raw, 0, sizeof *raw);
   raw->owner_uid = -1;
@@ -36,6 +38,8 @@ cudalink_segment_read_raw(const char *name, cudalink_segment_raw *raw, char *why
   raw->file_size = size;
   raw->len = size < sizeof raw->bytes ? size : sizeof raw->bytes;
   memcpy(raw->bytes, cudalink_shm_data(shm), raw->len);
+  locked = cudalink_shm_is_locked(shm);
+  raw->locked = locked < 0 ? -1 : locked;
   cudalink_shm_close(shm);
   return CUDALINK_OK;
 }

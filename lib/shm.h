@@ -1,7 +1,8 @@
 /* Named shared memory and the futex wake-up: internal to libcudalink, no
- * CUDA here. POSIX shm_open on Linux (/dev/shm/NAME), a paging-file backed
- * named file mapping on Windows (the names Python's SharedMemory uses).
- * Not thread safe: one segment object per thread.
+ * CUDA here. POSIX shm_open on Linux (/dev/shm/NAME, shm.c), a paging-file
+ * backed named file mapping on Windows (the names Python's SharedMemory
+ * uses; shm_win32.c, which also says how the lock and the wake-up are
+ * done there). Not thread safe: one segment object per thread.
  *
  * What the name holds is not trusted. Opening never blocks (a FIFO under
  * /dev/shm/NAME is refused, not waited on), links are not followed, and
@@ -138,12 +139,15 @@ int64_t cudalink_shm_pread(const cudalink_shm *shm, uint64_t offset, void *buf, 
  * read-only handle. Released by cudalink_shm_close() or process death
  * (SIGKILL included), but a child fork()ed while it is held shares it until
  * the child closes the inherited descriptor or exits (exec closes it).
- * Windows: always OK. */
+ * Windows: the named event Local\cudalink_lock_NAME, which exists while
+ * the holder has it open (process death closes it); ERR_BUSY when it
+ * exists already. */
 cudalink_status cudalink_shm_lock(cudalink_shm *shm);
 
 /** Consumer-side test, acquires nothing: 1 if some producer holds the lock,
  * 0 if none does, negative status on error. A holder asking through its
- * own locked handle gets 0. Windows: ERR_UNSUPPORTED. */
+ * own locked handle gets 0. Windows: whether Local\cudalink_lock_NAME
+ * exists. */
 int cudalink_shm_is_locked(const cudalink_shm *shm);
 
 /** 1 if the segment lost its name (Linux: st_nlink == 0, a consumer
@@ -165,8 +169,12 @@ cudalink_status cudalink_shm_relink(const cudalink_shm *shm, cudalink_shm **fres
 /** errno / GetLastError text of the last failure in this thread. */
 const char *cudalink_shm_last_error(void);
 
-/* Futex on a 32-bit word inside a shared mapping (Linux; elsewhere wait
- * sleeps for the timeout and wake does nothing). */
+/* Futex on a 32-bit word inside a shared mapping (Linux). Windows: the
+ * word's segment's doorbell (Local\cudalink_db_NAME, PROTOCOL.md): wake on
+ * a producer's writable mapping sets it, wait on a consumer's mapping
+ * waits on it (and on wake from this process) for at most the timeout.
+ * Elsewhere, or for a word in no segment, wait polls and wake does
+ * nothing. */
 
 /** Sleeps while *word == expected, at most timeout_us (>= 0). Returns 0 when
  * woken or the value differed, ERR_TIMEOUT on timeout. Spurious wake-ups

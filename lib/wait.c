@@ -112,6 +112,23 @@ sleep_until_window(cudalink_waiter *w, const cudalink_wait_on *on, double now, d
   w->wake_late = w->timed_sleeps++ ? w->wake_late + (late - w->wake_late) / 8 : late;
 }
 
+/* May the wait outlast the poll interval, trusting the producer to wake
+ * us? Linux: its futex wake-up reaches every waiter. Windows: our
+ * producer's wake-up is the protocol's doorbell, an auto-reset event
+ * (shm_win32.c), which wakes ONE waiter per publish: with two consumers,
+ * the other would sleep until recheck. So there every consumer waits on
+ * the doorbell with its poll interval as the timeout. */
+static int
+woken_on_publish(const cudalink_wait_on *on)
+{
+#ifdef _WIN32
+  (void)on;
+  return 0;
+#else
+  return on->woken;
+#endif
+}
+
 int
 cudalink_waiter_wait(cudalink_waiter *w, const cudalink_wait_on *on, double now, double deadline)
 {
@@ -128,7 +145,9 @@ cudalink_waiter_wait(cudalink_waiter *w, const cudalink_wait_on *on, double now,
    * anyway; a foreign producer on a steady pace cannot publish before
    * quiet_until without breaking it, so no polls before then (at 60 fps 4
    * polls a frame instead of 16) */
-  until = on->woken ? on->recheck : w->can_pace ? cudalink_pace_quiet_until(&w->pace) : 0;
+  until = woken_on_publish(on) ? on->recheck
+          : w->can_pace        ? cudalink_pace_quiet_until(&w->pace)
+                               : 0;
   if ((until - now) * 1e6 > (double)slice)
     slice = (int64_t)((until - now) * 1e6) + 1;
   if (deadline >= 0 && (deadline - now) * 1e6 < (double)slice)

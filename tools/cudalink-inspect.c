@@ -8,7 +8,6 @@
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
-#include <pwd.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -16,6 +15,16 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#ifdef _WIN32
+/* Named mappings cannot be listed: only NAME works there (docs/WINDOWS.md). */
+#  include <windows.h>
+#  define SEGMENT_PLACE "mapping       "
+#  define CLOCK_NAME "QueryPerformanceCounter"
+#else
+#  include <pwd.h>
+#  define SEGMENT_PLACE "file          /dev/shm/"
+#  define CLOCK_NAME "CLOCK_MONOTONIC"
+#endif
 
 #include <cudalink/cudalink.h>
 
@@ -91,6 +100,10 @@ on_signal(int sig)
 static void
 nap(double seconds)
 {
+#ifdef _WIN32
+  if (seconds > 0)
+    Sleep((DWORD)(seconds * 1000 + 0.5));
+#else
   struct timespec ts;
   if (seconds <= 0)
     return;
@@ -98,6 +111,7 @@ nap(double seconds)
   ts.tv_nsec = (long)((seconds - (double)ts.tv_sec) * 1e9);
   /* a signal ends the nap: --watch then stops */
   nanosleep(&ts, NULL);
+#endif
 }
 
 /* ---- formatting ---------------------------------------------------------- */
@@ -143,16 +157,19 @@ format_flags(uint16_t flags, char *buf, size_t len)
 static void
 owner_name(int64_t uid, char *buf, size_t len)
 {
-  struct passwd pw, *found = NULL;
-  char scratch[1024];
   if (uid < 0) {
     snprintf(buf, len, "-");
     return;
   }
-  if (getpwuid_r((uid_t)uid, &pw, scratch, sizeof scratch, &found) == 0 && found)
+#ifndef _WIN32
+  struct passwd pw, *found = NULL;
+  char scratch[1024];
+  if (getpwuid_r((uid_t)uid, &pw, scratch, sizeof scratch, &found) == 0 && found) {
     snprintf(buf, len, "%s", found->pw_name);
-  else
-    snprintf(buf, len, "%lld", (long long)uid);
+    return;
+  }
+#endif
+  snprintf(buf, len, "%lld", (long long)uid);
 }
 
 static const char *
@@ -665,7 +682,7 @@ print_detail(FILE *out, const look *l, const options *o, const char *hint)
           eol);
   owner_name(i->owner_uid, owner, sizeof owner);
   fprintf(out, "  owner         %s (uid %lld)%s", owner, (long long)i->owner_uid, eol);
-  fprintf(out, "  file          /dev/shm/%s, %llu bytes", i->name,
+  fprintf(out, "  " SEGMENT_PLACE "%s, %llu bytes", i->name,
           (unsigned long long)i->file_size);
   if (prefix_known(l) && cudalink_layout_size(h->num_slots))
     fprintf(out, " (%u slots need %lu)", h->num_slots,
@@ -694,7 +711,7 @@ print_detail(FILE *out, const look *l, const options *o, const char *hint)
   if (body_known(l)) {
     format_age(i->age_s, text, sizeof text);
     if (i->age_s >= 0)
-      fprintf(out, "  last frame    %s ago (timestamp %.6f s, CLOCK_MONOTONIC)%s", text,
+      fprintf(out, "  last frame    %s ago (timestamp %.6f s, " CLOCK_NAME ")%s", text,
               h->timestamp, eol);
     else if (h->timestamp == 0)
       fprintf(out, "  last frame    none yet (timestamp 0)%s", eol);
@@ -814,7 +831,9 @@ main(int argc, char **argv)
 {
   options o = {0, 0, 0.5, 0, 0, 0, NULL};
   int npos = 0, dashdash = 0, verb = 0;
+#ifndef _WIN32
   struct sigaction sa;
+#endif
 
   for (int k = 1; k < argc; k++) {
     const char *arg = argv[k], *val;
@@ -872,11 +891,16 @@ main(int argc, char **argv)
   if (o.watch && o.interval <= 0)
     return usage_error("%s", "--watch needs an --interval above 0");
 
+#ifdef _WIN32
+  signal(SIGINT, on_signal);
+  signal(SIGTERM, on_signal);
+#else
   memset(&sa, 0, sizeof sa);
   sa.sa_handler = on_signal;
   sigemptyset(&sa.sa_mask);
   sigaction(SIGINT, &sa, NULL);
   sigaction(SIGTERM, &sa, NULL);
+#endif
 
   return o.name ? run_one(&o) : run_list(&o);
 }

@@ -1,9 +1,13 @@
-/* A functional CPU stand-in for libcuda.so.1, so that the producer/consumer
+/* A functional CPU stand-in for libcuda.so.1 (and nvcuda.dll: the same file
+ * builds as a Windows DLL for tests/win), so that the producer/consumer
  * ring logic runs in the GPU-free unit suite (CUDALINK_CUDA_LIBRARY names
  * it). Based on a local mock written for this project.
  *
- * - "Device" memory is host memory in POSIX shared memory; an IPC memory
- *   handle (64 bytes) carries the shm name, so another process maps it.
+ * - "Device" memory is host memory in POSIX shared memory (Windows: a
+ *   named, paging-file backed file mapping); an IPC memory handle (64
+ *   bytes) carries its name, so another process maps it. On Windows the
+ *   memory then lives on while either process holds it, as a real IPC
+ *   allocation does for a consumer whose producer was killed.
  * - Streams and events complete at once; copies and memsets are synchronous.
  * - The per-thread context stack is tracked (mock_cuda_ctx_depth()) and live
  *   allocations + IPC mappings are counted (mock_cuda_live_allocations()),
@@ -21,16 +25,21 @@
  *
  * No cuda.h: its prototypes would clash. Only the ABI matters to the
  * loader's dlsym(); the few types needed are defined here. */
-#include <fcntl.h>
-#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <time.h>
-#include <unistd.h>
+#ifdef _WIN32
+#  define WIN32_LEAN_AND_MEAN
+#  include <windows.h>
+#else
+#  include <fcntl.h>
+#  include <pthread.h>
+#  include <sys/mman.h>
+#  include <sys/stat.h>
+#  include <time.h>
+#  include <unistd.h>
+#endif
 
 typedef int CUresult;
 typedef int CUdevice;
@@ -72,7 +81,152 @@ typedef struct {
 #define CU_MEMORYTYPE_HOST 1
 #define CU_MEMORYTYPE_DEVICE 2
 
-#define EXPORT __attribute__((visibility("default")))
+/* ---- platform: lock, clock, shared "device" memory -------------------- */
+
+#ifdef _WIN32
+#  define EXPORT __declspec(dllexport)
+#  define NAME_PREFIX "mockcuda."
+static SRWLOCK lock_ = SRWLOCK_INIT;
+static void lock_take(void) { AcquireSRWLockExclusive(&lock_); }
+static void lock_give(void) { ReleaseSRWLockExclusive(&lock_); }
+static unsigned long process_id(void) { return GetCurrentProcessId(); }
+
+static double
+mono_now(void)
+{
+  LARGE_INTEGER c, f;
+  QueryPerformanceCounter(&c);
+  QueryPerformanceFrequency(&f);
+  return (double)c.QuadPart / (double)f.QuadPart;
+}
+
+static void
+nap(double seconds, int sleep)
+{
+  Sleep(sleep && seconds >= 1e-3 ? (DWORD)(seconds * 1e3) : 0);
+}
+
+/* A new named mapping of size bytes, mapped; NULL on failure. */
+static void *
+shared_new(const char *name, size_t size, void **handle)
+{
+  unsigned long long n = size;
+  HANDLE h = CreateFileMappingA(INVALID_HANDLE_VALUE, NULL, PAGE_READWRITE, (DWORD)(n >> 32),
+                                (DWORD)n, name);
+  void *p;
+  if (!h)
+    return NULL;
+  if (GetLastError() == ERROR_ALREADY_EXISTS || !(p = MapViewOfFile(h, FILE_MAP_ALL_ACCESS, 0, 0, 0))) {
+    CloseHandle(h);
+    return NULL;
+  }
+  *handle = h;
+  return p;
+}
+
+/* Maps an existing one; *size: the mapping's (page-rounded) size. */
+static void *
+shared_open(const char *name, size_t *size, void **handle)
+{
+  MEMORY_BASIC_INFORMATION info;
+  HANDLE h = OpenFileMappingA(FILE_MAP_ALL_ACCESS, FALSE, name);
+  void *p;
+  if (!h)
+    return NULL;
+  if (!(p = MapViewOfFile(h, FILE_MAP_ALL_ACCESS, 0, 0, 0)) || !VirtualQuery(p, &info, sizeof info)) {
+    if (p)
+      UnmapViewOfFile(p);
+    CloseHandle(h);
+    return NULL;
+  }
+  *size = info.RegionSize;
+  *handle = h;
+  return p;
+}
+
+/* A mapping dies with its last handle: nothing to unlink. */
+static void
+shared_close(void *p, size_t size, void *handle, const char *unlink_name)
+{
+  (void)size;
+  (void)unlink_name;
+  UnmapViewOfFile(p);
+  CloseHandle(handle);
+}
+#else
+#  define EXPORT __attribute__((visibility("default")))
+#  define NAME_PREFIX "/mockcuda."
+static pthread_mutex_t lock_ = PTHREAD_MUTEX_INITIALIZER;
+static void lock_take(void) { pthread_mutex_lock(&lock_); }
+static void lock_give(void) { pthread_mutex_unlock(&lock_); }
+static unsigned long process_id(void) { return (unsigned long)getpid(); }
+
+static double
+mono_now(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static void
+nap(double seconds, int sleep)
+{
+  struct timespec ts = { 0, (long)(seconds * 1e9) };
+  if (sleep)
+    nanosleep(&ts, NULL);
+}
+
+static void *
+shared_new(const char *name, size_t size, void **handle)
+{
+  void *p;
+  int fd = shm_open(name, O_CREAT | O_EXCL | O_RDWR, 0600);
+  *handle = NULL;
+  if (fd < 0)
+    return NULL;
+  if (ftruncate(fd, (off_t)size) != 0) {
+    close(fd);
+    shm_unlink(name);
+    return NULL;
+  }
+  p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  close(fd);
+  if (p == MAP_FAILED) {
+    shm_unlink(name);
+    return NULL;
+  }
+  return p;
+}
+
+static void *
+shared_open(const char *name, size_t *size, void **handle)
+{
+  struct stat st;
+  void *p;
+  int fd = shm_open(name, O_RDWR, 0);
+  *handle = NULL;
+  if (fd < 0)
+    return NULL;
+  if (fstat(fd, &st) != 0 || st.st_size <= 0) {
+    close(fd);
+    return NULL;
+  }
+  *size = (size_t)st.st_size;
+  p = mmap(NULL, *size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  close(fd);
+  return p == MAP_FAILED ? NULL : p;
+}
+
+static void
+shared_close(void *p, size_t size, void *handle, const char *unlink_name)
+{
+  (void)handle;
+  if (unlink_name)
+    shm_unlink(unlink_name);
+  munmap(p, size);
+}
+#endif
 
 /* ---- memory ------------------------------------------------------------ */
 
@@ -80,6 +234,7 @@ typedef struct alloc {
   void *p;
   size_t size;
   char name[64];
+  void *handle; /* Windows: the mapping's handle */
   int imported; /* an IPC mapping of another process's allocation */
   struct alloc *next;
 } alloc;
@@ -89,7 +244,6 @@ static long live;
 static long range_errors; /* copies refused for reaching past an allocation */
 static size_t allocated;
 static unsigned counter;
-static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 #define TOTAL_MEMORY (16ull << 30)
 
 EXPORT long mock_cuda_live_allocations(void);
@@ -97,22 +251,22 @@ long
 mock_cuda_live_allocations(void)
 {
   long n;
-  pthread_mutex_lock(&lock);
+  lock_take();
   n = live;
-  pthread_mutex_unlock(&lock);
+  lock_give();
   return n;
 }
 
 static void
 add_alloc(alloc *a)
 {
-  pthread_mutex_lock(&lock);
+  lock_take();
   a->next = allocs;
   allocs = a;
   live++;
   if (!a->imported)
     allocated += a->size;
-  pthread_mutex_unlock(&lock);
+  lock_give();
 }
 
 /* The allocation that starts at p, removed from the list if take. */
@@ -120,7 +274,7 @@ static alloc *
 find_alloc(CUdeviceptr p, int take, int imported)
 {
   alloc **pp, *a = NULL;
-  pthread_mutex_lock(&lock);
+  lock_take();
   for (pp = &allocs; *pp; pp = &(*pp)->next) {
     if ((uintptr_t)(*pp)->p == p && (imported < 0 || (*pp)->imported == imported)) {
       a = *pp;
@@ -133,7 +287,7 @@ find_alloc(CUdeviceptr p, int take, int imported)
       break;
     }
   }
-  pthread_mutex_unlock(&lock);
+  lock_give();
   return a;
 }
 
@@ -142,9 +296,9 @@ long
 mock_cuda_range_errors(void)
 {
   long n;
-  pthread_mutex_lock(&lock);
+  lock_take();
   n = range_errors;
-  pthread_mutex_unlock(&lock);
+  lock_give();
   return n;
 }
 
@@ -167,12 +321,12 @@ valid_range(CUdeviceptr p, size_t n)
 {
   int ok;
   alloc *a;
-  pthread_mutex_lock(&lock);
+  lock_take();
   a = alloc_holding(p);
   ok = a && n <= (uintptr_t)a->p + a->size - p;
   if (!ok)
     range_errors++;
-  pthread_mutex_unlock(&lock);
+  lock_give();
   return ok;
 }
 
@@ -289,11 +443,11 @@ API(CUresult, cuDevicePrimaryCtxRetain, (CUcontext *c, CUdevice d))
   NEED_INIT();
   if (d < 0 || d >= n_devices())
     return CUDA_ERROR_INVALID_DEVICE;
-  pthread_mutex_lock(&lock);
+  lock_take();
   primary[d].magic = CTX_MAGIC;
   primary[d].device = d;
   primary[d].retained++;
-  pthread_mutex_unlock(&lock);
+  lock_give();
   *c = &primary[d];
   return CUDA_SUCCESS;
 }
@@ -302,12 +456,12 @@ API(CUresult, cuDevicePrimaryCtxRelease_v2, (CUdevice d))
   CUresult res = CUDA_SUCCESS;
   if (d < 0 || d >= n_devices())
     return CUDA_ERROR_INVALID_DEVICE;
-  pthread_mutex_lock(&lock);
+  lock_take();
   if (primary[d].retained <= 0)
     res = CUDA_ERROR_INVALID_CONTEXT;
   else
     primary[d].retained--;
-  pthread_mutex_unlock(&lock);
+  lock_give();
   return res;
 }
 API(CUresult, cuCtxPushCurrent_v2, (CUcontext c))
@@ -346,30 +500,15 @@ API(CUresult, cuCtxSynchronize, (void))
 API(CUresult, cuMemAlloc_v2, (CUdeviceptr *out, size_t size))
 {
   alloc *a;
-  int fd;
   NEED_CTX();
   if (size == 0)
     return CUDA_ERROR_INVALID_VALUE;
   if (!(a = calloc(1, sizeof *a)))
     return CUDA_ERROR_OUT_OF_MEMORY;
-  pthread_mutex_lock(&lock);
-  snprintf(a->name, sizeof a->name, "/mockcuda.%d.%u", (int)getpid(), counter++);
-  pthread_mutex_unlock(&lock);
-  fd = shm_open(a->name, O_CREAT | O_EXCL | O_RDWR, 0600);
-  if (fd < 0) {
-    free(a);
-    return CUDA_ERROR_OUT_OF_MEMORY;
-  }
-  if (ftruncate(fd, (off_t)size) != 0) {
-    close(fd);
-    shm_unlink(a->name);
-    free(a);
-    return CUDA_ERROR_OUT_OF_MEMORY;
-  }
-  a->p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-  close(fd);
-  if (a->p == MAP_FAILED) {
-    shm_unlink(a->name);
+  lock_take();
+  snprintf(a->name, sizeof a->name, NAME_PREFIX "%lu.%u", process_id(), counter++);
+  lock_give();
+  if (!(a->p = shared_new(a->name, size, &a->handle))) {
     free(a);
     return CUDA_ERROR_OUT_OF_MEMORY;
   }
@@ -385,17 +524,16 @@ API(CUresult, cuMemFree_v2, (CUdeviceptr p))
   NEED_INIT();
   if (!(a = find_alloc(p, 1, 0)))
     return CUDA_ERROR_INVALID_VALUE;
-  shm_unlink(a->name);
-  munmap(a->p, a->size);
+  shared_close(a->p, a->size, a->handle, a->name);
   free(a);
   return CUDA_SUCCESS;
 }
 API(CUresult, cuMemGetInfo_v2, (size_t *free_bytes, size_t *total))
 {
   NEED_CTX();
-  pthread_mutex_lock(&lock);
+  lock_take();
   *free_bytes = TOTAL_MEMORY - allocated;
-  pthread_mutex_unlock(&lock);
+  lock_give();
   *total = TOTAL_MEMORY;
   return CUDA_SUCCESS;
 }
@@ -405,13 +543,13 @@ API(CUresult, cuMemGetAddressRange_v2, (CUdeviceptr *base, size_t *size, CUdevic
   alloc *a;
   NEED_CTX();
   INJECT("cuMemGetAddressRange_v2");
-  pthread_mutex_lock(&lock);
+  lock_take();
   a = alloc_holding(p);
   if (a && base)
     *base = (CUdeviceptr)(uintptr_t)a->p;
   if (a && size)
     *size = a->size;
-  pthread_mutex_unlock(&lock);
+  lock_give();
   return a ? CUDA_SUCCESS : CUDA_ERROR_NOT_FOUND;
 }
 
@@ -447,14 +585,6 @@ typedef struct {
 
 static double last_done_at; /* when all work queued in this process is done */
 
-static double
-mono_now(void)
-{
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 static void
 gpu_work(void)
 {
@@ -467,11 +597,8 @@ static void
 wait_until(double t, int sleep)
 {
   double left;
-  while ((left = t - mono_now()) > 0) {
-    struct timespec ts = { 0, (long)(left * 1e9) };
-    if (sleep)
-      nanosleep(&ts, NULL);
-  }
+  while ((left = t - mono_now()) > 0)
+    nap(left, sleep);
 }
 
 static CUresult
@@ -649,30 +776,21 @@ API(CUresult, cuIpcGetMemHandle, (CUipcMemHandle *h, CUdeviceptr p))
 API(CUresult, cuIpcOpenMemHandle_v2, (CUdeviceptr *p, CUipcMemHandle h, unsigned int flags))
 {
   char name[sizeof h.reserved + 1];
-  struct stat st;
   alloc *a;
-  int fd;
   (void)flags;
   NEED_CTX();
   memcpy(name, h.reserved, sizeof h.reserved);
   name[sizeof h.reserved] = 0;
-  if (name[0] != '/')
+  if (strncmp(name, NAME_PREFIX, strlen(NAME_PREFIX)) != 0)
     return CUDA_ERROR_INVALID_VALUE;
-  if ((fd = shm_open(name, O_RDWR, 0)) < 0)
-    return CUDA_ERROR_INVALID_HANDLE;
-  if (fstat(fd, &st) != 0 || st.st_size <= 0 || !(a = calloc(1, sizeof *a))) {
-    close(fd);
+  if (!(a = calloc(1, sizeof *a)))
+    return CUDA_ERROR_OUT_OF_MEMORY;
+  if (!(a->p = shared_open(name, &a->size, &a->handle))) {
+    free(a);
     return CUDA_ERROR_INVALID_HANDLE;
   }
-  a->size = (size_t)st.st_size;
   a->imported = 1;
   snprintf(a->name, sizeof a->name, "%s", name);
-  a->p = mmap(NULL, a->size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-  close(fd);
-  if (a->p == MAP_FAILED) {
-    free(a);
-    return CUDA_ERROR_OUT_OF_MEMORY;
-  }
   add_alloc(a);
   *p = (CUdeviceptr)(uintptr_t)a->p;
   return CUDA_SUCCESS;
@@ -684,7 +802,7 @@ API(CUresult, cuIpcCloseMemHandle, (CUdeviceptr p))
   INJECT("cuIpcCloseMemHandle");
   if (!(a = find_alloc(p, 1, 1)))
     return CUDA_ERROR_INVALID_VALUE;
-  munmap(a->p, a->size);
+  shared_close(a->p, a->size, a->handle, NULL);
   free(a);
   return CUDA_SUCCESS;
 }

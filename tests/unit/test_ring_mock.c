@@ -1640,6 +1640,45 @@ consumer_truncated(void)
   return tu_failures_in_test;
 }
 
+/* A segment larger than the largest layout, re-used by the producer: 4096
+ * bytes, what every segment is on Windows (mappings are page-rounded). The
+ * consumer's wait for a settled header compares the layout's bytes only;
+ * it used to call such a segment "changing" for ever (ERR_IPC_OPEN). */
+static int
+consumer_oversized(void)
+{
+  char path[80];
+  cudalink_consumer *c;
+  CUdeviceptr dst = 0;
+  uint32_t size_a;
+  long live0;
+  pid_t producer;
+  int fd;
+
+  tu_failures_in_test = 0;
+  new_name();
+  snprintf(path, sizeof path, "/%s", seg_name);
+  fd = shm_open(path, O_CREAT | O_EXCL | O_RDWR, 0600);
+  if (fd < 0 || ftruncate(fd, 4096) != 0)
+    return 1;
+  close(fd);
+  if ((producer = start_producer(seg_name)) < 0 || !load_driver())
+    return 1;
+  live0 = mock_live();
+  cudalink_format_sizes(&fmt_a, &size_a, NULL);
+  if (!alloc_dev(&dst, size_a))
+    return 1;
+  c = connect_consumer_with(0, 0);
+  CHECK(c != NULL);
+  if (c) {
+    CHECK(producer_do('p', 1));
+    CHECK_EQ_INT(cudalink_consumer_wait(c, 1000000), CUDALINK_OK);
+    CHECK(copy_and_check(c, dst, &fmt_a, 1));
+  }
+  finish_consumer_test(c, producer, dst, live0);
+  return tu_failures_in_test;
+}
+
 /* The tests: each runs its consumer side in a child (in_child) */
 #define CHILD_TEST(name, fn)                                                      \
   static void name(void)                                                          \
@@ -1662,6 +1701,7 @@ CHILD_TEST(test_our_write_idx_wrap, consumer_our_wrap)
 CHILD_TEST(test_version_carry, consumer_version_carry)
 CHILD_TEST(test_cuda_failures_reported, consumer_cuda_failures)
 CHILD_TEST(test_truncated_under_consumer, consumer_truncated)
+CHILD_TEST(test_oversized_segment, consumer_oversized)
 
 int
 main(void)
@@ -1684,5 +1724,6 @@ main(void)
   RUN_TEST(test_version_carry);
   RUN_TEST(test_cuda_failures_reported);
   RUN_TEST(test_truncated_under_consumer);
+  RUN_TEST(test_oversized_segment);
   return TEST_SUMMARY();
 }

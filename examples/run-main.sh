@@ -51,7 +51,7 @@ if [ "$build" = 1 ] && [ "$dry" != 1 ]; then
   [ -e "$builddir/build.ninja" ] || meson setup "$builddir"
   meson compile -C "$builddir"
 fi
-export BUILD_DIR=$PWD/$builddir
+case $builddir in /*) export BUILD_DIR=$builddir ;; *) export BUILD_DIR=$PWD/$builddir ;; esac
 . examples/recipe-lib.sh
 recipe=$me
 

@@ -10,6 +10,10 @@
 #   4. every shell recipe's pipeline builds (gst_parse_launchv, FATAL_ERRORS)
 #      and runs on the CPU with stand-ins for the GPU parts, its outputs
 #      checked (tests/ci/check_pipelines.py says how)
+#   5. the GPU machine's recipe test (tests/gpu/gpu_recipes) runs the real
+#      scripts as processes against FAKE CUDA elements and a fake libcuda
+#      (tests/ci/fakegpu/run.sh): its harness and the scripts' orchestration,
+#      not the GPU
 # Prints "ok"/"FAIL" lines and "N passed, N failed"; exit 1 on a failure.
 #   bash tests/ci/check-recipes.sh            (BUILDDIR, default build/)
 # On a machine WITH a driver step 2 would run the real job: the script says
@@ -17,14 +21,15 @@
 set -uo pipefail
 cd "$(dirname "$0")/../.." || exit 2
 builddir=${BUILDDIR:-build}
-export BUILD_DIR=$PWD/$builddir
+case $builddir in /*) export BUILD_DIR=$builddir ;; *) export BUILD_DIR=$PWD/$builddir ;; esac
 py=/usr/bin/python3        # Debian's, where python3-gi lives (not a pyenv/venv one)
 passed=0 failed=0
 ok() { passed=$((passed + 1)); echo "ok   $1"; }
 bad() { failed=$((failed + 1)); echo "FAIL $1"; [ -n "${2:-}" ] && sed 's/^/    /' <<<"$2"; }
 
 # what these checks need beyond .ci/install-deps.sh
-pkgs="gstreamer1.0-plugins-ugly gstreamer1.0-x python3-gi gir1.2-gst-plugins-base-1.0 python3-numpy"
+pkgs="gstreamer1.0-plugins-ugly gstreamer1.0-x python3-gi gir1.2-gst-plugins-base-1.0 python3-numpy
+  gstreamer1.0-python3-plugin-loader python3-gst-1.0"
 missing=$(for p in $pkgs; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || echo "$p"; done)
 if [ -n "$missing" ]; then
@@ -81,7 +86,7 @@ clean_fail() {
     bad "$name: want exit 2 and one line naming libcuda.so.1 (got rc $rc)" "$out"
   fi
 }
-export GST_PLUGIN_PATH_1_0=$PWD/$builddir/gst
+export GST_PLUGIN_PATH_1_0=$BUILD_DIR/gst
 clean_fail "cudalink-check" "$builddir/examples/cudalink-check"
 clean_fail "cudalink-appsink NAME" "$builddir/examples/cudalink-appsink" cltest-none
 clean_fail "appsink-numpy.py NAME" $py examples/appsink-numpy.py cltest-none
@@ -104,6 +109,16 @@ f=$(sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed$/\2/p' <<<"$out")
 passed=$((passed + ${p:-0})) failed=$((failed + ${f:-0}))
 if [ -z "$p" ] || { [ $rc != 0 ] && [ "${f:-0}" = 0 ]; }; then
   bad "check_pipelines.py ended without its summary (rc $rc)" "$(tail -n 15 <<<"$out")"
+fi
+
+echo "=== 5. tests/gpu/gpu_recipes against fakes (tests/ci/fakegpu: no GPU result)"
+out=$(BUILDDIR=$builddir bash tests/ci/fakegpu/run.sh 2>&1); rc=$?
+grep -E "^(ok|FAIL) |^  [^ ]" <<<"$out" | sed 's/^\(ok  \|FAIL\) /&fakegpu: /'
+p=$(sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed$/\1/p' <<<"$out")
+f=$(sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed$/\2/p' <<<"$out")
+passed=$((passed + ${p:-0})) failed=$((failed + ${f:-0}))
+if [ -z "$p" ] || { [ $rc != 0 ] && [ "${f:-0}" = 0 ]; }; then
+  bad "fakegpu/run.sh ended without its summary (rc $rc)" "$(tail -n 15 <<<"$out")"
 fi
 
 echo "$passed passed, $failed failed"

@@ -79,7 +79,8 @@ def main():
         from gi.repository import GLib, Gst, GstApp, GstVideo  # noqa: F401 (GstApp: appsink API)
     except (ImportError, ValueError) as e:
         fail(f"needs numpy, PyGObject and GStreamer's introspection data ({e}); Debian: "
-             "apt-get install python3-numpy python3-gi gir1.2-gst-plugins-base-1.0")
+             "apt-get install python3-numpy python3-gi gir1.2-gst-plugins-base-1.0, and run "
+             f"it with /usr/bin/python3 (this is {sys.executable})")
 
     Gst.init(None)
     if not Gst.ElementFactory.find("cudalinksrc"):

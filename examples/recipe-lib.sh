@@ -48,8 +48,9 @@ launch() {
 # H.264 / H.265 encoders for frames coming out of cudalinksrc, into the
 # array ENC: NVENC on the GPU where it exists (cudaconvert feeds it CUDA
 # memory; data-centre GPUs such as the H100/H200 have no NVENC), else
-# x264enc / x265enc on the CPU after cudadownload. Every frame becomes a
-# key frame within GOP frames, so a receiver that joins late starts soon.
+# x264enc / x265enc on the CPU after cudadownload. A key frame comes at
+# least every GOP frames (default 60), so that a receiver that joins late
+# shows a picture soon.
 # cudalinksrc's caps say framerate=0/1 (a producer does not announce its
 # rate; buffers carry arrival times), which x265 refuses: it gets a nominal
 # rate for its rate control from FPS (default 30), the timestamps stay.

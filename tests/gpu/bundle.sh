@@ -16,7 +16,8 @@
 # takes .gpu from ~52 MB to ~20 MB. The .so.gz files are unpacked where
 # they are, once, by .gpu/env.sh (gzip, or python3 where there is no gzip),
 # so everything that sources env.sh (run-gpu-machine.sh, .gpu/run-tests
-# users) finds plain libraries.
+# users) finds plain libraries. Sourcing it here unpacks them here too:
+# bundle again before carrying.
 set -euo pipefail
 GPU_PLUGINS="coreelements coretracers app videotestsrc videoconvertscale videorate \
   nvcodec shm debugutilsbad videoparsersbad isomp4 matroska jpeg png rtp rtpmanager udp x264 \

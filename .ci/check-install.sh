@@ -126,18 +126,30 @@ echo "  pkg-config --cflags --libs cudalink: $pc_flags"
 mock=$srcdir/$builddir/tests/unit/libmockcuda.so
 case $builddir in /*) mock=$builddir/tests/unit/libmockcuda.so ;; esac
 mkdir -p "$work/examples"
+# the GStreamer examples (cudalink-appsink) use the system's GStreamer, not
+# the package: their flags come from the system's pkg-config
+gst_flags="$(env -u PKG_CONFIG_SYSROOT_DIR -u PKG_CONFIG_PATH pkg-config --cflags --libs \
+  gstreamer-1.0 gstreamer-video-1.0 gstreamer-app-1.0 gstreamer-cuda-1.0) \
+  -I${CUDA_INC:-/usr/local/cuda/include}"
 for src in examples/*.c; do
   name=$(basename "$src" .c)
   cp "$src" "$work/examples/"
+  flags=$pc_flags
+  uses="\$(pkg-config --cflags --libs cudalink)"
+  if grep -q '#include <gst/' "$src"; then
+    flags=$gst_flags
+    uses="\$(pkg-config --cflags --libs gstreamer-1.0 ... gstreamer-cuda-1.0)"
+  fi
   # shellcheck disable=SC2086
-  if (cd "$work/examples" && ${CC:-cc} -Wall -Wextra -Werror -o "$name" "$name.c" $pc_flags) \
+  if (cd "$work/examples" && ${CC:-cc} -Wall -Wextra -Werror -o "$name" "$name.c" $flags) \
     >"$work/$name.log" 2>&1; then
-    ok "$name builds: ${CC:-cc} -Wall -Wextra -Werror $name.c \$(pkg-config --cflags --libs cudalink)"
+    ok "$name builds: ${CC:-cc} -Wall -Wextra -Werror $name.c $uses"
   else
     fail "$name does not build against the installed package:"
     sed 's/^/  /' "$work/$name.log"
     continue
   fi
+  grep -q '#include <cudalink/cudalink.h>' "$src" || continue
   lib_seen=$(LD_LIBRARY_PATH=$destdir$libdir ldd "$work/examples/$name" | awk '/libcudalink/ { print $3 }')
   [ "$lib_seen" = "$destdir$libdir/libcudalink.so.0" ] ||
     fail "$name loads libcudalink from '$lib_seen', not from the DESTDIR's libcudalink.so.0"

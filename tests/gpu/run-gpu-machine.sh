@@ -1,10 +1,18 @@
 #!/usr/bin/env bash
-# Runs the whole gpu suite and every benchmark on the GPU machine, from the
-# checkout's root, with .gpu/ (../shared/gpu/bundle -b build) and build/
-# carried over. Logs go to ${OUT:-gpu-results}/. Prints "N passed, N failed".
-#   tests/gpu/run-gpu-machine.sh [tests|bench|all]
+# Runs the whole gpu suite, the recipes and every benchmark on the GPU
+# machine, from the checkout's root, with .gpu/ (tests/gpu/bundle.sh -b build)
+# and build/ carried over. Logs go to ${OUT:-gpu-results}/. Prints
+# "N passed, N failed" (one count per program; gpu_recipes prints an ok/FAIL
+# line for each recipe).
+#   tests/gpu/run-gpu-machine.sh [tests|recipes|bench|all]
+#     recipes: README's run-main.sh and the recipes in examples/ end to end
+#              (tests/gpu/gpu_recipes, ~1.5 min). Its MP4s and every process's
+#              log go to ${RECIPES_DIR:-/tmp/cudalink-recipes}, not to $OUT (a
+#              dozen files); a failing check prints the end of the logs that
+#              matter into $OUT/gpu_recipes.log.
 set -u
 what=${1:-all}
+case $what in tests|recipes|bench|all) ;; *) echo "usage: $0 [tests|recipes|bench|all]" >&2; exit 64 ;; esac
 out=${OUT:-gpu-results}
 mkdir -p "$out"
 . .gpu/env.sh
@@ -22,13 +30,17 @@ run() { # name timeout cmd...
   else failed=$((failed + 1)); echo "FAIL $name (rc=$rc, $((SECONDS - t0)) s)"; fi
   grep -E "^ok|^FAIL|passed, |^  [^ ]" "$out/$name.log" | grep -v "^    " | tail -n 40
 }
-if [ "$what" != bench ]; then
+if [ "$what" = tests ] || [ "$what" = all ]; then
   run gpu_lib 300 build/tests/gpu/gpu_lib
   run gpu_sink 300 build/tests/gpu/gpu_sink "$PWD/build/tests/gpu/sink_reader"
   run gpu_src 400 build/tests/gpu/gpu_src "$PWD/build/tests/gpu/src_producer"
   run gpu_roundtrip 300 build/tests/gpu/gpu_roundtrip
 fi
-if [ "$what" != tests ]; then
+if [ "$what" = recipes ] || [ "$what" = all ]; then
+  run gpu_recipes 600 env CUDALINK_RECIPES_DIR="${RECIPES_DIR:-/tmp/cudalink-recipes}" \
+    build/tests/gpu/gpu_recipes "$PWD" "$PWD/build"
+fi
+if [ "$what" = bench ] || [ "$what" = all ]; then
   timeout 60 build/tests/bench/bench_switch 100 > "$out/bench_switch.md" 2>&1
   timeout 150 build/tests/bench/bench_lib 300 > "$out/bench_lib.md" 2>&1
   if nvidia-cuda-mps-control -d 2>/dev/null; then

@@ -1,0 +1,76 @@
+# Sourced by the recipe scripts in examples/ (docs/RECIPES.md). It puts the
+# plugin from the build tree on GStreamer's path (plugin-path.sh) and gives
+# them three helpers:
+#
+#   have ELEMENT...   true when this GStreamer has every ELEMENT
+#   need ELEMENT WHY  stop with one line saying what to install when it lacks
+#                     ELEMENT (WHY: the package, or what it is for)
+#   launch [gst-launch-1.0 options] PIPELINE...
+#                     exec gst-launch-1.0 with them. With CUDALINK_RECIPE_DRY=1
+#                     it prints the command line instead (one line, shell
+#                     quoted, starting with "gst-launch-1.0") and exits 0:
+#                     tests/ci/check-recipes.sh parses every recipe's pipeline
+#                     that way on machines without a GPU, where GStreamer's
+#                     CUDA elements do not exist.
+#
+# Elements whose presence depends on the GPU (nvh264enc exists only where the
+# GPU has an NVENC unit; cudaupload and friends only with a driver) are
+# looked up at run time, so a recipe picks the GPU path where it can.
+
+. "$(dirname "${BASH_SOURCE[0]}")/plugin-path.sh"
+
+recipe=$(basename "$0")
+
+have() {
+  local e
+  for e in "$@"; do
+    gst-inspect-1.0 --exists "$e" 2>/dev/null || return 1
+  done
+}
+
+need() {
+  [ "${CUDALINK_RECIPE_DRY:-}" = 1 ] && return 0
+  have "$1" && return 0
+  echo "$recipe: this GStreamer has no $1 ($2)" >&2
+  exit 3
+}
+
+launch() {
+  if [ "${CUDALINK_RECIPE_DRY:-}" = 1 ]; then
+    printf 'gst-launch-1.0'
+    printf ' %q' "$@"
+    printf '\n'
+    exit 0
+  fi
+  exec gst-launch-1.0 "$@"
+}
+
+# H.264 / H.265 encoders for frames coming out of cudalinksrc, into the
+# array ENC: NVENC on the GPU where it exists (cudaconvert feeds it CUDA
+# memory; data-centre GPUs such as the H100/H200 have no NVENC), else
+# x264enc / x265enc on the CPU after cudadownload. A key frame comes at
+# least every GOP frames (default 60), so that a receiver that joins late
+# shows a picture soon.
+# cudalinksrc's caps say framerate=0/1 (a producer does not announce its
+# rate; buffers carry arrival times), which x265 refuses: it gets a nominal
+# rate for its rate control from FPS (default 30), the timestamps stay.
+#   pick_encoder h264|h265 [GOP]
+pick_encoder() {
+  local codec=$1 gop=${2:-60}
+  if have "nv${codec}enc" cudaconvert; then
+    ENC=(cudaconvert ! "nv${codec}enc" gop-size="$gop")
+    ENC_NAME="nv${codec}enc (NVENC)"
+  elif [ "$codec" = h264 ]; then
+    need x264enc "gstreamer1.0-plugins-ugly"
+    ENC=(cudadownload ! videoconvert ! video/x-raw,format=I420
+         ! x264enc tune=zerolatency speed-preset=veryfast key-int-max="$gop")
+    ENC_NAME="x264enc (CPU)"
+  else
+    need x265enc "gstreamer1.0-plugins-bad"
+    ENC=(cudadownload ! videoconvert ! video/x-raw,format=I420
+         ! x265enc tune=zerolatency speed-preset=veryfast key-int-max="$gop"
+         option-string="fps=${FPS:-30}")
+    ENC_NAME="x265enc (CPU)"
+  fi
+  [ "${CUDALINK_RECIPE_DRY:-}" = 1 ] || echo "$recipe: encoding with $ENC_NAME" >&2
+}

@@ -35,7 +35,7 @@ fi
 name=$1 input=$2
 shift 2
 . "$(dirname "$0")/recipe-lib.sh"
-gpu_rgba=(cudaupload ! cudaconvert ! "video/x-raw(memory:CUDAMemory),format=RGBA")
+gpu_rgba=("${TO_CUDA_RGBA[@]}")
 case $input in
   /dev/video*)
     src=(v4l2src device="$input" ! decodebin ! videoconvert ! video/x-raw,format=RGBA ! cudaupload) ;;

@@ -45,6 +45,31 @@ launch() {
   exec gst-launch-1.0 "$@"
 }
 
+# Decoded frames of any format -> RGBA in CUDA memory, for cudalinksink, in
+# the array TO_CUDA_RGBA: on the GPU (cudaupload ! cudaconvert) where
+# GStreamer's CUDA filters exist. They need NVRTC at plugin load, which
+# GStreamer 1.22 cannot use with a CUDA 13 toolkit (it asks for compute_52),
+# so there the conversion runs on the CPU before the upload. The same for
+# scaling: SCALE_CUDA W H (cudascale, else videoscale between a download and
+# an upload). A dry run prints the GPU path.
+gpu_filters() {
+  [ "${CUDALINK_RECIPE_DRY:-}" = 1 ] || have cudaconvert cudascale
+}
+if gpu_filters; then
+  TO_CUDA_RGBA=(cudaupload ! cudaconvert ! "video/x-raw(memory:CUDAMemory),format=RGBA")
+else
+  TO_CUDA_RGBA=(videoconvert ! video/x-raw,format=RGBA ! cudaupload
+                ! "video/x-raw(memory:CUDAMemory),format=RGBA")
+fi
+scale_cuda() { # W H -> array SCALE
+  if gpu_filters; then
+    SCALE=(cudascale ! "video/x-raw(memory:CUDAMemory),width=$1,height=$2")
+  else
+    SCALE=(cudadownload ! videoscale ! "video/x-raw,width=$1,height=$2" ! cudaupload
+           ! "video/x-raw(memory:CUDAMemory),width=$1,height=$2")
+  fi
+}
+
 # H.264 / H.265 encoders for frames coming out of cudalinksrc, into the
 # array ENC: NVENC on the GPU where it exists (cudaconvert feeds it CUDA
 # memory; data-centre GPUs such as the H100/H200 have no NVENC), else

@@ -30,6 +30,7 @@ if [ $# -lt 2 ]; then
 fi
 in=$1 out=$2 w=${3:-640} h=${4:-360}
 . "$(dirname "$0")/recipe-lib.sh"
+scale_cuda "$w" "$h"
 launch -e cudalinksrc ipc-name="$in" "${td[@]}" \
-  ! cudascale ! "video/x-raw(memory:CUDAMemory),width=$w,height=$h" \
+  ! "${SCALE[@]}" \
   ! cudalinksink ipc-name="$out" "${td[@]}" sync=false

@@ -35,8 +35,7 @@ if [ $# -gt 0 ] && [[ $1 != *=* ]]; then port=$1; shift; fi
 if [ "$name" = - ]; then
   out=(videoconvert ! autovideosink)
 else
-  out=(cudaupload ! cudaconvert ! "video/x-raw(memory:CUDAMemory),format=RGBA"
-       ! cudalinksink ipc-name="$name" "$@")
+  out=("${TO_CUDA_RGBA[@]}" ! cudalinksink ipc-name="$name" "$@")
 fi
 launch -e udpsrc port="$port" buffer-size=4194304 \
   caps="application/x-rtp,media=video,clock-rate=90000,encoding-name=H264,payload=96" \

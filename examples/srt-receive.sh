@@ -38,8 +38,7 @@ need srtsrc "gstreamer1.0-plugins-bad"
 if [ "$name" = - ]; then
   out=(videoconvert ! autovideosink sync=false)
 else
-  out=(cudaupload ! cudaconvert ! "video/x-raw(memory:CUDAMemory),format=RGBA"
-       ! cudalinksink ipc-name="$name" sync=false "$@")
+  out=("${TO_CUDA_RGBA[@]}" ! cudalinksink ipc-name="$name" sync=false "$@")
 fi
 launch -e srtsrc uri="srt://$host:$port" mode=caller ! tsdemux ! h264parse ! decodebin \
   ! "${out[@]}"

@@ -1041,6 +1041,12 @@ copying_consumer(void *arg)
          "%s\n",
          cudalink_status_name(st), killed ? (t_gone - t_kill) * 1e3 : -1.0, copies, torn,
          failed, cudalink_consumer_last_error(c));
+  /* the death may be seen before the parent says it killed it: take the
+   * word now (the detection then came at or before the kill's notice) */
+  if (!killed && recv_byte(a->cmd[0], 10000) == 'K') {
+    killed = 1;
+    t_kill = cudalink_now();
+  }
   send_byte(a->ack[1], 'D');
   if (recv_byte(a->cmd[0], 30000) != 'q')
     return 81;

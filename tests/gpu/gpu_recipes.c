@@ -656,7 +656,7 @@ main(int argc, char **argv)
 {
   char why[256] = "";
   const char *elements[] = { "cudalinksink", "cudalinksrc", "cudaupload", "cudadownload",
-                             "cudaconvert", "cudascale", "videotestsrc", "appsink", "x264enc",
+                             "videotestsrc", "appsink", "x264enc",
                              "x265enc", "mp4mux", "qtdemux", "decodebin", "h264parse",
                              "h265parse", "rtph264pay", "rtph264depay", "rtpjitterbuffer",
                              "udpsrc", "udpsink", "srtsink", "srtsrc", "mpegtsmux", "tsdemux" };

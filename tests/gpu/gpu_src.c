@@ -1105,7 +1105,7 @@ stall_one(const char *action)
     CHECK(r.eos);
     CHECK(r.error[0] == 0);
   } else {
-    CHECK(strstr(r.error, "went away") != NULL);
+    CHECK(strstr(r.error, "stopped sending frames") != NULL);
   }
   run_stop(&r);
   producer_reap(&p, SIGTERM);

@@ -30,6 +30,7 @@ int cuCtxSynchronize(void); int cuCtxSynchronize(void) { return 0; }
 int cuMemAlloc_v2(void); int cuMemAlloc_v2(void) { return 0; }
 int cuMemFree_v2(void); int cuMemFree_v2(void) { return 0; }
 int cuMemGetInfo_v2(void); int cuMemGetInfo_v2(void) { return 0; }
+int cuMemGetAddressRange_v2(void); int cuMemGetAddressRange_v2(void) { return 0; }
 int cuMemcpy2DAsync_v2(void); int cuMemcpy2DAsync_v2(void) { return 0; }
 int cuMemcpyDtoDAsync_v2(void); int cuMemcpyDtoDAsync_v2(void) { return 0; }
 int cuMemcpyHtoD_v2(void); int cuMemcpyHtoD_v2(void) { return 0; }

@@ -188,6 +188,8 @@ tolerated(const char *cls)
   return 0;
 }
 
+static void cleanup_at_exit(void);
+
 static void
 finding(const char *cls, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void
@@ -214,6 +216,10 @@ finding(const char *cls, const char *fmt, ...)
   vfprintf(stderr, fmt, ap);
   fputc('\n', stderr);
   va_end(ap);
+  /* what atexit would do: the pool's and the live producer's shared memory
+   * (tens of MiB in /dev/shm) must not outlive us; libFuzzer then writes
+   * the input as a crash artifact */
+  cleanup_at_exit();
   abort();
 }
 

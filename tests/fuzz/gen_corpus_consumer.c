@@ -250,6 +250,18 @@ main(int argc, char **argv)
     c(&p, C_WAIT, 250, 0);
     c(&p, C_CONNECT, 0, 0);
     bad |= save(fdir, "gone-on-slot-count-change", &p);
+
+    /* state: connect returns ERR_IPC_OPEN with an empty last_error. The
+     * shutdown flag goes up between the two reads of the first snapshot
+     * (the comparison leaves it out); the ring opens, the check after it
+     * sees the flag, and with settle_ms 1 the deadline has passed. */
+    pre(&p, BASE_SYNTH, 0, 0, 3, 0, SIZE_EXACT, 0, 10, 1);
+    c(&p, C_CONNECT, 0, 0);
+    {
+      uint8_t a[2] = { F_SHUTDOWN, 1 };
+      m(&p, M_W8, 24, a, sizeof a);
+    }
+    bad |= save(fdir, "connect-no-reason", &p);
   }
 
   /* The name's life: unlinked, recreated shorter, replaced by a FIFO, a

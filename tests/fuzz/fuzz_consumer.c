@@ -42,8 +42,8 @@
  * class, comma-separated, or "all"):
  *   status     a status outside what cudalink.h documents for the call
  *   state      state after a status that contradicts it (a format after
- *              PRODUCER_GONE, no frame info after OK, a slot >= num_slots, a
- *              connect failure without a reason in last_error, ...)
+ *              PRODUCER_GONE, no frame info after OK, a slot >= num_slots,
+ *              a last_error after a successful connect, ...)
  *   ctx        a CUDA context left pushed on this thread
  *   copy-oob   a copy wrote outside the destination rows
  *   slot-range acquire gave (pointer, pitch) for a frame that the slot's
@@ -53,6 +53,10 @@
  *   leak       mock allocations / IPC mappings, descriptors or mappings of
  *              the segment still there after the consumer was destroyed
  *   slow       one call ran 300 ms past its own time bound
+ *   refused    a connect failed on a valid segment (a synthetic header over
+ *              good slots, in a regular file of at least its layout size)
+ *              while nothing changed it
+ *   reason     connect, or wait's PRODUCER_GONE, left last_error empty
  * LeakSanitizer checks host memory as usual. FUZZ_CONSUMER_TRACE=1 prints
  * every record as it runs (for writing up a finding). */
 #include <dirent.h>
@@ -140,7 +144,7 @@ static const cudalink_format formats[FMT_COUNT] = {
 static const char *tolerate;
 static int trace;
 static const char *const classes[] = { "status", "state", "ctx", "copy-oob", "slot-range",
-                                        "pitch", "leak", "slow", "refused" };
+                                        "pitch", "leak", "slow", "refused", "reason" };
 #define NCLASSES (sizeof classes / sizeof classes[0])
 static unsigned long tolerated_count[NCLASSES];
 
@@ -1101,7 +1105,7 @@ do_connect(const run *r)
     if (cudalink_consumer_format(consumer))
       finding("state", "connect failed (%s) but a format is there", cudalink_status_name(st));
     if (check_last_error() == 0)
-      finding("state", "connect failed (%s) without a reason in last_error",
+      finding("reason", "connect failed (%s) without a reason in last_error",
               cudalink_status_name(st));
   }
 }
@@ -1140,7 +1144,7 @@ do_wait(const run *r, int64_t timeout_us)
       if (cudalink_consumer_stream(consumer))
         finding("state", "wait %s but still a stream", cudalink_status_name(st));
       if (st == CUDALINK_ERR_PRODUCER_GONE && check_last_error() == 0)
-        finding("state", "wait PRODUCER_GONE without a reason in last_error");
+        finding("reason", "wait PRODUCER_GONE without a reason in last_error");
       break;
     default:
       break;

@@ -32,7 +32,7 @@
  * name replaced by a FIFO, a symlink or a directory, and writes to the
  * unlinked previous file.
  *
- * An input gets BUDGET_MS (60 ms; FUZZ_CONSUMER_BUDGET_MS) of consumer
+ * An input gets 60 ms (FUZZ_CONSUMER_BUDGET_MS) of consumer
  * records; the mutator stops when they are done. Every call is bounded
  * (waits of at most 10 ms, settle_ms at most 24 ms), so libFuzzer's
  * -timeout finds a hang.
@@ -683,35 +683,31 @@ mutate(mutator *m, const op *o)
     case M_W64: {
       unsigned f = a[0] % F_COUNT, w = o->kind == M_W8 ? 1 : o->kind == M_W32 ? 4 : 8;
       uint64_t v = o->wide;
-      size_t off = 0, width = 0;
+      size_t off = 0;
+      /* w bytes at the field's offset, whatever the field's own width */
       switch (f) {
-        case F_MAGIC: off = L.magic; width = 4; break;
-        case F_VERSION: off = L.version; width = 8; s->version = v; break;
+        case F_MAGIC: off = L.magic; break;
+        case F_VERSION: off = L.version; s->version = v; break;
         case F_NUM_SLOTS:
           off = L.num_slots;
-          width = 4;
           if (v >= 1 && v <= CUDALINK_MAX_SLOTS)
             s->n = (uint32_t)v;
           break;
-        case F_WRITE_IDX: off = L.write_idx; width = 4; s->widx = (uint32_t)v; break;
-        case F_SHUTDOWN: off = L.shutdown_flag; width = 1; break;
-        case F_WIDTH: off = L.width; width = 4; break;
-        case F_HEIGHT: off = L.height; width = 4; break;
-        case F_NUM_COMPS: off = L.num_comps; width = 4; break;
-        case F_KIND: off = L.format_kind; width = 1; break;
-        case F_BITS: off = L.bits_per_comp; width = 1; break;
-        case F_FLAGS: off = L.flags; width = 2; break;
-        case F_DATA_SIZE: off = L.data_size; width = 4; break;
-        case F_TIMESTAMP: off = L.timestamp; width = 8; break;
-        case F_MEM_HANDLE:
-        case F_EVENT_HANDLE:
+        case F_WRITE_IDX: off = L.write_idx; s->widx = (uint32_t)v; break;
+        case F_SHUTDOWN: off = L.shutdown_flag; break;
+        case F_WIDTH: off = L.width; break;
+        case F_HEIGHT: off = L.height; break;
+        case F_NUM_COMPS: off = L.num_comps; break;
+        case F_KIND: off = L.format_kind; break;
+        case F_BITS: off = L.bits_per_comp; break;
+        case F_FLAGS: off = L.flags; break;
+        case F_DATA_SIZE: off = L.data_size; break;
+        case F_TIMESTAMP: off = L.timestamp; break;
+        default: /* F_MEM_HANDLE, F_EVENT_HANDLE: of slot (v >> 8) % 10 */
           off = (f == F_MEM_HANDLE ? L.mem_handle0 : L.event_handle0) +
                 ((v >> 8) % CUDALINK_MAX_SLOTS) * L.slot_stride;
-          width = 8;
           break;
       }
-      /* the write is w bytes wide at the field, whatever the field's width */
-      (void)width;
       tracef("M field %u = %llu (%u bytes at %zu)", f, (unsigned long long)v, w, off);
       seg_put(s, off, v, w);
       break;

@@ -68,7 +68,7 @@ enum {
   F_FLAGS,
   F_DATA_SIZE,
   F_TIMESTAMP,
-  F_MEM_HANDLE,   /* of slot (value >> 8) % 10, its first 8 bytes */
+  F_MEM_HANDLE,   /* of slot (value >> 8) % 10, the write's width at its start */
   F_EVENT_HANDLE, /* likewise */
   F_COUNT
 };

@@ -474,6 +474,12 @@ attach(cudalink_consumer *c)
           return CUDALINK_OK;
         }
         close_ring(c);
+        if (v == h.version) {
+          /* it shut down while we opened it: as good as found shut down */
+          set_error(c, "segment '%s' is stale: its producer shut down while its ring was opened",
+                    c->name);
+          return CUDALINK_ERR_STALE;
+        }
         set_error(c, "segment '%s' changed while its ring was opened (version %llu, now %llu)",
                   c->name, (unsigned long long)h.version, (unsigned long long)v);
         st = CUDALINK_ERR_IPC_OPEN;
@@ -749,14 +755,16 @@ cudalink_consumer_wait(cudalink_consumer *c, int64_t timeout_us)
 
     if (cudalink_waiter_interrupted(&c->waiter))
       return CUDALINK_ERR_INTERRUPTED;
-    if (load_shutdown(c))
-      return producer_gone(c, "it shut down");
+    /* the version first: after a re-init with another slot count the old
+     * layout's shutdown_flag offset holds a handle's bytes */
     if (load_version(c) != c->header.version) {
       /* a truncated mapping reads as version 0 */
       if (cudalink_shm_truncated(c->seg) == 1)
         return truncated_gone(c);
       return reopen(c, "was re-initialised");
     }
+    if (load_shutdown(c))
+      return producer_gone(c, "it shut down");
     if (is_new_frame(c, idx)) {
       /* the frame is only as good as the header it was published under */
       if (!header_unchanged(c))

@@ -1085,7 +1085,7 @@ do_connect(const run *r)
   }
   EXPECT("cudalink_consumer_connect", st, CUDALINK_OK, CUDALINK_ERR_NOT_FOUND,
          CUDALINK_ERR_NOT_CONNECTED, CUDALINK_ERR_SHM, CUDALINK_ERR_STALE, CUDALINK_ERR_IPC_OPEN,
-         CUDALINK_ERR_CUDA, CUDALINK_ERR_NO_MEMORY, PARSE_ERRORS);
+         CUDALINK_ERR_CUDA, CUDALINK_ERR_NO_MEMORY, CUDALINK_ERR_SLOT_TOO_SMALL, PARSE_ERRORS);
   if (st == CUDALINK_OK) {
     if (!cudalink_consumer_format(consumer))
       finding("state", "connect OK without a format");

@@ -9,6 +9,7 @@
  * file, and read with pread (no mmap: a file that shrinks under a mapping
  * raises SIGBUS). */
 #include "segments.h"
+#include "shm.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -40,24 +41,6 @@ errno_text(int err, char *buf, size_t len)
     snprintf(buf, len, "error %d", err);
   return buf;
 #endif
-}
-
-static const char *
-file_kind(mode_t mode)
-{
-  if (S_ISDIR(mode))
-    return "a directory";
-  if (S_ISFIFO(mode))
-    return "a FIFO";
-  if (S_ISLNK(mode))
-    return "a symbolic link";
-  if (S_ISSOCK(mode))
-    return "a socket";
-  if (S_ISCHR(mode))
-    return "a character device";
-  if (S_ISBLK(mode))
-    return "a block device";
-  return "not a regular file";
 }
 
 /* Entry name of the directory dirfd, for reading, without blocking (a
@@ -157,7 +140,7 @@ cudalink_segment_read_raw(const char *name, cudalink_segment_raw *raw, char *why
     close(dirfd);
     cudalink_textf(why, why_len,
                    "%s/%s is %s, not a shared-memory segment: a consumer cannot map it", SHM_DIR,
-                   name, file_kind(st.st_mode));
+                   name, cudalink_file_type_text(st.st_mode));
     return CUDALINK_ERR_SHM;
   }
   fd = open_entry(dirfd, name);

@@ -219,7 +219,8 @@ cudalink_shm_open_args_ok(const char *name, size_t max_map, cudalink_shm **out)
 
 /* What every platform's cudalink_shm_create_sized() checks first. */
 cudalink_status
-cudalink_shm_create_args_ok(const char *name, size_t size, size_t max_map, cudalink_shm **out, int *created)
+cudalink_shm_create_args_ok(const char *name, size_t size, size_t max_map, cudalink_shm **out,
+                            int *created)
 {
   if (out)
     *out = NULL;
@@ -316,8 +317,8 @@ undo_create(const char *name)
               errno_text(errno, text, sizeof text));
 }
 
-static const char *
-file_type_text(mode_t mode)
+const char *
+cudalink_file_type_text(mode_t mode)
 {
   if (S_ISFIFO(mode))
     return "a FIFO";
@@ -338,7 +339,7 @@ file_type_text(mode_t mode)
 static cudalink_status
 not_a_segment(const char *name, mode_t mode)
 {
-  set_error("'%s' is %s, not a shared-memory segment", name, file_type_text(mode));
+  set_error("'%s' is %s, not a shared-memory segment", name, cudalink_file_type_text(mode));
   return CUDALINK_ERR_SHM;
 }
 

@@ -30,6 +30,12 @@ typedef struct cudalink_shm cudalink_shm;
  * not "." or "..". */
 cudalink_status cudalink_shm_check_name(const char *name);
 
+#ifndef _WIN32
+#  include <sys/types.h>
+/** "a FIFO", "a directory", ... for a file type that is not a segment's. */
+const char *cudalink_file_type_text(mode_t mode);
+#endif
+
 /** Producer side: opens NAME read-write, creating it if absent (*created
  * set to 1; created may be NULL), and grows it with ftruncate to at least
  * size bytes (never shrinks). Maps the whole segment. size must be >= 1.

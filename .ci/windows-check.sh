@@ -48,7 +48,9 @@ wine wineboot --init </dev/null >/dev/null 2>&1 || true
 
 winp() { printf 'Z:%s' "$1" | tr / '\\'; }
 export WINEPATH GST_PLUGIN_SYSTEM_PATH_1_0 GST_PLUGIN_SCANNER_1_0 GST_REGISTRY_1_0 GST_PLUGIN_PATH_1_0
-WINEPATH=$(winp "$rt/bin")
+# the runtime's DLLs, and cudalink.dll, which cudalink-inspect.exe and the
+# example link as users' programs do
+WINEPATH="$(winp "$rt/bin");$(winp "$builddir/lib")"
 GST_PLUGIN_SYSTEM_PATH_1_0=$(winp "$rt/lib/gstreamer-1.0")
 GST_PLUGIN_SCANNER_1_0=$(winp "$rt/libexec/gstreamer-1.0/gst-plugin-scanner.exe")
 GST_REGISTRY_1_0=$(winp "$WINEPREFIX/gst-registry-x86_64.bin")

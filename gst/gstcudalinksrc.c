@@ -1,8 +1,3 @@
-/* GStreamer cudalinksrc: receive GPU video frames over CUDA IPC from a
- * cuda-link producer (TouchDesigner's cuda-link Sender, the cuda_link
- * Python Exporter, or cudalinksink).
- */
-
 /**
  * SECTION:element-cudalinksrc
  * @title: cudalinksrc
@@ -15,12 +10,10 @@
  * through system memory unless downstream asks for plain video/x-raw, in
  * which case the element downloads it itself.
  *
- * The caps follow the segment's metadata (see docs/elements/cudalinksrc.md
- * for the whole table): uint8 x4 is RGBA or BGRA (#GstCudaLinkSrc:channel-order),
- * uint8 x3 RGB, uint8 x1 GRAY8, uint16 x4 RGBA64_LE, uint16 x1 GRAY16_LE;
- * everything else is converted on the GPU to RGBA or RGBA64_LE
- * (#GstCudaLinkSrc:float-format). When the producer changes size or format
- * the element pushes new caps and carries on.
+ * The caps follow the segment's metadata (docs/elements/cudalinksrc.md has
+ * the table); when the producer changes size or format the element pushes
+ * new caps and carries on. It says on the bus when it waits, connects,
+ * loses or finds a producer stalled ("cudalink-state" element messages).
  *
  * TouchDesigner's Python-based Sender publishes its 8-bit textures in BGRA
  * byte order without saying so: use `channel-order=bgra` for it, and
@@ -691,16 +684,25 @@ arrival_time (GstCudaLinkSrc * self, gdouble woken)
   return now > base ? now - base : 0;
 }
 
-/* on-producer-loss, for a producer that went away or (@stalled) went
- * quiet; OK to go on waiting */
+/* on-producer-loss, for a producer that went away or (@stalled, after a
+ * warning) went quiet for frame-timeout; OK to go on waiting (a stalled one
+ * resumes when its frames come back) */
 static GstFlowReturn
 gst_cuda_link_src_producer_lost (GstCudaLinkSrc * self, gboolean stalled)
 {
   GstCudaLinkSrcLossAction action;
+  guint timeout_ms;
 
   GST_OBJECT_LOCK (self);
   action = self->on_loss;
+  timeout_ms = self->frame_timeout_ms;
   GST_OBJECT_UNLOCK (self);
+
+  if (stalled)
+    GST_ELEMENT_WARNING (self, RESOURCE, READ,
+        ("No frame from the producer of cuda-link segment '%s' for %u ms: it "
+            "may have hung or died without saying so, or be paused.",
+            self->ipc_name, timeout_ms), ("frame-timeout=%u", timeout_ms));
 
   switch (action) {
     case GST_CUDA_LINK_SRC_LOSS_EOS:
@@ -722,24 +724,6 @@ gst_cuda_link_src_producer_lost (GstCudaLinkSrc * self, gboolean stalled)
       GST_INFO_OBJECT (self, "producer gone, waiting for a new one");
       return GST_FLOW_OK;
   }
-}
-
-/* frame-timeout: warn, then act as on a loss (wait: keep waiting on the
- * same producer and resume when its frames come back) */
-static GstFlowReturn
-gst_cuda_link_src_producer_stalled (GstCudaLinkSrc * self)
-{
-  guint timeout_ms;
-
-  GST_OBJECT_LOCK (self);
-  timeout_ms = self->frame_timeout_ms;
-  GST_OBJECT_UNLOCK (self);
-
-  GST_ELEMENT_WARNING (self, RESOURCE, READ,
-      ("No frame from the producer of cuda-link segment '%s' for %u ms: it "
-          "may have hung or died without saying so, or be paused.",
-          self->ipc_name, timeout_ms), ("frame-timeout=%u", timeout_ms));
-  return gst_cuda_link_src_producer_lost (self, TRUE);
 }
 
 static GstFlowReturn
@@ -774,7 +758,7 @@ gst_cuda_link_src_create (GstBaseSrc * bsrc, guint64 offset, guint size,
     } else if (res == GST_CUDA_LINK_READ_LOST) {
       ret = gst_cuda_link_src_producer_lost (self, FALSE);
     } else if (res == GST_CUDA_LINK_READ_STALLED) {
-      ret = gst_cuda_link_src_producer_stalled (self);
+      ret = gst_cuda_link_src_producer_lost (self, TRUE);
     } else if (res == GST_CUDA_LINK_READ_FLUSHING) {
       ret = GST_FLOW_FLUSHING;
     } else if (res == GST_CUDA_LINK_READ_ERROR) {

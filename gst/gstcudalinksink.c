@@ -264,7 +264,7 @@ gst_cuda_link_sink_make_stats (GstCudaLinkSink * self)
       "version", G_TYPE_UINT64, self->pstats.version,
       "write-idx", G_TYPE_UINT, self->pstats.write_idx,
       "took-over-stale", G_TYPE_BOOLEAN, self->pstats.took_over_stale != 0,
-      "window", G_TYPE_UINT, n,
+      "publish-time-samples", G_TYPE_UINT, n,
       "path", G_TYPE_STRING, self->path ? self->path : "none", NULL);
   g_mutex_unlock (&self->stats_lock);
 

@@ -999,6 +999,13 @@ GST_START_TEST (test_property_defaults)
   fail_unless (gst_structure_get_uint64 (stats, "relinks", &u64));
   fail_unless (gst_structure_get_double (stats, "publish-time-p50-us", &d));
   fail_unless (gst_structure_get_double (stats, "publish-time-p99-us", &d));
+  {
+    /* named as cudalinksrc's latency-samples */
+    guint samples = 1;
+    fail_unless (gst_structure_get_uint (stats, "publish-time-samples",
+            &samples));
+    fail_unless_equals_int (samples, 0);
+  }
   /* GstBaseSink's own stats, which our property of the same name hides,
    * are in ours */
   fail_unless (gst_structure_get_uint64 (stats, "rendered", &u64));

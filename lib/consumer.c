@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "cuda_table.h"
+#include "holds.h"
 #include "segment.h"
 #include "shm.h"
 #include "util.h"
@@ -34,6 +35,24 @@
  * 2^32, version unchanged, wrapped: the 0 is its next frame. From further
  * down a 0 is a re-initialisation (or "no frame yet"), as for the peers. */
 #define WRAP_WINDOW 65536u
+
+/* The slot mappings of one opened ring, shared by the consumer and the
+ * holds on it (import), which may outlive both the ring and the consumer:
+ * the last of them closes the IPC handles. */
+typedef struct ring_map {
+  _Atomic int refs;
+  _Atomic int held; /* holds not yet released */
+  const cudalink_cuda *cu;
+  CUcontext ctx;
+  uint32_t num_slots;
+  CUdeviceptr mem[CUDALINK_MAX_SLOTS];
+} ring_map;
+
+struct cudalink_hold {
+  cudalink_holds *channel;
+  int record;
+  ring_map *map;
+};
 
 struct cudalink_consumer {
   char name[CUDALINK_MAX_NAME + 1];
@@ -54,6 +73,12 @@ struct cudalink_consumer {
   CUevent done; /* recorded after the caller's copy: release() waits on it */
 
   cudalink_waiter waiter; /* how wait() and release() wait (wait.h) */
+
+  /* import (CUDALINK_CONSUMER_IMPORT): the producer's back-channel and the
+   * mappings holds keep alive */
+  cudalink_holds *holds;
+  ring_map *map;
+  char no_import_why[200];
 
   uint32_t last_idx; /* the write_idx of the last frame taken (have_frame) */
   int have_frame;
@@ -125,6 +150,8 @@ cudalink_consumer_create(const cudalink_consumer_config *config, cudalink_consum
   if (!c->config.settle_ms)
     c->config.settle_ms = DEFAULT_SETTLE_MS;
   cudalink_waiter_init(&c->waiter, config->flags);
+  c->stats.mps = -1;
+  c->stats.producer_mps = -1;
   *out = c;
   return CUDALINK_OK;
 }
@@ -260,6 +287,69 @@ snapshot(cudalink_consumer *c, cudalink_header *h, uint8_t *raw, int *stable)
 /* --- IPC handles ----------------------------------------------------- */
 
 static void
+map_unref(ring_map *m)
+{
+  if (!m || atomic_fetch_sub(&m->refs, 1) != 1)
+    return;
+  if (m->cu->CtxPushCurrent(m->ctx) == CUDA_SUCCESS) {
+    for (uint32_t s = 0; s < m->num_slots; s++)
+      if (m->mem[s])
+        (void)m->cu->IpcCloseMemHandle(m->mem[s]); /* nobody left to tell */
+    (void)m->cu->CtxPopCurrent(NULL);
+  }
+  free(m);
+}
+
+/* With import, the opened ring's memory goes into a map (see above). */
+static void
+map_new(cudalink_consumer *c)
+{
+  ring_map *m;
+  if (!(c->config.flags & CUDALINK_CONSUMER_IMPORT) || !(m = calloc(1, sizeof *m)))
+    return;
+  atomic_init(&m->refs, 1);
+  atomic_init(&m->held, 0);
+  m->cu = c->cu;
+  m->ctx = c->ctx.ctx;
+  m->num_slots = c->header.num_slots;
+  memcpy(m->mem, c->mem, sizeof m->mem);
+  c->map = m;
+}
+
+/* The producer's back-channel, opened again at every adoption: a producer
+ * that restarted made a new one. */
+static void
+open_holds(cudalink_consumer *c)
+{
+  cudalink_status st = CUDALINK_ERR_NO_IMPORT;
+  uint32_t flags = 0;
+
+  cudalink_holds_unref(c->holds);
+  c->holds = NULL;
+  c->no_import_why[0] = 0;
+  if (!(c->config.flags & CUDALINK_CONSUMER_IMPORT)) {
+    cudalink_textf(c->no_import_why, sizeof c->no_import_why, "import was not asked for");
+    return;
+  }
+  if (!c->ours) {
+    cudalink_textf(c->no_import_why, sizeof c->no_import_why,
+                   "the producer of '%s' is not a cudalink producer (its protocol has no "
+                   "back-channel)",
+                   c->name);
+    return;
+  }
+  st = cudalink_holds_open(c->name, c->stats.mps == 1 ? CUDALINK_HOLDS_FLAG_MPS : 0, &c->holds,
+                           c->no_import_why, sizeof c->no_import_why);
+  if (st != CUDALINK_OK) {
+    logf_(c, CUDALINK_LOG_INFO, "segment '%s': copying, no import: %s", c->name,
+          c->no_import_why);
+    return;
+  }
+  if (cudalink_holds_key(c->holds, c->header.version, 0, &flags))
+    c->stats.producer_mps = (flags & CUDALINK_HOLDS_FLAG_MPS) != 0;
+}
+
+static void
 close_ring(cudalink_consumer *c)
 {
   if (!c->open)
@@ -270,12 +360,15 @@ close_ring(cudalink_consumer *c)
     for (uint32_t s = 0; s < CUDALINK_MAX_SLOTS; s++) {
       if (c->event[s])
         cleanup_check(c, c->cu->EventDestroy(c->event[s]), "cuEventDestroy");
-      if (c->mem[s])
+      /* with a map, the last of it and its holds closes the memory */
+      if (c->mem[s] && !c->map)
         cleanup_check(c, c->cu->IpcCloseMemHandle(c->mem[s]), "cuIpcCloseMemHandle");
       c->event[s] = NULL;
       c->mem[s] = 0;
     }
     pop_ctx(c);
+    map_unref(c->map);
+    c->map = NULL;
   } else {
     /* nothing can be closed without the context: the handles are lost to
      * us, and the driver frees them with the process */
@@ -407,6 +500,7 @@ ensure_cuda(cudalink_consumer *c)
       c->cu = NULL;
       return st;
     }
+    c->stats.mps = cudalink_cuda_mps_enabled(c->cu, c->ctx.device);
   }
   if (c->stream)
     return CUDALINK_OK;
@@ -445,6 +539,8 @@ adopt(cudalink_consumer *c, const cudalink_header *h, const uint8_t *raw)
   c->stats.num_slots = h->num_slots;
   c->stats.version = h->version;
   c->last_error[0] = 0;
+  map_new(c);
+  open_holds(c);
 }
 
 /* Takes the header as it is now and opens its ring, retrying a header that
@@ -561,6 +657,8 @@ cudalink_consumer_disconnect(cudalink_consumer *c)
     c->stream = NULL;
     c->done = NULL;
     cleanup_check(c, cudalink_cuda_context_release(c->cu, &c->ctx), "cuDevicePrimaryCtxRelease");
+    cudalink_holds_unref(c->holds);
+    c->holds = NULL;
     c->cu = NULL;
   }
   cudalink_shm_close(c->seg);
@@ -932,6 +1030,112 @@ cudalink_consumer_copy(cudalink_consumer *c, uint64_t dst, size_t dst_pitch, voi
   return cudalink_consumer_release(c, stream);
 }
 
+/* The frame's slot, held: see cudalink.h. */
+static cudalink_status
+take_hold(cudalink_consumer *c, uint64_t key, cudalink_hold **out)
+{
+  cudalink_hold *hold = calloc(1, sizeof *hold);
+  int rec;
+
+  if (!hold)
+    return CUDALINK_ERR_NO_MEMORY;
+  rec = cudalink_holds_take(c->holds, key);
+  if (rec == -1) {
+    free(hold);
+    return CUDALINK_ERR_HOLDS_FULL;
+  }
+  /* the producer is rewriting the slot now (-2), or rewrote it before our
+   * hold was seen: the frame is gone */
+  if (rec == -2 || copy_torn(c)) {
+    if (rec >= 0)
+      cudalink_holds_drop(c->holds, rec);
+    free(hold);
+    c->stats.torn++;
+    return CUDALINK_ERR_TORN;
+  }
+  hold->channel = cudalink_holds_ref(c->holds);
+  hold->record = rec;
+  hold->map = c->map;
+  atomic_fetch_add(&c->map->refs, 1);
+  atomic_fetch_add(&c->map->held, 1);
+  *out = hold;
+  return CUDALINK_OK;
+}
+
+cudalink_status
+cudalink_consumer_hold(cudalink_consumer *c, void *stream, uint64_t *src, size_t *src_pitch,
+                       cudalink_hold **hold)
+{
+  uint32_t n, limit, flags = 0;
+  uint64_t key;
+  CUresult res;
+  cudalink_status st;
+
+  if (!c || !src || !src_pitch || !hold)
+    return CUDALINK_ERR_INVALID_ARG;
+  *hold = NULL;
+  if (!c->open)
+    return CUDALINK_ERR_NOT_CONNECTED;
+  if (!c->have_frame)
+    return CUDALINK_ERR_NO_FRAME;
+  if (!c->holds || !c->map)
+    return CUDALINK_ERR_NO_IMPORT;
+  n = c->header.num_slots;
+  limit = n > 3 ? n - 2 : 1;
+  if ((uint32_t)atomic_load(&c->map->held) >= limit)
+    return CUDALINK_ERR_HOLDS_FULL;
+  /* 0: the channel announces another ring (being re-initialised) */
+  key = cudalink_holds_key(c->holds, c->frame.version, c->frame.slot, &flags);
+  if (!key)
+    return CUDALINK_ERR_NO_IMPORT;
+  c->stats.producer_mps = (flags & CUDALINK_HOLDS_FLAG_MPS) != 0;
+  if ((st = take_hold(c, key, hold)) != CUDALINK_OK)
+    return st;
+  /* held: the producer's work on the slot completes, then it is ours */
+  st = cudalink_consumer_acquire(c, stream, src, src_pitch);
+  if (st == CUDALINK_OK) {
+    if ((res = c->cu->CtxPushCurrent(c->ctx.ctx)) == CUDA_SUCCESS) {
+      res = wait_for_copy(c, stream ? (CUstream)stream : c->stream);
+      pop_ctx(c);
+    }
+    if (res != CUDA_SUCCESS)
+      st = cudalink_cuda_check(c->cu, res, "waiting for the producer's frame", c->last_error,
+                               sizeof c->last_error);
+  }
+  if (st != CUDALINK_OK) {
+    cudalink_hold_release(*hold);
+    *hold = NULL;
+    return st;
+  }
+  c->stats.holds++;
+  return CUDALINK_OK;
+}
+
+void
+cudalink_hold_release(cudalink_hold *hold)
+{
+  if (!hold)
+    return;
+  cudalink_holds_drop(hold->channel, hold->record);
+  cudalink_holds_unref(hold->channel);
+  atomic_fetch_sub(&hold->map->held, 1);
+  map_unref(hold->map);
+  free(hold);
+}
+
+int
+cudalink_consumer_can_hold(const cudalink_consumer *c, char *why, size_t why_size)
+{
+  const char *text = !c             ? "no consumer"
+                     : !c->open     ? "not connected"
+                     : !c->holds    ? c->no_import_why
+                     : !c->map      ? "out of memory"
+                                    : "";
+  if (why && why_size)
+    cudalink_textf(why, why_size, "%s", text);
+  return c && c->open && c->holds && c->map;
+}
+
 void *
 cudalink_consumer_stream(const cudalink_consumer *c)
 {
@@ -952,6 +1156,7 @@ cudalink_consumer_get_stats(const cudalink_consumer *c, cudalink_consumer_stats 
   memset(stats, 0, sizeof *stats);
   if (c) {
     *stats = c->stats;
+    stats->held = c->map ? (uint32_t)atomic_load(&c->map->held) : 0;
     stats->sleeps = c->waiter.sleeps;
     stats->spin_us = (uint64_t)(c->waiter.spin_total_s * 1e6);
   }

@@ -214,6 +214,22 @@ cudalink_cuda_symbol(const char *name)
   return fn;
 }
 
+int
+cudalink_cuda_mps_enabled(const cudalink_cuda *cu, CUdevice device)
+{
+  typedef CUresult(CUDAAPI * attribute_fn)(int *, CUdevice_attribute, CUdevice);
+  cudalink_cuda_fn fn = cu ? cudalink_cuda_symbol("cuDeviceGetAttribute") : NULL;
+  attribute_fn get;
+  int v = 0;
+
+  if (!fn)
+    return -1;
+  memcpy(&get, &fn, sizeof get);
+  if (get(&v, CU_DEVICE_ATTRIBUTE_MPS_ENABLED, device) != CUDA_SUCCESS)
+    return -1;
+  return v != 0;
+}
+
 cudalink_status
 cudalink_cuda_check(const cudalink_cuda *cu, CUresult res, const char *call, char *why,
                     size_t why_len)

@@ -91,6 +91,11 @@ cudalink_status cudalink_cuda_context_acquire(const cudalink_cuda *cu, void *giv
  * clears c; what cuDevicePrimaryCtxRelease said, for the caller to log. */
 CUresult cudalink_cuda_context_release(const cudalink_cuda *cu, cudalink_cuda_context *c);
 
+/** Whether contexts on device are MPS clients (cuDeviceGetAttribute
+ * CU_DEVICE_ATTRIBUTE_MPS_ENABLED): 1 or 0, -1 when the driver cannot say
+ * (too old for the attribute). */
+int cudalink_cuda_mps_enabled(const cudalink_cuda *cu, CUdevice device);
+
 /** For programs that drive the GPU themselves (tests, benchmarks): loads
  * the driver, retains device 0's primary context and makes it current on
  * the calling thread. NULL with why filled when any step fails. */

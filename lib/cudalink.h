@@ -150,7 +150,10 @@ CUDALINK_API unsigned cudalink_version_number(void);
   X(ERR_NO_FRAME, -44, "no frame is available")                                                  \
   X(ERR_NOT_CONNECTED, -45, "consumer is not connected to a producer")                           \
   X(ERR_UNSUPPORTED, -46, "not supported on this platform")                                      \
-  X(ERR_INTERRUPTED, -47, "wait interrupted (cudalink_consumer_interrupt)")
+  X(ERR_INTERRUPTED, -47, "wait interrupted (cudalink_consumer_interrupt)")                       \
+  X(ERR_SLOTS_HELD, -48, "the next slot is held by an importing reader: frame not published")    \
+  X(ERR_NO_IMPORT, -49, "the producer offers no import (not a cudalink producer)")               \
+  X(ERR_HOLDS_FULL, -50, "this consumer holds as many slots as it may: copy, or release some")
 
 typedef enum cudalink_status {
 #define CUDALINK_STATUS_ENUM_(name, value, text) CUDALINK_##name = value,
@@ -330,7 +333,17 @@ typedef struct cudalink_producer_config {
                           is taken over; 0 means 1000 */
   cudalink_log_fn log; /* may be NULL */
   void *log_user_data;
+  /* Importing readers (cudalink_consumer_hold()) that hold the next slot:
+   * the ring grows (a re-initialisation) up to max_slots; at max_slots
+   * the frame is not published (CUDALINK_ERR_SLOTS_HELD). 0 means
+   * num_slots: never grow. TouchDesigner's Receiver does not follow a
+   * change of num_slots (PROTOCOL.md): grow only where none reads. */
+  uint32_t max_slots;
+  uint32_t flags; /* CUDALINK_PRODUCER_* */
 } cudalink_producer_config;
+
+/* The producer offers no holds back-channel: consumers always copy. */
+#define CUDALINK_PRODUCER_NO_IMPORT 1u
 
 #define CUDALINK_MAX_NAME 200u
 
@@ -420,6 +433,14 @@ typedef struct cudalink_producer_stats {
   uint64_t version;    /* current version */
   uint32_t write_idx;  /* current write_idx */
   int took_over_stale; /* the segment was taken over from a stale producer */
+  uint64_t held_drops;  /* frames not published: the next slot was held */
+  uint64_t grows;       /* times the ring grew for importing readers */
+  uint32_t import_readers;     /* importing readers alive (checked every second) */
+  uint32_t import_readers_mps; /* of those, MPS clients */
+  uint32_t holds;              /* slots they hold */
+  uint64_t dead_readers;       /* readers that died holding slots (released) */
+  int import;                  /* 1: the holds back-channel is offered */
+  int mps;                     /* our context is an MPS client: 1, 0, -1 unknown */
 } cudalink_producer_stats;
 CUDALINK_API void cudalink_producer_get_stats(const cudalink_producer *producer,
                                               cudalink_producer_stats *stats);
@@ -470,6 +491,10 @@ typedef struct cudalink_consumer_config {
  * the time on average (a noisy producer or machine). NO_PACE never spins:
  * wake-ups only. */
 #define CUDALINK_CONSUMER_NO_PACE 0x8u
+/* Offer to import: at each (re)connection to a cudalink producer, claim an
+ * entry in its holds back-channel so that cudalink_consumer_hold() can
+ * work. Without it hold() says ERR_NO_IMPORT. */
+#define CUDALINK_CONSUMER_IMPORT 0x10u
 
 CUDALINK_API void cudalink_consumer_config_init(cudalink_consumer_config *config);
 
@@ -540,6 +565,32 @@ CUDALINK_API cudalink_status cudalink_consumer_acquire(cudalink_consumer *consum
                                                        uint64_t *src, size_t *src_pitch);
 CUDALINK_API cudalink_status cudalink_consumer_release(cudalink_consumer *consumer, void *stream);
 
+/** Zero-copy import (a cudalink producer, CUDALINK_CONSUMER_IMPORT):
+ * instead of copying the current frame, hold its slot. The producer never
+ * rewrites a held slot (it grows its ring or skips a frame instead), so
+ * *src stays the frame until cudalink_hold_release(). On OK the frame is
+ * complete on the GPU (the producer's event was waited for on stream, then
+ * stream synchronised) and usable from any stream; *hold must be released
+ * exactly once, from any thread, also after the consumer was destroyed or
+ * re-opened (the slot stays mapped until then), but before the CUDA
+ * context goes. ERR_NO_IMPORT: the producer offers none (a foreign one):
+ * copy. ERR_HOLDS_FULL: this consumer holds max(1, num_slots - 2) slots
+ * of the ring already, leaving the producer room: copy this frame.
+ * ERR_TORN: the producer was rewriting the slot (counted as torn): skip
+ * the frame. */
+typedef struct cudalink_hold cudalink_hold;
+CUDALINK_API cudalink_status cudalink_consumer_hold(cudalink_consumer *consumer, void *stream,
+                                                    uint64_t *src, size_t *src_pitch,
+                                                    cudalink_hold **hold);
+/** Lets the producer write the slot again. Accepts NULL. */
+CUDALINK_API void cudalink_hold_release(cudalink_hold *hold);
+
+/** Whether hold() can work now: 1 when the producer offers import and this
+ * consumer has an entry in its back-channel; 0 otherwise (why, may be NULL,
+ * gets the reason). */
+CUDALINK_API int cudalink_consumer_can_hold(const cudalink_consumer *consumer, char *why,
+                                            size_t why_size);
+
 /** The consumer's own CUDA stream (valid while connected). */
 CUDALINK_API void *cudalink_consumer_stream(const cudalink_consumer *consumer);
 
@@ -570,6 +621,10 @@ typedef struct cudalink_consumer_stats {
                        poll): each one costs a wake-up */
   uint32_t num_slots;
   uint64_t version;
+  uint64_t holds;    /* frames imported by hold() */
+  uint32_t held;     /* holds not yet released */
+  int mps;           /* our context is an MPS client: 1, 0, -1 unknown */
+  int producer_mps;  /* the producer's (from its back-channel), -1 unknown */
 } cudalink_consumer_stats;
 CUDALINK_API void cudalink_consumer_get_stats(const cudalink_consumer *consumer,
                                               cudalink_consumer_stats *stats);

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "cuda_table.h"
+#include "holds.h"
 #include "segment.h"
 #include "shm.h"
 #include "util.h"
@@ -22,12 +23,15 @@
 #define DEFAULT_GRACE_MS 200
 #define DEFAULT_STALE_MS 1000
 #define FIXED_HEADER_SIZE 20 /* magic, version, num_slots, write_idx */
+#define CENSUS_S 1.0          /* how often we count importing readers */
+#define GROW_STEP 2           /* slots added when an importing reader holds the next */
 
 typedef struct ring {
   uint32_t num_slots;
   size_t slot_bytes;
   CUdeviceptr mem[CUDALINK_MAX_SLOTS];
   CUevent event[CUDALINK_MAX_SLOTS];
+  uint64_t key[CUDALINK_MAX_SLOTS]; /* names each allocation in the holds channel */
   double free_after; /* cudalink_now() when a retired ring may be freed */
   struct ring *next;
 } ring;
@@ -42,7 +46,12 @@ struct cudalink_producer {
   cudalink_shm *seg;                 /* the segment under our name */
   cudalink_shm *shadow[MAX_SHADOWS]; /* unlinked ones consumers may still read */
   cudalink_layout layout;
+  size_t seg_bytes;       /* the segment's size: the layout of max_slots */
   cudalink_header header; /* what we last wrote, the local truth */
+  cudalink_holds *holds;  /* the back-channel of importing readers (holds.h) */
+  uint64_t next_key;
+  double next_census;
+  uint32_t dead_seen; /* dead readers' entries with holds, at the last census */
 
   cudalink_format format;
   uint32_t frame_size, row_size;
@@ -132,6 +141,9 @@ write_header_ordered(cudalink_producer *p)
     set_error(p, "cannot encode header: %s", cudalink_strerror(st));
     return st;
   }
+  /* the keys of the ring before the version that announces it */
+  if (p->ring)
+    cudalink_holds_publish_ring(p->holds, p->header.version, p->header.num_slots, p->ring->key);
   FOR_EACH_SEGMENT(p, base)
   {
     store_u32(base, L->write_idx, p->header.write_idx);
@@ -188,6 +200,7 @@ ring_new(cudalink_producer *p, ring **out)
     } else {
       memcpy(p->header.mem_handle[s], &mh, CUDALINK_IPC_HANDLE_SIZE);
       memcpy(p->header.event_handle[s], &eh, CUDALINK_IPC_HANDLE_SIZE);
+      r->key[s] = ++p->next_key;
     }
   }
   if (res != CUDA_SUCCESS) {
@@ -199,6 +212,16 @@ ring_new(cudalink_producer *p, ring **out)
   return CUDALINK_OK;
 }
 
+/* Does an importing reader still hold a slot of r? */
+static int
+ring_held(cudalink_producer *p, const ring *r)
+{
+  for (uint32_t s = 0; s < r->num_slots; s++)
+    if (cudalink_holds_is_held(p->holds, r->key[s]))
+      return 1;
+  return 0;
+}
+
 static void
 free_retired(cudalink_producer *p, int all)
 {
@@ -206,7 +229,7 @@ free_retired(cudalink_producer *p, int all)
   double now = cudalink_now();
   while (*link) {
     ring *r = *link;
-    if (all || now >= r->free_after) {
+    if (all || (now >= r->free_after && !ring_held(p, r))) {
       *link = r->next;
       ring_free(p, r);
     } else {
@@ -340,8 +363,16 @@ producer_new(const cudalink_producer_config *config, const cudalink_format *form
     p->config.grace_ms = DEFAULT_GRACE_MS;
   if (!p->config.stale_ms)
     p->config.stale_ms = DEFAULT_STALE_MS;
+  if (p->config.max_slots < p->config.num_slots)
+    p->config.max_slots = p->config.num_slots;
+  if (p->config.max_slots > CUDALINK_MAX_SLOTS)
+    p->config.max_slots = CUDALINK_MAX_SLOTS;
   p->header.num_slots = p->config.num_slots;
   p->layout = cudalink_layout_for(p->config.num_slots);
+  /* room for the largest ring from the start: growing never remaps */
+  p->seg_bytes = cudalink_layout_for(p->config.max_slots).size;
+  /* keys unique across restarts of a producer under this name */
+  p->next_key = (uint64_t)(cudalink_now() * 1e6) << 8;
   *out = p;
   return set_format(p, format);
 }
@@ -371,6 +402,25 @@ producer_cuda_up(cudalink_producer *p)
   return st;
 }
 
+/* The back-channel for importing readers, unless the config says no; a
+ * failure only costs them the import (they copy). */
+static void
+open_holds(cudalink_producer *p)
+{
+  char why[200] = "";
+  cudalink_status st;
+
+  p->stats.mps = cudalink_cuda_mps_enabled(p->cu, p->ctx.device);
+  if (p->config.flags & CUDALINK_PRODUCER_NO_IMPORT)
+    return;
+  st = cudalink_holds_create(p->name, p->stats.mps == 1 ? CUDALINK_HOLDS_FLAG_MPS : 0, &p->holds,
+                             why, sizeof why);
+  if (st != CUDALINK_OK)
+    logf_(p, st == CUDALINK_ERR_UNSUPPORTED ? CUDALINK_LOG_DEBUG : CUDALINK_LOG_WARNING,
+          "segment '%s': readers cannot import, they copy: %s", p->name, why);
+  p->stats.import = p->holds != NULL;
+}
+
 cudalink_status
 cudalink_producer_create(const cudalink_producer_config *config, const cudalink_format *format,
                          cudalink_producer **out)
@@ -388,7 +438,7 @@ cudalink_producer_create(const cudalink_producer_config *config, const cudalink_
   /* the segment first: who holds it is decided without CUDA */
   /* maps (and, after a consumer unlinks it, copies) only the layout, also
    * of a much larger file left under the name */
-  st = cudalink_shm_create_sized(p->name, p->layout.size, p->layout.size, &p->seg, &created);
+  st = cudalink_shm_create_sized(p->name, p->seg_bytes, p->seg_bytes, &p->seg, &created);
   if (st != CUDALINK_OK) {
     set_error(p, "cannot create segment '%s': %s", p->name, cudalink_shm_last_error());
     goto fail;
@@ -402,6 +452,7 @@ cudalink_producer_create(const cudalink_producer_config *config, const cudalink_
     goto fail;
   if ((st = producer_cuda_up(p)) != CUDALINK_OK)
     goto fail;
+  open_holds(p);
 
   p->header.magic = CUDALINK_MAGIC;
   p->header.version = next_version(p->header.version);
@@ -463,6 +514,7 @@ cudalink_producer_destroy(cudalink_producer *p)
     }
     pop_ctx(p);
   }
+  cudalink_holds_destroy(p->holds, 1);
   if (p->seg) {
     /* only our own name: a consumer may have unlinked it since */
     if (p->ring && !cudalink_shm_lost_name(p->seg) && cudalink_shm_unlink(p->name) != CUDALINK_OK)
@@ -495,7 +547,7 @@ restore_truncated(cudalink_producer *p)
 
   cudalink_shm_check_truncated(p->seg);
   logf_(p, CUDALINK_LOG_WARNING, "%s: restoring it", cudalink_shm_last_error());
-  st = cudalink_shm_create_sized(p->name, p->layout.size, p->layout.size, &fresh, &created);
+  st = cudalink_shm_create_sized(p->name, p->seg_bytes, p->seg_bytes, &fresh, &created);
   if (st != CUDALINK_OK) {
     logf_(p, CUDALINK_LOG_ERROR, "segment '%s' was truncated and could not be restored: %s",
           p->name, cudalink_shm_last_error());
@@ -569,11 +621,77 @@ cudalink_producer_set_write_idx(cudalink_producer *p, uint32_t write_idx)
   return CUDALINK_OK;
 }
 
+static cudalink_status reinit_ring(cudalink_producer *p, const cudalink_format *format,
+                                   uint32_t num_slots);
+
+/* Importing readers may hold the next slot: announce that we write it and
+ * look for holds (holds.h); a held one makes the ring grow, up to
+ * max_slots, and past that costs the frame. */
+static cudalink_status
+claim_next_slot(cudalink_producer *p)
+{
+  uint64_t key;
+  cudalink_status st;
+
+  if (!p->holds)
+    return CUDALINK_OK;
+  key = p->ring->key[next_slot(p)];
+  cudalink_holds_set_writing(p->holds, key);
+  if (!cudalink_holds_is_held(p->holds, key))
+    return CUDALINK_OK;
+  cudalink_holds_set_writing(p->holds, 0);
+  if (p->header.num_slots < p->config.max_slots) {
+    uint32_t n = p->header.num_slots + GROW_STEP;
+    st = reinit_ring(p, &p->format, n < p->config.max_slots ? n : p->config.max_slots);
+    if (st != CUDALINK_OK)
+      return st;
+    p->stats.grows++;
+    logf_(p, CUDALINK_LOG_INFO, "segment '%s': importing readers hold the next slot: %u slots now",
+          p->name, p->header.num_slots);
+    /* a fresh ring: nobody holds its slots */
+    cudalink_holds_set_writing(p->holds, p->ring->key[next_slot(p)]);
+    return CUDALINK_OK;
+  }
+  p->stats.held_drops++;
+  set_error(p,
+            "segment '%s': importing readers hold slot %u, the next to write, and the ring has "
+            "max_slots (%u) already: frame not published",
+            p->name, next_slot(p), p->config.max_slots);
+  return CUDALINK_ERR_SLOTS_HELD;
+}
+
+/* Once a second: how many importing readers live, and whether one died
+ * holding slots (which are free again: holds.h). */
+static void
+take_census(cudalink_producer *p, double now)
+{
+  cudalink_holds_census c;
+
+  if (!p->holds || now < p->next_census)
+    return;
+  p->next_census = now + CENSUS_S;
+  cudalink_holds_census_take(p->holds, &c);
+  p->stats.import_readers = c.readers;
+  p->stats.import_readers_mps = c.readers_mps;
+  p->stats.holds = c.holds;
+  if (c.dead_holding > p->dead_seen) {
+    p->stats.dead_readers += c.dead_holding - p->dead_seen;
+    logf_(p, CUDALINK_LOG_WARNING,
+          "segment '%s': an importing reader (pid %u) died holding slots: they are free again",
+          p->name, c.dead_pid);
+  }
+  p->dead_seen = c.dead_holding;
+}
+
 cudalink_status
 cudalink_producer_begin(cudalink_producer *p, uint64_t *dst, size_t *dst_pitch)
 {
+  cudalink_status st;
+
   if (!p || !dst || !dst_pitch)
     return CUDALINK_ERR_INVALID_ARG;
+  if ((st = claim_next_slot(p)) != CUDALINK_OK)
+    return st;
   *dst = p->ring->mem[next_slot(p)];
   *dst_pitch = p->row_size;
   p->begun = 1;
@@ -593,6 +711,8 @@ cudalink_producer_commit(cudalink_producer *p, void *stream, int wait)
     return CUDALINK_ERR_INVALID_ARG;
   p->begun = 0;
   L = &p->layout;
+  /* (every failure below leaves `writing` set: readers skip that slot
+   * until the next frame is published) */
   s = stream ? (CUstream)stream : p->stream;
   slot = next_slot(p);
 
@@ -620,6 +740,9 @@ cudalink_producer_commit(cudalink_producer *p, void *stream, int wait)
     store_u32(base, L->write_idx, next); /* publish LAST */
     cudalink_futex_wake((volatile uint32_t *)(void *)(base + L->write_idx));
   }
+  /* published: readers may hold the slot now */
+  cudalink_holds_set_writing(p->holds, 0);
+  take_census(p, ts);
   p->stats.frames++;
   return CUDALINK_OK;
 }
@@ -673,24 +796,23 @@ ring_new_synced(cudalink_producer *p, ring **out)
   return st;
 }
 
-cudalink_status
-cudalink_producer_reformat(cudalink_producer *p, const cudalink_format *format)
+/* A new ring of num_slots for format once the old one's work is done,
+ * published under a new version; the old ring is freed after the grace
+ * period, once no importing reader holds a slot of it. Every failure
+ * restores what was. */
+static cudalink_status
+reinit_ring(cudalink_producer *p, const cudalink_format *format, uint32_t num_slots)
 {
-  cudalink_format old_format;
-  uint32_t old_frame, old_row;
+  cudalink_format old_format = p->format;
+  uint32_t old_frame = p->frame_size, old_row = p->row_size;
+  cudalink_header old_header = p->header;
   ring *fresh = NULL;
-  cudalink_header old_header;
   cudalink_status st;
 
-  if (!p || !format)
-    return CUDALINK_ERR_INVALID_ARG;
-  old_format = p->format;
-  old_frame = p->frame_size;
-  old_row = p->row_size;
-  old_header = p->header;
-  /* every failure restores what was: a format that does not check has
-   * zeroed frame_size and row_size, a new ring the handles */
+  /* a format that does not check has zeroed frame_size and row_size, a new
+   * ring the handles */
   st = set_format(p, format);
+  p->header.num_slots = num_slots;
   if (st == CUDALINK_OK)
     st = push_ctx(p) ? ring_new_synced(p, &fresh) : CUDALINK_ERR_CUDA;
   if (st != CUDALINK_OK) {
@@ -704,6 +826,7 @@ cudalink_producer_reformat(cudalink_producer *p, const cudalink_format *format)
   p->ring->next = p->retired;
   p->retired = p->ring;
   p->ring = fresh;
+  p->layout = cudalink_layout_for(num_slots);
 
   p->header.version = next_version(p->header.version);
   p->header.write_idx = 0;
@@ -713,6 +836,14 @@ cudalink_producer_reformat(cudalink_producer *p, const cudalink_format *format)
     return st;
   p->stats.reinits++;
   return CUDALINK_OK;
+}
+
+cudalink_status
+cudalink_producer_reformat(cudalink_producer *p, const cudalink_format *format)
+{
+  if (!p || !format)
+    return CUDALINK_ERR_INVALID_ARG;
+  return reinit_ring(p, format, p->header.num_slots);
 }
 
 /* --- accessors ------------------------------------------------------- */

@@ -1,0 +1,527 @@
+/* Zero-copy import (holds.h, cudalink_consumer_hold()) on the CPU mock
+ * driver: the back-channel's table and locks on their own, then a
+ * producer process and an importing consumer: a held slot is never
+ * rewritten (the ring grows, or at max_slots the frame is not published),
+ * a reader that dies lets go of everything, holds outlive a re-opened or
+ * destroyed consumer and every mapping is given back at the end. */
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "cuda_table.h"
+#include "cudalink.h"
+#include "holds.h"
+#include "testutil.h"
+
+#ifndef MOCK_CUDA
+#  error "MOCK_CUDA must name the mock driver"
+#endif
+
+static const cudalink_format fmt = { 64, 16, 4, CUDALINK_DTYPE_UINT8, 0 };
+static char seg_name[64];
+
+static void
+new_name(const char *what)
+{
+  static unsigned n;
+  snprintf(seg_name, sizeof seg_name, "cudalink-import-%s-%d-%u", what, (int)getpid(), n++);
+}
+
+/* --- the table alone ------------------------------------------------- */
+
+static void
+test_channel(void)
+{
+  cudalink_holds *prod = NULL, *r1 = NULL, *r2 = NULL;
+  cudalink_holds_census census;
+  uint64_t keys[3] = { 11, 12, 13 };
+  uint32_t flags = 0;
+  char why[200] = "";
+  int rec;
+
+  new_name("channel");
+  CHECK_EQ_INT(cudalink_holds_open(seg_name, 0, &r1, why, sizeof why), CUDALINK_ERR_UNSUPPORTED);
+  CHECK_STR_CONTAINS(why, "offers no import");
+  REQUIRE(cudalink_holds_create(seg_name, CUDALINK_HOLDS_FLAG_MPS, &prod, why, sizeof why) ==
+          CUDALINK_OK);
+  cudalink_holds_publish_ring(prod, 7, 3, keys);
+  REQUIRE(cudalink_holds_open(seg_name, 0, &r1, why, sizeof why) == CUDALINK_OK);
+  REQUIRE(cudalink_holds_open(seg_name, 0, &r2, why, sizeof why) == CUDALINK_OK);
+
+  /* keys only for the ring announced */
+  CHECK_EQ_INT(cudalink_holds_key(r1, 7, 1, &flags), 12);
+  CHECK_EQ_INT(flags, CUDALINK_HOLDS_FLAG_MPS);
+  CHECK_EQ_INT(cudalink_holds_key(r1, 6, 1, NULL), 0);
+
+  rec = cudalink_holds_take(r1, 12);
+  CHECK(rec >= 0);
+  CHECK(cudalink_holds_is_held(prod, 12));
+  CHECK(!cudalink_holds_is_held(prod, 11));
+  cudalink_holds_census_take(prod, &census);
+  CHECK_EQ_INT(census.readers, 2);
+  CHECK_EQ_INT(census.holds, 1);
+  cudalink_holds_drop(r1, rec);
+  CHECK(!cudalink_holds_is_held(prod, 12));
+
+  /* the producer writing the slot wins over a hold taken after it */
+  cudalink_holds_set_writing(prod, 13);
+  CHECK_EQ_INT(cudalink_holds_take(r2, 13), -2);
+  CHECK(!cudalink_holds_is_held(prod, 13));
+  cudalink_holds_set_writing(prod, 0);
+
+  /* a reader's records run out */
+  for (int i = 0; i < CUDALINK_HOLDS_PER_READER; i++)
+    CHECK(cudalink_holds_take(r2, 11) >= 0);
+  CHECK_EQ_INT(cudalink_holds_take(r2, 11), -1);
+  cudalink_holds_unref(r2); /* its process lives on: the entry is free */
+  CHECK(!cudalink_holds_is_held(prod, 11));
+
+  cudalink_holds_unref(r1);
+  cudalink_holds_destroy(prod, 1);
+}
+
+/* Every entry taken: the next reader is told so and copies. */
+static void
+test_channel_full(void)
+{
+  cudalink_holds *prod = NULL, *r[CUDALINK_HOLDS_READERS + 1] = { 0 };
+  char why[200] = "";
+
+  new_name("full");
+  REQUIRE(cudalink_holds_create(seg_name, 0, &prod, why, sizeof why) == CUDALINK_OK);
+  for (int i = 0; i < CUDALINK_HOLDS_READERS; i++)
+    CHECK_EQ_INT(cudalink_holds_open(seg_name, 0, &r[i], why, sizeof why), CUDALINK_OK);
+  CHECK_EQ_INT(cudalink_holds_open(seg_name, 0, &r[CUDALINK_HOLDS_READERS], why, sizeof why),
+               CUDALINK_ERR_BUSY);
+  CHECK_STR_CONTAINS(why, "are taken");
+  for (int i = 0; i <= CUDALINK_HOLDS_READERS; i++)
+    cudalink_holds_unref(r[i]);
+  cudalink_holds_destroy(prod, 1);
+}
+
+/* A reader killed while it holds: the hold is no hold, the census says a
+ * reader died holding, and the next reader takes the entry over clean. */
+static void
+test_channel_dead_reader(void)
+{
+  cudalink_holds *prod = NULL, *next = NULL;
+  cudalink_holds_census census;
+  uint64_t keys[3] = { 21, 22, 23 };
+  char why[200] = "";
+  int pipefd[2], status = 0;
+  char c = 0;
+  pid_t pid;
+
+  new_name("dead");
+  REQUIRE(cudalink_holds_create(seg_name, 0, &prod, why, sizeof why) == CUDALINK_OK);
+  cudalink_holds_publish_ring(prod, 1, 3, keys);
+  REQUIRE(pipe(pipefd) == 0);
+  fflush(NULL);
+  pid = fork();
+  if (pid == 0) {
+    cudalink_holds *r = NULL;
+    char ok = cudalink_holds_open(seg_name, 0, &r, why, sizeof why) == CUDALINK_OK &&
+              cudalink_holds_take(r, 22) >= 0;
+    if (write(pipefd[1], &ok, 1) != 1)
+      _exit(2);
+    pause(); /* until killed, holding */
+    _exit(0);
+  }
+  REQUIRE(pid > 0);
+  CHECK(read(pipefd[0], &c, 1) == 1 && c == 1);
+  CHECK(cudalink_holds_is_held(prod, 22));
+  cudalink_holds_census_take(prod, &census);
+  CHECK_EQ_INT(census.readers, 1);
+  kill(pid, SIGKILL);
+  waitpid(pid, &status, 0);
+  CHECK(!cudalink_holds_is_held(prod, 22));
+  cudalink_holds_census_take(prod, &census);
+  CHECK_EQ_INT(census.readers, 0);
+  CHECK_EQ_INT(census.dead_holding, 1);
+  CHECK_EQ_INT(census.dead_pid, pid);
+  REQUIRE(cudalink_holds_open(seg_name, 0, &next, why, sizeof why) == CUDALINK_OK);
+  cudalink_holds_census_take(prod, &census);
+  CHECK_EQ_INT(census.dead_holding, 0);
+  CHECK_EQ_INT(census.holds, 0);
+  cudalink_holds_unref(next);
+  cudalink_holds_destroy(prod, 1);
+  close(pipefd[0]);
+  close(pipefd[1]);
+}
+
+/* --- producer process and importing consumer ---------------------------- */
+
+static const cudalink_cuda *cu;
+static CUcontext ctx;
+static long (*mock_live)(void);
+static int cmd_w = -1, ack_r = -1;
+
+/* The producer child: 'p' publishes frame k filled with byte k, 'q' quits;
+ * each answer is the status (int), then for 'p' the producer's stats. */
+static int
+producer_main(uint32_t max_slots, int cmd, int ack)
+{
+  cudalink_producer_config cfg;
+  cudalink_producer *p = NULL;
+  cudalink_status st;
+  char op;
+  int k = 0;
+
+  cudalink_producer_config_init(&cfg);
+  cfg.name = seg_name;
+  cfg.num_slots = 3;
+  cfg.max_slots = max_slots;
+  cfg.grace_ms = 1;
+  st = cudalink_producer_create(&cfg, &fmt, &p);
+  if (write(ack, &st, sizeof st) != sizeof st || st != CUDALINK_OK)
+    return 1;
+  while (read(cmd, &op, 1) == 1 && op != 'q') {
+    cudalink_producer_stats stats;
+    uint64_t dst;
+    size_t pitch;
+    k++;
+    st = cudalink_producer_begin(p, &dst, &pitch);
+    if (st == CUDALINK_OK) {
+      CUcontext c = NULL;
+      cu->DevicePrimaryCtxRetain(&c, 0);
+      cu->CtxPushCurrent(c);
+      cu->MemsetD8Async(dst, (unsigned char)k, pitch * fmt.height, NULL);
+      cu->CtxPopCurrent(NULL);
+      cu->DevicePrimaryCtxRelease(0);
+      st = cudalink_producer_commit(p, NULL, 1);
+    }
+    cudalink_producer_get_stats(p, &stats);
+    if (write(ack, &st, sizeof st) != sizeof st || write(ack, &stats, sizeof stats) != sizeof stats)
+      break;
+  }
+  cudalink_producer_destroy(p);
+  return 0;
+}
+
+static int
+load_driver(void)
+{
+  cudalink_status st;
+  void *h;
+  cu = cudalink_cuda_get(&st, NULL, 0);
+  h = dlopen(MOCK_CUDA, RTLD_NOW | RTLD_NOLOAD);
+  if (!cu || !h)
+    return 0;
+  *(void **)&mock_live = dlsym(h, "mock_cuda_live_allocations");
+  dlclose(h);
+  return mock_live && cu->DevicePrimaryCtxRetain(&ctx, 0) == CUDA_SUCCESS;
+}
+
+static pid_t
+start_producer(uint32_t max_slots)
+{
+  int cmd[2], ack[2];
+  cudalink_status st = CUDALINK_ERR_INVALID_ARG;
+  pid_t pid;
+  if (pipe(cmd) != 0 || pipe(ack) != 0)
+    return -1;
+  fflush(NULL);
+  pid = fork();
+  if (pid == 0) {
+    close(cmd[1]);
+    close(ack[0]);
+    cu = cudalink_cuda_get(&st, NULL, 0);
+    _exit(cu ? producer_main(max_slots, cmd[0], ack[1]) : 3);
+  }
+  close(cmd[0]);
+  close(ack[1]);
+  cmd_w = cmd[1];
+  ack_r = ack[0];
+  if (pid < 0 || read(ack_r, &st, sizeof st) != sizeof st || st != CUDALINK_OK)
+    return -1;
+  return pid;
+}
+
+/* One frame published: its status, and the producer's stats after it. */
+static cudalink_status
+publish(cudalink_producer_stats *stats)
+{
+  cudalink_status st = CUDALINK_ERR_INVALID_ARG;
+  cudalink_producer_stats s;
+  if (write(cmd_w, "p", 1) != 1 || read(ack_r, &st, sizeof st) != sizeof st ||
+      read(ack_r, &s, sizeof s) != sizeof s)
+    return CUDALINK_ERR_INVALID_ARG;
+  if (stats)
+    *stats = s;
+  return st;
+}
+
+static int
+finish_producer(pid_t pid)
+{
+  int status = 0;
+  if (write(cmd_w, "q", 1) != 1)
+    return 97;
+  close(cmd_w);
+  close(ack_r);
+  if (waitpid(pid, &status, 0) != pid)
+    return 99;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 98;
+}
+
+/* The first byte of the held frame: its frame number. */
+static int
+first_byte(uint64_t ptr)
+{
+  unsigned char b = 0;
+  if (cu->CtxPushCurrent(ctx) != CUDA_SUCCESS)
+    return -1;
+  if (cu->MemcpyDtoH(&b, (CUdeviceptr)ptr, 1) != CUDA_SUCCESS)
+    b = 0;
+  cu->CtxPopCurrent(NULL);
+  return b;
+}
+
+static cudalink_consumer *
+importer(void)
+{
+  cudalink_consumer_config cfg;
+  cudalink_consumer *c = NULL;
+  cudalink_consumer_config_init(&cfg);
+  cfg.name = seg_name;
+  cfg.flags = CUDALINK_CONSUMER_IMPORT;
+  if (cudalink_consumer_create(&cfg, &c) != CUDALINK_OK)
+    return NULL;
+  if (cudalink_consumer_connect(c) != CUDALINK_OK) {
+    fprintf(stderr, "  connect: %s\n", cudalink_consumer_last_error(c));
+    cudalink_consumer_destroy(c);
+    return NULL;
+  }
+  return c;
+}
+
+/* Frame 1 held; frames 2 and 3 go to the free slots; frame 4's slot is the
+ * held one: the ring grows (max_slots 5) and the held frame stays frame 1
+ * all along, also once the consumer has re-opened the new ring and after
+ * it was destroyed. */
+static int
+consumer_grows(void)
+{
+  cudalink_producer_stats ps;
+  cudalink_consumer_stats cs;
+  cudalink_consumer *c;
+  cudalink_hold *hold = NULL, *hold2 = NULL;
+  uint64_t ptr = 0, ptr2 = 0;
+  size_t pitch = 0;
+  long live0;
+  pid_t producer;
+  char why[200];
+
+  tu_failures_in_test = 0;
+  new_name("grow");
+  if ((producer = start_producer(5)) < 0 || !load_driver())
+    return 1;
+  live0 = mock_live();
+  c = importer();
+  if (!c)
+    return 1;
+  CHECK(cudalink_consumer_can_hold(c, why, sizeof why));
+  CHECK_EQ_INT(publish(NULL), CUDALINK_OK);
+  CHECK_EQ_INT(cudalink_consumer_wait(c, 1000000), CUDALINK_OK);
+  CHECK_EQ_INT(cudalink_consumer_hold(c, NULL, &ptr, &pitch, &hold), CUDALINK_OK);
+  CHECK_EQ_INT(pitch, fmt.width * 4);
+  CHECK_EQ_INT(first_byte(ptr), 1);
+  /* one hold is all a 3-slot ring allows a reader */
+  CHECK_EQ_INT(cudalink_consumer_hold(c, NULL, &ptr2, &pitch, &hold2), CUDALINK_ERR_HOLDS_FULL);
+
+  CHECK_EQ_INT(publish(NULL), CUDALINK_OK);
+  CHECK_EQ_INT(publish(&ps), CUDALINK_OK);
+  CHECK_EQ_INT(ps.grows, 0);
+  CHECK_EQ_INT(first_byte(ptr), 1);
+  CHECK_EQ_INT(publish(&ps), CUDALINK_OK); /* slot 0 is held: grows to 5 */
+  CHECK_EQ_INT(ps.grows, 1);
+  CHECK_EQ_INT(ps.held_drops, 0);
+  CHECK_EQ_INT(first_byte(ptr), 1);
+
+  CHECK_EQ_INT(cudalink_consumer_wait(c, 1000000), CUDALINK_ERR_FORMAT_CHANGED);
+  CHECK_EQ_INT(cudalink_consumer_format(c) ? 1 : 0, 1);
+  CHECK_EQ_INT(publish(NULL), CUDALINK_OK);
+  CHECK_EQ_INT(cudalink_consumer_wait(c, 1000000), CUDALINK_OK);
+  /* the new ring: a hold of its own (the old one still counts for the old
+   * ring's map only) */
+  CHECK_EQ_INT(cudalink_consumer_hold(c, NULL, &ptr2, &pitch, &hold2), CUDALINK_OK);
+  CHECK_EQ_INT(first_byte(ptr2), 5);
+  CHECK_EQ_INT(first_byte(ptr), 1);
+  cudalink_consumer_get_stats(c, &cs);
+  CHECK_EQ_INT(cs.holds, 2);
+  CHECK_EQ_INT(cs.num_slots, 5);
+
+  cudalink_consumer_destroy(c);
+  /* the held slots are still mapped and still frame 1 and 5 */
+  CHECK_EQ_INT(first_byte(ptr), 1);
+  CHECK_EQ_INT(first_byte(ptr2), 5);
+  cudalink_hold_release(hold);
+  cudalink_hold_release(hold2);
+  CHECK_EQ_INT(mock_live(), live0);
+  CHECK_EQ_INT(finish_producer(producer), 0);
+  cu->DevicePrimaryCtxRelease(0);
+  return tu_failures_in_test;
+}
+
+/* max_slots = num_slots: the held slot costs frames, counted; after the
+ * release the producer goes on. A copy-mode consumer of the same segment
+ * still reads every published frame. */
+static int
+consumer_drops(void)
+{
+  cudalink_producer_stats ps;
+  cudalink_consumer *c;
+  cudalink_hold *hold = NULL;
+  uint64_t ptr = 0;
+  size_t pitch = 0;
+  pid_t producer;
+
+  tu_failures_in_test = 0;
+  new_name("drop");
+  if ((producer = start_producer(0)) < 0 || !load_driver())
+    return 1;
+  c = importer();
+  if (!c)
+    return 1;
+  CHECK_EQ_INT(publish(NULL), CUDALINK_OK);
+  CHECK_EQ_INT(cudalink_consumer_wait(c, 1000000), CUDALINK_OK);
+  CHECK_EQ_INT(cudalink_consumer_hold(c, NULL, &ptr, &pitch, &hold), CUDALINK_OK);
+  CHECK_EQ_INT(publish(NULL), CUDALINK_OK);
+  CHECK_EQ_INT(publish(NULL), CUDALINK_OK);
+  CHECK_EQ_INT(publish(&ps), CUDALINK_ERR_SLOTS_HELD);
+  CHECK_EQ_INT(publish(&ps), CUDALINK_ERR_SLOTS_HELD);
+  CHECK_EQ_INT(ps.held_drops, 2);
+  CHECK_EQ_INT(ps.frames, 3);
+  CHECK_EQ_INT(first_byte(ptr), 1);
+  cudalink_hold_release(hold);
+  CHECK_EQ_INT(publish(&ps), CUDALINK_OK);
+  CHECK_EQ_INT(ps.frames, 4);
+  CHECK_EQ_INT(ps.grows, 0);
+  cudalink_consumer_destroy(c);
+  CHECK_EQ_INT(finish_producer(producer), 0);
+  cu->DevicePrimaryCtxRelease(0);
+  return tu_failures_in_test;
+}
+
+/* An importer whose process dies holding a slot: the producer writes that
+ * slot again at once, and its census (once a second) counts the death. */
+static int
+consumer_dies_holding(void)
+{
+  cudalink_producer_stats ps;
+  pid_t producer, reader;
+  int pipefd[2], status = 0;
+  char ok = 0;
+
+  tu_failures_in_test = 0;
+  new_name("killed");
+  if ((producer = start_producer(0)) < 0 || pipe(pipefd) != 0)
+    return 1;
+  CHECK_EQ_INT(publish(NULL), CUDALINK_OK);
+  fflush(NULL);
+  reader = fork();
+  if (reader == 0) {
+    cudalink_consumer *c;
+    cudalink_hold *hold = NULL;
+    uint64_t ptr;
+    size_t pitch;
+    ok = load_driver() && (c = importer()) != NULL && cudalink_consumer_wait(c, 0) == CUDALINK_OK &&
+         cudalink_consumer_hold(c, NULL, &ptr, &pitch, &hold) == CUDALINK_OK;
+    if (write(pipefd[1], &ok, 1) != 1)
+      _exit(2);
+    pause();
+    _exit(0);
+  }
+  CHECK(read(pipefd[0], &ok, 1) == 1 && ok);
+  CHECK_EQ_INT(publish(NULL), CUDALINK_OK);
+  CHECK_EQ_INT(publish(NULL), CUDALINK_OK);
+  CHECK_EQ_INT(publish(&ps), CUDALINK_ERR_SLOTS_HELD); /* frame 1's slot, held */
+  kill(reader, SIGKILL);
+  waitpid(reader, &status, 0);
+  CHECK_EQ_INT(publish(&ps), CUDALINK_OK);
+  usleep(1100000); /* the census runs once a second */
+  CHECK_EQ_INT(publish(&ps), CUDALINK_OK);
+  CHECK_EQ_INT(ps.dead_readers, 1);
+  CHECK_EQ_INT(ps.import_readers, 0);
+  CHECK_EQ_INT(ps.import, 1);
+  CHECK_EQ_INT(finish_producer(producer), 0);
+  close(pipefd[0]);
+  close(pipefd[1]);
+  return tu_failures_in_test;
+}
+
+/* A consumer that did not ask for import, and a producer that offers
+ * none: hold() says ERR_NO_IMPORT and why. */
+static int
+consumer_no_import(void)
+{
+  cudalink_consumer_config cfg;
+  cudalink_consumer *c = NULL;
+  cudalink_hold *hold = NULL;
+  uint64_t ptr;
+  size_t pitch;
+  pid_t producer;
+  char why[200] = "";
+
+  tu_failures_in_test = 0;
+  new_name("noimport");
+  if ((producer = start_producer(0)) < 0 || !load_driver())
+    return 1;
+  cudalink_consumer_config_init(&cfg);
+  cfg.name = seg_name;
+  CHECK_EQ_INT(cudalink_consumer_create(&cfg, &c), CUDALINK_OK);
+  CHECK_EQ_INT(cudalink_consumer_connect(c), CUDALINK_OK);
+  CHECK_EQ_INT(publish(NULL), CUDALINK_OK);
+  CHECK_EQ_INT(cudalink_consumer_wait(c, 1000000), CUDALINK_OK);
+  CHECK_EQ_INT(cudalink_consumer_hold(c, NULL, &ptr, &pitch, &hold), CUDALINK_ERR_NO_IMPORT);
+  CHECK(hold == NULL);
+  CHECK(!cudalink_consumer_can_hold(c, why, sizeof why));
+  CHECK_STR_CONTAINS(why, "not asked for");
+  cudalink_consumer_destroy(c);
+  CHECK_EQ_INT(finish_producer(producer), 0);
+  cu->DevicePrimaryCtxRelease(0);
+  return tu_failures_in_test;
+}
+
+static int
+in_child(int (*fn)(void))
+{
+  int status = 0;
+  pid_t pid;
+  fflush(NULL);
+  pid = fork();
+  if (pid == 0)
+    _exit(fn());
+  if (pid < 0 || waitpid(pid, &status, 0) != pid)
+    return 99;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 98;
+}
+
+#define CHILD_TEST(name, fn)        \
+  static void name(void)            \
+  {                                 \
+    CHECK_EQ_INT(in_child(fn), 0);  \
+  }
+CHILD_TEST(test_import_grows, consumer_grows)
+CHILD_TEST(test_import_drops, consumer_drops)
+CHILD_TEST(test_importer_dies, consumer_dies_holding)
+CHILD_TEST(test_no_import, consumer_no_import)
+
+int
+main(void)
+{
+  setenv("CUDALINK_CUDA_LIBRARY", MOCK_CUDA, 1);
+  RUN_TEST(test_channel);
+  RUN_TEST(test_channel_full);
+  RUN_TEST(test_channel_dead_reader);
+  RUN_TEST(test_import_grows);
+  RUN_TEST(test_import_drops);
+  RUN_TEST(test_importer_dies);
+  RUN_TEST(test_no_import);
+  return TEST_SUMMARY();
+}

@@ -192,6 +192,10 @@ static void test_name_checks(void)
   CHECK_STR_CONTAINS(why, "'\\' at byte 1");
   CHECK_EQ_INT(cudalink_check_name_why("..", why, sizeof why), CUDALINK_ERR_BAD_NAME);
   CHECK_STR_CONTAINS(why, "\"..\" is not allowed");
+  /* the import back-channel's names (holds.h) are not segments' */
+  CHECK_EQ_INT(cudalink_check_name_why(".cudalink-holds-TD", why, sizeof why), CUDALINK_ERR_BAD_NAME);
+  CHECK_STR_CONTAINS(why, "back-channel");
+  CHECK_EQ_INT(cudalink_check_name(".cudalink-hold"), CUDALINK_OK);
   CHECK_EQ_INT(cudalink_check_name_why(NULL, NULL, 0), CUDALINK_ERR_BAD_NAME);
   char tiny[8];
   CHECK_EQ_INT(cudalink_check_name_why("", tiny, sizeof tiny), CUDALINK_ERR_BAD_NAME);

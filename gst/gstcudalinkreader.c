@@ -4,6 +4,7 @@
 #endif
 
 #include "gstcudalinkreader.h"
+#include "gstcudalinkimport.h"
 
 #include <gst/cuda/gstcudaloader.h>
 #include <gst/cuda/gstcudamemory.h>
@@ -34,7 +35,9 @@ GST_DEBUG_CATEGORY_EXTERN (gst_cuda_link_src_debug);
 
 typedef struct
 {
-  guint64 frames, missed, torn, reopens, paced, spin_us, sleeps;
+  guint64 frames, missed, torn, reopens, paced, spin_us, sleeps, imported;
+  gboolean last_imported;
+  gint mps, producer_mps;
   gint64 first_offset;          /* first frame waited for, -1 before one */
   guint64 latency_ns[LATENCY_SAMPLES];  /* producer timestamp -> filled */
   guint64 wake_ns[LATENCY_SAMPLES];     /* producer timestamp -> woken */
@@ -55,6 +58,9 @@ struct _GstCudaLinkReader
   cudalink_consumer *consumer;
   GstCudaLinkConverter *converter;
   GstCudaLinkStaging staging;   /* device copy of a frame before a download */
+  GstCudaLinkImport *import;    /* held slots as output buffers */
+  gboolean import_tried;        /* for the current output */
+  gboolean import_warned;       /* io-mode=import that copies: said once */
   gboolean connected;
   gboolean ever_connected;
   gboolean discont;
@@ -89,6 +95,7 @@ gst_cuda_link_reader_new (GstElement * element)
 
   r->element = element;
   r->stats.first_offset = -1;
+  r->stats.mps = r->stats.producer_mps = -1;
   g_mutex_init (&r->lock);
   return r;
 }
@@ -114,6 +121,8 @@ consumer_flags (const GstCudaLinkReaderConfig * config)
     flags |= CUDALINK_CONSUMER_SLEEP_SYNC;
   if (!config->wake_spin)
     flags |= CUDALINK_CONSUMER_NO_PACE;
+  if (config->io_mode != GST_CUDA_LINK_IO_MODE_COPY)
+    flags |= CUDALINK_CONSUMER_IMPORT;
   return flags;
 }
 
@@ -181,6 +190,7 @@ gst_cuda_link_reader_start (GstCudaLinkReader * r,
   r->have_format = FALSE;
   gst_clear_caps (&r->caps);
   memset (&r->stats, 0, sizeof (r->stats));
+  r->stats.mps = r->stats.producer_mps = -1;
   r->stats.first_offset = -1;
   g_mutex_unlock (&r->lock);
   return TRUE;
@@ -190,6 +200,8 @@ void
 gst_cuda_link_reader_stop (GstCudaLinkReader * r)
 {
   g_clear_pointer (&r->consumer, cudalink_consumer_destroy);
+  g_clear_pointer (&r->import, gst_cuda_link_import_unref);
+  r->import_tried = r->import_warned = FALSE;
   r->connected = FALSE;
   g_clear_pointer (&r->converter, gst_cuda_link_converter_free);
   gst_cuda_link_staging_free (&r->staging, r->context);
@@ -228,6 +240,8 @@ gst_cuda_link_reader_set_output (GstCudaLinkReader * r,
 {
   r->out_info = *info;
   r->out_cuda = cuda;
+  g_clear_pointer (&r->import, gst_cuda_link_import_unref);
+  r->import_tried = FALSE;
 }
 
 GstCaps *
@@ -400,6 +414,8 @@ update_stats (GstCudaLinkReader * r)
   add_growth (&r->stats.paced, &r->seen.paced, cs.paced);
   add_growth (&r->stats.spin_us, &r->seen.spin_us, cs.spin_us);
   add_growth (&r->stats.sleeps, &r->seen.sleeps, cs.sleeps);
+  r->stats.mps = cs.mps;
+  r->stats.producer_mps = cs.producer_mps;
   missed = r->stats.missed - missed;
   g_mutex_unlock (&r->lock);
   return missed > 0;
@@ -458,7 +474,12 @@ gst_cuda_link_reader_get_stats (GstCudaLinkReader * r)
       "wake-spin-frames", G_TYPE_UINT64, s->paced,
       "wake-spin-us", G_TYPE_DOUBLE, (gdouble) s->spin_us,
       "sleeps", G_TYPE_UINT64, s->sleeps,
-      "producer-is-ours", G_TYPE_BOOLEAN, s->producer_is_ours, NULL);
+      "producer-is-ours", G_TYPE_BOOLEAN, s->producer_is_ours,
+      "imported", G_TYPE_UINT64, s->imported,
+      "io-mode", G_TYPE_STRING, s->frames == 0 ? "none" :
+      s->last_imported ? "import" : "copy",
+      "mps", G_TYPE_INT, s->mps,
+      "producer-mps", G_TYPE_INT, s->producer_mps, NULL);
   g_free (s);
   return st;
 }
@@ -899,35 +920,132 @@ wait_frame (GstCudaLinkReader * r, GstCudaLinkReaderFrame * frame,
   return GST_CUDA_LINK_READ_FRAME;
 }
 
-/* Fills a buffer from @pool with the frame wait_frame() found. */
-static GstCudaLinkReadResult
-read_frame (GstCudaLinkReader * r, GstBufferPool * pool, gboolean flip,
-    GstBuffer ** buffer, GError ** error)
+/* io-mode=import said once per run that it copies, and why. */
+static void
+warn_copying (GstCudaLinkReader * r, const gchar * why)
 {
+  if (r->config.io_mode != GST_CUDA_LINK_IO_MODE_IMPORT || r->import_warned)
+    return;
+  r->import_warned = TRUE;
+  GST_ELEMENT_WARNING (r->element, RESOURCE, SETTINGS,
+      ("io-mode=import: frames of cuda-link segment '%s' are copied: %s.",
+          r->name, why), (NULL));
+}
+
+/* Can this frame go downstream as the producer's own slot? Only with
+ * io-mode import or auto, into CUDA memory, without a conversion pass,
+ * with the slot's packed rows as the output's stride and a GStreamer that
+ * can wrap it (the importer, made once per output). */
+static gboolean
+may_import (GstCudaLinkReader * r, gboolean flip)
+{
+  gchar *why = NULL;
+
+  if (r->config.io_mode == GST_CUDA_LINK_IO_MODE_COPY)
+    return FALSE;
+  if (!r->import_tried) {
+    r->import_tried = TRUE;
+    if (!r->out_cuda)
+      why = g_strdup ("downstream takes system memory");
+    else if (gst_cuda_link_src_plan_needs_kernel (&r->plan, flip))
+      why = g_strdup ("the frames are converted (or flipped) on the way");
+    else if ((guint) GST_VIDEO_INFO_PLANE_STRIDE (&r->out_info, 0) !=
+        r->plan.in_row_bytes)
+      why = g_strdup_printf ("the output's rows are %d bytes apart, the "
+          "producer's %u", GST_VIDEO_INFO_PLANE_STRIDE (&r->out_info, 0),
+          r->plan.in_row_bytes);
+    else
+      r->import = gst_cuda_link_import_new (r->context, &r->out_info, &why);
+    if (why) {
+      GST_INFO_OBJECT (r->element, "not importing: %s", why);
+      warn_copying (r, why);
+      g_free (why);
+    }
+  }
+  return r->import != NULL;
+}
+
+/* The frame as a held slot in *buffer: OK, or NO_IMPORT / HOLDS_FULL when
+ * it is to be copied instead, or a status that ends the frame, or ERR_CUDA
+ * with @error set. */
+static cudalink_status
+import_frame (GstCudaLinkReader * r, GstBuffer ** buffer, GError ** error)
+{
+  cudalink_hold *hold = NULL;
+  guint64 ptr = 0;
+  gsize pitch = 0;
+  gchar why[200];
   cudalink_status st;
 
+  st = cudalink_consumer_hold (r->consumer, r->stream, &ptr, &pitch, &hold);
+  if (st == CUDALINK_ERR_NO_IMPORT) {
+    cudalink_consumer_can_hold (r->consumer, why, sizeof (why));
+    warn_copying (r, why);
+  }
+  if (st == CUDALINK_ERR_NO_IMPORT || st == CUDALINK_ERR_HOLDS_FULL
+      || st == CUDALINK_OK || status_ends_frame (st)) {
+    if (st == CUDALINK_OK
+        && !(*buffer = gst_cuda_link_import_wrap (r->import, ptr, hold))) {
+      set_error (r, error, GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_FAILED,
+          g_strdup ("Could not wrap a held slot in a buffer."),
+          "gst_cuda_link_import_wrap", CUDALINK_ERR_CUDA);
+      return CUDALINK_ERR_CUDA;
+    }
+    return st;
+  }
+  set_status_error (r, error, st, g_strdup_printf ("Could not import a "
+          "frame from cuda-link segment '%s': %s.", r->name,
+          cudalink_strerror (st)));
+  return CUDALINK_ERR_CUDA;
+}
+
+/* A buffer from @pool with the frame copied (or converted) into it. */
+static cudalink_status
+copy_frame (GstCudaLinkReader * r, GstBufferPool * pool, gboolean flip,
+    GstBuffer ** buffer, GError ** error)
+{
   if (!pool) {
     set_error (r, error, GST_CORE_ERROR, GST_CORE_ERROR_NEGOTIATION,
         g_strdup ("No buffer pool after negotiation."), "no pool",
         CUDALINK_ERR_INVALID_ARG);
-    return GST_CUDA_LINK_READ_ERROR;
+    return CUDALINK_ERR_INVALID_ARG;
   }
   if (gst_buffer_pool_acquire_buffer (pool, buffer, NULL) != GST_FLOW_OK) {
     /* our own flush deactivated it, else say why the stream stops */
     if (is_flushing (r))
-      return GST_CUDA_LINK_READ_FLUSHING;
+      return CUDALINK_ERR_INTERRUPTED;
     set_error (r, error, GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_FAILED,
         g_strdup ("The output buffer pool is inactive although the element "
             "is not flushing."), "gst_buffer_pool_acquire_buffer",
         CUDALINK_ERR_INVALID_ARG);
-    return GST_CUDA_LINK_READ_ERROR;
+    return CUDALINK_ERR_INVALID_ARG;
   }
+  return fill (r, *buffer, flip, error);
+}
 
-  st = fill (r, *buffer, flip, error);
+/* Fills a buffer with the frame wait_frame() found: the held slot itself
+ * (io-mode), or a copy into a buffer from @pool. */
+static GstCudaLinkReadResult
+read_frame (GstCudaLinkReader * r, GstBufferPool * pool, gboolean flip,
+    GstBuffer ** buffer, GError ** error)
+{
+  cudalink_status st = CUDALINK_ERR_NO_IMPORT;
+  gboolean imported;
+
+  if (may_import (r, flip))
+    st = import_frame (r, buffer, error);
+  imported = st == CUDALINK_OK;
+  if (st == CUDALINK_ERR_NO_IMPORT || st == CUDALINK_ERR_HOLDS_FULL)
+    st = copy_frame (r, pool, flip, buffer, error);
   if (update_stats (r))
     r->discont = TRUE;
-  if (st == CUDALINK_OK)
+  if (st == CUDALINK_OK) {
+    g_mutex_lock (&r->lock);
+    r->stats.imported += imported ? 1 : 0;
+    r->stats.last_imported = imported;
+    g_mutex_unlock (&r->lock);
     return GST_CUDA_LINK_READ_FRAME;
+  }
 
   gst_clear_buffer (buffer);
   switch (st) {
@@ -944,6 +1062,8 @@ read_frame (GstCudaLinkReader * r, GstBufferPool * pool, gboolean flip,
     case CUDALINK_ERR_PRODUCER_GONE:
     case CUDALINK_ERR_NOT_CONNECTED:
       return producer_lost (r);
+    case CUDALINK_ERR_INTERRUPTED:
+      return GST_CUDA_LINK_READ_FLUSHING;
     default:
       return GST_CUDA_LINK_READ_ERROR;
   }

@@ -4,7 +4,8 @@
  *
  * It owns the libcudalink consumer, the CUDA stream, the staging buffer a
  * frame passes through before a download, the conversion kernels, the
- * statistics and its own flushing flag. The element keeps properties,
+ * importer that hands held slots downstream (io-mode, gstcudalinkimport.h),
+ * the statistics and its own flushing flag. The element keeps properties,
  * context, caps and timestamps (the split of GStreamer 1.24's cudaipcsrc
  * and its client object).
  *
@@ -61,6 +62,7 @@ typedef struct
   GstCudaLinkFloatFormat float_format;
   gint64 frame_timeout_ms;      /* STALLED after this long without a frame
                                  * from a foreign producer; 0: never */
+  GstCudaLinkIoMode io_mode;    /* import: hold our producers' slots */
 } GstCudaLinkReaderConfig;
 
 typedef enum

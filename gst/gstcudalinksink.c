@@ -58,6 +58,7 @@ enum
   PROP_0,
   PROP_IPC_NAME,
   PROP_NUM_SLOTS,
+  PROP_MAX_SLOTS,
   PROP_CUDA_DEVICE_ID,
   PROP_CHANNEL_ORDER,
   PROP_OUTPUT_DTYPE,
@@ -69,6 +70,7 @@ enum
 
 #define DEFAULT_IPC_NAME "cudalink"
 #define DEFAULT_NUM_SLOTS 3
+#define DEFAULT_MAX_SLOTS 0
 #define DEFAULT_CUDA_DEVICE_ID -1
 #define DEFAULT_CHANNEL_ORDER GST_CUDA_LINK_CHANNEL_ORDER_RGBA
 #define DEFAULT_OUTPUT_DTYPE GST_CUDA_LINK_OUTPUT_DTYPE_AUTO
@@ -111,6 +113,7 @@ struct _GstCudaLinkSink
   /* properties; GST_OBJECT_LOCK */
   gchar *ipc_name;
   guint num_slots;
+  guint max_slots;
   gint device_id;
   GstCudaLinkChannelOrder channel_order;
   GstCudaLinkOutputDtype output_dtype;
@@ -152,6 +155,7 @@ struct _GstCudaLinkSink
   gchar *lib_error;             /* last error-level message of libcudalink */
   const gchar *path;            /* "plain copy" or the converter's origin */
   cudalink_producer_stats pstats;       /* of the current producer */
+  guint producer_slots_now;     /* its ring's, after any growth */
   guint64 base_frames, base_reinits, base_relinks;      /* of earlier ones */
   guint64 window[STATS_WINDOW]; /* render times, ns */
   guint window_len, window_pos;
@@ -193,6 +197,9 @@ gst_cuda_link_sink_set_property (GObject * object, guint prop_id,
       if (self->num_slots != g_value_get_uint (value))
         self->settings_changed = TRUE;
       self->num_slots = g_value_get_uint (value);
+      break;
+    case PROP_MAX_SLOTS:
+      self->max_slots = g_value_get_uint (value);
       break;
     case PROP_CUDA_DEVICE_ID:
       self->device_id = g_value_get_int (value);
@@ -264,6 +271,15 @@ gst_cuda_link_sink_make_stats (GstCudaLinkSink * self)
       "version", G_TYPE_UINT64, self->pstats.version,
       "write-idx", G_TYPE_UINT, self->pstats.write_idx,
       "took-over-stale", G_TYPE_BOOLEAN, self->pstats.took_over_stale != 0,
+      "num-slots", G_TYPE_UINT, self->producer ? self->producer_slots_now : 0,
+      "import", G_TYPE_BOOLEAN, self->pstats.import != 0,
+      "import-readers", G_TYPE_UINT, self->pstats.import_readers,
+      "import-readers-mps", G_TYPE_UINT, self->pstats.import_readers_mps,
+      "holds", G_TYPE_UINT, self->pstats.holds,
+      "held-drops", G_TYPE_UINT64, self->pstats.held_drops,
+      "grows", G_TYPE_UINT64, self->pstats.grows,
+      "dead-readers", G_TYPE_UINT64, self->pstats.dead_readers,
+      "mps", G_TYPE_INT, self->pstats.mps,
       "publish-time-samples", G_TYPE_UINT, n,
       "path", G_TYPE_STRING, self->path ? self->path : "none", NULL);
   g_mutex_unlock (&self->stats_lock);
@@ -305,6 +321,9 @@ gst_cuda_link_sink_get_property (GObject * object, guint prop_id,
       break;
     case PROP_NUM_SLOTS:
       g_value_set_uint (value, self->num_slots);
+      break;
+    case PROP_MAX_SLOTS:
+      g_value_set_uint (value, self->max_slots);
       break;
     case PROP_CUDA_DEVICE_ID:
       g_value_set_int (value, self->device_id);
@@ -452,16 +471,23 @@ snapshot_stats (GstCudaLinkSink * self)
 {
   cudalink_producer_stats st;
   guint64 relinked;
+  gboolean grown;
 
   cudalink_producer_get_stats (self->producer, &st);
   g_mutex_lock (&self->stats_lock);
   relinked = st.relinks > self->pstats.relinks ?
       st.relinks - self->pstats.relinks : 0;
+  grown = st.grows > self->pstats.grows;
   self->pstats = st;
+  self->producer_slots_now = cudalink_producer_num_slots (self->producer);
   g_mutex_unlock (&self->stats_lock);
   if (relinked)
     gst_cuda_link_post_state (GST_ELEMENT (self), "segment-relinked",
         self->segment_name, "relinks", G_TYPE_UINT64, st.relinks, NULL);
+  if (grown)
+    gst_cuda_link_post_state (GST_ELEMENT (self), "ring-grown",
+        self->segment_name, "slots", G_TYPE_UINT, self->producer_slots_now,
+        NULL);
 }
 
 /* Waits for all GPU work queued on our stream and lets the buffer it was
@@ -543,11 +569,12 @@ ensure_segment (GstCudaLinkSink * self)
 {
   cudalink_producer_config config;
   cudalink_status st;
-  guint num_slots;
+  guint num_slots, max_slots;
   guint device_id = 0;
 
   GST_OBJECT_LOCK (self);
   num_slots = self->num_slots;
+  max_slots = self->max_slots;
   GST_OBJECT_UNLOCK (self);
 
   if (self->producer && self->producer_slots != num_slots) {
@@ -576,6 +603,7 @@ ensure_segment (GstCudaLinkSink * self)
   cudalink_producer_config_init (&config);
   config.name = self->segment_name;
   config.num_slots = num_slots;
+  config.max_slots = max_slots;
   config.device = (int) device_id;
   config.cuda_context = gst_cuda_context_get_handle (self->context);
   config.log = lib_log;
@@ -1091,10 +1119,14 @@ gst_cuda_link_sink_render (GstBaseSink * sink, GstBuffer * buf)
     /* all three in one call: a 2-D copy into the slot */
     st = cudalink_producer_publish (self->producer, self->src,
         self->src_pitch, self->stream, wait);
+    if (st == CUDALINK_ERR_SLOTS_HELD)
+      goto held;
     if (st != CUDALINK_OK)
       goto lib_failed;
   } else {
     st = cudalink_producer_begin (self->producer, &dst, &dst_pitch);
+    if (st == CUDALINK_ERR_SLOTS_HELD)
+      goto held;
     if (st != CUDALINK_OK)
       goto lib_failed;
     if (!convert_frame (self, dst, dst_pitch))
@@ -1110,6 +1142,15 @@ gst_cuda_link_sink_render (GstBaseSink * sink, GstBuffer * buf)
   release_frame (self, !wait);
   snapshot_stats (self);
   record_time (self, t0);
+  return GST_FLOW_OK;
+
+held:
+  /* importing readers hold the next slot, and the ring may not grow
+   * (max-slots): this frame is not published, counted in held-drops */
+  GST_LOG_OBJECT (self, "next slot held by an importing reader: frame "
+      "dropped");
+  release_frame (self, TRUE);
+  snapshot_stats (self);
   return GST_FLOW_OK;
 
 lib_failed:
@@ -1160,6 +1201,12 @@ gst_cuda_link_sink_class_init (GstCudaLinkSinkClass * klass)
           "Number of device buffers in the ring",
           1, CUDALINK_MAX_SLOTS, DEFAULT_NUM_SLOTS, G_PARAM_READWRITE |
           G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_PLAYING));
+  g_object_class_install_property (gobject_class, PROP_MAX_SLOTS,
+      g_param_spec_uint ("max-slots", "Maximum slots",
+          "Up to how many slots the ring grows while importing readers hold "
+          "slots (0 = num-slots: never grow; see docs)", 0, CUDALINK_MAX_SLOTS,
+          DEFAULT_MAX_SLOTS, G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
+          GST_PARAM_MUTABLE_READY));
   g_object_class_install_property (gobject_class, PROP_CUDA_DEVICE_ID,
       g_param_spec_int ("cuda-device-id", "CUDA device id",
           "CUDA device to use (-1 = auto)", -1, G_MAXINT,
@@ -1232,6 +1279,7 @@ gst_cuda_link_sink_init (GstCudaLinkSink * self)
 {
   self->ipc_name = g_strdup (DEFAULT_IPC_NAME);
   self->num_slots = DEFAULT_NUM_SLOTS;
+  self->max_slots = DEFAULT_MAX_SLOTS;
   self->device_id = DEFAULT_CUDA_DEVICE_ID;
   self->channel_order = DEFAULT_CHANNEL_ORDER;
   self->output_dtype = DEFAULT_OUTPUT_DTYPE;

@@ -69,6 +69,7 @@ enum
   PROP_WAKE_SPIN,
   PROP_FRAME_TIMEOUT,
   PROP_STATS_INTERVAL,
+  PROP_IO_MODE,
 };
 
 #define DEFAULT_IPC_NAME "cudalink"
@@ -84,6 +85,7 @@ enum
 /* a foreign producer this long without a frame is reported stalled
  * (docs/elements/cudalinksrc.md says why 5 s) */
 #define DEFAULT_FRAME_TIMEOUT_MS 5000
+#define DEFAULT_IO_MODE GST_CUDA_LINK_IO_MODE_AUTO
 #define DEFAULT_STATS_INTERVAL_MS 0
 
 /* Time budget of one frame's copy, for the LATENCY query. */
@@ -105,6 +107,7 @@ struct _GstCudaLinkSrc
   GstCudaLinkGpuWait gpu_wait;
   gboolean wake_spin;
   guint frame_timeout_ms;
+  GstCudaLinkIoMode io_mode;
   guint stats_interval_ms;
 
   /* the transport: consumer, stream, copies, stats (init to finalize) */
@@ -242,6 +245,9 @@ gst_cuda_link_src_set_property (GObject * object, guint prop_id,
     case PROP_FRAME_TIMEOUT:
       self->frame_timeout_ms = g_value_get_uint (value);
       break;
+    case PROP_IO_MODE:
+      self->io_mode = g_value_get_enum (value);
+      break;
     case PROP_STATS_INTERVAL:
       self->stats_interval_ms = g_value_get_uint (value);
       break;
@@ -309,6 +315,9 @@ gst_cuda_link_src_get_property (GObject * object, guint prop_id,
       break;
     case PROP_FRAME_TIMEOUT:
       g_value_set_uint (value, self->frame_timeout_ms);
+      break;
+    case PROP_IO_MODE:
+      g_value_set_enum (value, self->io_mode);
       break;
     case PROP_STATS_INTERVAL:
       g_value_set_uint (value, self->stats_interval_ms);
@@ -562,6 +571,7 @@ gst_cuda_link_src_start (GstBaseSrc * bsrc)
   config.gpu_wait = self->gpu_wait;
   config.wake_spin = self->wake_spin;
   config.frame_timeout_ms = self->frame_timeout_ms;
+  config.io_mode = self->io_mode;
   interval_ms = self->stats_interval_ms;
   config.channel_order = self->channel_order;
   config.float_format = self->float_format;
@@ -844,6 +854,7 @@ gst_cuda_link_src_init (GstCudaLinkSrc * self)
   self->gpu_wait = DEFAULT_GPU_WAIT;
   self->wake_spin = DEFAULT_WAKE_SPIN;
   self->frame_timeout_ms = DEFAULT_FRAME_TIMEOUT_MS;
+  self->io_mode = DEFAULT_IO_MODE;
   self->stats_interval_ms = DEFAULT_STATS_INTERVAL_MS;
   self->direction = DEFAULT_VIDEO_DIRECTION;
   self->reader = gst_cuda_link_reader_new (GST_ELEMENT (self));
@@ -922,6 +933,12 @@ gst_cuda_link_src_install_properties (GObjectClass * gobject_class)
           0, G_MAXUINT, DEFAULT_FRAME_TIMEOUT_MS, G_PARAM_READWRITE |
           G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_READY));
 
+  g_object_class_install_property (gobject_class, PROP_IO_MODE,
+      g_param_spec_enum ("io-mode", "IO mode",
+          "Copy frames, or import a cudalink producer's slots without a copy",
+          GST_TYPE_CUDA_LINK_IO_MODE, DEFAULT_IO_MODE, G_PARAM_READWRITE |
+          G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_READY));
+
   g_object_class_install_property (gobject_class, PROP_STATS_INTERVAL,
       g_param_spec_uint ("stats-interval", "Stats interval",
           "Milliseconds between element messages carrying the stats "
@@ -987,4 +1004,5 @@ gst_cuda_link_src_class_init (GstCudaLinkSrcClass * klass)
   gst_type_mark_as_plugin_api (GST_TYPE_CUDA_LINK_CHANNEL_ORDER, 0);
   gst_type_mark_as_plugin_api (GST_TYPE_CUDA_LINK_FLOAT_FORMAT, 0);
   gst_type_mark_as_plugin_api (GST_TYPE_CUDA_LINK_GPU_WAIT, 0);
+  gst_type_mark_as_plugin_api (GST_TYPE_CUDA_LINK_IO_MODE, 0);
 }

@@ -35,6 +35,18 @@ typedef enum
   GST_CUDA_LINK_GPU_WAIT_SLEEP = 3,
 } GstCudaLinkGpuWait;
 
+/* io-mode, cudalinksrc (the name follows cudaipcsrc's): copy every frame
+ * out of the producer's ring, or import it (hold the slot and hand it
+ * downstream without a copy: only our own producers offer it, and only
+ * for frames that pass unconverted into CUDA memory), or auto: import
+ * where possible, copy otherwise. */
+typedef enum
+{
+  GST_CUDA_LINK_IO_MODE_COPY = 0,
+  GST_CUDA_LINK_IO_MODE_IMPORT = 1,
+  GST_CUDA_LINK_IO_MODE_AUTO = 2,
+} GstCudaLinkIoMode;
+
 /* Converter swizzle entries: output channel c <- a source channel index
  * 0..3, or one of these. */
 #define GST_CUDA_LINK_SWIZZLE_ZERO (-1)   /* 0 */

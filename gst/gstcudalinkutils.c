@@ -142,6 +142,22 @@ gst_cuda_link_gpu_wait_get_type (void)
   return gst_cuda_link_enum_type (&type, "GstCudaLinkGpuWait", values);
 }
 
+GType
+gst_cuda_link_io_mode_get_type (void)
+{
+  static gsize type = 0;
+  static const GEnumValue values[] = {
+    {GST_CUDA_LINK_IO_MODE_COPY, "Copy every frame out of the ring", "copy"},
+    {GST_CUDA_LINK_IO_MODE_IMPORT, "Hand the producer's slot downstream "
+          "(cudalink producers only; copies when it cannot)", "import"},
+    {GST_CUDA_LINK_IO_MODE_AUTO, "Import when the producer offers it, else "
+          "copy", "auto"},
+    {0, NULL, NULL},
+  };
+
+  return gst_cuda_link_enum_type (&type, "GstCudaLinkIoMode", values);
+}
+
 gboolean
 gst_cuda_link_status_is_bad_header (cudalink_status st)
 {

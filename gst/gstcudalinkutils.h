@@ -19,6 +19,8 @@ G_BEGIN_DECLS
 GType gst_cuda_link_channel_order_get_type (void);
 
 #define GST_TYPE_CUDA_LINK_GPU_WAIT (gst_cuda_link_gpu_wait_get_type ())
+#define GST_TYPE_CUDA_LINK_IO_MODE (gst_cuda_link_io_mode_get_type ())
+GType gst_cuda_link_io_mode_get_type (void);
 GType gst_cuda_link_gpu_wait_get_type (void);
 
 /* The GStreamer error domain and code for a libcudalink status (the driver

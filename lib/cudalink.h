@@ -423,6 +423,10 @@ CUDALINK_API cudalink_status cudalink_producer_set_write_idx(cudalink_producer *
 CUDALINK_API cudalink_status cudalink_producer_reformat(cudalink_producer *producer,
                                                         const cudalink_format *format);
 
+/** The ring's slot count now: num_slots, or more after growing for
+ * importing readers (max_slots). 0 for NULL. */
+CUDALINK_API uint32_t cudalink_producer_num_slots(const cudalink_producer *producer);
+
 /** The producer's own CUDA stream (a CUstream). */
 CUDALINK_API void *cudalink_producer_stream(const cudalink_producer *producer);
 

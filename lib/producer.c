@@ -860,6 +860,12 @@ cudalink_producer_stream(const cudalink_producer *p)
   return p ? (void *)p->stream : NULL;
 }
 
+uint32_t
+cudalink_producer_num_slots(const cudalink_producer *p)
+{
+  return p ? p->header.num_slots : 0;
+}
+
 void
 cudalink_producer_get_stats(const cudalink_producer *p, cudalink_producer_stats *stats)
 {

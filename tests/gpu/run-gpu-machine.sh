@@ -35,6 +35,7 @@ if [ "$what" = tests ] || [ "$what" = all ]; then
   run gpu_sink 300 build/tests/gpu/gpu_sink "$PWD/build/tests/gpu/sink_reader"
   run gpu_src 400 build/tests/gpu/gpu_src "$PWD/build/tests/gpu/src_producer"
   run gpu_roundtrip 300 build/tests/gpu/gpu_roundtrip
+  run gpu_import 300 build/tests/gpu/gpu_import
 fi
 if [ "$what" = recipes ] || [ "$what" = all ]; then
   run gpu_recipes 600 env CUDALINK_RECIPES_DIR="${RECIPES_DIR:-/tmp/cudalink-recipes}" \

@@ -20,13 +20,6 @@ struct _GstCudaLinkImport
   gboolean closed;
 };
 
-static GstCudaLinkImport *
-import_ref (GstCudaLinkImport * import)
-{
-  g_atomic_int_inc (&import->refs);
-  return import;
-}
-
 static void
 import_unref_internal (GstCudaLinkImport * import)
 {
@@ -83,6 +76,13 @@ typedef struct
   cudalink_hold *hold;          /* while lent out */
 } Lender;
 
+static GstCudaLinkImport *
+import_ref (GstCudaLinkImport * import)
+{
+  g_atomic_int_inc (&import->refs);
+  return import;
+}
+
 static GQuark
 lender_quark (void)
 {
@@ -136,10 +136,16 @@ lender_dispose (GstMiniObject * obj)
 static GstMemory *
 lender_new (GstCudaLinkImport * import)
 {
-  GstMemory *mem = gst_cuda_allocator_alloc (NULL, import->context,
-      &import->info);
+  /* 1.22 takes no NULL for the default allocator */
+  GstAllocator *alloc = gst_allocator_find (GST_CUDA_MEMORY_TYPE_NAME);
+  GstMemory *mem = NULL;
   Lender *l;
 
+  if (alloc && GST_IS_CUDA_ALLOCATOR (alloc))
+    mem = gst_cuda_allocator_alloc (GST_CUDA_ALLOCATOR (alloc),
+        import->context, &import->info);
+  if (alloc)
+    gst_object_unref (alloc);
   if (!mem)
     return NULL;
   l = g_new0 (Lender, 1);

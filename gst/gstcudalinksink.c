@@ -157,6 +157,7 @@ struct _GstCudaLinkSink
   cudalink_producer_stats pstats;       /* of the current producer */
   guint producer_slots_now;     /* its ring's, after any growth */
   guint64 base_frames, base_reinits, base_relinks;      /* of earlier ones */
+  guint64 base_held_drops, base_grows, base_dead_readers;
   guint64 window[STATS_WINDOW]; /* render times, ns */
   guint window_len, window_pos;
 };
@@ -276,9 +277,11 @@ gst_cuda_link_sink_make_stats (GstCudaLinkSink * self)
       "import-readers", G_TYPE_UINT, self->pstats.import_readers,
       "import-readers-mps", G_TYPE_UINT, self->pstats.import_readers_mps,
       "holds", G_TYPE_UINT, self->pstats.holds,
-      "held-drops", G_TYPE_UINT64, self->pstats.held_drops,
-      "grows", G_TYPE_UINT64, self->pstats.grows,
-      "dead-readers", G_TYPE_UINT64, self->pstats.dead_readers,
+      "held-drops", G_TYPE_UINT64,
+      self->base_held_drops + self->pstats.held_drops,
+      "grows", G_TYPE_UINT64, self->base_grows + self->pstats.grows,
+      "dead-readers", G_TYPE_UINT64,
+      self->base_dead_readers + self->pstats.dead_readers,
       "mps", G_TYPE_INT, self->pstats.mps,
       "publish-time-samples", G_TYPE_UINT, n,
       "path", G_TYPE_STRING, self->path ? self->path : "none", NULL);
@@ -544,6 +547,9 @@ destroy_segment (GstCudaLinkSink * self)
   self->base_frames += self->pstats.frames;
   self->base_reinits += self->pstats.reinits;
   self->base_relinks += self->pstats.relinks;
+  self->base_held_drops += self->pstats.held_drops;
+  self->base_grows += self->pstats.grows;
+  self->base_dead_readers += self->pstats.dead_readers;
   memset (&self->pstats, 0, sizeof (self->pstats));
   g_mutex_unlock (&self->stats_lock);
 
@@ -769,6 +775,7 @@ gst_cuda_link_sink_start (GstBaseSink * sink)
   g_mutex_lock (&self->stats_lock);
   memset (&self->pstats, 0, sizeof (self->pstats));
   self->base_frames = self->base_reinits = self->base_relinks = 0;
+  self->base_held_drops = self->base_grows = self->base_dead_readers = 0;
   self->window_len = self->window_pos = 0;
   g_mutex_unlock (&self->stats_lock);
   self->have_info = FALSE;

@@ -1081,7 +1081,10 @@ cudalink_consumer_hold(cudalink_consumer *c, void *stream, uint64_t *src, size_t
   if (!c->holds || !c->map)
     return CUDALINK_ERR_NO_IMPORT;
   n = c->header.num_slots;
-  limit = n > 3 ? n - 2 : 1;
+  /* the newest N - 1 frames may be held (a sink's last-sample keeps one
+   * more than the frame in hand): the producer's next slot, the oldest,
+   * stays free for a reader that keeps up */
+  limit = n > 1 ? n - 1 : 1;
   if ((uint32_t)atomic_load(&c->map->held) >= limit)
     return CUDALINK_ERR_HOLDS_FULL;
   /* 0: the channel announces another ring (being re-initialised) */

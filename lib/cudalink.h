@@ -578,8 +578,9 @@ CUDALINK_API cudalink_status cudalink_consumer_release(cudalink_consumer *consum
  * exactly once, from any thread, also after the consumer was destroyed or
  * re-opened (the slot stays mapped until then), but before the CUDA
  * context goes. ERR_NO_IMPORT: the producer offers none (a foreign one):
- * copy. ERR_HOLDS_FULL: this consumer holds max(1, num_slots - 2) slots
- * of the ring already, leaving the producer room: copy this frame.
+ * copy. ERR_HOLDS_FULL: this consumer holds max(1, num_slots - 1) slots
+ * of the ring already (the producer's next slot, the oldest, stays free
+ * for a reader that keeps up): copy this frame.
  * ERR_TORN: the producer was rewriting the slot (counted as torn): skip
  * the frame. */
 typedef struct cudalink_hold cudalink_hold;

@@ -75,7 +75,7 @@ producer_main(char **argv)
   gchar *desc = g_strdup_printf(
       "videotestsrc num-buffers=%d pattern=black is-live=false ! "
       "video/x-raw,format=RGBA,width=%d,height=%d,framerate=1000/1 ! cudaupload ! "
-      "cudalinksink name=sink ipc-name=%s max-slots=%s sync=false",
+      "video/x-raw(memory:CUDAMemory) ! cudalinksink name=sink ipc-name=%s max-slots=%s sync=false",
       FRAMES, W, H, argv[2], argv[3]);
   GstElement *pipe = gst_parse_launch(desc, NULL), *sink;
   GstStructure *st = NULL;

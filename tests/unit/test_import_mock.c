@@ -300,18 +300,19 @@ importer(void)
   return c;
 }
 
-/* Frame 1 held; frames 2 and 3 go to the free slots; frame 4's slot is the
- * held one: the ring grows (max_slots 5) and the held frame stays frame 1
- * all along, also once the consumer has re-opened the new ring and after
- * it was destroyed. */
+/* Frames 1 and 2 held (two of three slots: a third hold is refused);
+ * frame 3 goes to the free slot; frame 4's slot is frame 1's: the ring
+ * grows (max_slots 5) and the held frames stay frames 1 and 2 all along,
+ * also once the consumer has re-opened the new ring and after it was
+ * destroyed. */
 static int
 consumer_grows(void)
 {
   cudalink_producer_stats ps;
   cudalink_consumer_stats cs;
   cudalink_consumer *c;
-  cudalink_hold *hold = NULL, *hold2 = NULL;
-  uint64_t ptr = 0, ptr2 = 0;
+  cudalink_hold *hold = NULL, *hold2 = NULL, *hold3 = NULL;
+  uint64_t ptr = 0, ptr2 = 0, ptr3 = 0;
   size_t pitch = 0;
   long live0;
   pid_t producer;
@@ -331,12 +332,15 @@ consumer_grows(void)
   CHECK_EQ_INT(cudalink_consumer_hold(c, NULL, &ptr, &pitch, &hold), CUDALINK_OK);
   CHECK_EQ_INT(pitch, fmt.width * 4);
   CHECK_EQ_INT(first_byte(ptr), 1);
-  /* one hold is all a 3-slot ring allows a reader */
-  CHECK_EQ_INT(cudalink_consumer_hold(c, NULL, &ptr2, &pitch, &hold2), CUDALINK_ERR_HOLDS_FULL);
-
   CHECK_EQ_INT(publish(NULL), CUDALINK_OK);
+  CHECK_EQ_INT(cudalink_consumer_wait(c, 1000000), CUDALINK_OK);
+  CHECK_EQ_INT(cudalink_consumer_hold(c, NULL, &ptr3, &pitch, &hold3), CUDALINK_OK);
+  CHECK_EQ_INT(first_byte(ptr3), 2);
   CHECK_EQ_INT(publish(&ps), CUDALINK_OK);
   CHECK_EQ_INT(ps.grows, 0);
+  /* two holds are all a 3-slot ring allows a reader */
+  CHECK_EQ_INT(cudalink_consumer_wait(c, 1000000), CUDALINK_OK);
+  CHECK_EQ_INT(cudalink_consumer_hold(c, NULL, &ptr2, &pitch, &hold2), CUDALINK_ERR_HOLDS_FULL);
   CHECK_EQ_INT(first_byte(ptr), 1);
   CHECK_EQ_INT(publish(&ps), CUDALINK_OK); /* slot 0 is held: grows to 5 */
   CHECK_EQ_INT(ps.grows, 1);
@@ -353,15 +357,17 @@ consumer_grows(void)
   CHECK_EQ_INT(first_byte(ptr2), 5);
   CHECK_EQ_INT(first_byte(ptr), 1);
   cudalink_consumer_get_stats(c, &cs);
-  CHECK_EQ_INT(cs.holds, 2);
+  CHECK_EQ_INT(cs.holds, 3);
   CHECK_EQ_INT(cs.num_slots, 5);
 
   cudalink_consumer_destroy(c);
   /* the held slots are still mapped and still frame 1 and 5 */
   CHECK_EQ_INT(first_byte(ptr), 1);
   CHECK_EQ_INT(first_byte(ptr2), 5);
+  CHECK_EQ_INT(first_byte(ptr3), 2);
   cudalink_hold_release(hold);
   cudalink_hold_release(hold2);
+  cudalink_hold_release(hold3);
   CHECK_EQ_INT(mock_live(), live0);
   CHECK_EQ_INT(finish_producer(producer), 0);
   cu->DevicePrimaryCtxRelease(0);

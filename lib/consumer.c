@@ -79,6 +79,7 @@ struct cudalink_consumer {
   cudalink_holds *holds;
   ring_map *map;
   char no_import_why[200];
+  int behind; /* frames were published between the last two we took */
 
   uint32_t last_idx; /* the write_idx of the last frame taken (have_frame) */
   int have_frame;
@@ -768,6 +769,7 @@ take_frame(cudalink_consumer *c, uint32_t idx, int spun)
 
   if (since > 1)
     c->stats.missed += since - 1;
+  c->behind = since > 1;
   c->last_idx = idx;
   c->frame.write_idx = idx;
   c->frame.slot = (idx - 1u) % c->header.num_slots; /* modulo 2^32 first, as a C producer's */
@@ -1085,7 +1087,8 @@ cudalink_consumer_hold(cudalink_consumer *c, void *stream, uint64_t *src, size_t
    * more than the frame in hand): the producer's next slot, the oldest,
    * stays free for a reader that keeps up */
   limit = n > 1 ? n - 1 : 1;
-  if ((uint32_t)atomic_load(&c->map->held) >= limit)
+  /* a reader slower than the producer would hold it back: it copies */
+  if (c->behind || (uint32_t)atomic_load(&c->map->held) >= limit)
     return CUDALINK_ERR_HOLDS_FULL;
   /* 0: the channel announces another ring (being re-initialised) */
   key = cudalink_holds_key(c->holds, c->frame.version, c->frame.slot, &flags);

@@ -578,9 +578,11 @@ CUDALINK_API cudalink_status cudalink_consumer_release(cudalink_consumer *consum
  * exactly once, from any thread, also after the consumer was destroyed or
  * re-opened (the slot stays mapped until then), but before the CUDA
  * context goes. ERR_NO_IMPORT: the producer offers none (a foreign one):
- * copy. ERR_HOLDS_FULL: this consumer holds max(1, num_slots - 1) slots
- * of the ring already (the producer's next slot, the oldest, stays free
- * for a reader that keeps up): copy this frame.
+ * copy. ERR_HOLDS_FULL: copy this frame, so as not to hold the producer
+ * back: this consumer holds max(1, num_slots - 1) slots of the ring
+ * already (the producer's next slot, the oldest, stays free for a reader
+ * that keeps up), or it is behind (it missed frames before this one: a
+ * slower reader that held slots would slow the producer to its pace).
  * ERR_TORN: the producer was rewriting the slot (counted as torn): skip
  * the frame. */
 typedef struct cudalink_hold cudalink_hold;

@@ -6,10 +6,12 @@
  *     frame k entirely with the 32-bit value k on the GPU before the sink
  *     publishes it.
  *   parent: cudalinksrc io-mode=M ! video/x-raw(memory:CUDAMemory) !
- *     appsink; each sample is downloaded (a CPU map of the imported
- *     memory) and every word must be the same value, larger than the last
- *     frame's. A frame the producer rewrote while we had it would mix two
- *     values.
+ *     appsink; the first, middle and last words of each frame must be the
+ *     same value, larger than the last frame's (a frame rewritten while we
+ *     read it mixes two), the previous frame, kept until this one came,
+ *     must not have changed (a held slot is never rewritten), and every
+ *     50th frame is downloaded whole (a CPU map of the imported memory) and
+ *     must be one value throughout.
  *
  * Runs: import with the ring at num-slots (held slots cost the producer
  * frames, counted), import with max-slots=6 (the ring may grow), and copy
@@ -116,44 +118,104 @@ producer_main(char **argv)
 
 /* ---- parent ---------------------------------------------------------- */
 
+typedef int (*dtoh_fn)(void *, dptr, size_t);
+static dtoh_fn dtoh;
+
 typedef struct {
-  guint frames, bad, backwards;
+  guint frames, bad, backwards, rewritten, full_checks;
   guint32 last;
+  GstBuffer *prev; /* kept until the next frame: it must not change meanwhile */
+  guint32 prev_value;
   char first_bad[160];
 } Seen;
 
+/* The 32-bit words at byte offsets @at of the buffer's CUDA memory. */
+static gboolean
+peek(GstBuffer *buf, const gsize *at, guint n, guint32 *out)
+{
+  GstMemory *mem = gst_buffer_peek_memory(buf, 0);
+  GstMapInfo map;
+  gboolean ok = FALSE;
+
+  if (!gst_is_cuda_memory(mem) || !gst_memory_map(mem, &map, GST_MAP_READ | GST_MAP_CUDA))
+    return FALSE;
+  if (gst_cuda_context_push(GST_CUDA_MEMORY_CAST(mem)->context)) {
+    ok = TRUE;
+    for (guint i = 0; i < n && ok; i++)
+      ok = dtoh(&out[i], (dptr)(guintptr)map.data + MIN(at[i], map.size - 4), 4) == 0;
+    gst_cuda_context_pop(NULL);
+  }
+  gst_memory_unmap(mem, &map);
+  return ok;
+}
+
+/* Every word of the frame equal, by a CPU map (a download of the imported
+ * slot itself). */
+static gboolean
+uniform(GstBuffer *buf)
+{
+  GstMapInfo map;
+  gsize i = 1, n;
+  const guint32 *w;
+
+  if (!gst_buffer_map(buf, &map, GST_MAP_READ))
+    return FALSE;
+  w = (const guint32 *)map.data;
+  n = map.size / 4;
+  while (i < n && w[i] == w[0])
+    i++;
+  gst_buffer_unmap(buf, &map);
+  return i == n;
+}
+
+static void
+note_bad(Seen *s, const char *what, guint32 a, guint32 b)
+{
+  if (!s->first_bad[0])
+    g_snprintf(s->first_bad, sizeof s->first_bad, "frame %u: %s (%u, %u)", s->frames, what, a, b);
+}
+
+/* Each frame: its first, middle and last words agree (not torn) and are
+ * larger than the last frame's; the previous frame, still held, has not
+ * changed since (a held slot is never rewritten); every 50th frame is
+ * compared whole on the CPU. */
 static GstFlowReturn
 on_sample(GstAppSink *sink, gpointer data)
 {
   Seen *s = data;
   GstSample *sample = gst_app_sink_pull_sample(sink);
   GstBuffer *buf;
-  GstMapInfo map;
+  const gsize at[3] = { 0, (gsize)W * H * 2, (gsize)W * H * 4 - 4 };
+  guint32 w[3], was;
 
   if (!sample)
     return GST_FLOW_EOS;
   buf = gst_sample_get_buffer(sample);
   s->frames++;
-  /* a CPU map downloads the imported slot itself */
-  if (!gst_buffer_map(buf, &map, GST_MAP_READ)) {
+  if (!peek(buf, at, 3, w)) {
     s->bad++;
-  } else {
-    const guint32 *w = (const guint32 *)map.data;
-    gsize n = map.size / 4, i = 1;
-    while (i < n && w[i] == w[0])
-      i++;
-    if (i < n) {
-      if (!s->bad)
-        g_snprintf(s->first_bad, sizeof s->first_bad,
-                   "frame %u: word 0 is %u, word %" G_GSIZE_FORMAT " is %u (torn)", s->frames,
-                   w[0], i, w[i]);
-      s->bad++;
-    } else if (w[0] <= s->last) {
-      s->backwards++;
-    }
-    s->last = w[0];
-    gst_buffer_unmap(buf, &map);
+    note_bad(s, "cannot read", 0, 0);
+  } else if (w[0] != w[1] || w[0] != w[2]) {
+    s->bad++;
+    note_bad(s, "torn: first and last words differ", w[0], w[2]);
+  } else if (w[0] <= s->last) {
+    s->backwards++;
   }
+  if (s->prev && (!peek(s->prev, at, 1, &was) || was != s->prev_value)) {
+    s->rewritten++;
+    note_bad(s, "the previous frame changed while held", s->prev_value, was);
+  }
+  if (s->frames % 50 == 0) {
+    s->full_checks++;
+    if (!uniform(buf)) {
+      s->bad++;
+      note_bad(s, "not uniform on the CPU", w[0], 0);
+    }
+  }
+  s->last = w[0];
+  gst_clear_buffer(&s->prev);
+  s->prev = gst_buffer_ref(buf);
+  s->prev_value = w[0];
   gst_sample_unref(sample);
   return GST_FLOW_OK;
 }
@@ -207,16 +269,18 @@ run_case(const char *io_mode, const char *max_slots)
   if (m)
     gst_message_unref(m);
   g_object_get(src, "stats", &st, NULL);
+  gst_clear_buffer(&seen.prev);
   waitpid(pid, &status, 0);
   r = read(out_fd, child, sizeof child - 1);
   child[r > 0 ? r : 0] = 0;
   g_strchomp(child);
 
   printf("    io-mode=%s max-slots=%s: %u frames in %.2f s (%.0f fps), imported %" G_GUINT64_FORMAT
-         ", torn %u, backwards %u, torn-discarded %" G_GUINT64_FORMAT ", missed %" G_GUINT64_FORMAT
+         ", torn %u, rewritten while held %u, backwards %u, CPU checks %u, torn-discarded %" G_GUINT64_FORMAT ", missed %" G_GUINT64_FORMAT
          ", reopens %" G_GUINT64_FORMAT "; producer: %s%s%s\n",
          io_mode, max_slots, seen.frames, (t1 - t0) / 1e6, seen.frames / ((t1 - t0) / 1e6),
-         stat_u64(st, "imported"), seen.bad, seen.backwards, stat_u64(st, "torn-discarded"),
+         stat_u64(st, "imported"), seen.bad, seen.rewritten, seen.backwards, seen.full_checks,
+         stat_u64(st, "torn-discarded"),
          stat_u64(st, "missed"), stat_u64(st, "reopens"), child,
          seen.first_bad[0] ? "; FIRST BAD: " : "", seen.first_bad);
   if (error[0])
@@ -225,12 +289,13 @@ run_case(const char *io_mode, const char *max_slots)
   CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
   CHECK(seen.frames >= 100);
   CHECK_EQ_INT(seen.bad, 0);
+  CHECK_EQ_INT(seen.rewritten, 0);
   CHECK_EQ_INT(seen.backwards, 0);
   CHECK_EQ_INT(stat_u64(st, "frames"), seen.frames);
   if (strcmp(io_mode, "copy") == 0)
     CHECK_EQ_INT(stat_u64(st, "imported"), 0);
-  else /* all but the first frame after each (re)connection */
-    CHECK(stat_u64(st, "imported") + 1 + stat_u64(st, "reopens") >= seen.frames);
+  else /* a reader that falls behind copies (docs/PROTOCOL.md): most, not all */
+    CHECK(stat_u64(st, "imported") * 2 >= seen.frames);
 
 done:
   gst_element_set_state(pipe, GST_STATE_NULL);
@@ -269,6 +334,8 @@ main(int argc, char **argv)
   }
   fn = cudalink_cuda_symbol("cuMemsetD32_v2");
   memcpy(&memset_d32, &fn, sizeof memset_d32);
+  fn = cudalink_cuda_symbol("cuMemcpyDtoH_v2");
+  memcpy(&dtoh, &fn, sizeof dtoh);
   if (argc > 3 && strcmp(argv[1], "--stamp-producer") == 0)
     return producer_main(argv);
   self_path = g_file_read_link("/proc/self/exe", NULL);

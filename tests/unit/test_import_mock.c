@@ -408,6 +408,18 @@ consumer_drops(void)
   CHECK_EQ_INT(publish(&ps), CUDALINK_OK);
   CHECK_EQ_INT(ps.frames, 4);
   CHECK_EQ_INT(ps.grows, 0);
+  /* a reader that missed frames copies rather than hold the producer back */
+  /* (frame bytes count the dropped attempts too: frame 4 is byte 6) */
+  CHECK_EQ_INT(cudalink_consumer_wait(c, 1000000), CUDALINK_OK); /* frame 4 */
+  CHECK_EQ_INT(publish(NULL), CUDALINK_OK);
+  CHECK_EQ_INT(publish(NULL), CUDALINK_OK);
+  CHECK_EQ_INT(cudalink_consumer_wait(c, 1000000), CUDALINK_OK); /* frame 6, 5 missed */
+  CHECK_EQ_INT(cudalink_consumer_hold(c, NULL, &ptr, &pitch, &hold), CUDALINK_ERR_HOLDS_FULL);
+  CHECK_EQ_INT(publish(NULL), CUDALINK_OK);
+  CHECK_EQ_INT(cudalink_consumer_wait(c, 1000000), CUDALINK_OK); /* frame 7, caught up */
+  CHECK_EQ_INT(cudalink_consumer_hold(c, NULL, &ptr, &pitch, &hold), CUDALINK_OK);
+  CHECK_EQ_INT(first_byte(ptr), 9);
+  cudalink_hold_release(hold);
   cudalink_consumer_destroy(c);
   CHECK_EQ_INT(finish_producer(producer), 0);
   cu->DevicePrimaryCtxRelease(0);

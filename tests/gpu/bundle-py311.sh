@@ -109,6 +109,7 @@ cat > "$out/python3.11" <<'WRAP'
 # (tests/gpu/bundle-py311.sh), for the Python recipes on a machine without
 # them: .gpu/python3.11 examples/appsink-numpy.py NAME. Its settings stay in
 # this process and its children: the machine's own python3 never sees them.
+# PYTHONPATH is replaced, not extended: the machine's is for its Python 3.12.
 _here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$_here/env.sh"        # the bundled GStreamer, the driver's folder; unpacks py311/
 _py=$_here/py311

@@ -10,6 +10,11 @@ copy, as a cudadownload would. Each frame becomes an (height, width,
 channels) numpy array (uint8, or uint16 for 16-bit formats), which this
 example only summarises; put your processing in on_frame().
 
+Output: "appsink-numpy: reading NAME ..." once the pipeline runs, a line
+every 30 frames (size, format, dtype and shape, each channel's mean), and
+last "appsink-numpy: N frames of WxH FORMAT dtype[H, W, C]; cudalinksrc:
+frames N, missed N" (tests/gpu/gpu_recipes checks these).
+
 usage: examples/appsink-numpy.py NAME [--frames N] [--td] [--timeout MS]
   --frames N   stop after N frames (default: until the producer goes away)
   --td         a TouchDesigner Sender: channel-order=bgra video-direction=vert
@@ -22,9 +27,10 @@ Ctrl-C.
 Needs: python3 with PyGObject and numpy (Debian: python3-gi
 gir1.2-gst-plugins-base-1.0 python3-numpy), GStreamer 1.22, the cudalink
 plugin (build/gst is used when it exists), an NVIDIA GPU and its driver.
-GPU machines without PyGObject (a bare CUDA/PyTorch image) cannot run it:
-use the cuda_link Python Importer there, or cudalinksrc from C
-(examples/cudalink-appsink.c).
+GPU machines without PyGObject (a bare CUDA/PyTorch image): carry Debian's
+Python 3.11 with it there (tests/gpu/bundle.sh: .gpu/python3.11
+examples/appsink-numpy.py NAME), or use the cuda_link Python Importer, or
+cudalinksrc from C (examples/cudalink-appsink.c).
 """
 import argparse
 import sys
@@ -72,11 +78,14 @@ def main():
         fail(f"{why}: this machine cannot read cuda-link frames (an NVIDIA GPU and its "
              "driver are needed)")
 
-    state = {"frames": 0}
+    state = {"frames": 0, "shape": "no frame"}
 
     def on_frame(frame, info, buf):
         """Your processing goes here: frame is (height, width, channels)."""
         n = state["frames"]
+        if n == 0:
+            state["shape"] = (f"{info.width}x{info.height} {info.finfo.name} "
+                              f"{frame.dtype}{list(frame.shape)}")
         if n % 30 == 0:
             mean = ", ".join(f"{m:.1f}" for m in frame.reshape(-1, frame.shape[2]).mean(axis=0))
             print(f"frame {n} (producer frame {buf.offset}): {info.width}x{info.height} "
@@ -106,6 +115,7 @@ def main():
 
     bus = pipeline.get_bus()
     pipeline.set_state(Gst.State.PLAYING)
+    print(f"{PROG}: reading {args.name} (its producer has {args.timeout} ms to appear)", flush=True)
     rc = 0
     try:
         while not args.frames or state["frames"] < args.frames:
@@ -126,8 +136,8 @@ def main():
         rc = 130
     pipeline.set_state(Gst.State.NULL)
     stats = pipeline.get_by_name("src").get_property("stats")
-    print(f"{PROG}: {state['frames']} frames; cudalinksrc: frames {stats.get_uint64('frames')[1]}, "
-          f"missed {stats.get_uint64('missed')[1]}")
+    print(f"{PROG}: {state['frames']} frames of {state['shape']}; cudalinksrc: frames "
+          f"{stats.get_uint64('frames')[1]}, missed {stats.get_uint64('missed')[1]}")
     if rc == 0 and state["frames"] == 0:
         rc = 1
     return rc

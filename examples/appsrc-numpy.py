@@ -8,7 +8,8 @@ native BGRA bottom-up layout), the cuda_link Python Importer, cudalinksrc
 (examples/appsink-numpy.py NAME). The frames are system memory: cudalinksink
 uploads each one inside the element (one host-to-device copy) and publishes
 it. make_frame() draws a moving gradient with the frame number in the
-first pixel's red and green bytes; put your own frames there.
+first pixel's red and green bytes; put your own frames there. Last line:
+"appsrc-numpy: N frames of WxH pushed; cudalinksink published N".
 
 With --torch the frames are computed by torch on the GPU and copied to the
 host for appsrc (.cpu()), then uploaded again: GStreamer 1.22 cannot wrap a
@@ -26,8 +27,9 @@ CUDA driver), 130 Ctrl-C (the segment is still shut down cleanly).
 Needs: python3 with PyGObject and numpy (Debian: python3-gi
 gir1.2-gst-plugins-base-1.0 python3-numpy), torch for --torch, GStreamer
 1.22, the cudalink plugin (build/gst is used when it exists), an NVIDIA GPU
-and its driver. GPU machines without PyGObject cannot run it: use the
-cuda_link Python Exporter there.
+and its driver. GPU machines without PyGObject: carry Debian's Python 3.11
+with it there (tests/gpu/bundle.sh: .gpu/python3.11 examples/appsrc-numpy.py
+NAME; it has numpy, not torch), or use the cuda_link Python Exporter.
 """
 import argparse
 import sys

@@ -11,6 +11,10 @@
 #                               H.264 / H.265 (the GPU machine's NVDEC needs
 #                               libnvcuvid, which it may not have)
 #
+# Then tests/gpu/bundle-py311.sh: Debian 12's Python 3.11 with PyGObject and
+# numpy (.gpu/py311.tar.xz, run as .gpu/python3.11), for the Python recipes;
+# the GPU machine's own Python 3.12 has no PyGObject.
+#
 # Size: the carry (.gpu + build/ + the tree) must stay under 64 MiB.
 # libx265 alone is 16 MB (three bit depths), SRT brings gnutls; gzip -9
 # takes .gpu from ~52 MB to ~20 MB. The .so.gz files are unpacked where
@@ -26,6 +30,7 @@ GPU_PLUGINS="coreelements coretracers app videotestsrc videoconvertscale videora
 
 out=.gpu
 while getopts "o:b:s:" opt; do [ "$opt" = o ] && out=$OPTARG; done
+bash "$(dirname "$0")/bundle-py311.sh" "$out"
 before=$(du -sm "$out" | cut -f1)
 find "$out/lib" -type f -size +400k ! -name '*.gz' -exec gzip -9 {} +
 # env.sh: unpack before anything loads a library

@@ -17,8 +17,10 @@
  *
  * The H200/H100 have no NVENC: the recipes pick x264enc/x265enc after
  * cudadownload there. The Python recipes (appsink-numpy.py, appsrc-numpy.py)
- * need PyGObject, which the GPU test machine lacks: tests/ci/check-recipes.sh
- * runs them without a driver instead.
+ * run with $CUDALINK_PYTHON (default /usr/bin/python3): on the GPU machine,
+ * whose Python 3.12 has no PyGObject, .gpu/env.sh sets it to
+ * .gpu/python3.11, Debian's Python 3.11 with PyGObject and numpy
+ * (tests/gpu/bundle-py311.sh).
  *
  * Logs: every process's output goes to CUDALINK_RECIPES_DIR (default: a new
  * directory under /tmp), named after the test. Exits non-zero when there is
@@ -26,6 +28,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,12 +38,13 @@
 
 #include <gst/app/gstappsink.h>
 #include <gst/gst.h>
+#include <gst/video/video.h>
 
 #include "cudalink.h"
 #include "testutil.h"
 #include "gpu_gst_util.h"
 
-static const char *src_root, *build_root;
+static const char *src_root, *build_root, *python;
 static gchar *out_dir;
 static guint name_counter;
 
@@ -101,6 +105,19 @@ proc_start(Proc *p, const char *log, const char *const *argv, const char *const 
   return TRUE;
 }
 
+/* Whether the process still runs; once it ended, its status is recorded. */
+static gboolean
+proc_alive(Proc *p)
+{
+  int st;
+
+  if (p->alive && waitpid(p->pid, &st, WNOHANG) == p->pid) {
+    p->alive = FALSE;
+    p->status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+  }
+  return p->alive;
+}
+
 /* Waits up to timeout_s for the process; its exit status, 128 + signal,
  * or -1 when it had to be killed. */
 static int
@@ -111,12 +128,8 @@ proc_wait(Proc *p, double timeout_s)
   if (!p->alive)
     return p->status;
   while (g_get_monotonic_time() < deadline) {
-    int st;
-    if (waitpid(p->pid, &st, WNOHANG) == p->pid) {
-      p->alive = FALSE;
-      p->status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    if (!proc_alive(p))
       return p->status;
-    }
     g_usleep(20000);
   }
   fprintf(stderr, "  %s: still running after %.0f s, killed\n", p->log, timeout_s);
@@ -143,6 +156,24 @@ proc_output(const Proc *p)
   if (!g_file_get_contents(p->log, &text, NULL, NULL))
     text = g_strdup("");
   return text;
+}
+
+/* Until the process's output holds needle (TRUE), it ends, or timeout_s. */
+static gboolean
+proc_wait_output(Proc *p, const char *needle, double timeout_s)
+{
+  gint64 deadline = g_get_monotonic_time() + (gint64)(timeout_s * G_USEC_PER_SEC);
+
+  for (;;) {
+    gboolean alive = proc_alive(p); /* before reading: a last line is not missed */
+    gchar *text = proc_output(p);
+    gboolean found = strstr(text, needle) != NULL;
+
+    g_free(text);
+    if (found || !alive || g_get_monotonic_time() >= deadline)
+      return found;
+    g_usleep(20000);
+  }
 }
 
 /* The last lines of the process's output, indented, when a check failed. */
@@ -208,7 +239,47 @@ typedef struct {
   gboolean done;
   gchar error[512];
   guint64 missed;
+  /* numpy_pattern: frames of examples/appsrc-numpy.py, checked pixel by pixel */
+  gboolean numpy_pattern;
+  guint pattern_good, pattern_backwards;
+  gint64 first_k, last_k;
 } Reader;
+
+/* appsrc-numpy.py's frame k: R = (x + 4k) % 256, G = y * 255 / (h - 1),
+ * B = 128, A = 255, and k (mod 65536) in pixel (0, 0)'s R and G. Returns k,
+ * or -1 when a pixel differs (or the frame is not RGBA in system memory). */
+static gint64
+numpy_pattern_frame(GstSample *s)
+{
+  GstVideoInfo info;
+  GstVideoFrame f;
+  gint64 k = -1;
+
+  if (!gst_video_info_from_caps(&info, gst_sample_get_caps(s)) ||
+      GST_VIDEO_INFO_FORMAT(&info) != GST_VIDEO_FORMAT_RGBA ||
+      !gst_video_frame_map(&f, &info, gst_sample_get_buffer(s), GST_MAP_READ))
+    return -1;
+  const guint8 *base = GST_VIDEO_FRAME_PLANE_DATA(&f, 0);
+  gint stride = GST_VIDEO_FRAME_PLANE_STRIDE(&f, 0);
+  gint w = GST_VIDEO_INFO_WIDTH(&info), h = GST_VIDEO_INFO_HEIGHT(&info);
+
+  k = base[0] | base[1] << 8;
+  for (gint y = 0; y < h && k >= 0; y++) {
+    const guint8 *row = base + (gsize)y * stride;
+    guint8 g = (guint8)(y * 255 / (h > 1 ? h - 1 : 1));
+    for (gint x = 0; x < w; x++) {
+      const guint8 *px = row + 4 * x;
+      gboolean first = x == 0 && y == 0;
+      if ((!first && (px[0] != (x + 4 * k) % 256 || px[1] != g)) || px[2] != 128 ||
+          px[3] != 255) {
+        k = -1;
+        break;
+      }
+    }
+  }
+  gst_video_frame_unmap(&f);
+  return k;
+}
 
 static GstFlowReturn
 reader_sample(GstAppSink *sink, gpointer data)
@@ -226,20 +297,33 @@ reader_sample(GstAppSink *sink, gpointer data)
     gst_structure_get_int(st, "height", &r->height);
     g_strlcpy(r->format, f ? f : "?", sizeof r->format);
   }
+  if (r->numpy_pattern) {
+    gint64 k = numpy_pattern_frame(s);
+    if (k >= 0) {
+      if (r->pattern_good++ == 0)
+        r->first_k = k;
+      else if (k <= r->last_k)
+        r->pattern_backwards++;
+      r->last_k = k;
+    }
+  }
   g_mutex_unlock(&r->lock);
   gst_sample_unref(s);
   return GST_FLOW_OK;
 }
 
-/* desc: a pipeline, usually ending in "appsink name=sink sync=false" */
+/* desc: a pipeline, usually ending in "appsink name=sink sync=false";
+ * numpy_pattern: check appsrc-numpy.py's pattern in every frame */
 static gboolean
-reader_start(Reader *r, const gchar *desc)
+reader_start_checked(Reader *r, const gchar *desc, gboolean numpy_pattern)
 {
   GstAppSinkCallbacks cb = { 0 };
   GError *err = NULL;
   GstElement *sink;
 
   memset(r, 0, sizeof *r);
+  r->numpy_pattern = numpy_pattern;
+  r->first_k = r->last_k = -1;
   g_mutex_init(&r->lock);
   r->pipe = gst_parse_launch(desc, &err);
   if (!r->pipe || err) {
@@ -256,6 +340,12 @@ reader_start(Reader *r, const gchar *desc)
   }
   gst_element_set_state(r->pipe, GST_STATE_PLAYING);
   return TRUE;
+}
+
+static gboolean
+reader_start(Reader *r, const gchar *desc)
+{
+  return reader_start_checked(r, desc, FALSE);
 }
 
 /* Until EOS or an error, at most timeout_s. */
@@ -341,6 +431,21 @@ check_frames(const char *what, Reader *r, guint lo, guint hi, gint w, gint h)
   CHECK(r->frames >= lo && r->frames <= hi);
   CHECK_EQ_INT(r->width, w);
   CHECK_EQ_INT(r->height, h);
+}
+
+/* A copy of the first line of text that starts with prefix and holds
+ * needle, or NULL. */
+static gchar *
+line_with(const char *text, const char *prefix, const char *needle)
+{
+  gchar **lines = g_strsplit(text ? text : "", "\n", -1);
+  gchar *found = NULL;
+
+  for (guint i = 0; lines[i] && !found; i++)
+    if (g_str_has_prefix(lines[i], prefix) && strstr(lines[i], needle))
+      found = g_strdup(lines[i]);
+  g_strfreev(lines);
+  return found;
 }
 
 /* The first integer after needle in text, or -1. */
@@ -649,6 +754,133 @@ test_c_appsink(void)
   g_free(name);
 }
 
+/* examples/appsink-numpy.py NAME: the stand-in producer's 1280x720 RGBA
+ * frames as numpy arrays. It prints a line every 30 frames (size, format,
+ * dtype and shape, channel means) and a summary; videotestsrc's ball is
+ * white on black, opaque: R, G and B means equal and between 0 and 255,
+ * alpha 255. The producer starts once the script says it is reading (its
+ * interpreter, numpy and GStreamer take a while to load). */
+static void
+test_py_appsink(void)
+{
+  gchar *name = unique_name("np-in");
+  gchar *script = example("appsink-numpy.py");
+  const char *argv[] = { python, script, name, "--timeout", "30000", NULL };
+  const char *shape = "1280x720 RGBA, uint8[720, 1280, 4], channel means ";
+  Proc p, prod;
+  gchar *text, **lines, *summary;
+  guint frames = 0, src_frames = 0, missed = 0, lines_total = 0, lines_good = 0;
+  gboolean ready;
+  int rc_prod = -1, rc;
+
+  REQUIRE(proc_start(&p, "appsink-numpy.log", argv, NULL));
+  ready = proc_wait_output(&p, "appsink-numpy: reading ", 60);
+  if (ready)
+    REQUIRE(producer_start(&prod, "appsink-numpy-producer.log", name, 1280, 720, N));
+  else
+    memset(&prod, 0, sizeof prod);
+  if (ready)
+    rc_prod = proc_wait(&prod, 60);
+  rc = proc_wait(&p, 30);
+  text = proc_output(&p);
+  lines = g_strsplit(text, "\n", -1);
+  for (guint i = 0; lines[i]; i++) {
+    const char *m = strstr(lines[i], shape);
+    double c[4];
+    if (!g_str_has_prefix(lines[i], "frame "))
+      continue;
+    lines_total++;
+    if (m && sscanf(m + strlen(shape), "%lf, %lf, %lf, %lf", &c[0], &c[1], &c[2], &c[3]) == 4 &&
+        c[3] == 255.0 && fabs(c[0] - c[1]) < 0.01 && fabs(c[1] - c[2]) < 0.01 && c[0] > 0.0 &&
+        c[0] < 255.0)
+      lines_good++;
+  }
+  summary = line_with(text, "appsink-numpy: ", " frames of ");
+  if (summary)
+    sscanf(summary, "appsink-numpy: %u frames of %*[^;]; cudalinksrc: frames %u, missed %u",
+           &frames, &src_frames, &missed);
+  printf("    appsink-numpy.py rc %d (%s), producer rc %d: %u frames, cudalinksrc %u, missed %u; "
+         "%u of %u frame lines with 1280x720 RGBA uint8[720, 1280, 4] and the ball's means\n",
+         rc, python, rc_prod, frames, src_frames, missed, lines_good, lines_total);
+  CHECK(ready);
+  CHECK_EQ_INT(rc_prod, 0);
+  CHECK_EQ_INT(rc, 0);
+  CHECK(summary != NULL);
+  CHECK_STR_CONTAINS(summary, " frames of 1280x720 RGBA uint8[720, 1280, 4]; ");
+  CHECK(frames >= N * 9 / 10 && frames <= N);
+  CHECK_EQ_INT(src_frames, frames);
+  CHECK_EQ_INT(lines_total, (frames + 29) / 30); /* frames 0, 30, 60, ... */
+  CHECK_EQ_INT(lines_good, lines_total);
+  if (tu_failures_in_test) {
+    proc_show(&p, 10);
+    if (ready)
+      proc_show(&prod, 5);
+  }
+  g_free(summary);
+  g_strfreev(lines);
+  g_free(text);
+  proc_free(&p);
+  if (ready)
+    proc_free(&prod);
+  g_free(script);
+  g_free(name);
+}
+
+/* examples/appsrc-numpy.py NAME --frames N --size 640x360: numpy frames
+ * through appsrc into cudalinksink, read back here by a cudalinksrc that
+ * downloads them (video/x-raw); every pixel of every frame is checked
+ * against the script's pattern, and the frame numbers in it only go up. */
+static void
+test_py_appsrc(void)
+{
+  gchar *name = unique_name("np-out");
+  gchar *script = example("appsrc-numpy.py");
+  gchar *n = g_strdup_printf("%u", N);
+  gchar *desc = g_strdup_printf("cudalinksrc name=src ipc-name=%s timeout=30000 "
+                                "on-producer-loss=eos ! video/x-raw ! appsink name=sink "
+                                "sync=false", name);
+  const char *argv[] = { python, script, name, "--frames", n, "--size", "640x360", NULL };
+  Proc p;
+  Reader r;
+  gchar *text, *summary;
+  guint pushed = 0, published = 0;
+  gint w = 0, h = 0;
+  int rc;
+
+  REQUIRE(reader_start_checked(&r, desc, TRUE));
+  REQUIRE(proc_start(&p, "appsrc-numpy.log", argv, NULL));
+  rc = proc_wait(&p, 90);
+  reader_wait(&r, 20);
+  text = proc_output(&p);
+  summary = line_with(text, "appsrc-numpy: ", " pushed; ");
+  if (summary)
+    sscanf(summary, "appsrc-numpy: %u frames of %dx%d pushed; cudalinksink published %u",
+           &pushed, &w, &h, &published);
+  printf("    appsrc-numpy.py rc %d (%s): pushed %u of %dx%d, cudalinksink published %u\n", rc,
+         python, pushed, w, h, published);
+  check_frames("read back by cudalinksrc", &r, N * 9 / 10, N, 640, 360);
+  printf("    %-34s %4u frames with the pattern (frames %" G_GINT64_FORMAT "..%" G_GINT64_FORMAT
+         "), %u out of order\n", "pixels checked", r.pattern_good, r.first_k, r.last_k,
+         r.pattern_backwards);
+  CHECK_EQ_INT(rc, 0);
+  CHECK_EQ_INT(pushed, N);
+  CHECK_EQ_INT(published, N);
+  CHECK_STR_CONTAINS(r.format, "RGBA");
+  CHECK_EQ_INT(r.pattern_good, r.frames);
+  CHECK_EQ_INT(r.pattern_backwards, 0);
+  CHECK(r.last_k < N);
+  if (tu_failures_in_test)
+    proc_show(&p, 10);
+  reader_stop(&r);
+  g_free(summary);
+  g_free(text);
+  proc_free(&p);
+  g_free(desc);
+  g_free(n);
+  g_free(script);
+  g_free(name);
+}
+
 #define RUN(fn) RUN_WANTED(3, fn)
 
 int
@@ -656,7 +888,7 @@ main(int argc, char **argv)
 {
   char why[256] = "";
   const char *elements[] = { "cudalinksink", "cudalinksrc", "cudaupload", "cudadownload",
-                             "videotestsrc", "appsink", "x264enc",
+                             "videotestsrc", "appsink", "appsrc", "x264enc",
                              "x265enc", "mp4mux", "qtdemux", "decodebin", "h264parse",
                              "h265parse", "rtph264pay", "rtph264depay", "rtpjitterbuffer",
                              "udpsrc", "udpsink", "srtsink", "srtsrc", "mpegtsmux", "tsdemux" };
@@ -710,9 +942,10 @@ main(int argc, char **argv)
   } else {
     out_dir = g_dir_make_tmp("cudalink-recipes-XXXXXX", NULL);
   }
+  /* Debian's python3 is where python3-gi lives, not a pyenv/venv one */
+  python = g_getenv("CUDALINK_PYTHON") ? g_getenv("CUDALINK_PYTHON") : "/usr/bin/python3";
   printf("    logs and files: %s\n", out_dir);
-  printf("    not run here: examples/appsink-numpy.py, appsrc-numpy.py (no PyGObject on the GPU "
-         "machine; tests/ci/check-recipes.sh runs them without a driver)\n");
+  printf("    Python recipes run with: %s (CUDALINK_PYTHON)\n", python);
 
   RUN(test_run_main);
   RUN(test_record_h264);
@@ -722,6 +955,8 @@ main(int argc, char **argv)
   RUN(test_publish_file);
   RUN(test_republish);
   RUN(test_c_appsink);
+  RUN(test_py_appsink);
+  RUN(test_py_appsrc);
 
   return TEST_SUMMARY();
 }

@@ -6,9 +6,11 @@
 # line for each recipe).
 #   tests/gpu/run-gpu-machine.sh [tests|recipes|bench|all]
 #     recipes: README's run-main.sh and the recipes in examples/ end to end
-#              (tests/gpu/gpu_recipes, ~1.5 min). Its MP4s and every process's
-#              log go to ${RECIPES_DIR:-/tmp/cudalink-recipes}, not to $OUT (a
-#              dozen files); a failing check prints the end of the logs that
+#              (tests/gpu/gpu_recipes, ~2 min; the Python ones with
+#              .gpu/python3.11, which .gpu/env.sh sets as CUDALINK_PYTHON).
+#              Its MP4s and every process's log go to
+#              ${RECIPES_DIR:-/tmp/cudalink-recipes}, not to $OUT (a dozen
+#              files); a failing check prints the end of the logs that
 #              matter into $OUT/gpu_recipes.log.
 set -u
 what=${1:-all}

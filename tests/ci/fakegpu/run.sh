@@ -13,7 +13,8 @@
 # MP4s decoded, counts and sizes) and the CPU halves of the pipelines with
 # cudalinksrc's caps. What it cannot: anything of the real elements or of
 # CUDA (test_c_appsink, which maps GstCudaMemory, is left out). A pass here
-# is not a GPU result.
+# is not a GPU result. The Python recipes run with Debian's python3
+# (CUDALINK_PYTHON), not the GPU bundle's Python 3.11.
 #
 #   bash tests/ci/fakegpu/run.sh [test-name ...]   (BUILDDIR, default build/)
 # Needs: gstreamer1.0-python3-plugin-loader python3-gst-1.0 (installed if
@@ -47,11 +48,14 @@ export GST_REGISTRY_1_0=$tmp/registry.bin   # never the user's registry: fakes l
 export GST_PLUGIN_PATH_1_0=$tmp/build/gst
 unset GST_PLUGIN_PATH
 export BUILD_DIR=$tmp/build FAKEGPU_DIR=$tmp CUDALINK_RECIPES_DIR=$tmp/out
+# the Python recipes: Debian's python3, where python3-gi and the plugin
+# loader's gst-python live (the GPU machine uses .gpu/python3.11 instead)
+export CUDALINK_PYTHON=${CUDALINK_PYTHON:-/usr/bin/python3}
 export PYTHONDONTWRITEBYTECODE=1
 
 if [ $# = 0 ]; then
   set -- test_run_main test_record_h264 test_record_h265 test_rtp test_srt \
-    test_publish_file test_republish
+    test_publish_file test_republish test_py_appsink test_py_appsrc
 fi
 rc=0
 "$builddir/tests/gpu/gpu_recipes" "$root" "$tmp/build" "$@" || rc=$?

@@ -132,11 +132,13 @@ class LinkSink(Gst.Bin):
         "gpu-wait": (str, "gpu-wait", "", "none", RW),
         "video-direction": (str, "video-direction", "", "identity", RW),
         "stats-interval": (GObject.TYPE_UINT, "stats-interval", "", 0, GLib.MAXUINT, 0, RW),
+        "stats": (Gst.Structure, "stats", "", GObject.ParamFlags.READABLE),
     }
 
     def __init__(self):
         super().__init__()
-        self.props_ = {k: v[3] for k, v in LinkSink.SINK_PROPS.items()}
+        self.props_ = {k: v[3] for k, v in LinkSink.SINK_PROPS.items() if k != "stats"}
+        self.published = 0
         self.eos_seen = False
         self.conv = make(ToSys)
         self.shm = make("shmsink", wait_for_connection=False, shm_size=256 * 1024 * 1024)
@@ -145,9 +147,18 @@ class LinkSink(Gst.Bin):
         self.conv.link(self.shm)
         pad = Gst.GhostPad.new("sink", self.conv.get_static_pad("sink"))
         pad.add_probe(Gst.PadProbeType.EVENT_DOWNSTREAM, self._event)
+        pad.add_probe(Gst.PadProbeType.BUFFER, self._count)
         self.add_pad(pad)
 
+    def _count(self, pad, info):
+        self.published += 1
+        return Gst.PadProbeReturn.OK
+
     def do_get_property(self, prop):
+        if prop.name == "stats":  # the fields examples/appsrc-numpy.py reads
+            return Gst.Structure.from_string(
+                "application/x-cudalinksink-stats, "
+                f"frames-published=(guint64){self.published}")[0]
         return self.props_[prop.name]
 
     def do_set_property(self, prop, value):

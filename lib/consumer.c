@@ -1083,10 +1083,9 @@ cudalink_consumer_hold(cudalink_consumer *c, void *stream, uint64_t *src, size_t
   if (!c->holds || !c->map)
     return CUDALINK_ERR_NO_IMPORT;
   n = c->header.num_slots;
-  /* the newest N - 1 frames may be held (a sink's last-sample keeps one
-   * more than the frame in hand): the producer's next slot, the oldest,
-   * stays free for a reader that keeps up */
-  limit = n > 1 ? n - 1 : 1;
+  /* N - 2 held slots leave the producer two to write before it comes
+   * round to the oldest hold; a sink's last-sample holds one of them */
+  limit = n > 2 ? n - 2 : 0;
   /* a reader slower than the producer would hold it back: it copies */
   if (c->behind || (uint32_t)atomic_load(&c->map->held) >= limit)
     return CUDALINK_ERR_HOLDS_FULL;

@@ -579,9 +579,9 @@ CUDALINK_API cudalink_status cudalink_consumer_release(cudalink_consumer *consum
  * re-opened (the slot stays mapped until then), but before the CUDA
  * context goes. ERR_NO_IMPORT: the producer offers none (a foreign one):
  * copy. ERR_HOLDS_FULL: copy this frame, so as not to hold the producer
- * back: this consumer holds max(1, num_slots - 1) slots of the ring
- * already (the producer's next slot, the oldest, stays free for a reader
- * that keeps up), or it is behind (it missed frames before this one: a
+ * back: this consumer holds num_slots - 2 slots of the ring already
+ * (0 with 2 slots or fewer: the producer keeps two free slots ahead of the
+ * oldest hold), or it is behind (it missed frames before this one: a
  * slower reader that held slots would slow the producer to its pace).
  * ERR_TORN: the producer was rewriting the slot (counted as torn): skip
  * the frame. */

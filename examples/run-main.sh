@@ -12,9 +12,13 @@
 # (frames, missed, publish -> push latency p50/p99, from its stats messages)
 # and how many frames main.mp4 decodes back to.
 #
-# usage: bash examples/run-main.sh [--no-build] [SECONDS]
+# usage: bash examples/run-main.sh [--no-build] [--mps] [SECONDS]
 #   --no-build   use the build as it is (BUILDDIR, default build/): no
 #                apt-get, no meson (the GPU test machine runs it so)
+#   --mps        run both processes under CUDA MPS (one GPU context for
+#                both: no context switch per frame, docs/BENCHMARKS.md):
+#                starts nvidia-cuda-mps-control -d if no daemon runs, and
+#                stops it again at the end if it started it
 #   RUN_MAIN_DIR where main.mp4 and the logs go (default BUILDDIR/run-main)
 #
 # Needs: an NVIDIA GPU and its driver to move frames. Without one it builds
@@ -25,13 +29,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 me=run-main
-build=1 secs=10
+build=1 secs=10 mps=0
 while [ $# -gt 0 ]; do
   case $1 in
     --no-build) build=0 ;;
+    --mps) mps=1 ;;
     [0-9]*) secs=$1 ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
-    *) echo "usage: bash examples/run-main.sh [--no-build] [SECONDS]" >&2; exit 64 ;;
+    *) echo "usage: bash examples/run-main.sh [--no-build] [--mps] [SECONDS]" >&2; exit 64 ;;
   esac
   shift
 done
@@ -97,9 +102,27 @@ if [ "$dry" = 1 ]; then
 fi
 
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
+mps_started=0
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  if [ "$mps_started" = 1 ]; then echo quit | nvidia-cuda-mps-control >/dev/null 2>&1 || true; fi
+}
 trap cleanup EXIT
 trap 'exit 130' INT TERM
+
+if [ "$mps" = 1 ]; then
+  if ! command -v nvidia-cuda-mps-control >/dev/null; then
+    echo "$me: --mps: nvidia-cuda-mps-control is not installed (it comes with the NVIDIA driver)" >&2
+    exit 2
+  fi
+  # a running daemon answers; else start one for this job
+  if ! echo get_default_active_thread_percentage | nvidia-cuda-mps-control >/dev/null 2>&1; then
+    nvidia-cuda-mps-control -d || { echo "$me: --mps: the MPS daemon did not start" >&2; exit 2; }
+    mps_started=1
+    sleep 0.5
+  fi
+  echo "$me: under MPS (docs/BENCHMARKS.md, \"MPS\")"
+fi
 
 rm -f "$mp4"
 echo "$me: publishing $frames frames of ${w}x$h RGBA at $fps fps as cuda-link segment" \
@@ -132,8 +155,11 @@ stats=$(grep -o 'application/x-cudalinksrc-stats[^;]*' "$outdir/reader.log" | ta
 field() { sed -n "s/.*[ ,]$1=([a-z0-9]*)\([0-9.e+-]*\).*/\1/p" <<<"$stats"; }
 got=$(field frames) missed=$(field missed)
 p50=$(field latency-p50-us) p99=$(field latency-p99-us)
+imported=$(field imported) mps_src=$(field mps) mps_pub=$(field producer-mps)
+yes_no() { case $1 in 1) echo yes ;; 0) echo no ;; *) echo unknown ;; esac; }
 printf '%s: cudalinksrc pushed %s frames of %s published, missed %s, latency publish->push p50 %.0f us, p99 %.0f us\n' \
   "$me" "${got:-?}" "$frames" "${missed:-?}" "${p50:-0}" "${p99:-0}"
+echo "$me: ${imported:-0} of them imported without a copy (io-mode=auto); MPS: reader $(yes_no "${mps_src:-}"), publisher $(yes_no "${mps_pub:-}")"
 
 # 4. The MP4, decoded back.
 mp4_frames=0 mp4_size='?'

@@ -1082,6 +1082,17 @@ GST_START_TEST (test_property_ranges)
 
   ASSERT_WARNING (g_object_set (sink, "cuda-device-id", -2, NULL));
 
+  /* max-slots: 0 (never grow) by default, at most the protocol's 10 */
+  {
+    guint max_slots = 99;
+    g_object_get (sink, "max-slots", &max_slots, NULL);
+    fail_unless_equals_int (max_slots, 0);
+    ASSERT_WARNING (g_object_set (sink, "max-slots", 11, NULL));
+    g_object_set (sink, "max-slots", 6, NULL);
+    g_object_get (sink, "max-slots", &max_slots, NULL);
+    fail_unless_equals_int (max_slots, 6);
+  }
+
   /* values that are taken */
   g_object_set (sink, "ipc-name", "td_in", "cuda-device-id", 1,
       "channel-order", GST_CUDA_LINK_CHANNEL_ORDER_BGRA, "output-dtype",

@@ -361,6 +361,29 @@ GST_START_TEST (test_properties)
     fail_unless_equals_int (frame_timeout, 5000);
     fail_unless_equals_int (stats_interval, 0);
   }
+  {
+    gint io_mode;
+    GstStructure *st = NULL;
+    gint mps = 0;
+    const gchar *how;
+
+    /* zero-copy import where the producer offers it */
+    g_object_get (src, "io-mode", &io_mode, NULL);
+    fail_unless_equals_int (io_mode, enum_value (src, "io-mode", "auto"));
+    enum_value (src, "io-mode", "copy");
+    g_object_set (src, "io-mode", enum_value (src, "io-mode", "import"), NULL);
+    g_object_get (src, "io-mode", &io_mode, NULL);
+    fail_unless_equals_int (io_mode, enum_value (src, "io-mode", "import"));
+    /* before any frame: nothing imported, no MPS answer yet */
+    g_object_get (src, "stats", &st, NULL);
+    fail_unless (gst_structure_get_int (st, "mps", &mps));
+    fail_unless_equals_int (mps, -1);
+    fail_unless (gst_structure_get_int (st, "producer-mps", &mps));
+    fail_unless_equals_int (mps, -1);
+    how = gst_structure_get_string (st, "io-mode");
+    fail_unless_equals_string (how, "none");
+    gst_structure_free (st);
+  }
   /* the src always waits for its copy: none is refused, the value kept */
   g_object_set (src, "gpu-wait", enum_value (src, "gpu-wait", "none"), NULL);
   g_object_get (src, "gpu-wait", &gpu_wait, NULL);

@@ -1096,21 +1096,27 @@ cudalink_consumer_hold(cudalink_consumer *c, void *stream, uint64_t *src, size_t
   c->stats.producer_mps = (flags & CUDALINK_HOLDS_FLAG_MPS) != 0;
   if ((st = take_hold(c, key, hold)) != CUDALINK_OK)
     return st;
-  /* held: the producer's work on the slot completes, then it is ours */
-  st = cudalink_consumer_acquire(c, stream, src, src_pitch);
-  if (st == CUDALINK_OK) {
-    if ((res = c->cu->CtxPushCurrent(c->ctx.ctx)) == CUDA_SUCCESS) {
-      res = wait_for_copy(c, stream ? (CUstream)stream : c->stream);
-      pop_ctx(c);
+  /* held: once the producer's work on the slot is done it is ours. An
+   * event already complete costs no GPU work at all (a wait on our stream
+   * would first pay the GPU's switch to our context) */
+  *src = c->mem[c->frame.slot];
+  *src_pitch = c->row_size;
+  if ((res = c->cu->CtxPushCurrent(c->ctx.ctx)) == CUDA_SUCCESS) {
+    CUstream s = stream ? (CUstream)stream : c->stream;
+    res = c->cu->EventQuery(c->event[c->frame.slot]);
+    if (res == CUDA_ERROR_NOT_READY) {
+      res = c->cu->StreamWaitEvent(s, c->event[c->frame.slot], 0);
+      if (res == CUDA_SUCCESS)
+        res = wait_for_copy(c, s);
     }
-    if (res != CUDA_SUCCESS)
-      st = cudalink_cuda_check(c->cu, res, "waiting for the producer's frame", c->last_error,
-                               sizeof c->last_error);
+    pop_ctx(c);
   }
-  if (st != CUDALINK_OK) {
+  if (res != CUDA_SUCCESS) {
+    cudalink_cuda_check(c->cu, res, "waiting for the producer's frame", c->last_error,
+                        sizeof c->last_error);
     cudalink_hold_release(*hold);
     *hold = NULL;
-    return st;
+    return CUDALINK_ERR_CUDA;
   }
   c->stats.holds++;
   return CUDALINK_OK;

@@ -2,8 +2,10 @@
  * accounting as bench_peer (peerstats.h) around bare CUDA copies, with no
  * GStreamer and no libcudalink ring (a program, not a test; needs a GPU).
  *
- *   bench_floor check
- *       one line: "GPU <name>, driver <version>", or ERROR and why (exit 2)
+ *   bench_floor check [HOLD_S]
+ *       one line: "GPU <name>, driver <version>", or ERROR and why (exit 2);
+ *       then keeps its CUDA context HOLD_S seconds (a client to look at:
+ *       tests/bench/matrix.py asks MPS for its server meanwhile)
  *   bench_floor local|ipc-copy|ipc-read WIDTH HEIGHT BYTES_PER_PIXEL
  *               [PLAN OPTIONS] [--lat-out FILE]
  *
@@ -116,7 +118,7 @@ up(CUcontext *ctx)
 }
 
 static int
-check_main(void)
+check_main(double hold_s)
 {
   typedef CUresult(CUDAAPI * name_fn)(char *, int, CUdevice);
   name_fn get_name;
@@ -132,6 +134,9 @@ check_main(void)
     get_name(name, sizeof name, dev);
   cu->DriverGetVersion(&version);
   printf("GPU %s, CUDA driver API %d.%d\n", name, version / 1000, (version % 1000) / 10);
+  fflush(stdout);
+  if (hold_s > 0)
+    sleep_until(cudalink_now() + hold_s);
   return 0;
 }
 
@@ -187,11 +192,11 @@ main(int argc, char **argv)
   CUresult r = CUDA_SUCCESS;
   uint64_t counter = 0;
 
-  if (argc == 2 && strcmp(argv[1], "check") == 0)
-    return check_main();
+  if ((argc == 2 || argc == 3) && strcmp(argv[1], "check") == 0)
+    return check_main(argc == 3 ? atof(argv[2]) : 0);
   if (argc < 5 || (strcmp(argv[1], "local") != 0 && strcmp(argv[1], "ipc-copy") != 0 &&
                    strcmp(argv[1], "ipc-read") != 0)) {
-    fprintf(stderr, "usage: bench_floor check | local|ipc-copy|ipc-read W H BYTES_PER_PIXEL "
+    fprintf(stderr, "usage: bench_floor check [HOLD_S] | local|ipc-copy|ipc-read W H BYTES_PER_PIXEL "
                     "[plan options] [--lat-out FILE]\n");
     return 64;
   }

@@ -291,11 +291,17 @@ class Matrix:
         self.env_py = base
         self.info["env"] = {"gst122": why122 or "ok", "gst126": why126 or "ok"}
 
-        # the GPU, through the floor program (no driver: the whole run stops)
-        rc, out = run_quick([FLOOR, "check"], self.env_floor, 60)
-        gpu_line = first_line(out, "GPU ") if rc == 0 else ""
+        # the GPU, through the floor program (no driver: the whole run
+        # stops); while it holds its context, MPS (if running) lists the
+        # server that client made it start
+        check = Proc([FLOOR, "check", "2"], self.env_floor, os.path.join(self.tree, "check.log"), 60)
+        gpu_line = check.wait_for("GPU ", 60)
+        mps_rc, mps_out = self.mps_servers() if gpu_line else (None, "")
+        check.stop()
         if not gpu_line:
-            why = first_line(out, "ERROR") or first_line(out) or "bench_floor check: status %s" % rc
+            why = check.why("the GPU's name")
+            if why.startswith("bench_floor: "):
+                why = why[len("bench_floor: "):]
             self.info["fatal"] = why
             return why
         self.info["gpu_check"] = gpu_line
@@ -303,13 +309,12 @@ class Matrix:
                              "--format=csv,noheader"], base, 30)
         self.info["gpu"] = first_line(out) if rc == 0 else gpu_line[4:]
         self.gpu = self.info["gpu"]
-        # MPS: the server list once a CUDA client (the check above) has run
-        rc, out = self.mps_servers()
+        rc, out = mps_rc, mps_out
         self.info["mps_servers"] = out
         if self.mode == "mps":
             if rc != 0 or not out.strip():
-                why = "MPS was asked for, but no MPS server runs after a CUDA client did (%s)" % (
-                    out.strip() or "rc %s" % rc)
+                why = "MPS was asked for, but it lists no server while a CUDA client runs (%s)" % (
+                    out.strip() or "status %s" % rc)
                 self.info["fatal"] = why
                 return why
             self.mps = "on (server %s)" % " ".join(out.split())

@@ -281,9 +281,12 @@ class Matrix:
         else:
             why122 = "no %s (tests/gpu/bundle.sh -b build, carry .gpu)" % shown(gpu_env)
         if os.path.exists(anchor_env):
+            # the driver's folder after the anchor's, as .gpu/env.sh adds it
             self.env126, why = capture_env(
-                'export ANCHOR_QUIET=1\n. %s >/dev/null 2>&1\n[ -n "$ANCHOR_PREFIX" ] || exit 3'
-                % shlex.quote(anchor_env))
+                'export ANCHOR_QUIET=1\n. %s >/dev/null 2>&1\n[ -n "$ANCHOR_PREFIX" ] || exit 3\n'
+                'for d in /usr/local/nvidia/lib64 /usr/lib/x86_64-linux-gnu /usr/lib64; do\n'
+                '  [ -e "$d/libcuda.so.1" ] && export LD_LIBRARY_PATH="$LD_LIBRARY_PATH:$d" && break\n'
+                'done\n' % shlex.quote(anchor_env))
             why126 = why and "sourcing %s failed: %s" % (anchor_env, why)
         else:
             why126 = "no %s (cp -a ../shared/anchor-gst126 .anchor, carry .anchor)" % shown(anchor_env)

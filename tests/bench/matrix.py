@@ -692,6 +692,7 @@ class Matrix:
             if row["cell_s"]:
                 log("[%4.0f s] %-15s %4dx%-4d %-7s %5s s  %s" % (
                     self.elapsed(), key, w, h, fmt, row["cell_s"], self.brief(row)))
+                self.write(final=False)
         self.write()
         return 2 if fatal else 0
 
@@ -708,20 +709,28 @@ class Matrix:
         bad = ["%s %s" % (n, v) for n, v in bad if v not in ("", 0, "0")]
         return s + ("; " + ", ".join(bad) if bad else "")
 
-    def write(self):
+    def write(self, final=True):
+        """the results so far (after every cell: a run stopped from outside
+        still leaves what it measured)"""
         with open(os.path.join(self.tree, "measurements.csv"), "w", newline="") as f:
             wr = csv.DictWriter(f, fieldnames=FIELDS)
             wr.writeheader()
             for r in self.rows:
                 wr.writerow(r)
-        with open(os.path.join(self.tree, "latencies.csv"), "w", newline="") as f:
+        lat = os.path.join(self.tree, "latencies.csv")
+        with open(lat, "a" if os.path.exists(lat) else "w", newline="") as f:
             wr = csv.writer(f)
-            wr.writerow(["mode", "transport", "width", "height", "format", "phase", "latency_us"])
+            if f.tell() == 0:
+                wr.writerow(["mode", "transport", "width", "height", "format", "phase",
+                             "latency_us"])
             wr.writerows(self.latencies)
+        self.latencies = []
         self.info["matrix_s"] = round(self.elapsed(), 1)
         self.info["transports"] = [{"key": k, "label": label} for k, label, _ in TRANSPORTS]
         with open(os.path.join(self.tree, "env.json"), "w") as f:
             json.dump(self.info, f, indent=1)
+        if not final:
+            return
         counts = {}
         for r in self.rows:
             k = r["status"].split(":")[0]

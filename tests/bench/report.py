@@ -1,0 +1,496 @@
+#!/usr/bin/env python3
+"""The report of tests/bench/run: markdown tables for docs/BENCHMARKS.md, one
+CSV of every measurement, PNG plots, from the results of one or more modes.
+
+    report.py OUTDIR INPUT...
+
+INPUT: a results folder (tests/bench/run's RESULTS, or one mode's folder
+in it) or a bench-MODE.tar.gz; every run found in them (a folder with
+measurements.csv and env.json) is read (a mode found twice: the last one
+given wins). Writes OUTDIR/report.md,
+OUTDIR/measurements.csv, OUTDIR/latencies.csv and OUTDIR/plots/*.png
+(matplotlib; without it the plots are skipped and report.md says so).
+"""
+import csv
+import glob
+import json
+import os
+import sys
+import tarfile
+import tempfile
+
+from collections import defaultdict
+
+MODES = [("nomps", "without MPS"), ("mps", "with MPS")]
+SIZES = [(512, 512, "rgba8"), (1920, 1080, "rgba8"), (3840, 2160, "rgba8"),
+         (512, 512, "float32"), (1920, 1080, "float32"), (3840, 2160, "float32")]
+FMT = {"rgba8": "RGBA8", "float32": "float32"}
+CIPC = ["cudaipc-copy", "cudaipc-import", "cudaipc-mmap"]
+OURS = ["cudalink-copy", "cudalink-import"]
+
+
+def size_label(w, h, f):
+    return "%dx%d %s" % (w, h, FMT.get(f, f))
+
+
+def num(v):
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return None
+
+
+def fmt_us(v):
+    v = num(v)
+    if v is None:
+        return "-"
+    return "%.0f" % v if v >= 100 else "%.1f" % v
+
+
+def fmt_fps(v):
+    v = num(v)
+    return "-" if v is None else "%.0f" % v
+
+
+def find_modes(inputs, tmp):
+    """{mode: folder holding measurements.csv}"""
+    found = {}
+    for src in inputs:
+        if os.path.isfile(src) and (src.endswith(".tar.gz") or src.endswith(".tgz")):
+            dest = tempfile.mkdtemp(dir=tmp)
+            with tarfile.open(src) as t:
+                for m in t.getmembers():
+                    if m.name.startswith("/") or ".." in m.name.split("/"):
+                        raise SystemExit("report: unsafe path in %s: %s" % (src, m.name))
+                t.extractall(dest)
+            src = dest
+        if not os.path.isdir(src):
+            raise SystemExit("report: no such folder or tarball: %s" % src)
+        paths = sorted(glob.glob(os.path.join(src, "**", "measurements.csv"), recursive=True))
+        for p in paths:
+            d = os.path.dirname(p)
+            if not os.path.exists(os.path.join(d, "env.json")):
+                continue  # a report's copy, not a run
+            with open(p) as f:
+                first = next(csv.DictReader(f), None)
+            mode = first["mode"] if first else os.path.basename(d)
+            found[mode] = d
+    return found
+
+
+class Report:
+    def __init__(self, mode_dirs):
+        self.rows = []
+        self.lat = defaultdict(list)  # (mode, transport, w, h, fmt, phase) -> [us]
+        self.info = {}
+        self.labels = {}
+        self.order = []
+        for mode, d in sorted(mode_dirs.items(), key=lambda kv: [m for m, _ in MODES].index(kv[0])
+                              if kv[0] in [m for m, _ in MODES] else 9):
+            with open(os.path.join(d, "measurements.csv")) as f:
+                for r in csv.DictReader(f):
+                    self.rows.append(r)
+                    if r["transport"] not in self.labels:
+                        self.labels[r["transport"]] = r["label"]
+                        self.order.append(r["transport"])
+            lp = os.path.join(d, "latencies.csv")
+            if os.path.exists(lp):
+                with open(lp) as f:
+                    for r in csv.DictReader(f):
+                        key = (r["mode"], r["transport"], int(r["width"]), int(r["height"]),
+                               r["format"], int(r["phase"]))
+                        self.lat[key].append(float(r["latency_us"]))
+            ep = os.path.join(d, "env.json")
+            if os.path.exists(ep):
+                with open(ep) as f:
+                    self.info[mode] = json.load(f)
+        self.modes = [m for m, _ in MODES if any(r["mode"] == m for r in self.rows)]
+        self.modes += sorted(set(r["mode"] for r in self.rows) - set(self.modes))
+        self.by = {(r["mode"], r["transport"], int(r["width"]), int(r["height"]), r["format"]): r
+                   for r in self.rows}
+
+    def get(self, mode, t, w, h, f):
+        return self.by.get((mode, t, w, h, f))
+
+    @staticmethod
+    def short(status):
+        if status.startswith("n/a"):
+            return "n/a"
+        if status.startswith("failed"):
+            return "failed"
+        if status.startswith("skipped"):
+            return "skipped"
+        return status or "-"
+
+    def mode_title(self, m):
+        return dict(MODES).get(m, m)
+
+    # ------------------------------------------------------------ tables
+    def table(self, title, cell_fn, out):
+        for m in self.modes:
+            out.append("%s, %s:\n" % (title, self.mode_title(m)))
+            out.append("| transport | " + " | ".join(size_label(*s) for s in SIZES) + " |")
+            out.append("|---" * (len(SIZES) + 1) + "|")
+            for t in self.order:
+                cells = []
+                for s in SIZES:
+                    r = self.get(m, t, *s)
+                    if not r:
+                        cells.append("-")
+                    elif r["status"] != "ok":
+                        cells.append(self.short(r["status"]))
+                    else:
+                        cells.append(cell_fn(r))
+                out.append("| %s | %s |" % (self.labels[t], " | ".join(cells)))
+            out.append("")
+
+    def ratio(self, a, b):
+        a, b = num(a), num(b)
+        return a / b if a is not None and b else None
+
+    def best(self, mode, keys, field, size, lowest):
+        vals = []
+        for k in keys:
+            r = self.get(mode, k, *size)
+            if r and r["status"] == "ok" and num(r[field]) is not None:
+                vals.append((num(r[field]), k))
+        if not vals:
+            return None, None
+        return (min if lowest else max)(vals)
+
+    def goals(self, out):
+        hd = (1920, 1080, "rgba8")
+        k4 = (3840, 2160, "float32")
+        out.append("| goal (issue 16) | ours | " + " | ".join(self.mode_title(m) for m in self.modes)
+                   + " |")
+        out.append("|---|---|" + "---|" * len(self.modes))
+
+        def line(goal, ours, fn):
+            cells = []
+            for m in self.modes:
+                try:
+                    cells.append(fn(m, ours))
+                except (TypeError, ZeroDivisionError):
+                    cells.append("-")
+            out.append("| %s | %s | %s |" % (goal, ours, " | ".join(cells)))
+
+        def verdict(ok):
+            return "**met**" if ok else "**not met**"
+
+        def fps_goal(m, ours):
+            need = 1.5 if m == "mps" else 1.0
+            r = self.get(m, ours, *hd)
+            best, which = self.best(m, CIPC, "unthr_fps", hd, lowest=False)
+            if not r or r["status"] != "ok" or best is None:
+                return "-"
+            x = num(r["unthr_fps"]) / best
+            return "%s fps vs %s %.0f fps: %.2fx (need %.1fx) %s" % (
+                fmt_fps(r["unthr_fps"]), which, best, x, need, verdict(x >= need))
+
+        def lat_goal(m, ours):
+            r = self.get(m, ours, *hd)
+            best, which = self.best(m, CIPC, "lat_p50_us", hd, lowest=True)
+            if not r or r["status"] != "ok" or best is None:
+                return "-"
+            c = self.get(m, which, *hd)
+            x50 = num(r["lat_p50_us"]) / num(c["lat_p50_us"])
+            x99 = num(r["lat_p99_us"]) / num(c["lat_p99_us"])
+            return "%s / %s us vs %s %s / %s: %.2fx / %.2fx (need 0.7x) %s" % (
+                fmt_us(r["lat_p50_us"]), fmt_us(r["lat_p99_us"]), which, fmt_us(c["lat_p50_us"]),
+                fmt_us(c["lat_p99_us"]), x50, x99, verdict(x50 <= 0.7 and x99 <= 0.7))
+
+        def cpu_goal(m, ours):
+            r = self.get(m, ours, *hd)
+            best, which = self.best(m, CIPC, "cpu60_pct", hd, lowest=True)
+            if not r or r["status"] != "ok" or not r["cpu60_pct"] or best is None:
+                return "-"
+            return "%s %% vs %s %.2f %% %s" % (r["cpu60_pct"], which, best,
+                                               verdict(num(r["cpu60_pct"]) <= best))
+
+        def shm_goal(size, need):
+            def fn(m, ours):
+                r = self.get(m, ours, *size)
+                s = self.get(m, "shm", *size)
+                if not r or not s or r["status"] != "ok" or s["status"] != "ok":
+                    return "-"
+                x = num(s["lat_p50_us"]) / num(r["lat_p50_us"])
+                return "%s vs %s us p50: %.0fx lower (need %dx) %s" % (
+                    fmt_us(r["lat_p50_us"]), fmt_us(s["lat_p50_us"]), x, need, verdict(x >= need))
+            return fn
+
+        for ours in OURS:
+            line("unthrottled 1080p RGBA8 >= cudaipc's best mode (1.5x under MPS)", ours, fps_goal)
+        for ours in OURS:
+            line("1080p RGBA8 latency p50 and p99 <= 0.7x cudaipc's (its lowest-p50 mode)", ours,
+                 lat_goal)
+        for ours in OURS:
+            line("consumer CPU at 60 fps (1080p RGBA8) <= cudaipc's lowest", ours, cpu_goal)
+        for ours in OURS:
+            line(">= 20x lower latency than the shm CPU path, 1080p RGBA8", ours,
+                 shm_goal(hd, 20))
+        for ours in OURS:
+            line(">= 50x lower latency than the shm CPU path, 4K float32", ours, shm_goal(k4, 50))
+        out.append("")
+
+    def markdown(self, plots):
+        out = []
+        first = next(iter(self.info.values()), {})
+        out.append("# Benchmark report (tests/bench/run)\n")
+        gpus = sorted(set(i.get("gpu", "?") for i in self.info.values()))
+        out.append("GPU: %s. Modes: %s. Runs: %s." % (
+            "; ".join(gpus), ", ".join(self.mode_title(m) for m in self.modes),
+            "; ".join("%s started %s, %.0f s" % (m, i.get("started", "?"), i.get("matrix_s", 0))
+                      for m, i in self.info.items())))
+        vers = []
+        for key, what in (("gst122_version", "ours and the shm path"),
+                          ("gst126_version", "cudaipcsink / cudaipcsrc"), ("python", "the Python peer")):
+            if first.get(key):
+                vers.append("%s (%s)" % (first[key], what))
+        if vers:
+            out.append("Software: " + "; ".join(vers) + ".")
+        for m, i in self.info.items():
+            out.append("MPS in the %s run: %s." % (m, i.get("mps", "?")))
+            if i.get("fatal"):
+                out.append("\n**The %s run could not start: %s**" % (m, i["fatal"]))
+        plan = first.get("plan", {})
+        out.append("""
+Every transport is measured the same way, in one run per mode: the producer
+stamps each frame on the GPU just before it enters the transport
+(CLOCK_MONOTONIC, the frame counter at its first and last bytes); the
+consumer process reads the stamp back on the GPU when the frame reaches it
+(a synchronous device-to-host copy of the frame's first bytes in its CUDA
+context): latency = that moment - the stamp. Phases of each cell: unthrottled
+for %s s (the producer hands over frames as fast as the transport takes
+them; frames per second into the consumer, the consumer process's CPU per
+frame, getrusage), then %s frames paced at %s fps (fewer for a transport
+whose unthrottled rate is under twice that) for the latency, and at
+1920x1080 RGBA8 %s s at 60 fps for the consumer's CPU (%% of one core).
+Missed frames: gaps in the counter; torn: first and last counters differ.
+The consumer's own stamp reads (two small synchronous copies a frame) are in
+every transport's CPU and latency alike. Producers push one uploaded frame
+re-stamped from a ring of 8 copies (`imagefreeze`), consumers end in
+`fakesink sync=false`.
+""" % (plan.get("unthrottled_s", "?"), plan.get("lat_frames", "?"), plan.get("lat_fps", "?"),
+       plan.get("cpu60_s", "?")))
+        out.append("## Transports\n")
+        out.append("| key | transport |\n|---|---|")
+        for t in self.order:
+            out.append("| `%s` | %s |" % (t, self.labels[t]))
+        out.append("")
+        out.append("## Latency, paced (p50 / p99 us)\n")
+        self.table("Latency p50 / p99 (us)",
+                   lambda r: "%s / %s" % (fmt_us(r["lat_p50_us"]), fmt_us(r["lat_p99_us"])), out)
+        out.append("## Unthrottled: frames per second into the consumer (consumer CPU us per frame)\n")
+        self.table("Frames per second (CPU us a frame)",
+                   lambda r: "%s (%s)" % (fmt_fps(r["unthr_fps"]), fmt_us(r["unthr_cpu_us_per_frame"])),
+                   out)
+        out.append("## Consumer CPU at 60 fps, 1920x1080 RGBA8\n")
+        out.append("| transport | " + " | ".join("%s: CPU, latency p50 / p99 us" % self.mode_title(m)
+                                                 for m in self.modes) + " |")
+        out.append("|---" * (len(self.modes) + 1) + "|")
+        for t in self.order:
+            cells = []
+            for m in self.modes:
+                r = self.get(m, t, 1920, 1080, "rgba8")
+                if not r or r["status"] != "ok" or not r["cpu60_pct"]:
+                    cells.append(self.short(r["status"]) if r else "-")
+                else:
+                    cells.append("%s %% (%s / %s)" % (r["cpu60_pct"], fmt_us(r["cpu60_lat_p50_us"]),
+                                                      fmt_us(r["cpu60_lat_p99_us"])))
+            out.append("| %s | %s |" % (self.labels[t], " | ".join(cells)))
+        out.append("")
+        out.append("## Missed and torn frames (all sizes and formats)\n")
+        out.append("| transport | mode | cells | latency phase: frames, missed, torn | unthrottled: "
+                   "frames, missed, torn | 60 fps: frames, missed, torn |")
+        out.append("|---|---|---|---|---|---|")
+        for t in self.order:
+            for m in self.modes:
+                rs = [r for r in self.rows if r["mode"] == m and r["transport"] == t
+                      and r["status"] == "ok"]
+                if not rs:
+                    continue
+                tot = lambda f: sum(int(num(r[f]) or 0) for r in rs)
+                out.append("| %s | %s | %d | %d, %d, %d | %d, %d, %d | %d, %d, %d |" % (
+                    t, m, len(rs), tot("lat_frames"), tot("lat_missed"), tot("lat_torn"),
+                    tot("unthr_frames"), tot("unthr_missed"), tot("unthr_torn"),
+                    tot("cpu60_frames"), tot("cpu60_missed"), tot("cpu60_torn")))
+        out.append("""
+Missed frames in the unthrottled phase are expected of every transport that
+keeps only the newest frame (ours, cudaipc); the shm path and the lockstep
+floors block the producer instead. A torn frame is one whose first and last
+bytes came from different frames: it reached the consumer as such.
+""")
+        out.append("## Against the goals\n")
+        self.goals(out)
+        notes = defaultdict(list)
+        for r in self.rows:
+            for n in filter(None, (x.strip() for x in r["note"].split(";"))):
+                notes[n].append("%s %s %s" % (r["mode"], r["transport"], size_label(
+                    int(r["width"]), int(r["height"]), r["format"])))
+        out.append("## Notes\n")
+        out.append("- 4-channel float32: GStreamer has no float32x4 video format. cudalinksink "
+                   "converts the RGBA8 frame to float32 (`output-dtype=float32`) and cudalinksrc "
+                   "back to RGBA8, so the wire carries float32 and each end runs a kernel; the "
+                   "Python peer carries float32 natively; cudaipc, the shm path and the floors "
+                   "move the same bytes as an RGBA8 frame 4x as wide.")
+        for n, cells in sorted(notes.items()):
+            out.append("- %s (%s)" % (n, ", ".join(cells) if len(cells) <= 4
+                                      else "%d cells" % len(cells)))
+        bad = defaultdict(list)
+        for r in self.rows:
+            if r["status"] != "ok":
+                bad[(r["mode"], r["transport"], r["status"])].append(
+                    size_label(int(r["width"]), int(r["height"]), r["format"]))
+        if bad:
+            out.append("\n## Cells without numbers\n")
+            out.append("| mode | transport | frames | status |\n|---|---|---|---|")
+            for (m, t, st), frames in bad.items():
+                out.append("| %s | %s | %s | %s |" % (
+                    m, t, "all %d" % len(frames) if len(frames) == len(SIZES) else ", ".join(frames),
+                    st.replace("|", "/")))
+        out.append("\n## Time per transport (s, all its cells)\n")
+        out.append("| transport | " + " | ".join(self.modes) + " |")
+        out.append("|---" * (len(self.modes) + 1) + "|")
+        for t in self.order:
+            out.append("| %s | %s |" % (t, " | ".join(
+                "%.0f" % sum(num(r["cell_s"]) or 0 for r in self.rows
+                             if r["mode"] == m and r["transport"] == t) for m in self.modes)))
+        out.append("")
+        out.append("## Plots\n")
+        if isinstance(plots, str):
+            out.append(plots)
+        else:
+            for p, title in plots:
+                out.append("![%s](plots/%s)" % (title, p))
+        out.append("")
+        return "\n".join(out)
+
+    # ------------------------------------------------------------ plots
+    def plots(self, outdir):
+        try:
+            import matplotlib
+            matplotlib.use("Agg")
+            import matplotlib.pyplot as plt
+        except ImportError as e:
+            return "Plots skipped: matplotlib is not importable here (%s)." % e
+        d = os.path.join(outdir, "plots")
+        os.makedirs(d, exist_ok=True)
+        made = []
+        colors = {t: plt.cm.tab10(i % 10) for i, t in enumerate(self.order)}
+        for s in SIZES:
+            w, h, f = s
+            if not any(self.lat.get((m, t, w, h, f, 3)) for m in self.modes for t in self.order):
+                continue
+            fig, axes = plt.subplots(1, len(self.modes), figsize=(6.5 * len(self.modes), 4.5),
+                                     squeeze=False, sharey=True)
+            for ax, m in zip(axes[0], self.modes):
+                for t in self.order:
+                    v = sorted(self.lat.get((m, t, w, h, f, 3), []))
+                    if not v:
+                        continue
+                    y = [(i + 1) / len(v) for i in range(len(v))]
+                    ax.step(v, y, where="post", label=t, color=colors[t],
+                            linestyle="--" if t.startswith("floor") else "-")
+                ax.set_xscale("log")
+                ax.set_xlabel("latency, stamp to usable on the consumer's GPU (us)")
+                ax.set_title("%s, %s" % (size_label(w, h, f), self.mode_title(m)))
+                ax.grid(True, which="both", alpha=0.3)
+            axes[0][0].set_ylabel("fraction of frames")
+            axes[0][-1].legend(fontsize=7, loc="lower right")
+            fig.tight_layout()
+            name = "lat-cdf-%dx%d-%s.png" % (w, h, f)
+            fig.savefig(os.path.join(d, name), dpi=110)
+            plt.close(fig)
+            made.append((name, "latency CDF " + size_label(w, h, f)))
+        fmts = [f for f in ("rgba8", "float32") if any(r["format"] == f for r in self.rows)]
+        if fmts:
+            fig, axes = plt.subplots(len(fmts), len(self.modes),
+                                     figsize=(7 * len(self.modes), 4.2 * len(fmts)), squeeze=False)
+            res = [(512, 512), (1920, 1080), (3840, 2160)]
+            for i, f in enumerate(fmts):
+                for j, m in enumerate(self.modes):
+                    ax = axes[i][j]
+                    n = len(self.order)
+                    width = 0.8 / max(n, 1)
+                    for k, t in enumerate(self.order):
+                        xs, ys = [], []
+                        for x, (w, h) in enumerate(res):
+                            r = self.get(m, t, w, h, f)
+                            v = num(r["unthr_fps"]) if r and r["status"] == "ok" else None
+                            if v:
+                                xs.append(x - 0.4 + width * (k + 0.5))
+                                ys.append(v)
+                        if ys:
+                            ax.bar(xs, ys, width, label=t, color=colors[t])
+                    ax.set_xticks(range(len(res)))
+                    ax.set_xticklabels(["%dx%d" % r for r in res])
+                    ax.set_yscale("log")
+                    ax.set_ylabel("frames per second into the consumer")
+                    ax.set_title("unthrottled, %s, %s" % (FMT[f], self.mode_title(m)))
+                    ax.grid(True, axis="y", which="both", alpha=0.3)
+            axes[0][-1].legend(fontsize=7)
+            fig.tight_layout()
+            fig.savefig(os.path.join(d, "fps.png"), dpi=110)
+            plt.close(fig)
+            made.append(("fps.png", "unthrottled fps per resolution"))
+        cpu = [(t, m, num(r["cpu60_pct"])) for t in self.order for m in self.modes
+               for r in [self.get(m, t, 1920, 1080, "rgba8")] if r and num(r["cpu60_pct"])]
+        if cpu:
+            fig, ax = plt.subplots(figsize=(8, 4))
+            width = 0.8 / len(self.modes)
+            for j, m in enumerate(self.modes):
+                xs = [self.order.index(t) - 0.4 + width * (j + 0.5) for t, mm, _ in cpu if mm == m]
+                ys = [v for _, mm, v in cpu if mm == m]
+                ax.bar(xs, ys, width, label=self.mode_title(m))
+            ax.set_xticks(range(len(self.order)))
+            ax.set_xticklabels(self.order, rotation=30, ha="right", fontsize=8)
+            ax.set_ylabel("consumer CPU, % of one core")
+            ax.set_title("consumer CPU at 60 fps, 1920x1080 RGBA8")
+            ax.legend()
+            fig.tight_layout()
+            fig.savefig(os.path.join(d, "cpu60.png"), dpi=110)
+            plt.close(fig)
+            made.append(("cpu60.png", "consumer CPU at 60 fps"))
+        return made
+
+    def write_csv(self, outdir):
+        if not self.rows:
+            return
+        fields = list(self.rows[0].keys())
+        with open(os.path.join(outdir, "measurements.csv"), "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=fields)
+            w.writeheader()
+            w.writerows(self.rows)
+        with open(os.path.join(outdir, "latencies.csv"), "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["mode", "transport", "width", "height", "format", "phase", "latency_us"])
+            for key, vs in sorted(self.lat.items()):
+                for v in vs:
+                    w.writerow(list(key) + [v])
+
+
+def main():
+    if len(sys.argv) < 3:
+        print(__doc__, file=sys.stderr)
+        return 64
+    outdir = sys.argv[1]
+    os.makedirs(outdir, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        modes = find_modes(sys.argv[2:], tmp)
+        if not modes:
+            print("report: no measurements.csv in %s" % " ".join(sys.argv[2:]), file=sys.stderr)
+            return 1
+        rep = Report(modes)
+        rep.write_csv(outdir)
+        plots = rep.plots(outdir)
+        md = rep.markdown(plots)
+    with open(os.path.join(outdir, "report.md"), "w") as f:
+        f.write(md)
+    print("report: %s (%s; %d cells%s)" % (
+        os.path.join(outdir, "report.md"), ", ".join(rep.modes), len(rep.rows),
+        "; %d plots" % len(plots) if not isinstance(plots, str) else "; no plots: " + plots))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

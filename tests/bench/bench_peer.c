@@ -3,7 +3,8 @@
  * talks to both over stdin / stdout.
  *
  *   bench_peer produce 'SINK' WIDTH HEIGHT [PLAN OPTIONS] [--ring N]
- *       videotestsrc num-buffers=1 ! video/x-raw,format=RGBA,... ! cudaupload
+ *       videotestsrc num-buffers=1 ! video/x-raw,format=RGBA,... ! cudaupload (CUDA caps forced:
+ *         cudalinksink and cudadownload would also take system memory)
  *       ! imagefreeze name=frz ! SINK
  *   bench_peer consume 'SRC' [--lat-out FILE] [--start-timeout S] [--max-s S]
  *       SRC ! fakesink sync=false async=false enable-last-sample=false
@@ -493,7 +494,7 @@ produce_main(int argc, char **argv)
   sched_init(&P.sched, &plan);
   desc = g_strdup_printf("videotestsrc num-buffers=1 pattern=black ! "
                          "video/x-raw,format=RGBA,width=%d,height=%d,framerate=200/1 ! "
-                         "cudaupload ! imagefreeze name=frz ! %s",
+                         "cudaupload ! video/x-raw(memory:CUDAMemory) ! imagefreeze name=frz ! %s",
                          w, h, argv[2]);
   pipe = launch(desc);
   g_free(desc);

@@ -159,7 +159,7 @@ imported=$(field imported) mps_src=$(field mps) mps_pub=$(field producer-mps)
 yes_no() { case $1 in 1) echo yes ;; 0) echo no ;; *) echo unknown ;; esac; }
 printf '%s: cudalinksrc pushed %s frames of %s published, missed %s, latency publish->push p50 %.0f us, p99 %.0f us\n' \
   "$me" "${got:-?}" "$frames" "${missed:-?}" "${p50:-0}" "${p99:-0}"
-echo "$me: ${imported:-0} of them imported without a copy (io-mode=auto); MPS: reader $(yes_no "${mps_src:-}"), publisher $(yes_no "${mps_pub:-}")"
+echo "$me: imported without a copy: ${imported:-0} (only when a sink has offer-import=true); MPS: reader $(yes_no "${mps_src:-}"), publisher $(yes_no "${mps_pub:-}")"
 
 # 4. The MP4, decoded back.
 mp4_frames=0 mp4_size='?'

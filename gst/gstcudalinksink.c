@@ -59,6 +59,7 @@ enum
   PROP_IPC_NAME,
   PROP_NUM_SLOTS,
   PROP_MAX_SLOTS,
+  PROP_OFFER_IMPORT,
   PROP_CUDA_DEVICE_ID,
   PROP_CHANNEL_ORDER,
   PROP_OUTPUT_DTYPE,
@@ -71,6 +72,7 @@ enum
 #define DEFAULT_IPC_NAME "cudalink"
 #define DEFAULT_NUM_SLOTS 3
 #define DEFAULT_MAX_SLOTS 0
+#define DEFAULT_OFFER_IMPORT FALSE
 #define DEFAULT_CUDA_DEVICE_ID -1
 #define DEFAULT_CHANNEL_ORDER GST_CUDA_LINK_CHANNEL_ORDER_RGBA
 #define DEFAULT_OUTPUT_DTYPE GST_CUDA_LINK_OUTPUT_DTYPE_AUTO
@@ -114,6 +116,7 @@ struct _GstCudaLinkSink
   gchar *ipc_name;
   guint num_slots;
   guint max_slots;
+  gboolean offer_import;
   gint device_id;
   GstCudaLinkChannelOrder channel_order;
   GstCudaLinkOutputDtype output_dtype;
@@ -201,6 +204,9 @@ gst_cuda_link_sink_set_property (GObject * object, guint prop_id,
       break;
     case PROP_MAX_SLOTS:
       self->max_slots = g_value_get_uint (value);
+      break;
+    case PROP_OFFER_IMPORT:
+      self->offer_import = g_value_get_boolean (value);
       break;
     case PROP_CUDA_DEVICE_ID:
       self->device_id = g_value_get_int (value);
@@ -327,6 +333,9 @@ gst_cuda_link_sink_get_property (GObject * object, guint prop_id,
       break;
     case PROP_MAX_SLOTS:
       g_value_set_uint (value, self->max_slots);
+      break;
+    case PROP_OFFER_IMPORT:
+      g_value_set_boolean (value, self->offer_import);
       break;
     case PROP_CUDA_DEVICE_ID:
       g_value_set_int (value, self->device_id);
@@ -576,11 +585,13 @@ ensure_segment (GstCudaLinkSink * self)
   cudalink_producer_config config;
   cudalink_status st;
   guint num_slots, max_slots;
+  gboolean offer_import;
   guint device_id = 0;
 
   GST_OBJECT_LOCK (self);
   num_slots = self->num_slots;
   max_slots = self->max_slots;
+  offer_import = self->offer_import;
   GST_OBJECT_UNLOCK (self);
 
   if (self->producer && self->producer_slots != num_slots) {
@@ -610,6 +621,7 @@ ensure_segment (GstCudaLinkSink * self)
   config.name = self->segment_name;
   config.num_slots = num_slots;
   config.max_slots = max_slots;
+  config.flags = offer_import ? CUDALINK_PRODUCER_IMPORT : 0;
   config.device = (int) device_id;
   config.cuda_context = gst_cuda_context_get_handle (self->context);
   config.log = lib_log;
@@ -1208,6 +1220,11 @@ gst_cuda_link_sink_class_init (GstCudaLinkSinkClass * klass)
           "Number of device buffers in the ring",
           1, CUDALINK_MAX_SLOTS, DEFAULT_NUM_SLOTS, G_PARAM_READWRITE |
           G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_PLAYING));
+  g_object_class_install_property (gobject_class, PROP_OFFER_IMPORT,
+      g_param_spec_boolean ("offer-import", "Offer import",
+          "Let cudalinksrc readers hold slots instead of copying them "
+          "(zero-copy; see docs)", DEFAULT_OFFER_IMPORT, G_PARAM_READWRITE |
+          G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_READY));
   g_object_class_install_property (gobject_class, PROP_MAX_SLOTS,
       g_param_spec_uint ("max-slots", "Maximum slots",
           "Up to how many slots the ring grows while importing readers hold "
@@ -1287,6 +1304,7 @@ gst_cuda_link_sink_init (GstCudaLinkSink * self)
   self->ipc_name = g_strdup (DEFAULT_IPC_NAME);
   self->num_slots = DEFAULT_NUM_SLOTS;
   self->max_slots = DEFAULT_MAX_SLOTS;
+  self->offer_import = DEFAULT_OFFER_IMPORT;
   self->device_id = DEFAULT_CUDA_DEVICE_ID;
   self->channel_order = DEFAULT_CHANNEL_ORDER;
   self->output_dtype = DEFAULT_OUTPUT_DTYPE;

@@ -333,17 +333,22 @@ typedef struct cudalink_producer_config {
                           is taken over; 0 means 1000 */
   cudalink_log_fn log; /* may be NULL */
   void *log_user_data;
-  /* Importing readers (cudalink_consumer_hold()) that hold the next slot:
-   * the ring grows (a re-initialisation) up to max_slots; at max_slots
-   * the frame is not published (CUDALINK_ERR_SLOTS_HELD). 0 means
-   * num_slots: never grow. TouchDesigner's Receiver does not follow a
-   * change of num_slots (PROTOCOL.md): grow only where none reads. */
+  /* With CUDALINK_PRODUCER_IMPORT, importing readers
+   * (cudalink_consumer_hold()) that hold the next slot make the ring grow
+   * (a re-initialisation) up to max_slots; at max_slots the frame is not
+   * published (CUDALINK_ERR_SLOTS_HELD). 0 means num_slots: never grow.
+   * TouchDesigner's Receiver does not follow a change of num_slots
+   * (PROTOCOL.md): grow only where none reads. */
   uint32_t max_slots;
   uint32_t flags; /* CUDALINK_PRODUCER_* */
 } cudalink_producer_config;
 
-/* The producer offers no holds back-channel: consumers always copy. */
-#define CUDALINK_PRODUCER_NO_IMPORT 1u
+/* Offer the holds back-channel, so that our consumers can import
+ * (cudalink_consumer_hold()) instead of copying. Off by default: with it,
+ * cudalink_producer_begin() / _publish() can answer CUDALINK_ERR_SLOTS_HELD
+ * (skip that frame) when a reader holds the next slot and the ring may not
+ * grow, which costs every reader, TouchDesigner included, that frame. */
+#define CUDALINK_PRODUCER_IMPORT 1u
 
 #define CUDALINK_MAX_NAME 200u
 

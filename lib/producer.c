@@ -411,7 +411,7 @@ open_holds(cudalink_producer *p)
   cudalink_status st;
 
   p->stats.mps = cudalink_cuda_mps_enabled(p->cu, p->ctx.device);
-  if (p->config.flags & CUDALINK_PRODUCER_NO_IMPORT)
+  if (!(p->config.flags & CUDALINK_PRODUCER_IMPORT))
     return;
   st = cudalink_holds_create(p->name, p->stats.mps == 1 ? CUDALINK_HOLDS_FLAG_MPS : 0, &p->holds,
                              why, sizeof why);

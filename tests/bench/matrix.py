@@ -566,8 +566,9 @@ class Matrix:
     def descriptions(self, key, tag, w, h, f32):
         cuda_out = " ! video/x-raw(memory:CUDAMemory)"
         if key.startswith("cudalink"):
-            # 4 slots: a reader holds up to N - 2, fakesink's last-sample one
-            sink = "cudalinksink ipc-name=%s num-slots=4 sync=false" % tag
+            # import offered (the sink's default is not to); 4 slots: a
+            # reader holds up to N - 2, fakesink's last-sample one
+            sink = "cudalinksink ipc-name=%s num-slots=4 offer-import=true sync=false" % tag
             if f32:
                 sink += " output-dtype=float32"
             src = "cudalinksrc ipc-name=%s timeout=20000" % tag

@@ -78,7 +78,8 @@ producer_main(char **argv)
       "videotestsrc num-buffers=%d pattern=black is-live=false ! "
       "video/x-raw,format=RGBA,width=%d,height=%d,framerate=1000/1 ! cudaupload ! "
       "video/x-raw(memory:CUDAMemory) ! "
-      "cudalinksink name=sink ipc-name=%s num-slots=%s max-slots=%s sync=false",
+      "cudalinksink name=sink ipc-name=%s num-slots=%s max-slots=%s offer-import=true "
+      "sync=false",
       FRAMES, W, H, argv[2], argv[3], argv[4]);
   GstElement *pipe = gst_parse_launch(desc, NULL), *sink;
   GstStructure *st = NULL;

@@ -1082,9 +1082,16 @@ GST_START_TEST (test_property_ranges)
 
   ASSERT_WARNING (g_object_set (sink, "cuda-device-id", -2, NULL));
 
-  /* max-slots: 0 (never grow) by default, at most the protocol's 10 */
+  /* max-slots: 0 (never grow) by default, at most the protocol's 10;
+   * import is offered only when asked for */
   {
     guint max_slots = 99;
+    gboolean offer = TRUE;
+    g_object_get (sink, "offer-import", &offer, NULL);
+    fail_unless (!offer);
+    g_object_set (sink, "offer-import", TRUE, NULL);
+    g_object_get (sink, "offer-import", &offer, NULL);
+    fail_unless (offer);
     g_object_get (sink, "max-slots", &max_slots, NULL);
     fail_unless_equals_int (max_slots, 0);
     ASSERT_WARNING (g_object_set (sink, "max-slots", 11, NULL));

@@ -160,6 +160,7 @@ static const cudalink_cuda *cu;
 static CUcontext ctx;
 static long (*mock_live)(void);
 static int cmd_w = -1, ack_r = -1;
+static int no_import; /* the next producer does not offer import */
 
 /* The producer child: 'p' publishes frame k filled with byte k, 'q' quits;
  * each answer is the status (int), then for 'p' the producer's stats. */
@@ -176,6 +177,7 @@ producer_main(uint32_t max_slots, int cmd, int ack)
   cfg.name = seg_name;
   cfg.num_slots = 3;
   cfg.max_slots = max_slots;
+  cfg.flags = no_import ? 0 : CUDALINK_PRODUCER_IMPORT;
   cfg.grace_ms = 1;
   st = cudalink_producer_create(&cfg, &fmt, &p);
   if (write(ack, &st, sizeof st) != sizeof st || st != CUDALINK_OK)
@@ -470,7 +472,8 @@ consumer_dies_holding(void)
 }
 
 /* A consumer that did not ask for import, and a producer that offers
- * none: hold() says ERR_NO_IMPORT and why. */
+ * none (the default): hold() says ERR_NO_IMPORT and why, and copying works
+ * as ever. */
 static int
 consumer_no_import(void)
 {
@@ -497,6 +500,22 @@ consumer_no_import(void)
   CHECK(!cudalink_consumer_can_hold(c, why, sizeof why));
   CHECK_STR_CONTAINS(why, "not asked for");
   cudalink_consumer_destroy(c);
+  CHECK_EQ_INT(finish_producer(producer), 0);
+
+  new_name("notoffered");
+  no_import = 1;
+  if ((producer = start_producer(0)) < 0)
+    return 1;
+  c = importer();
+  CHECK(c != NULL);
+  if (c) {
+    CHECK_EQ_INT(publish(NULL), CUDALINK_OK);
+    CHECK_EQ_INT(cudalink_consumer_wait(c, 1000000), CUDALINK_OK);
+    CHECK_EQ_INT(cudalink_consumer_hold(c, NULL, &ptr, &pitch, &hold), CUDALINK_ERR_NO_IMPORT);
+    CHECK(!cudalink_consumer_can_hold(c, why, sizeof why));
+    CHECK_STR_CONTAINS(why, "offers no import");
+    cudalink_consumer_destroy(c);
+  }
   CHECK_EQ_INT(finish_producer(producer), 0);
   cu->DevicePrimaryCtxRelease(0);
   return tu_failures_in_test;

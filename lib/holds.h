@@ -34,7 +34,13 @@
  * of key; the reader stores its hold and then loads `writing` (and the
  * segment's write_idx). At least one of them sees the other: the producer
  * picks another course (holds.h's callers: grow or drop) or the reader
- * lets go and skips the frame. */
+ * lets go and skips the frame. The producer clears `writing` once the
+ * slot is written, before it publishes the frame; a reader that then holds
+ * an OLDER frame of that slot is still caught, by the segment's write_idx:
+ * the producer began rewriting the slot only after publishing the
+ * write_idx that makes the older frame torn (PROTOCOL.md, "Consumer",
+ * step 6), and its store of `writing` (sequentially consistent) orders that
+ * publish before its look at the holds. */
 #ifndef CUDALINK_HOLDS_H
 #define CUDALINK_HOLDS_H
 

@@ -729,6 +729,12 @@ cudalink_producer_commit(cudalink_producer *p, void *stream, int wait)
 
   relink_if_lost(p);
 
+  /* The slot is written (its event recorded): readers may hold it from
+   * now on. Cleared before the publish, not after: a reader woken by it
+   * would otherwise find `writing` still naming this slot and skip the
+   * frame (seen as missed frames on the H200). Safe (holds.h): a reader
+   * that holds an older frame of this slot sees write_idx past it. */
+  cudalink_holds_set_writing(p->holds, 0);
   ts = cudalink_now();
   next = cudalink_write_idx_next(p->header.write_idx, p->header.num_slots);
   p->header.write_idx = next;
@@ -740,8 +746,6 @@ cudalink_producer_commit(cudalink_producer *p, void *stream, int wait)
     store_u32(base, L->write_idx, next); /* publish LAST */
     cudalink_futex_wake((volatile uint32_t *)(void *)(base + L->write_idx));
   }
-  /* published: readers may hold the slot now */
-  cudalink_holds_set_writing(p->holds, 0);
   take_census(p, ts);
   p->stats.frames++;
   return CUDALINK_OK;

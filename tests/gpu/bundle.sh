@@ -13,7 +13,8 @@
 #
 # Then tests/gpu/bundle-py311.sh: Debian 12's Python 3.11 with PyGObject and
 # numpy (.gpu/py311.tar.xz, run as .gpu/python3.11), for the Python recipes;
-# the GPU machine's own Python 3.12 has no PyGObject.
+# the GPU machine's own Python 3.12 has no PyGObject. CUDALINK_BUNDLE_NO_PY=1
+# leaves it out (10 MB, for benchmark runs).
 #
 # Size: the carry (.gpu + build/ + the tree) must stay under 64 MiB.
 # libx265 alone is 16 MB (three bit depths), SRT brings gnutls; gzip -9
@@ -30,7 +31,9 @@ GPU_PLUGINS="coreelements coretracers app videotestsrc videoconvertscale videora
 
 out=.gpu
 while getopts "o:b:s:" opt; do [ "$opt" = o ] && out=$OPTARG; done
-bash "$(dirname "$0")/bundle-py311.sh" "$out"
+# CUDALINK_BUNDLE_NO_PY=1: without it (benchmark runs, which also carry
+# the 17 MB GStreamer 1.26 anchor, need the room)
+[ "${CUDALINK_BUNDLE_NO_PY:-}" = 1 ] || bash "$(dirname "$0")/bundle-py311.sh" "$out"
 before=$(du -sm "$out" | cut -f1)
 find "$out/lib" -type f -size +400k ! -name '*.gz' -exec gzip -9 {} +
 # env.sh: unpack before anything loads a library

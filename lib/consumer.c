@@ -342,8 +342,7 @@ open_holds(cudalink_consumer *c)
   st = cudalink_holds_open(c->name, c->stats.mps == 1 ? CUDALINK_HOLDS_FLAG_MPS : 0, &c->holds,
                            c->no_import_why, sizeof c->no_import_why);
   if (st != CUDALINK_OK) {
-    logf_(c, CUDALINK_LOG_INFO, "segment '%s': copying, no import: %s", c->name,
-          c->no_import_why);
+    logf_(c, CUDALINK_LOG_INFO, "segment '%s': copying, no import: %s", c->name, c->no_import_why);
     return;
   }
   if (cudalink_holds_key(c->holds, c->header.version, 0, &flags))
@@ -1137,11 +1136,11 @@ cudalink_hold_release(cudalink_hold *hold)
 int
 cudalink_consumer_can_hold(const cudalink_consumer *c, char *why, size_t why_size)
 {
-  const char *text = !c             ? "no consumer"
-                     : !c->open     ? "not connected"
-                     : !c->holds    ? c->no_import_why
-                     : !c->map      ? "out of memory"
-                                    : "";
+  const char *text = !c          ? "no consumer"
+                     : !c->open  ? "not connected"
+                     : !c->holds ? c->no_import_why
+                     : !c->map   ? "out of memory"
+                                 : "";
   if (why && why_size)
     cudalink_textf(why, why_size, "%s", text);
   return c && c->open && c->holds && c->map;

@@ -150,7 +150,7 @@ CUDALINK_API unsigned cudalink_version_number(void);
   X(ERR_NO_FRAME, -44, "no frame is available")                                                  \
   X(ERR_NOT_CONNECTED, -45, "consumer is not connected to a producer")                           \
   X(ERR_UNSUPPORTED, -46, "not supported on this platform")                                      \
-  X(ERR_INTERRUPTED, -47, "wait interrupted (cudalink_consumer_interrupt)")                       \
+  X(ERR_INTERRUPTED, -47, "wait interrupted (cudalink_consumer_interrupt)")                      \
   X(ERR_SLOTS_HELD, -48, "the next slot is held by an importing reader: frame not published")    \
   X(ERR_NO_IMPORT, -49, "the producer offers no import (not a cudalink producer)")               \
   X(ERR_HOLDS_FULL, -50, "this consumer holds as many slots as it may: copy, or release some")
@@ -436,14 +436,14 @@ CUDALINK_API uint32_t cudalink_producer_num_slots(const cudalink_producer *produ
 CUDALINK_API void *cudalink_producer_stream(const cudalink_producer *producer);
 
 typedef struct cudalink_producer_stats {
-  uint64_t frames;     /* frames published */
-  uint64_t reinits;    /* reformats, and re-publications of a truncated segment */
-  uint64_t relinks;    /* times the segment was re-linked after a consumer unlinked it */
-  uint64_t version;    /* current version */
-  uint32_t write_idx;  /* current write_idx */
-  int took_over_stale; /* the segment was taken over from a stale producer */
-  uint64_t held_drops;  /* frames not published: the next slot was held */
-  uint64_t grows;       /* times the ring grew for importing readers */
+  uint64_t frames;             /* frames published */
+  uint64_t reinits;            /* reformats, and re-publications of a truncated segment */
+  uint64_t relinks;            /* times the segment was re-linked after a consumer unlinked it */
+  uint64_t version;            /* current version */
+  uint32_t write_idx;          /* current write_idx */
+  int took_over_stale;         /* the segment was taken over from a stale producer */
+  uint64_t held_drops;         /* frames not published: the next slot was held */
+  uint64_t grows;              /* times the ring grew for importing readers */
   uint32_t import_readers;     /* importing readers alive (checked every second) */
   uint32_t import_readers_mps; /* of those, MPS clients */
   uint32_t holds;              /* slots they hold */
@@ -633,10 +633,10 @@ typedef struct cudalink_consumer_stats {
                        poll): each one costs a wake-up */
   uint32_t num_slots;
   uint64_t version;
-  uint64_t holds;    /* frames imported by hold() */
-  uint32_t held;     /* holds not yet released */
-  int mps;           /* our context is an MPS client: 1, 0, -1 unknown */
-  int producer_mps;  /* the producer's (from its back-channel), -1 unknown */
+  uint64_t holds;   /* frames imported by hold() */
+  uint32_t held;    /* holds not yet released */
+  int mps;          /* our context is an MPS client: 1, 0, -1 unknown */
+  int producer_mps; /* the producer's (from its back-channel), -1 unknown */
 } cudalink_consumer_stats;
 CUDALINK_API void cudalink_consumer_get_stats(const cudalink_consumer *consumer,
                                               cudalink_consumer_stats *stats);

@@ -23,8 +23,8 @@
 #define DEFAULT_GRACE_MS 200
 #define DEFAULT_STALE_MS 1000
 #define FIXED_HEADER_SIZE 20 /* magic, version, num_slots, write_idx */
-#define CENSUS_S 1.0          /* how often we count importing readers */
-#define GROW_STEP 2           /* slots added when an importing reader holds the next */
+#define CENSUS_S 1.0         /* how often we count importing readers */
+#define GROW_STEP 2          /* slots added when an importing reader holds the next */
 
 typedef struct ring {
   uint32_t num_slots;
@@ -32,7 +32,7 @@ typedef struct ring {
   CUdeviceptr mem[CUDALINK_MAX_SLOTS];
   CUevent event[CUDALINK_MAX_SLOTS];
   uint64_t key[CUDALINK_MAX_SLOTS]; /* names each allocation in the holds channel */
-  double free_after; /* cudalink_now() when a retired ring may be freed */
+  double free_after;                /* cudalink_now() when a retired ring may be freed */
   struct ring *next;
 } ring;
 

@@ -19,21 +19,24 @@
 #include "testutil.h"
 
 #ifndef MOCK_CUDA
-#error "MOCK_CUDA must name the mock driver"
+#  error "MOCK_CUDA must name the mock driver"
 #endif
 
 static const cudalink_format fmt = {64, 16, 4, CUDALINK_DTYPE_UINT8, 0};
 static char seg_name[64];
 
-static void new_name(const char *what) {
+static void
+new_name(const char *what)
+{
   static unsigned n;
-  snprintf(seg_name, sizeof seg_name, "cudalink-import-%s-%d-%u", what,
-           (int)getpid(), n++);
+  snprintf(seg_name, sizeof seg_name, "cudalink-import-%s-%d-%u", what, (int)getpid(), n++);
 }
 
 /* --- the table alone ------------------------------------------------- */
 
-static void test_channel(void) {
+static void
+test_channel(void)
+{
   cudalink_holds *prod = NULL, *r1 = NULL, *r2 = NULL;
   cudalink_holds_census census;
   uint64_t keys[3] = {11, 12, 13};
@@ -42,16 +45,13 @@ static void test_channel(void) {
   int rec;
 
   new_name("channel");
-  CHECK_EQ_INT(cudalink_holds_open(seg_name, 0, &r1, why, sizeof why),
-               CUDALINK_ERR_UNSUPPORTED);
+  CHECK_EQ_INT(cudalink_holds_open(seg_name, 0, &r1, why, sizeof why), CUDALINK_ERR_UNSUPPORTED);
   CHECK_STR_CONTAINS(why, "offers no import");
-  REQUIRE(cudalink_holds_create(seg_name, CUDALINK_HOLDS_FLAG_MPS, &prod, why,
-                                sizeof why) == CUDALINK_OK);
+  REQUIRE(cudalink_holds_create(seg_name, CUDALINK_HOLDS_FLAG_MPS, &prod, why, sizeof why) ==
+          CUDALINK_OK);
   cudalink_holds_publish_ring(prod, 7, 3, keys);
-  REQUIRE(cudalink_holds_open(seg_name, 0, &r1, why, sizeof why) ==
-          CUDALINK_OK);
-  REQUIRE(cudalink_holds_open(seg_name, 0, &r2, why, sizeof why) ==
-          CUDALINK_OK);
+  REQUIRE(cudalink_holds_open(seg_name, 0, &r1, why, sizeof why) == CUDALINK_OK);
+  REQUIRE(cudalink_holds_open(seg_name, 0, &r2, why, sizeof why) == CUDALINK_OK);
 
   /* keys only for the ring announced */
   CHECK_EQ_INT(cudalink_holds_key(r1, 7, 1, &flags), 12);
@@ -86,18 +86,17 @@ static void test_channel(void) {
 }
 
 /* Every entry taken: the next reader is told so and copies. */
-static void test_channel_full(void) {
+static void
+test_channel_full(void)
+{
   cudalink_holds *prod = NULL, *r[CUDALINK_HOLDS_READERS + 1] = {0};
   char why[200] = "";
 
   new_name("full");
-  REQUIRE(cudalink_holds_create(seg_name, 0, &prod, why, sizeof why) ==
-          CUDALINK_OK);
+  REQUIRE(cudalink_holds_create(seg_name, 0, &prod, why, sizeof why) == CUDALINK_OK);
   for (int i = 0; i < CUDALINK_HOLDS_READERS; i++)
-    CHECK_EQ_INT(cudalink_holds_open(seg_name, 0, &r[i], why, sizeof why),
-                 CUDALINK_OK);
-  CHECK_EQ_INT(cudalink_holds_open(seg_name, 0, &r[CUDALINK_HOLDS_READERS], why,
-                                   sizeof why),
+    CHECK_EQ_INT(cudalink_holds_open(seg_name, 0, &r[i], why, sizeof why), CUDALINK_OK);
+  CHECK_EQ_INT(cudalink_holds_open(seg_name, 0, &r[CUDALINK_HOLDS_READERS], why, sizeof why),
                CUDALINK_ERR_BUSY);
   CHECK_STR_CONTAINS(why, "are taken");
   for (int i = 0; i <= CUDALINK_HOLDS_READERS; i++)
@@ -107,7 +106,9 @@ static void test_channel_full(void) {
 
 /* A reader killed while it holds: the hold is no hold, the census says a
  * reader died holding, and the next reader takes the entry over clean. */
-static void test_channel_dead_reader(void) {
+static void
+test_channel_dead_reader(void)
+{
   cudalink_holds *prod = NULL, *next = NULL;
   cudalink_holds_census census;
   uint64_t keys[3] = {21, 22, 23};
@@ -117,17 +118,15 @@ static void test_channel_dead_reader(void) {
   pid_t pid;
 
   new_name("dead");
-  REQUIRE(cudalink_holds_create(seg_name, 0, &prod, why, sizeof why) ==
-          CUDALINK_OK);
+  REQUIRE(cudalink_holds_create(seg_name, 0, &prod, why, sizeof why) == CUDALINK_OK);
   cudalink_holds_publish_ring(prod, 1, 3, keys);
   REQUIRE(pipe(pipefd) == 0);
   fflush(NULL);
   pid = fork();
   if (pid == 0) {
     cudalink_holds *r = NULL;
-    char ok =
-        cudalink_holds_open(seg_name, 0, &r, why, sizeof why) == CUDALINK_OK &&
-        cudalink_holds_take(r, 22) >= 0;
+    char ok = cudalink_holds_open(seg_name, 0, &r, why, sizeof why) == CUDALINK_OK &&
+              cudalink_holds_take(r, 22) >= 0;
     if (write(pipefd[1], &ok, 1) != 1)
       _exit(2);
     pause(); /* until killed, holding */
@@ -145,8 +144,7 @@ static void test_channel_dead_reader(void) {
   CHECK_EQ_INT(census.readers, 0);
   CHECK_EQ_INT(census.dead_holding, 1);
   CHECK_EQ_INT(census.dead_pid, pid);
-  REQUIRE(cudalink_holds_open(seg_name, 0, &next, why, sizeof why) ==
-          CUDALINK_OK);
+  REQUIRE(cudalink_holds_open(seg_name, 0, &next, why, sizeof why) == CUDALINK_OK);
   cudalink_holds_census_take(prod, &census);
   CHECK_EQ_INT(census.dead_holding, 0);
   CHECK_EQ_INT(census.holds, 0);
@@ -166,7 +164,9 @@ static int no_import; /* the next producer does not offer import */
 
 /* The producer child: 'p' publishes frame k filled with byte k, 'q' quits;
  * each answer is the status (int), then for 'p' the producer's stats. */
-static int producer_main(uint32_t max_slots, int cmd, int ack) {
+static int
+producer_main(uint32_t max_slots, int cmd, int ack)
+{
   cudalink_producer_config cfg;
   cudalink_producer *p = NULL;
   cudalink_status st;
@@ -198,15 +198,16 @@ static int producer_main(uint32_t max_slots, int cmd, int ack) {
       st = cudalink_producer_commit(p, NULL, 1);
     }
     cudalink_producer_get_stats(p, &stats);
-    if (write(ack, &st, sizeof st) != sizeof st ||
-        write(ack, &stats, sizeof stats) != sizeof stats)
+    if (write(ack, &st, sizeof st) != sizeof st || write(ack, &stats, sizeof stats) != sizeof stats)
       break;
   }
   cudalink_producer_destroy(p);
   return 0;
 }
 
-static int load_driver(void) {
+static int
+load_driver(void)
+{
   cudalink_status st;
   void *h;
   cu = cudalink_cuda_get(&st, NULL, 0);
@@ -218,7 +219,9 @@ static int load_driver(void) {
   return mock_live && cu->DevicePrimaryCtxRetain(&ctx, 0) == CUDA_SUCCESS;
 }
 
-static pid_t start_producer(uint32_t max_slots) {
+static pid_t
+start_producer(uint32_t max_slots)
+{
   int cmd[2], ack[2];
   cudalink_status st = CUDALINK_ERR_INVALID_ARG;
   pid_t pid;
@@ -242,7 +245,9 @@ static pid_t start_producer(uint32_t max_slots) {
 }
 
 /* One frame published: its status, and the producer's stats after it. */
-static cudalink_status publish(cudalink_producer_stats *stats) {
+static cudalink_status
+publish(cudalink_producer_stats *stats)
+{
   cudalink_status st = CUDALINK_ERR_INVALID_ARG;
   cudalink_producer_stats s;
   if (write(cmd_w, "p", 1) != 1 || read(ack_r, &st, sizeof st) != sizeof st ||
@@ -253,7 +258,9 @@ static cudalink_status publish(cudalink_producer_stats *stats) {
   return st;
 }
 
-static int finish_producer(pid_t pid) {
+static int
+finish_producer(pid_t pid)
+{
   int status = 0;
   if (write(cmd_w, "q", 1) != 1)
     return 97;
@@ -265,7 +272,9 @@ static int finish_producer(pid_t pid) {
 }
 
 /* The first byte of the held frame: its frame number. */
-static int first_byte(uint64_t ptr) {
+static int
+first_byte(uint64_t ptr)
+{
   unsigned char b = 0;
   if (cu->CtxPushCurrent(ctx) != CUDA_SUCCESS)
     return -1;
@@ -275,7 +284,9 @@ static int first_byte(uint64_t ptr) {
   return b;
 }
 
-static cudalink_consumer *importer(void) {
+static cudalink_consumer *
+importer(void)
+{
   cudalink_consumer_config cfg;
   cudalink_consumer *c = NULL;
   cudalink_consumer_config_init(&cfg);
@@ -296,7 +307,9 @@ static cudalink_consumer *importer(void) {
  * (max_slots 5) and the held frame stays frame 1 all along, also once the
  * consumer has re-opened the new ring (where it may hold 3) and after it
  * was destroyed. */
-static int consumer_grows(void) {
+static int
+consumer_grows(void)
+{
   cudalink_producer_stats ps;
   cudalink_consumer_stats cs;
   cudalink_consumer *c;
@@ -318,15 +331,13 @@ static int consumer_grows(void) {
   CHECK(cudalink_consumer_can_hold(c, why, sizeof why));
   CHECK_EQ_INT(publish(NULL), CUDALINK_OK);
   CHECK_EQ_INT(cudalink_consumer_wait(c, 1000000), CUDALINK_OK);
-  CHECK_EQ_INT(cudalink_consumer_hold(c, NULL, &ptr, &pitch, &hold),
-               CUDALINK_OK);
+  CHECK_EQ_INT(cudalink_consumer_hold(c, NULL, &ptr, &pitch, &hold), CUDALINK_OK);
   CHECK_EQ_INT(pitch, fmt.width * 4);
   CHECK_EQ_INT(first_byte(ptr), 1);
   /* one hold is all a 3-slot ring allows a reader */
   CHECK_EQ_INT(publish(NULL), CUDALINK_OK);
   CHECK_EQ_INT(cudalink_consumer_wait(c, 1000000), CUDALINK_OK);
-  CHECK_EQ_INT(cudalink_consumer_hold(c, NULL, &ptr3, &pitch, &hold3),
-               CUDALINK_ERR_HOLDS_FULL);
+  CHECK_EQ_INT(cudalink_consumer_hold(c, NULL, &ptr3, &pitch, &hold3), CUDALINK_ERR_HOLDS_FULL);
   CHECK_EQ_INT(publish(&ps), CUDALINK_OK);
   CHECK_EQ_INT(ps.grows, 0);
   CHECK_EQ_INT(first_byte(ptr), 1);
@@ -341,8 +352,7 @@ static int consumer_grows(void) {
   CHECK_EQ_INT(cudalink_consumer_wait(c, 1000000), CUDALINK_OK);
   /* the new ring: a hold of its own (the old one still counts for the old
    * ring's map only) */
-  CHECK_EQ_INT(cudalink_consumer_hold(c, NULL, &ptr2, &pitch, &hold2),
-               CUDALINK_OK);
+  CHECK_EQ_INT(cudalink_consumer_hold(c, NULL, &ptr2, &pitch, &hold2), CUDALINK_OK);
   CHECK_EQ_INT(first_byte(ptr2), 5);
   CHECK_EQ_INT(first_byte(ptr), 1);
   cudalink_consumer_get_stats(c, &cs);
@@ -365,7 +375,9 @@ static int consumer_grows(void) {
 /* max_slots = num_slots: the held slot costs frames, counted; after the
  * release the producer goes on. A copy-mode consumer of the same segment
  * still reads every published frame. */
-static int consumer_drops(void) {
+static int
+consumer_drops(void)
+{
   cudalink_producer_stats ps;
   cudalink_consumer *c;
   cudalink_hold *hold = NULL;
@@ -382,8 +394,7 @@ static int consumer_drops(void) {
     return 1;
   CHECK_EQ_INT(publish(NULL), CUDALINK_OK);
   CHECK_EQ_INT(cudalink_consumer_wait(c, 1000000), CUDALINK_OK);
-  CHECK_EQ_INT(cudalink_consumer_hold(c, NULL, &ptr, &pitch, &hold),
-               CUDALINK_OK);
+  CHECK_EQ_INT(cudalink_consumer_hold(c, NULL, &ptr, &pitch, &hold), CUDALINK_OK);
   CHECK_EQ_INT(publish(NULL), CUDALINK_OK);
   CHECK_EQ_INT(publish(NULL), CUDALINK_OK);
   CHECK_EQ_INT(publish(&ps), CUDALINK_ERR_SLOTS_HELD);
@@ -400,15 +411,11 @@ static int consumer_drops(void) {
   CHECK_EQ_INT(cudalink_consumer_wait(c, 1000000), CUDALINK_OK); /* frame 4 */
   CHECK_EQ_INT(publish(NULL), CUDALINK_OK);
   CHECK_EQ_INT(publish(NULL), CUDALINK_OK);
-  CHECK_EQ_INT(cudalink_consumer_wait(c, 1000000),
-               CUDALINK_OK); /* frame 6, 5 missed */
-  CHECK_EQ_INT(cudalink_consumer_hold(c, NULL, &ptr, &pitch, &hold),
-               CUDALINK_ERR_HOLDS_FULL);
+  CHECK_EQ_INT(cudalink_consumer_wait(c, 1000000), CUDALINK_OK); /* frame 6, 5 missed */
+  CHECK_EQ_INT(cudalink_consumer_hold(c, NULL, &ptr, &pitch, &hold), CUDALINK_ERR_HOLDS_FULL);
   CHECK_EQ_INT(publish(NULL), CUDALINK_OK);
-  CHECK_EQ_INT(cudalink_consumer_wait(c, 1000000),
-               CUDALINK_OK); /* frame 7, caught up */
-  CHECK_EQ_INT(cudalink_consumer_hold(c, NULL, &ptr, &pitch, &hold),
-               CUDALINK_OK);
+  CHECK_EQ_INT(cudalink_consumer_wait(c, 1000000), CUDALINK_OK); /* frame 7, caught up */
+  CHECK_EQ_INT(cudalink_consumer_hold(c, NULL, &ptr, &pitch, &hold), CUDALINK_OK);
   CHECK_EQ_INT(first_byte(ptr), 9);
   cudalink_hold_release(hold);
   cudalink_consumer_destroy(c);
@@ -419,7 +426,9 @@ static int consumer_drops(void) {
 
 /* An importer whose process dies holding a slot: the producer writes that
  * slot again at once, and its census (once a second) counts the death. */
-static int consumer_dies_holding(void) {
+static int
+consumer_dies_holding(void)
+{
   cudalink_producer_stats ps;
   pid_t producer, reader;
   int pipefd[2], status = 0;
@@ -437,8 +446,7 @@ static int consumer_dies_holding(void) {
     cudalink_hold *hold = NULL;
     uint64_t ptr;
     size_t pitch;
-    ok = load_driver() && (c = importer()) != NULL &&
-         cudalink_consumer_wait(c, 0) == CUDALINK_OK &&
+    ok = load_driver() && (c = importer()) != NULL && cudalink_consumer_wait(c, 0) == CUDALINK_OK &&
          cudalink_consumer_hold(c, NULL, &ptr, &pitch, &hold) == CUDALINK_OK;
     if (write(pipefd[1], &ok, 1) != 1)
       _exit(2);
@@ -448,8 +456,7 @@ static int consumer_dies_holding(void) {
   CHECK(read(pipefd[0], &ok, 1) == 1 && ok);
   CHECK_EQ_INT(publish(NULL), CUDALINK_OK);
   CHECK_EQ_INT(publish(NULL), CUDALINK_OK);
-  CHECK_EQ_INT(publish(&ps),
-               CUDALINK_ERR_SLOTS_HELD); /* frame 1's slot, held */
+  CHECK_EQ_INT(publish(&ps), CUDALINK_ERR_SLOTS_HELD); /* frame 1's slot, held */
   kill(reader, SIGKILL);
   waitpid(reader, &status, 0);
   CHECK_EQ_INT(publish(&ps), CUDALINK_OK);
@@ -467,7 +474,9 @@ static int consumer_dies_holding(void) {
 /* A consumer that did not ask for import, and a producer that offers
  * none (the default): hold() says ERR_NO_IMPORT and why, and copying works
  * as ever. */
-static int consumer_no_import(void) {
+static int
+consumer_no_import(void)
+{
   cudalink_consumer_config cfg;
   cudalink_consumer *c = NULL;
   cudalink_hold *hold = NULL;
@@ -486,8 +495,7 @@ static int consumer_no_import(void) {
   CHECK_EQ_INT(cudalink_consumer_connect(c), CUDALINK_OK);
   CHECK_EQ_INT(publish(NULL), CUDALINK_OK);
   CHECK_EQ_INT(cudalink_consumer_wait(c, 1000000), CUDALINK_OK);
-  CHECK_EQ_INT(cudalink_consumer_hold(c, NULL, &ptr, &pitch, &hold),
-               CUDALINK_ERR_NO_IMPORT);
+  CHECK_EQ_INT(cudalink_consumer_hold(c, NULL, &ptr, &pitch, &hold), CUDALINK_ERR_NO_IMPORT);
   CHECK(hold == NULL);
   CHECK(!cudalink_consumer_can_hold(c, why, sizeof why));
   CHECK_STR_CONTAINS(why, "not asked for");
@@ -503,8 +511,7 @@ static int consumer_no_import(void) {
   if (c) {
     CHECK_EQ_INT(publish(NULL), CUDALINK_OK);
     CHECK_EQ_INT(cudalink_consumer_wait(c, 1000000), CUDALINK_OK);
-    CHECK_EQ_INT(cudalink_consumer_hold(c, NULL, &ptr, &pitch, &hold),
-                 CUDALINK_ERR_NO_IMPORT);
+    CHECK_EQ_INT(cudalink_consumer_hold(c, NULL, &ptr, &pitch, &hold), CUDALINK_ERR_NO_IMPORT);
     CHECK(!cudalink_consumer_can_hold(c, why, sizeof why));
     CHECK_STR_CONTAINS(why, "offers no import");
     cudalink_consumer_destroy(c);
@@ -514,7 +521,9 @@ static int consumer_no_import(void) {
   return tu_failures_in_test;
 }
 
-static int in_child(int (*fn)(void)) {
+static int
+in_child(int (*fn)(void))
+{
   int status = 0;
   pid_t pid;
   fflush(NULL);
@@ -526,14 +535,19 @@ static int in_child(int (*fn)(void)) {
   return WIFEXITED(status) ? WEXITSTATUS(status) : 98;
 }
 
-#define CHILD_TEST(name, fn)                                                   \
-  static void name(void) { CHECK_EQ_INT(in_child(fn), 0); }
+#define CHILD_TEST(name, fn)       \
+  static void name(void)           \
+  {                                \
+    CHECK_EQ_INT(in_child(fn), 0); \
+  }
 CHILD_TEST(test_import_grows, consumer_grows)
 CHILD_TEST(test_import_drops, consumer_drops)
 CHILD_TEST(test_importer_dies, consumer_dies_holding)
 CHILD_TEST(test_no_import, consumer_no_import)
 
-int main(void) {
+int
+main(void)
+{
   setenv("CUDALINK_CUDA_LIBRARY", MOCK_CUDA, 1);
   RUN_TEST(test_channel);
   RUN_TEST(test_channel_full);

@@ -484,12 +484,15 @@ snapshot_stats (GstCudaLinkSink * self)
   cudalink_producer_stats st;
   guint64 relinked;
   gboolean grown;
+  guint64 died;
 
   cudalink_producer_get_stats (self->producer, &st);
   g_mutex_lock (&self->stats_lock);
   relinked = st.relinks > self->pstats.relinks ?
       st.relinks - self->pstats.relinks : 0;
   grown = st.grows > self->pstats.grows;
+  died = st.dead_readers > self->pstats.dead_readers ?
+      st.dead_readers - self->pstats.dead_readers : 0;
   self->pstats = st;
   self->producer_slots_now = cudalink_producer_num_slots (self->producer);
   g_mutex_unlock (&self->stats_lock);
@@ -500,6 +503,10 @@ snapshot_stats (GstCudaLinkSink * self)
     gst_cuda_link_post_state (GST_ELEMENT (self), "ring-grown",
         self->segment_name, "slots", G_TYPE_UINT, self->producer_slots_now,
         NULL);
+  /* found by the producer's census, within a second of the death */
+  if (died)
+    gst_cuda_link_post_state (GST_ELEMENT (self), "reader-died",
+        self->segment_name, "readers", G_TYPE_UINT64, died, NULL);
 }
 
 /* Waits for all GPU work queued on our stream and lets the buffer it was

@@ -126,6 +126,8 @@ class LinkSink(Gst.Bin):
         "ipc-name": (str, "ipc-name", "", "cudalink", RW),
         "sync": (bool, "sync", "", True, RW),
         "num-slots": (GObject.TYPE_UINT, "num-slots", "", 1, 10, 3, RW),
+        "max-slots": (GObject.TYPE_UINT, "max-slots", "", 0, 10, 0, RW),
+        "offer-import": (bool, "offer-import", "", False, RW),
         "cuda-device-id": (GObject.TYPE_INT, "cuda-device-id", "", -1, 64, -1, RW),
         "channel-order": (str, "channel-order", "", "rgba", RW),
         "output-dtype": (str, "output-dtype", "", "auto", RW),

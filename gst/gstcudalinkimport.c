@@ -5,6 +5,8 @@
 
 #include <gst/cuda/gstcudamemory.h>
 
+#include <string.h>
+
 #include "gstcudalinkimport.h"
 
 GST_DEBUG_CATEGORY_EXTERN (gst_cuda_link_src_debug);
@@ -36,7 +38,50 @@ set_read_only (GstMemory * mem)
   GST_MINI_OBJECT_FLAG_SET (mem, GST_MEMORY_FLAG_READONLY);
 }
 
+typedef CUresult (CUDAAPI * CtxSynchronizeFn) (void);
+
+/* Lets the producer have the slot again, once every GPU reader of it is
+ * done: whoever freed the buffer may still have kernels reading it queued
+ * on a stream of their own (1.24's converters do not wait for theirs), and
+ * the memory does not know which. So the whole context is waited for. */
+static void
+release_after_gpu (GstCudaContext * context, cudalink_hold * hold)
+{
+  static CtxSynchronizeFn ctx_sync;
+  cudalink_cuda_fn fn;
+
+  if (!ctx_sync) {
+    fn = cudalink_cuda_symbol ("cuCtxSynchronize");
+    memcpy (&ctx_sync, &fn, sizeof (ctx_sync));
+  }
+  if (ctx_sync && gst_cuda_context_push (context)) {
+    CUresult res = ctx_sync ();
+
+    if (res != CUDA_SUCCESS)
+      GST_WARNING ("cuCtxSynchronize before letting a held slot go: %d",
+          (gint) res);
+    gst_cuda_context_pop (NULL);
+  }
+  cudalink_hold_release (hold);
+}
+
 #if GST_CHECK_VERSION(1, 24, 0)
+
+typedef struct
+{
+  GstCudaContext *context;
+  cudalink_hold *hold;
+} Wrapped;
+
+static void
+wrapped_free (gpointer data)
+{
+  Wrapped *w = data;
+
+  release_after_gpu (w->context, w->hold);
+  gst_object_unref (w->context);
+  g_free (w);
+}
 
 static gboolean
 import_check (GstCudaLinkImport * import, gchar ** why)
@@ -49,12 +94,15 @@ import_check (GstCudaLinkImport * import, gchar ** why)
 static GstMemory *
 import_memory (GstCudaLinkImport * import, guint64 ptr, cudalink_hold * hold)
 {
-  GstMemory *mem = gst_cuda_allocator_alloc_wrapped (NULL, import->context,
-      NULL, &import->info, (CUdeviceptr) ptr, hold,
-      (GDestroyNotify) cudalink_hold_release);
+  Wrapped *w = g_new0 (Wrapped, 1);
+  GstMemory *mem;
 
+  w->context = gst_object_ref (import->context);
+  w->hold = hold;
+  mem = gst_cuda_allocator_alloc_wrapped (NULL, import->context, NULL,
+      &import->info, (CUdeviceptr) ptr, w, wrapped_free);
   if (!mem) {
-    cudalink_hold_release (hold);
+    wrapped_free (w);
     return NULL;
   }
   set_read_only (mem);
@@ -118,7 +166,8 @@ lender_dispose (GstMiniObject * obj)
   Lender *l = gst_mini_object_get_qdata (obj, lender_quark ());
   GstCudaLinkImport *import = l->import;
 
-  cudalink_hold_release (l->hold);
+  if (l->hold)
+    release_after_gpu (import->context, l->hold);
   l->hold = NULL;
   *device_ptr_field (mem) = l->own;
   g_mutex_lock (&import->lock);

@@ -44,6 +44,8 @@ typedef struct ring_map {
   _Atomic int held; /* holds not yet released */
   const cudalink_cuda *cu;
   CUcontext ctx;
+  CUdevice device;
+  int retained_primary; /* the map keeps the primary context alive */
   uint32_t num_slots;
   CUdeviceptr mem[CUDALINK_MAX_SLOTS];
 } ring_map;
@@ -298,6 +300,8 @@ map_unref(ring_map *m)
         (void)m->cu->IpcCloseMemHandle(m->mem[s]); /* nobody left to tell */
     (void)m->cu->CtxPopCurrent(NULL);
   }
+  if (m->retained_primary)
+    (void)m->cu->DevicePrimaryCtxRelease(m->device);
   free(m);
 }
 
@@ -312,6 +316,12 @@ map_new(cudalink_consumer *c)
   atomic_init(&m->held, 0);
   m->cu = c->cu;
   m->ctx = c->ctx.ctx;
+  m->device = c->ctx.device;
+  /* a hold outlives the consumer, whose retain may be the context's last */
+  if (c->ctx.retained_primary) {
+    CUcontext same = NULL;
+    m->retained_primary = c->cu->DevicePrimaryCtxRetain(&same, c->ctx.device) == CUDA_SUCCESS;
+  }
   m->num_slots = c->header.num_slots;
   memcpy(m->mem, c->mem, sizeof m->mem);
   c->map = m;
@@ -376,6 +386,8 @@ close_ring(cudalink_consumer *c)
           "segment '%s': cannot make the CUDA context current to close the ring", c->name);
     memset(c->event, 0, sizeof c->event);
     memset(c->mem, 0, sizeof c->mem);
+    map_unref(c->map);
+    c->map = NULL;
   }
   c->open = 0;
   c->have_frame = 0;
@@ -1046,8 +1058,9 @@ take_hold(cudalink_consumer *c, uint64_t key, cudalink_hold **out)
     return CUDALINK_ERR_HOLDS_FULL;
   }
   /* the producer is rewriting the slot now (-2), or rewrote it before our
-   * hold was seen: the frame is gone */
-  if (rec == -2 || copy_torn(c)) {
+   * hold was seen, or is shutting down (it frees the ring): the frame is
+   * gone */
+  if (rec == -2 || copy_torn(c) || load_shutdown(c)) {
     if (rec >= 0)
       cudalink_holds_drop(c->holds, rec);
     free(hold);
@@ -1126,10 +1139,12 @@ cudalink_hold_release(cudalink_hold *hold)
 {
   if (!hold)
     return;
-  cudalink_holds_drop(hold->channel, hold->record);
-  cudalink_holds_unref(hold->channel);
+  /* the mapping goes (when it was the last user) before the producer may
+   * free the slot */
   atomic_fetch_sub(&hold->map->held, 1);
   map_unref(hold->map);
+  cudalink_holds_drop(hold->channel, hold->record);
+  cudalink_holds_unref(hold->channel);
   free(hold);
 }
 

@@ -68,7 +68,8 @@ path_for(cudalink_holds *h, const char *name)
          sizeof h->path;
 }
 
-/* The lock that says entry is owned: one byte at its start. */
+/* The lock that says entry is owned: one byte at its start; entry -1 is
+ * the header's first byte, which the producer locks for its life. */
 static int
 entry_lock(int fd, int entry, short type, int cmd)
 {
@@ -76,7 +77,7 @@ entry_lock(int fd, int entry, short type, int cmd)
   memset(&fl, 0, sizeof fl);
   fl.l_type = type;
   fl.l_whence = SEEK_SET;
-  fl.l_start = OFF_ENTRIES + (off_t)entry * ENTRY_SIZE;
+  fl.l_start = entry < 0 ? 0 : OFF_ENTRIES + (off_t)entry * ENTRY_SIZE;
   fl.l_len = 1;
   if (fcntl(fd, cmd, &fl) != 0)
     return -1;
@@ -156,6 +157,13 @@ cudalink_holds_create(const char *name, uint32_t producer_flags, cudalink_holds 
   if ((st = map_fd(h, 1, why, why_size)) != CUDALINK_OK) {
     holds_free(h);
     return st;
+  }
+  /* alive while this lock is held: readers refuse a table without it (a
+   * producer that died left it) */
+  if (entry_lock(h->fd, -1, F_WRLCK, F_OFD_SETLK) != 1) {
+    cudalink_textf(why, why_size, "%s is locked by another producer", h->path);
+    holds_free(h);
+    return CUDALINK_ERR_BUSY;
   }
   /* no ring yet: no key matches until publish_ring() */
   atomic_store(u64_at(h, OFF_RING_VERSION), 0);
@@ -246,6 +254,16 @@ cudalink_holds_destroy(cudalink_holds *h, int unlink_name)
   holds_free(h);
 }
 
+void
+cudalink_holds_remove(const char *name)
+{
+  cudalink_holds *h = holds_new(name);
+  if (h) {
+    shm_unlink(h->path);
+    holds_free(h);
+  }
+}
+
 cudalink_status
 cudalink_holds_open(const char *name, uint32_t reader_flags, cudalink_holds **out, char *why,
                     size_t why_size)
@@ -272,6 +290,12 @@ cudalink_holds_open(const char *name, uint32_t reader_flags, cudalink_holds **ou
     cudalink_textf(why, why_size, "%s holds no holds table of layout %u", h->path, HOLDS_LAYOUT);
     holds_free(h);
     return CUDALINK_ERR_BAD_MAGIC;
+  }
+  /* a table whose producer is gone describes nobody's ring */
+  if (entry_lock(h->fd, -1, F_WRLCK, F_OFD_GETLK) != 1) {
+    cudalink_textf(why, why_size, "%s was left by a producer that is gone", h->path);
+    holds_free(h);
+    return CUDALINK_ERR_STALE;
   }
   for (int e = 0; e < CUDALINK_HOLDS_READERS; e++) {
     const size_t off = OFF_ENTRIES + (size_t)e * ENTRY_SIZE;
@@ -383,6 +407,11 @@ void
 cudalink_holds_destroy(cudalink_holds *h, int unlink_name)
 {
   (void)h, (void)unlink_name;
+}
+void
+cudalink_holds_remove(const char *name)
+{
+  (void)name;
 }
 cudalink_status
 cudalink_holds_open(const char *name, uint32_t reader_flags, cudalink_holds **out, char *why,

@@ -21,7 +21,9 @@
  *   256     256   reader entry r (0..15): u32 pid, u32 flags (bit 0: MPS),
  *                 8 bytes free, then 16 u64 hold records (a key, or 0)
  *
- * Who is alive: a reader owns entry r while it holds an open-file-
+ * Who is alive: the producer holds an open-file-description lock on the
+ * header's first byte for its life (a table without it was left by a dead
+ * producer: readers refuse it). A reader owns entry r while it holds an open-file-
  * description lock (F_OFD_SETLK) on the entry's first byte. The kernel
  * drops the lock when the reader's process dies, however it dies, so the
  * producer never trusts a hold without finding the lock taken
@@ -89,6 +91,12 @@ void cudalink_holds_census_take(cudalink_holds *h, cudalink_holds_census *census
 
 /** Unmaps; with unlink also removes the name (the producer's clean end). */
 void cudalink_holds_destroy(cudalink_holds *h, int unlink_name);
+
+/** Removes the back-channel name of segment name, if any: what a producer
+ * that offers no import does, so that no reader trusts a table a dead
+ * producer left (readers also refuse a table whose producer lock, on its
+ * first byte, is free: CUDALINK_ERR_STALE). */
+void cudalink_holds_remove(const char *name);
 
 /* --- reader side ------------------------------------------------------ */
 

@@ -24,6 +24,7 @@
 #define DEFAULT_STALE_MS 1000
 #define FIXED_HEADER_SIZE 20 /* magic, version, num_slots, write_idx */
 #define CENSUS_S 1.0         /* how often we count importing readers */
+#define HOLDS_LINGER_MS 2000 /* how long a shutdown waits for held slots */
 #define GROW_STEP 2          /* slots added when an importing reader holds the next */
 
 typedef struct ring {
@@ -411,8 +412,11 @@ open_holds(cudalink_producer *p)
   cudalink_status st;
 
   p->stats.mps = cudalink_cuda_mps_enabled(p->cu, p->ctx.device);
-  if (!(p->config.flags & CUDALINK_PRODUCER_IMPORT))
+  if (!(p->config.flags & CUDALINK_PRODUCER_IMPORT)) {
+    /* a table a dead producer of this name left would mislead readers */
+    cudalink_holds_remove(p->name);
     return;
+  }
   st = cudalink_holds_create(p->name, p->stats.mps == 1 ? CUDALINK_HOLDS_FLAG_MPS : 0, &p->holds,
                              why, sizeof why);
   if (st != CUDALINK_OK)
@@ -478,6 +482,25 @@ fail:
 
 /* --- shutdown --------------------------------------------------------- */
 
+/* Importing readers may still hold slots (their buffers downstream): give
+ * them a bounded while to let go before the memory is freed under them. */
+static void
+wait_for_holds(cudalink_producer *p)
+{
+  int held = 1;
+  for (unsigned waited = 0; waited < HOLDS_LINGER_MS && held; waited += 10) {
+    held = p->ring && ring_held(p, p->ring);
+    for (ring *r = p->retired; r && !held; r = r->next)
+      held = ring_held(p, r);
+    if (held)
+      cudalink_sleep(0.01);
+  }
+  if (held)
+    logf_(p, CUDALINK_LOG_WARNING,
+          "segment '%s': importing readers still hold slots after %u ms: freeing them", p->name,
+          HOLDS_LINGER_MS);
+}
+
 void
 cudalink_producer_destroy(cudalink_producer *p)
 {
@@ -509,6 +532,7 @@ cudalink_producer_destroy(cudalink_producer *p)
             r->event[s] = NULL;
           }
       cudalink_sleep(SHUTDOWN_LINGER_MS * 1e-3);
+      wait_for_holds(p);
       ring_free(p, p->ring);
       free_retired(p, 1);
     }
@@ -643,14 +667,18 @@ claim_next_slot(cudalink_producer *p)
   if (p->header.num_slots < p->config.max_slots) {
     uint32_t n = p->header.num_slots + GROW_STEP;
     st = reinit_ring(p, &p->format, n < p->config.max_slots ? n : p->config.max_slots);
-    if (st != CUDALINK_OK)
-      return st;
-    p->stats.grows++;
+    if (st == CUDALINK_OK) {
+      p->stats.grows++;
     logf_(p, CUDALINK_LOG_INFO, "segment '%s': importing readers hold the next slot: %u slots now",
           p->name, p->header.num_slots);
-    /* a fresh ring: nobody holds its slots */
-    cudalink_holds_set_writing(p->holds, p->ring->key[next_slot(p)]);
-    return CUDALINK_OK;
+      /* a fresh ring: nobody holds its slots */
+      cudalink_holds_set_writing(p->holds, p->ring->key[next_slot(p)]);
+      return CUDALINK_OK;
+    }
+    /* no memory for more slots: drop frames instead, from now on */
+    logf_(p, CUDALINK_LOG_WARNING, "segment '%s': the ring cannot grow (%s): frames an importing "
+          "reader holds the slot of are dropped", p->name, p->last_error);
+    p->config.max_slots = p->header.num_slots;
   }
   p->stats.held_drops++;
   set_error(p,

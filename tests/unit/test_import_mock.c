@@ -82,7 +82,12 @@ test_channel(void)
   CHECK(!cudalink_holds_is_held(prod, 11));
 
   cudalink_holds_unref(r1);
-  cudalink_holds_destroy(prod, 1);
+  /* the producer gone without removing its table: readers refuse it */
+  cudalink_holds_destroy(prod, 0);
+  CHECK_EQ_INT(cudalink_holds_open(seg_name, 0, &r1, why, sizeof why), CUDALINK_ERR_STALE);
+  CHECK_STR_CONTAINS(why, "producer that is gone");
+  cudalink_holds_remove(seg_name);
+  CHECK_EQ_INT(cudalink_holds_open(seg_name, 0, &r1, why, sizeof why), CUDALINK_ERR_UNSUPPORTED);
 }
 
 /* Every entry taken: the next reader is told so and copies. */
@@ -521,6 +526,44 @@ consumer_no_import(void)
   return tu_failures_in_test;
 }
 
+/* A table left by an importing producer that died (at version 1, like the
+ * new ring below), and a new producer of the name WITHOUT import: it
+ * removes the table, so the reader copies; trusting it, the reader held a
+ * slot the new producer rewrote (found in review). */
+static int
+consumer_stale_table(void)
+{
+  cudalink_holds *stale = NULL;
+  cudalink_consumer *c;
+  cudalink_hold *hold = NULL;
+  uint64_t keys[3] = { 101, 102, 103 }, ptr = 0;
+  size_t pitch = 0;
+  pid_t producer;
+  char why[200] = "";
+
+  tu_failures_in_test = 0;
+  new_name("stale");
+  if (cudalink_holds_create(seg_name, 0, &stale, why, sizeof why) != CUDALINK_OK)
+    return 1;
+  cudalink_holds_publish_ring(stale, 1, 3, keys);
+  cudalink_holds_destroy(stale, 0);
+  no_import = 1;
+  if ((producer = start_producer(0)) < 0 || !load_driver())
+    return 1;
+  c = importer();
+  if (!c)
+    return 1;
+  CHECK_EQ_INT(publish(NULL), CUDALINK_OK);
+  CHECK_EQ_INT(cudalink_consumer_wait(c, 1000000), CUDALINK_OK);
+  CHECK_EQ_INT(cudalink_consumer_hold(c, NULL, &ptr, &pitch, &hold), CUDALINK_ERR_NO_IMPORT);
+  cudalink_hold_release(hold);
+  cudalink_consumer_destroy(c);
+  CHECK_EQ_INT(finish_producer(producer), 0);
+  cudalink_holds_remove(seg_name);
+  cu->DevicePrimaryCtxRelease(0);
+  return tu_failures_in_test;
+}
+
 static int
 in_child(int (*fn)(void))
 {
@@ -544,6 +587,7 @@ CHILD_TEST(test_import_grows, consumer_grows)
 CHILD_TEST(test_import_drops, consumer_drops)
 CHILD_TEST(test_importer_dies, consumer_dies_holding)
 CHILD_TEST(test_no_import, consumer_no_import)
+CHILD_TEST(test_stale_table, consumer_stale_table)
 
 int
 main(void)
@@ -556,5 +600,6 @@ main(void)
   RUN_TEST(test_import_drops);
   RUN_TEST(test_importer_dies);
   RUN_TEST(test_no_import);
+  RUN_TEST(test_stale_table);
   return TEST_SUMMARY();
 }

@@ -53,7 +53,9 @@ def fmt_fps(v):
 
 
 def find_modes(inputs, tmp):
-    """{mode: folder holding measurements.csv}"""
+    """{mode: [folders holding measurements.csv], in the order given}: several
+    runs of one mode (e.g. a rerun of some cells with BENCH_ONLY / BENCH_SIZES)
+    are merged cell by cell, a later ok cell replacing an earlier one."""
     found = {}
     for src in inputs:
         if os.path.isfile(src) and (src.endswith(".tar.gz") or src.endswith(".tgz")):
@@ -74,7 +76,7 @@ def find_modes(inputs, tmp):
             with open(p) as f:
                 first = next(csv.DictReader(f), None)
             mode = first["mode"] if first else os.path.basename(d)
-            found[mode] = d
+            found.setdefault(mode, []).append(d)
     return found
 
 
@@ -85,29 +87,48 @@ class Report:
         self.info = {}
         self.labels = {}
         self.order = []
-        for mode, d in sorted(mode_dirs.items(), key=lambda kv: [m for m, _ in MODES].index(kv[0])
-                              if kv[0] in [m for m, _ in MODES] else 9):
-            with open(os.path.join(d, "measurements.csv")) as f:
-                for r in csv.DictReader(f):
-                    self.rows.append(r)
-                    if r["transport"] not in self.labels:
-                        self.labels[r["transport"]] = r["label"]
-                        self.order.append(r["transport"])
-            lp = os.path.join(d, "latencies.csv")
-            if os.path.exists(lp):
-                with open(lp) as f:
-                    for r in csv.DictReader(f):
-                        key = (r["mode"], r["transport"], int(r["width"]), int(r["height"]),
-                               r["format"], int(r["phase"]))
-                        self.lat[key].append(float(r["latency_us"]))
-            ep = os.path.join(d, "env.json")
-            if os.path.exists(ep):
-                with open(ep) as f:
-                    self.info[mode] = json.load(f)
+        self.by = {}
+        self.runs = defaultdict(list)  # mode -> the env.json of each run merged
+        for mode, dirs in sorted(mode_dirs.items(), key=lambda kv: [m for m, _ in MODES].index(kv[0])
+                                 if kv[0] in [m for m, _ in MODES] else 9):
+            for d in dirs:
+                self.merge_run(mode, d)
+        self.rows = list(self.by.values())
         self.modes = [m for m, _ in MODES if any(r["mode"] == m for r in self.rows)]
         self.modes += sorted(set(r["mode"] for r in self.rows) - set(self.modes))
-        self.by = {(r["mode"], r["transport"], int(r["width"]), int(r["height"]), r["format"]): r
-                   for r in self.rows}
+
+    def merge_run(self, mode, d):
+        """One run's cells: each replaces the same cell of an earlier run of
+        the mode unless that one was ok and this one is not."""
+        taken = set()
+        with open(os.path.join(d, "measurements.csv")) as f:
+            for r in csv.DictReader(f):
+                key = (r["mode"], r["transport"], int(r["width"]), int(r["height"]), r["format"])
+                old = self.by.get(key)
+                if old and old["status"] == "ok" and r["status"] != "ok":
+                    continue
+                self.by[key] = r
+                taken.add(key)
+                if r["transport"] not in self.labels:
+                    self.labels[r["transport"]] = r["label"]
+                    self.order.append(r["transport"])
+        for key in list(self.lat):
+            if key[:5] in taken:
+                del self.lat[key]
+        lp = os.path.join(d, "latencies.csv")
+        if os.path.exists(lp):
+            with open(lp) as f:
+                for r in csv.DictReader(f):
+                    cell = (r["mode"], r["transport"], int(r["width"]), int(r["height"]),
+                            r["format"])
+                    if cell in taken:
+                        self.lat[cell + (int(r["phase"]),)].append(float(r["latency_us"]))
+        ep = os.path.join(d, "env.json")
+        if os.path.exists(ep):
+            with open(ep) as f:
+                env = json.load(f)
+            self.runs[mode].append(env)
+            self.info.setdefault(mode, env)
 
     def get(self, mode, t, w, h, f):
         return self.by.get((mode, t, w, h, f))
@@ -240,7 +261,7 @@ class Report:
         out.append("GPU: %s. Modes: %s. Runs: %s." % (
             "; ".join(gpus), ", ".join(self.mode_title(m) for m in self.modes),
             "; ".join("%s started %s, %.0f s" % (m, i.get("started", "?"), i.get("matrix_s", 0))
-                      for m, i in self.info.items())))
+                      for m, envs in self.runs.items() for i in envs)))
         vers = []
         for key, what in (("gst122_version", "ours and the shm path"),
                           ("gst126_version", "cudaipcsink / cudaipcsrc"), ("python", "the Python peer")):

@@ -501,6 +501,7 @@ API(CUresult, cuMemAlloc_v2, (CUdeviceptr *out, size_t size))
 {
   alloc *a;
   NEED_CTX();
+  INJECT("cuMemAlloc_v2");
   if (size == 0)
     return CUDA_ERROR_INVALID_VALUE;
   if (!(a = calloc(1, sizeof *a)))

@@ -7,6 +7,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/mman.h>
@@ -191,6 +192,10 @@ producer_main(uint32_t max_slots, int cmd, int ack)
     cudalink_producer_stats stats;
     uint64_t dst;
     size_t pitch;
+    /* 'a': from now on cuMemAlloc fails (the ring cannot grow); then
+     * publishes as 'p' does */
+    if (op == 'a')
+      setenv("MOCK_CUDA_FAIL", "cuMemAlloc_v2", 1);
     k++;
     st = cudalink_producer_begin(p, &dst, &pitch);
     if (st == CUDALINK_OK) {
@@ -249,18 +254,25 @@ start_producer(uint32_t max_slots)
   return pid;
 }
 
-/* One frame published: its status, and the producer's stats after it. */
+/* One frame published with op ('p', or 'a': see producer_main): its
+ * status, and the producer's stats after it. */
 static cudalink_status
-publish(cudalink_producer_stats *stats)
+publish_op(const char *op, cudalink_producer_stats *stats)
 {
   cudalink_status st = CUDALINK_ERR_INVALID_ARG;
   cudalink_producer_stats s;
-  if (write(cmd_w, "p", 1) != 1 || read(ack_r, &st, sizeof st) != sizeof st ||
+  if (write(cmd_w, op, 1) != 1 || read(ack_r, &st, sizeof st) != sizeof st ||
       read(ack_r, &s, sizeof s) != sizeof s)
     return CUDALINK_ERR_INVALID_ARG;
   if (stats)
     *stats = s;
   return st;
+}
+
+static cudalink_status
+publish(cudalink_producer_stats *stats)
+{
+  return publish_op("p", stats);
 }
 
 static int
@@ -564,6 +576,84 @@ consumer_stale_table(void)
   return tu_failures_in_test;
 }
 
+/* The ring should grow for a held slot, but no memory is left: the frame
+ * is dropped (counted), not the stream failed, and growth is not tried
+ * again for every frame. */
+static int
+consumer_grow_fails(void)
+{
+  cudalink_producer_stats ps;
+  cudalink_consumer *c;
+  cudalink_hold *hold = NULL;
+  uint64_t ptr = 0;
+  size_t pitch = 0;
+  pid_t producer;
+
+  tu_failures_in_test = 0;
+  new_name("nogrow");
+  if ((producer = start_producer(5)) < 0 || !load_driver() || !(c = importer()))
+    return 1;
+  CHECK_EQ_INT(publish(NULL), CUDALINK_OK);
+  CHECK_EQ_INT(cudalink_consumer_wait(c, 1000000), CUDALINK_OK);
+  CHECK_EQ_INT(cudalink_consumer_hold(c, NULL, &ptr, &pitch, &hold), CUDALINK_OK);
+  CHECK_EQ_INT(publish(NULL), CUDALINK_OK);
+  CHECK_EQ_INT(publish(NULL), CUDALINK_OK);
+  CHECK_EQ_INT(publish_op("a", &ps), CUDALINK_ERR_SLOTS_HELD); /* growth failed */
+  CHECK_EQ_INT(ps.grows, 0);
+  CHECK_EQ_INT(ps.held_drops, 1);
+  CHECK_EQ_INT(publish(&ps), CUDALINK_ERR_SLOTS_HELD);
+  CHECK_EQ_INT(ps.held_drops, 2);
+  CHECK_EQ_INT(first_byte(ptr), 1);
+  cudalink_hold_release(hold);
+  CHECK_EQ_INT(publish(&ps), CUDALINK_OK);
+  cudalink_consumer_destroy(c);
+  CHECK_EQ_INT(finish_producer(producer), 0);
+  cu->DevicePrimaryCtxRelease(0);
+  return tu_failures_in_test;
+}
+
+static void *
+release_later(void *hold)
+{
+  usleep(400000);
+  cudalink_hold_release(hold);
+  return NULL;
+}
+
+/* A producer that shuts down while a slot is held waits for the hold
+ * (up to 2 s) before it frees the ring; the held frame stays readable
+ * until it is released. */
+static int
+consumer_shutdown_waits(void)
+{
+  cudalink_consumer *c;
+  cudalink_hold *hold = NULL;
+  uint64_t ptr = 0;
+  size_t pitch = 0;
+  pthread_t t;
+  pid_t producer;
+  double t0, waited;
+
+  tu_failures_in_test = 0;
+  new_name("shutdown");
+  if ((producer = start_producer(0)) < 0 || !load_driver() || !(c = importer()))
+    return 1;
+  CHECK_EQ_INT(publish(NULL), CUDALINK_OK);
+  CHECK_EQ_INT(cudalink_consumer_wait(c, 1000000), CUDALINK_OK);
+  CHECK_EQ_INT(cudalink_consumer_hold(c, NULL, &ptr, &pitch, &hold), CUDALINK_OK);
+  if (pthread_create(&t, NULL, release_later, hold) != 0)
+    return 1;
+  t0 = cudalink_now();
+  CHECK_EQ_INT(finish_producer(producer), 0);
+  waited = cudalink_now() - t0;
+  pthread_join(t, NULL);
+  fprintf(stderr, "  shutdown took %.0f ms with a slot held for 400 ms\n", waited * 1e3);
+  CHECK(waited >= 0.35 && waited < 2.0);
+  cudalink_consumer_destroy(c);
+  cu->DevicePrimaryCtxRelease(0);
+  return tu_failures_in_test;
+}
+
 static int
 in_child(int (*fn)(void))
 {
@@ -588,6 +678,8 @@ CHILD_TEST(test_import_drops, consumer_drops)
 CHILD_TEST(test_importer_dies, consumer_dies_holding)
 CHILD_TEST(test_no_import, consumer_no_import)
 CHILD_TEST(test_stale_table, consumer_stale_table)
+CHILD_TEST(test_grow_fails, consumer_grow_fails)
+CHILD_TEST(test_shutdown_waits_for_holds, consumer_shutdown_waits)
 
 int
 main(void)
@@ -601,5 +693,7 @@ main(void)
   RUN_TEST(test_importer_dies);
   RUN_TEST(test_no_import);
   RUN_TEST(test_stale_table);
+  RUN_TEST(test_grow_fails);
+  RUN_TEST(test_shutdown_waits_for_holds);
   return TEST_SUMMARY();
 }

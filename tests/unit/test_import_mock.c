@@ -548,7 +548,7 @@ consumer_stale_table(void)
   cudalink_holds *stale = NULL;
   cudalink_consumer *c;
   cudalink_hold *hold = NULL;
-  uint64_t keys[3] = { 101, 102, 103 }, ptr = 0;
+  uint64_t keys[3] = {101, 102, 103}, ptr = 0;
   size_t pitch = 0;
   pid_t producer;
   char why[200] = "";

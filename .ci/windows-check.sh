@@ -145,6 +145,10 @@ echo "=== 4. frames between Wine processes (libcudalink on the mock driver)"
 rc=0; wrun "$work/ring" "$builddir/tests/win/ring_win.exe" scenario "$seg-ring" || rc=$?
 if [ "$rc" = 0 ] && has "$work/ring" "scenario: passed"; then pass "ring_win scenario"; else fail "ring_win scenario (exit $rc)"; fi
 
+# the import back-channel: table, reader owners, a reader killed holding
+rc=0; wrun "$work/holds" "$builddir/tests/win/holds_win.exe" "$seg-holds" || rc=$?
+if [ "$rc" = 0 ] && has "$work/holds" "holds_win: passed"; then pass "holds_win (import back-channel)"; else fail "holds_win (exit $rc)"; fi
+
 # cudalink-inspect NAME on a live producer of ours; listing is unsupported
 (cd "$builddir/tests/win" && CUDALINK_CUDA_LIBRARY=mockcuda.dll wine ring_win.exe produce "$seg-insp" \
   --frames 150 --fps 60 </dev/null >"$work/insp-producer" 2>&1) &

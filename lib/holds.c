@@ -1,7 +1,16 @@
 /* The holds back-channel (holds.h): a small shared-memory table next to a
- * segment of ours, and the open-file-description locks that say which of
- * its reader entries belong to live processes. POSIX only; on Windows
- * every reader is told CUDALINK_ERR_UNSUPPORTED and copies. */
+ * segment of ours, and what says whether its producer and each reader
+ * entry's owner are alive. The table and the protocol on it are common;
+ * the platform parts at the end map it and judge liveness:
+ * - POSIX: /dev/shm/.cudalink-holds-NAME; the producer and each reader
+ *   hold an open-file-description lock (the kernel drops it with the
+ *   process).
+ * - Windows: the paging-file mapping Local\cudalink_holds_NAME; the
+ *   producer keeps the event Local\cudalink_holdslive_NAME open for its
+ *   life (it exists while a handle does), and a reader's entry carries an
+ *   owner word, pid << 32 | a hash of the process's creation time, which
+ *   others check with OpenProcess (a pid reused by another process has
+ *   another creation time). */
 #ifndef _GNU_SOURCE
 #  define _GNU_SOURCE /* F_OFD_SETLK */
 #endif
@@ -24,24 +33,57 @@
 #define OFF_KEYS 64
 #define OFF_ENTRIES 256
 #define ENTRY_SIZE 256
+#define ENTRY_OWNER 8  /* Windows: the owner word inside an entry */
 #define ENTRY_HOLDS 16 /* offset of the records inside an entry */
 #define HOLDS_SIZE (OFF_ENTRIES + CUDALINK_HOLDS_READERS * ENTRY_SIZE)
 
-#ifndef _WIN32
-
+#ifdef _WIN32
+#  ifndef WIN32_LEAN_AND_MEAN
+#    define WIN32_LEAN_AND_MEAN
+#  endif
+#  include <windows.h>
+#else
 #  include <errno.h>
 #  include <fcntl.h>
 #  include <sys/mman.h>
 #  include <sys/stat.h>
 #  include <unistd.h>
+#endif
 
 struct cudalink_holds {
   _Atomic int refs;
-  int fd;
   uint8_t *base;
-  int entry; /* the reader's entry, -1 for the producer */
-  char path[CUDALINK_MAX_NAME + sizeof CUDALINK_HOLDS_PREFIX + 2];
+  int entry;                         /* the reader's entry, -1 for the producer */
+  char what[CUDALINK_MAX_NAME + 64]; /* the table's name, for messages */
+#ifdef _WIN32
+  HANDLE mapping;
+  HANDLE alive;   /* the producer's liveness event */
+  uint64_t owner; /* a reader's owner word */
+#else
+  int fd;
+#endif
 };
+
+/* --- the platform part (at the end) --------------------------------------- */
+
+static cudalink_holds *holds_new(const char *name);
+static void holds_free(cudalink_holds *h);
+/* Creates or re-uses the table and marks the producer alive. */
+static cudalink_status platform_create(cudalink_holds *h, const char *name, char *why,
+                                       size_t why_size);
+/* Opens and maps an existing table whose producer is alive. */
+static cudalink_status platform_open(cudalink_holds *h, const char *name, char *why,
+                                     size_t why_size);
+/* Takes entry e if nobody alive owns it: 1 taken. */
+static int entry_claim(cudalink_holds *h, int e);
+/* 1 when a live reader owns entry e. */
+static int entry_alive(cudalink_holds *h, int e);
+static uint32_t own_pid(void);
+/* Removes the table's name (POSIX; a Windows mapping goes with its last
+ * handle). */
+static void platform_unlink(cudalink_holds *h);
+
+/* --- the table ------------------------------------------------------------- */
 
 static _Atomic uint32_t *
 u32_at(const cudalink_holds *h, size_t off)
@@ -55,87 +97,16 @@ u64_at(const cudalink_holds *h, size_t off)
   return (_Atomic uint64_t *)(void *)(h->base + off);
 }
 
+static size_t
+entry_off(int e)
+{
+  return OFF_ENTRIES + (size_t)e * ENTRY_SIZE;
+}
+
 static _Atomic uint64_t *
 record_at(const cudalink_holds *h, int entry, int record)
 {
-  return u64_at(h, OFF_ENTRIES + (size_t)entry * ENTRY_SIZE + ENTRY_HOLDS + (size_t)record * 8);
-}
-
-static int
-path_for(cudalink_holds *h, const char *name)
-{
-  return (size_t)snprintf(h->path, sizeof h->path, "/%s%s", CUDALINK_HOLDS_PREFIX, name) <
-         sizeof h->path;
-}
-
-/* The lock that says entry is owned: one byte at its start; entry -1 is
- * the header's first byte, which the producer locks for its life. */
-static int
-entry_lock(int fd, int entry, short type, int cmd)
-{
-  struct flock fl;
-  memset(&fl, 0, sizeof fl);
-  fl.l_type = type;
-  fl.l_whence = SEEK_SET;
-  fl.l_start = entry < 0 ? 0 : OFF_ENTRIES + (off_t)entry * ENTRY_SIZE;
-  fl.l_len = 1;
-  if (fcntl(fd, cmd, &fl) != 0)
-    return -1;
-  return cmd == F_OFD_GETLK ? fl.l_type != F_UNLCK : 1;
-}
-
-static cudalink_status
-map_fd(cudalink_holds *h, int writable_header, char *why, size_t why_size)
-{
-  struct stat st;
-  void *m;
-  if (fstat(h->fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    cudalink_textf(why, why_size, "%s is not a regular file", h->path);
-    return CUDALINK_ERR_SHM;
-  }
-  if (st.st_uid != geteuid() || (st.st_mode & 022)) {
-    cudalink_textf(why, why_size, "%s is not this user's alone (uid %lu, mode %04o)", h->path,
-                   (unsigned long)st.st_uid, (unsigned)(st.st_mode & 07777));
-    return CUDALINK_ERR_SHM;
-  }
-  if (st.st_size < HOLDS_SIZE && (!writable_header || ftruncate(h->fd, HOLDS_SIZE) != 0)) {
-    cudalink_textf(why, why_size, "%s has %lld bytes, %d needed", h->path, (long long)st.st_size,
-                   HOLDS_SIZE);
-    return CUDALINK_ERR_SHM;
-  }
-  m = mmap(NULL, HOLDS_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, h->fd, 0);
-  if (m == MAP_FAILED) {
-    cudalink_textf(why, why_size, "mmap of %s: %s", h->path, strerror(errno));
-    return CUDALINK_ERR_SHM;
-  }
-  h->base = m;
-  return CUDALINK_OK;
-}
-
-static cudalink_holds *
-holds_new(const char *name)
-{
-  cudalink_holds *h = calloc(1, sizeof *h);
-  if (!h)
-    return NULL;
-  h->fd = -1;
-  h->entry = -1;
-  atomic_init(&h->refs, 1);
-  if (!path_for(h, name)) {
-    free(h);
-    return NULL;
-  }
-  return h;
-}
-
-static void
-holds_free(cudalink_holds *h)
-{
-  if (h->base)
-    munmap(h->base, HOLDS_SIZE);
-  if (h->fd >= 0)
-    close(h->fd); /* lets go of the entry's lock */
-  free(h);
+  return u64_at(h, entry_off(entry) + ENTRY_HOLDS + (size_t)record * 8);
 }
 
 cudalink_status
@@ -148,28 +119,15 @@ cudalink_holds_create(const char *name, uint32_t producer_flags, cudalink_holds 
   *out = NULL;
   if (!h)
     return CUDALINK_ERR_NO_MEMORY;
-  h->fd = shm_open(h->path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK, 0600);
-  if (h->fd < 0) {
-    cudalink_textf(why, why_size, "shm_open %s: %s", h->path, strerror(errno));
-    holds_free(h);
-    return CUDALINK_ERR_SHM;
-  }
-  if ((st = map_fd(h, 1, why, why_size)) != CUDALINK_OK) {
+  if ((st = platform_create(h, name, why, why_size)) != CUDALINK_OK) {
     holds_free(h);
     return st;
-  }
-  /* alive while this lock is held: readers refuse a table without it (a
-   * producer that died left it) */
-  if (entry_lock(h->fd, -1, F_WRLCK, F_OFD_SETLK) != 1) {
-    cudalink_textf(why, why_size, "%s is locked by another producer", h->path);
-    holds_free(h);
-    return CUDALINK_ERR_BUSY;
   }
   /* no ring yet: no key matches until publish_ring() */
   atomic_store(u64_at(h, OFF_RING_VERSION), 0);
   atomic_store(u64_at(h, OFF_WRITING), 0);
   atomic_store(u32_at(h, OFF_PRODUCER_FLAGS), producer_flags);
-  atomic_store(u64_at(h, OFF_PID), (uint64_t)getpid());
+  atomic_store(u64_at(h, OFF_PID), own_pid());
   atomic_store(u32_at(h, 4), HOLDS_LAYOUT);
   atomic_store(u32_at(h, 0), HOLDS_MAGIC);
   *out = h;
@@ -215,7 +173,7 @@ cudalink_holds_is_held(cudalink_holds *h, uint64_t key)
     return 0;
   for (int e = 0; e < CUDALINK_HOLDS_READERS; e++) {
     /* a record without a live owner is a dead reader's: not a hold */
-    if (entry_holds(h, e, key) && entry_lock(h->fd, e, F_WRLCK, F_OFD_GETLK) != 0)
+    if (entry_holds(h, e, key) && entry_alive(h, e))
       return 1;
   }
   return 0;
@@ -228,8 +186,8 @@ cudalink_holds_census_take(cudalink_holds *h, cudalink_holds_census *c)
   if (!h)
     return;
   for (int e = 0; e < CUDALINK_HOLDS_READERS; e++) {
-    const size_t off = OFF_ENTRIES + (size_t)e * ENTRY_SIZE;
-    if (entry_lock(h->fd, e, F_WRLCK, F_OFD_GETLK) == 0) {
+    const size_t off = entry_off(e);
+    if (!entry_alive(h, e)) {
       if (entry_holds(h, e, 0)) {
         c->dead_holding++;
         c->dead_pid = atomic_load(u32_at(h, off));
@@ -250,18 +208,8 @@ cudalink_holds_destroy(cudalink_holds *h, int unlink_name)
   if (!h)
     return;
   if (unlink_name)
-    shm_unlink(h->path);
+    platform_unlink(h);
   holds_free(h);
-}
-
-void
-cudalink_holds_remove(const char *name)
-{
-  cudalink_holds *h = holds_new(name);
-  if (h) {
-    shm_unlink(h->path);
-    holds_free(h);
-  }
 }
 
 cudalink_status
@@ -274,44 +222,25 @@ cudalink_holds_open(const char *name, uint32_t reader_flags, cudalink_holds **ou
   *out = NULL;
   if (!h)
     return CUDALINK_ERR_NO_MEMORY;
-  h->fd = shm_open(h->path, O_RDWR | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK, 0);
-  if (h->fd < 0) {
-    int err = errno;
-    cudalink_textf(why, why_size, "the producer of '%s' offers no import (%s)", name,
-                   strerror(err));
-    holds_free(h);
-    return err == ENOENT ? CUDALINK_ERR_UNSUPPORTED : CUDALINK_ERR_SHM;
-  }
-  if ((st = map_fd(h, 0, why, why_size)) != CUDALINK_OK) {
+  if ((st = platform_open(h, name, why, why_size)) != CUDALINK_OK) {
     holds_free(h);
     return st;
   }
-  if (atomic_load(u32_at(h, 0)) != HOLDS_MAGIC || atomic_load(u32_at(h, 4)) != HOLDS_LAYOUT) {
-    cudalink_textf(why, why_size, "%s holds no holds table of layout %u", h->path, HOLDS_LAYOUT);
-    holds_free(h);
-    return CUDALINK_ERR_BAD_MAGIC;
-  }
-  /* a table whose producer is gone describes nobody's ring */
-  if (entry_lock(h->fd, -1, F_WRLCK, F_OFD_GETLK) != 1) {
-    cudalink_textf(why, why_size, "%s was left by a producer that is gone", h->path);
-    holds_free(h);
-    return CUDALINK_ERR_STALE;
-  }
   for (int e = 0; e < CUDALINK_HOLDS_READERS; e++) {
-    const size_t off = OFF_ENTRIES + (size_t)e * ENTRY_SIZE;
-    if (entry_lock(h->fd, e, F_WRLCK, F_OFD_SETLK) != 1)
+    const size_t off = entry_off(e);
+    if (!entry_claim(h, e))
       continue;
     /* ours now: what a dead reader left goes, then who we are */
     for (int r = 0; r < CUDALINK_HOLDS_PER_READER; r++)
       atomic_store(record_at(h, e, r), 0);
-    atomic_store(u32_at(h, off), (uint32_t)getpid());
+    atomic_store(u32_at(h, off), own_pid());
     atomic_store(u32_at(h, off + 4), reader_flags);
     h->entry = e;
     *out = h;
     return CUDALINK_OK;
   }
   cudalink_textf(why, why_size, "all %d reader entries of %s are taken", CUDALINK_HOLDS_READERS,
-                 h->path);
+                 h->what);
   holds_free(h);
   return CUDALINK_ERR_BUSY;
 }
@@ -370,81 +299,347 @@ cudalink_holds_drop(cudalink_holds *h, int record)
     atomic_store(record_at(h, h->entry, record), 0);
 }
 
-#else /* _WIN32: no back-channel; readers copy */
+static cudalink_holds *
+holds_new(const char *name)
+{
+  cudalink_holds *h = calloc(1, sizeof *h);
+  if (!h)
+    return NULL;
+  h->entry = -1;
+#ifdef _WIN32
+  cudalink_textf(h->what, sizeof h->what, "Local\\cudalink_holds_%s", name);
+#else
+  h->fd = -1;
+  cudalink_textf(h->what, sizeof h->what, "/%s%s", CUDALINK_HOLDS_PREFIX, name);
+#endif
+  atomic_init(&h->refs, 1);
+  return h;
+}
 
-cudalink_status
-cudalink_holds_create(const char *name, uint32_t producer_flags, cudalink_holds **out, char *why,
-                      size_t why_size)
+/* --- POSIX ----------------------------------------------------------------- */
+#ifndef _WIN32
+
+static uint32_t
+own_pid(void)
 {
-  (void)name, (void)producer_flags;
-  *out = NULL;
-  cudalink_textf(why, why_size, "import is not implemented on Windows");
-  return CUDALINK_ERR_UNSUPPORTED;
+  return (uint32_t)getpid();
 }
-void
-cudalink_holds_publish_ring(cudalink_holds *h, uint64_t v, uint32_t n, const uint64_t *k)
+
+/* The lock that says entry is owned: one byte at its start; entry -1 is
+ * the header's first byte, which the producer locks for its life. */
+static int
+entry_lock(int fd, int entry, short type, int cmd)
 {
-  (void)h, (void)v, (void)n, (void)k;
+  struct flock fl;
+  memset(&fl, 0, sizeof fl);
+  fl.l_type = type;
+  fl.l_whence = SEEK_SET;
+  fl.l_start = entry < 0 ? 0 : (off_t)entry_off(entry);
+  fl.l_len = 1;
+  if (fcntl(fd, cmd, &fl) != 0)
+    return -1;
+  return cmd == F_OFD_GETLK ? fl.l_type != F_UNLCK : 1;
 }
-void
-cudalink_holds_set_writing(cudalink_holds *h, uint64_t key)
+
+static int
+entry_claim(cudalink_holds *h, int e)
 {
-  (void)h, (void)key;
+  return entry_lock(h->fd, e, F_WRLCK, F_OFD_SETLK) == 1;
 }
-int
-cudalink_holds_is_held(cudalink_holds *h, uint64_t key)
+
+static int
+entry_alive(cudalink_holds *h, int e)
 {
-  (void)h, (void)key;
-  return 0;
+  /* an error counts as alive: never rewrite what may be held */
+  return entry_lock(h->fd, e, F_WRLCK, F_OFD_GETLK) != 0;
 }
-void
-cudalink_holds_census_take(cudalink_holds *h, cudalink_holds_census *c)
+
+static cudalink_status
+map_fd(cudalink_holds *h, int writable_header, char *why, size_t why_size)
 {
-  (void)h;
-  memset(c, 0, sizeof *c);
+  struct stat st;
+  void *m;
+  if (fstat(h->fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    cudalink_textf(why, why_size, "%s is not a regular file", h->what);
+    return CUDALINK_ERR_SHM;
+  }
+  if (st.st_uid != geteuid() || (st.st_mode & 022)) {
+    cudalink_textf(why, why_size, "%s is not this user's alone (uid %lu, mode %04o)", h->what,
+                   (unsigned long)st.st_uid, (unsigned)(st.st_mode & 07777));
+    return CUDALINK_ERR_SHM;
+  }
+  if (st.st_size < HOLDS_SIZE && (!writable_header || ftruncate(h->fd, HOLDS_SIZE) != 0)) {
+    cudalink_textf(why, why_size, "%s has %lld bytes, %d needed", h->what, (long long)st.st_size,
+                   HOLDS_SIZE);
+    return CUDALINK_ERR_SHM;
+  }
+  m = mmap(NULL, HOLDS_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, h->fd, 0);
+  if (m == MAP_FAILED) {
+    cudalink_textf(why, why_size, "mmap of %s: %s", h->what, strerror(errno));
+    return CUDALINK_ERR_SHM;
+  }
+  h->base = m;
+  return CUDALINK_OK;
 }
-void
-cudalink_holds_destroy(cudalink_holds *h, int unlink_name)
+
+static cudalink_status
+platform_create(cudalink_holds *h, const char *name, char *why, size_t why_size)
 {
-  (void)h, (void)unlink_name;
+  cudalink_status st;
+
+  (void)name;
+  h->fd = shm_open(h->what, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK, 0600);
+  if (h->fd < 0) {
+    cudalink_textf(why, why_size, "shm_open %s: %s", h->what, strerror(errno));
+    return CUDALINK_ERR_SHM;
+  }
+  if ((st = map_fd(h, 1, why, why_size)) != CUDALINK_OK)
+    return st;
+  /* alive while this lock is held: readers refuse a table without it (a
+   * producer that died left it) */
+  if (entry_lock(h->fd, -1, F_WRLCK, F_OFD_SETLK) != 1) {
+    cudalink_textf(why, why_size, "%s is locked by another producer", h->what);
+    return CUDALINK_ERR_BUSY;
+  }
+  return CUDALINK_OK;
 }
+
+static cudalink_status
+platform_open(cudalink_holds *h, const char *name, char *why, size_t why_size)
+{
+  cudalink_status st;
+
+  h->fd = shm_open(h->what, O_RDWR | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK, 0);
+  if (h->fd < 0) {
+    int err = errno;
+    cudalink_textf(why, why_size, "the producer of '%s' offers no import (%s)", name,
+                   strerror(err));
+    return err == ENOENT ? CUDALINK_ERR_UNSUPPORTED : CUDALINK_ERR_SHM;
+  }
+  if ((st = map_fd(h, 0, why, why_size)) != CUDALINK_OK)
+    return st;
+  if (atomic_load(u32_at(h, 0)) != HOLDS_MAGIC || atomic_load(u32_at(h, 4)) != HOLDS_LAYOUT) {
+    cudalink_textf(why, why_size, "%s holds no holds table of layout %u", h->what, HOLDS_LAYOUT);
+    return CUDALINK_ERR_BAD_MAGIC;
+  }
+  /* a table whose producer is gone describes nobody's ring */
+  if (entry_lock(h->fd, -1, F_WRLCK, F_OFD_GETLK) != 1) {
+    cudalink_textf(why, why_size, "%s was left by a producer that is gone", h->what);
+    return CUDALINK_ERR_STALE;
+  }
+  return CUDALINK_OK;
+}
+
+static void
+platform_unlink(cudalink_holds *h)
+{
+  shm_unlink(h->what);
+}
+
 void
 cudalink_holds_remove(const char *name)
 {
-  (void)name;
+  cudalink_holds *h = holds_new(name);
+  if (h) {
+    shm_unlink(h->what);
+    holds_free(h);
+  }
 }
-cudalink_status
-cudalink_holds_open(const char *name, uint32_t reader_flags, cudalink_holds **out, char *why,
-                    size_t why_size)
+
+static void
+holds_free(cudalink_holds *h)
 {
-  return cudalink_holds_create(name, reader_flags, out, why, why_size);
+  if (h->base)
+    munmap(h->base, HOLDS_SIZE);
+  if (h->fd >= 0)
+    close(h->fd); /* lets go of the entry's lock */
+  free(h);
 }
-cudalink_holds *
-cudalink_holds_ref(cudalink_holds *h)
+
+/* --- Windows --------------------------------------------------------------- */
+#else
+
+static uint32_t
+own_pid(void)
 {
-  return h;
+  return (uint32_t)GetCurrentProcessId();
 }
-void
-cudalink_holds_unref(cudalink_holds *h)
+
+/* pid << 32 | a hash of the process's creation time; 0 when it cannot be
+ * told (the process is gone). */
+static uint64_t
+owner_word(HANDLE process, uint32_t pid)
+{
+  FILETIME created, exited, kernel, user;
+  uint64_t t;
+  if (!GetProcessTimes(process, &created, &exited, &kernel, &user))
+    return 0;
+  t = ((uint64_t)created.dwHighDateTime << 32) | created.dwLowDateTime;
+  return ((uint64_t)pid << 32) | (uint32_t)(t ^ (t >> 32));
+}
+
+/* Is the process that wrote owner word w still alive (the same one)? */
+static int
+owner_alive(uint64_t w)
+{
+  uint32_t pid = (uint32_t)(w >> 32);
+  HANDLE p;
+  int alive;
+
+  if (!w)
+    return 0;
+  if (pid == GetCurrentProcessId())
+    return owner_word(GetCurrentProcess(), pid) == w;
+  p = OpenProcess(PROCESS_QUERY_LIMITED_INFORMATION | SYNCHRONIZE, FALSE, pid);
+  if (!p) /* denied: another user's, alive; not found: gone */
+    return GetLastError() == ERROR_ACCESS_DENIED;
+  alive = WaitForSingleObject(p, 0) == WAIT_TIMEOUT && owner_word(p, pid) == w;
+  CloseHandle(p);
+  return alive;
+}
+
+static _Atomic uint64_t *
+owner_at(const cudalink_holds *h, int e)
+{
+  return u64_at(h, entry_off(e) + ENTRY_OWNER);
+}
+
+static int
+entry_claim(cudalink_holds *h, int e)
+{
+  uint64_t cur = atomic_load(owner_at(h, e));
+  if (!h->owner)
+    h->owner = owner_word(GetCurrentProcess(), GetCurrentProcessId());
+  if (!h->owner || (cur && owner_alive(cur)))
+    return 0;
+  return atomic_compare_exchange_strong(owner_at(h, e), &cur, h->owner);
+}
+
+static int
+entry_alive(cudalink_holds *h, int e)
+{
+  return owner_alive(atomic_load(owner_at(h, e)));
+}
+
+/* name with prefix as a kernel object name; 0 if it does not fit or is not
+ * valid UTF-8 */
+static int
+object_name(const wchar_t *prefix, const char *name, wchar_t *out, size_t len)
+{
+  size_t n = wcslen(prefix);
+  int m;
+  if (n >= len)
+    return 0;
+  wcscpy(out, prefix);
+  m = MultiByteToWideChar(CP_UTF8, MB_ERR_INVALID_CHARS, name, -1, out + n, (int)(len - n));
+  return m > 0;
+}
+
+static cudalink_status
+map_view(cudalink_holds *h, char *why, size_t why_size)
+{
+  h->base = MapViewOfFile(h->mapping, FILE_MAP_ALL_ACCESS, 0, 0, HOLDS_SIZE);
+  if (!h->base) {
+    cudalink_textf(why, why_size, "MapViewOfFile of %s: error %lu", h->what,
+                   (unsigned long)GetLastError());
+    return CUDALINK_ERR_SHM;
+  }
+  return CUDALINK_OK;
+}
+
+#  define NAME_LEN (CUDALINK_MAX_NAME + 64)
+
+static cudalink_status
+platform_create(cudalink_holds *h, const char *name, char *why, size_t why_size)
+{
+  wchar_t wname[NAME_LEN], wlive[NAME_LEN];
+
+  if (!object_name(L"Local\\cudalink_holds_", name, wname, NAME_LEN) ||
+      !object_name(L"Local\\cudalink_holdslive_", name, wlive, NAME_LEN)) {
+    cudalink_textf(why, why_size, "segment name \"%s\" is not valid UTF-8", name);
+    return CUDALINK_ERR_BAD_NAME;
+  }
+  /* (one producer per name: the segment's lock says so; a reader may be
+   * holding the event open for an instant while it checks) */
+  h->alive = CreateEventW(NULL, TRUE, FALSE, wlive);
+  if (!h->alive) {
+    cudalink_textf(why, why_size, "CreateEventW for %s: error %lu", h->what,
+                   (unsigned long)GetLastError());
+    return CUDALINK_ERR_SHM;
+  }
+  h->mapping = CreateFileMappingW(INVALID_HANDLE_VALUE, NULL, PAGE_READWRITE, 0, HOLDS_SIZE, wname);
+  if (!h->mapping) {
+    cudalink_textf(why, why_size, "CreateFileMappingW %s: error %lu", h->what,
+                   (unsigned long)GetLastError());
+    return CUDALINK_ERR_SHM;
+  }
+  return map_view(h, why, why_size);
+}
+
+static cudalink_status
+platform_open(cudalink_holds *h, const char *name, char *why, size_t why_size)
+{
+  wchar_t wname[NAME_LEN], wlive[NAME_LEN];
+  HANDLE live;
+  cudalink_status st;
+
+  if (!object_name(L"Local\\cudalink_holds_", name, wname, NAME_LEN) ||
+      !object_name(L"Local\\cudalink_holdslive_", name, wlive, NAME_LEN)) {
+    cudalink_textf(why, why_size, "segment name \"%s\" is not valid UTF-8", name);
+    return CUDALINK_ERR_BAD_NAME;
+  }
+  h->mapping = OpenFileMappingW(FILE_MAP_ALL_ACCESS, FALSE, wname);
+  if (!h->mapping) {
+    DWORD err = GetLastError();
+    cudalink_textf(why, why_size, "the producer of '%s' offers no import (error %lu)", name,
+                   (unsigned long)err);
+    return err == ERROR_FILE_NOT_FOUND ? CUDALINK_ERR_UNSUPPORTED : CUDALINK_ERR_SHM;
+  }
+  if ((st = map_view(h, why, why_size)) != CUDALINK_OK)
+    return st;
+  if (atomic_load(u32_at(h, 0)) != HOLDS_MAGIC || atomic_load(u32_at(h, 4)) != HOLDS_LAYOUT) {
+    cudalink_textf(why, why_size, "%s holds no holds table of layout %u", h->what, HOLDS_LAYOUT);
+    return CUDALINK_ERR_BAD_MAGIC;
+  }
+  /* the producer's event exists while it lives (readers never keep it) */
+  live = OpenEventW(SYNCHRONIZE, FALSE, wlive);
+  if (!live) {
+    cudalink_textf(why, why_size, "%s was left by a producer that is gone", h->what);
+    return CUDALINK_ERR_STALE;
+  }
+  CloseHandle(live);
+  return CUDALINK_OK;
+}
+
+static void
+platform_unlink(cudalink_holds *h)
 {
   (void)h;
 }
-uint64_t
-cudalink_holds_key(cudalink_holds *h, uint64_t v, uint32_t s, uint32_t *f)
-{
-  (void)h, (void)v, (void)s, (void)f;
-  return 0;
-}
-int
-cudalink_holds_take(cudalink_holds *h, uint64_t key)
-{
-  (void)h, (void)key;
-  return -1;
-}
+
 void
-cudalink_holds_drop(cudalink_holds *h, int record)
+cudalink_holds_remove(const char *name)
 {
-  (void)h, (void)record;
+  (void)name; /* a stale table is refused by its missing liveness event */
+}
+
+static void
+holds_free(cudalink_holds *h)
+{
+  if (h->base && h->entry >= 0) {
+    /* a live process leaves no lock behind to drop: free the entry */
+    uint64_t mine = h->owner;
+    for (int r = 0; r < CUDALINK_HOLDS_PER_READER; r++)
+      atomic_store(record_at(h, h->entry, r), 0);
+    atomic_compare_exchange_strong(owner_at(h, h->entry), &mine, 0);
+  }
+  if (h->base)
+    UnmapViewOfFile(h->base);
+  if (h->mapping)
+    CloseHandle(h->mapping);
+  if (h->alive)
+    CloseHandle(h->alive);
+  free(h);
 }
 
 #endif

@@ -917,12 +917,36 @@ cudalink_consumer_frame_info(const cudalink_consumer *c, cudalink_frame_info *in
   return CUDALINK_OK;
 }
 
+/* Makes s wait for the current frame's slot, context pushed: the producer
+ * recorded the slot's event before it published write_idx, which we have
+ * read, so a completed query means the frame is written and s needs no
+ * wait at all (*queued 0); otherwise s waits on the event on the GPU
+ * (*queued 1). always: wait without asking first. *call: what failed. */
+static CUresult
+wait_slot_event(cudalink_consumer *c, CUstream s, int always, int *queued, const char **call)
+{
+  CUresult res = CUDA_ERROR_NOT_READY;
+
+  *queued = 0;
+  if (!always) {
+    *call = "cuEventQuery";
+    res = c->cu->EventQuery(c->event[c->frame.slot]);
+  }
+  if (res == CUDA_ERROR_NOT_READY) {
+    *call = "cuStreamWaitEvent";
+    res = c->cu->StreamWaitEvent(s, c->event[c->frame.slot], 0);
+    *queued = 1;
+  }
+  return res;
+}
+
 cudalink_status
 cudalink_consumer_acquire(cudalink_consumer *c, void *stream, uint64_t *src, size_t *src_pitch)
 {
   CUresult res;
   CUstream s;
-  const char *call = "cuStreamWaitEvent";
+  const char *call = "";
+  int queued;
 
   if (!c || !src || !src_pitch)
     return CUDALINK_ERR_INVALID_ARG;
@@ -933,17 +957,8 @@ cudalink_consumer_acquire(cudalink_consumer *c, void *stream, uint64_t *src, siz
   s = stream ? (CUstream)stream : c->stream;
   if ((res = c->cu->CtxPushCurrent(c->ctx.ctx)) != CUDA_SUCCESS)
     return cudalink_cuda_check(c->cu, res, "cuCtxPushCurrent", c->last_error, sizeof c->last_error);
-  /* The producer recorded the event before it published write_idx, which we
-   * have read: a completed query means the slot's frame is written. */
-  res = CUDA_ERROR_NOT_READY;
-  if (!(c->config.flags & CUDALINK_CONSUMER_ALWAYS_WAIT_EVENT)) {
-    call = "cuEventQuery";
-    res = c->cu->EventQuery(c->event[c->frame.slot]);
-  }
-  if (res == CUDA_ERROR_NOT_READY) {
-    call = "cuStreamWaitEvent";
-    res = c->cu->StreamWaitEvent(s, c->event[c->frame.slot], 0);
-  }
+  res = wait_slot_event(c, s, (c->config.flags & CUDALINK_CONSUMER_ALWAYS_WAIT_EVENT) != 0, &queued,
+                        &call);
   pop_ctx(c);
   if (res != CUDA_SUCCESS)
     return cudalink_cuda_check(c->cu, res, call, c->last_error, sizeof c->last_error);
@@ -1080,10 +1095,12 @@ cudalink_status
 cudalink_consumer_hold(cudalink_consumer *c, void *stream, uint64_t *src, size_t *src_pitch,
                        cudalink_hold **hold)
 {
-  uint32_t n, limit, flags = 0;
+  uint32_t n, limit;
   uint64_t key;
   CUresult res;
   cudalink_status st;
+  const char *call = "";
+  int queued = 0;
 
   if (!c || !src || !src_pitch || !hold)
     return CUDALINK_ERR_INVALID_ARG;
@@ -1102,10 +1119,10 @@ cudalink_consumer_hold(cudalink_consumer *c, void *stream, uint64_t *src, size_t
   if (c->behind || (uint32_t)atomic_load(&c->map->held) >= limit)
     return CUDALINK_ERR_HOLDS_FULL;
   /* 0: the channel announces another ring (being re-initialised) */
-  key = cudalink_holds_key(c->holds, c->frame.version, c->frame.slot, &flags);
+  /* (the producer's flags were read at open_holds()) */
+  key = cudalink_holds_key(c->holds, c->frame.version, c->frame.slot, NULL);
   if (!key)
     return CUDALINK_ERR_NO_IMPORT;
-  c->stats.producer_mps = (flags & CUDALINK_HOLDS_FLAG_MPS) != 0;
   if ((st = take_hold(c, key, hold)) != CUDALINK_OK)
     return st;
   /* held: once the producer's work on the slot is done it is ours. An
@@ -1115,12 +1132,9 @@ cudalink_consumer_hold(cudalink_consumer *c, void *stream, uint64_t *src, size_t
   *src_pitch = c->row_size;
   if ((res = c->cu->CtxPushCurrent(c->ctx.ctx)) == CUDA_SUCCESS) {
     CUstream s = stream ? (CUstream)stream : c->stream;
-    res = c->cu->EventQuery(c->event[c->frame.slot]);
-    if (res == CUDA_ERROR_NOT_READY) {
-      res = c->cu->StreamWaitEvent(s, c->event[c->frame.slot], 0);
-      if (res == CUDA_SUCCESS)
-        res = wait_for_copy(c, s);
-    }
+    res = wait_slot_event(c, s, 0, &queued, &call);
+    if (res == CUDA_SUCCESS && queued)
+      res = wait_for_copy(c, s);
     pop_ctx(c);
   }
   if (res != CUDA_SUCCESS) {

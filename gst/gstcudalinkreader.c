@@ -978,21 +978,22 @@ import_frame (GstCudaLinkReader * r, GstBuffer ** buffer, GError ** error)
   cudalink_status st;
 
   st = cudalink_consumer_hold (r->consumer, r->stream, &ptr, &pitch, &hold);
+  if (st == CUDALINK_OK) {
+    *buffer = gst_cuda_link_import_wrap (r->import, ptr, hold);
+    if (*buffer)
+      return CUDALINK_OK;
+    set_error (r, error, GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_FAILED,
+        g_strdup ("Could not wrap a held slot in a buffer."),
+        "gst_cuda_link_import_wrap", CUDALINK_ERR_CUDA);
+    return CUDALINK_ERR_CUDA;
+  }
   if (st == CUDALINK_ERR_NO_IMPORT) {
     cudalink_consumer_can_hold (r->consumer, why, sizeof (why));
     warn_copying (r, why);
   }
   if (st == CUDALINK_ERR_NO_IMPORT || st == CUDALINK_ERR_HOLDS_FULL
-      || st == CUDALINK_OK || status_ends_frame (st)) {
-    if (st == CUDALINK_OK
-        && !(*buffer = gst_cuda_link_import_wrap (r->import, ptr, hold))) {
-      set_error (r, error, GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_FAILED,
-          g_strdup ("Could not wrap a held slot in a buffer."),
-          "gst_cuda_link_import_wrap", CUDALINK_ERR_CUDA);
-      return CUDALINK_ERR_CUDA;
-    }
+      || status_ends_frame (st))
     return st;
-  }
   set_status_error (r, error, st, g_strdup_printf ("Could not import a "
           "frame from cuda-link segment '%s': %s.", r->name,
           cudalink_strerror (st)));

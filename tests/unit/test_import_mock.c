@@ -18,6 +18,7 @@
 #include "cudalink.h"
 #include "holds.h"
 #include "testutil.h"
+#include "child_test.h"
 
 #ifndef MOCK_CUDA
 #  error "MOCK_CUDA must name the mock driver"
@@ -654,25 +655,6 @@ consumer_shutdown_waits(void)
   return tu_failures_in_test;
 }
 
-static int
-in_child(int (*fn)(void))
-{
-  int status = 0;
-  pid_t pid;
-  fflush(NULL);
-  pid = fork();
-  if (pid == 0)
-    _exit(fn());
-  if (pid < 0 || waitpid(pid, &status, 0) != pid)
-    return 99;
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 98;
-}
-
-#define CHILD_TEST(name, fn)       \
-  static void name(void)           \
-  {                                \
-    CHECK_EQ_INT(in_child(fn), 0); \
-  }
 CHILD_TEST(test_import_grows, consumer_grows)
 CHILD_TEST(test_import_drops, consumer_drops)
 CHILD_TEST(test_importer_dies, consumer_dies_holding)

@@ -23,6 +23,7 @@
 #include "cuda_table.h"
 #include "cudalink.h"
 #include "testutil.h"
+#include "child_test.h"
 
 #ifndef MOCK_CUDA
 #  error "MOCK_CUDA must name the mock driver"
@@ -345,22 +346,6 @@ finish_producer(pid_t pid)
   close(cmd_w);
   close(ack_r);
   if (waitpid(pid, &status, 0) != pid)
-    return 99;
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 98;
-}
-
-/* Runs fn in a child (the consumer process); its exit code is its failure
- * count. */
-static int
-in_child(int (*fn)(void))
-{
-  int status = 0;
-  pid_t pid;
-  fflush(NULL);
-  pid = fork();
-  if (pid == 0)
-    _exit(fn());
-  if (pid < 0 || waitpid(pid, &status, 0) != pid)
     return 99;
   return WIFEXITED(status) ? WEXITSTATUS(status) : 98;
 }
@@ -1680,11 +1665,6 @@ consumer_oversized(void)
 }
 
 /* The tests: each runs its consumer side in a child (in_child) */
-#define CHILD_TEST(name, fn)                                                      \
-  static void name(void)                                                          \
-  {                                                                               \
-    CHECK_EQ_INT(in_child(fn), 0);                                                \
-  }
 CHILD_TEST(test_ring, consumer_ring)
 CHILD_TEST(test_producer_killed, consumer_kill)
 CHILD_TEST(test_slow_gpu, consumer_slow_gpu)

@@ -320,6 +320,27 @@ importer(void)
   return c;
 }
 
+/* The start of a producer/importer test: the producer process (offering
+ * import unless no_import, growing up to max_slots), the driver here, an
+ * importing consumer connected. NULL when a step failed. */
+static cudalink_consumer *
+start_import_test(uint32_t max_slots, pid_t *producer)
+{
+  if ((*producer = start_producer(max_slots)) < 0 || !load_driver())
+    return NULL;
+  return importer();
+}
+
+/* Its end: the consumer goes, the producer quits cleanly, the driver's
+ * context is let go. */
+static void
+finish_import_test(cudalink_consumer *c, pid_t producer)
+{
+  cudalink_consumer_destroy(c);
+  CHECK_EQ_INT(finish_producer(producer), 0);
+  cu->DevicePrimaryCtxRelease(0);
+}
+
 /* Frame 1 held (one of three slots: a second hold is refused); frames 2
  * and 3 go to the free slots; frame 4's slot is frame 1's: the ring grows
  * (max_slots 5) and the held frame stays frame 1 all along, also once the
@@ -342,9 +363,8 @@ consumer_grows(void)
   new_name("grow");
   if ((producer = start_producer(5)) < 0 || !load_driver())
     return 1;
-  live0 = mock_live();
-  c = importer();
-  if (!c)
+  live0 = mock_live(); /* before the consumer maps the ring */
+  if (!(c = importer()))
     return 1;
   CHECK(cudalink_consumer_can_hold(c, why, sizeof why));
   CHECK_EQ_INT(publish(NULL), CUDALINK_OK);
@@ -405,10 +425,7 @@ consumer_drops(void)
 
   tu_failures_in_test = 0;
   new_name("drop");
-  if ((producer = start_producer(0)) < 0 || !load_driver())
-    return 1;
-  c = importer();
-  if (!c)
+  if (!(c = start_import_test(0, &producer)))
     return 1;
   CHECK_EQ_INT(publish(NULL), CUDALINK_OK);
   CHECK_EQ_INT(cudalink_consumer_wait(c, 1000000), CUDALINK_OK);
@@ -436,9 +453,7 @@ consumer_drops(void)
   CHECK_EQ_INT(cudalink_consumer_hold(c, NULL, &ptr, &pitch, &hold), CUDALINK_OK);
   CHECK_EQ_INT(first_byte(ptr), 9);
   cudalink_hold_release(hold);
-  cudalink_consumer_destroy(c);
-  CHECK_EQ_INT(finish_producer(producer), 0);
-  cu->DevicePrimaryCtxRelease(0);
+  finish_import_test(c, producer);
   return tu_failures_in_test;
 }
 
@@ -561,19 +576,14 @@ consumer_stale_table(void)
   cudalink_holds_publish_ring(stale, 1, 3, keys);
   cudalink_holds_destroy(stale, 0);
   no_import = 1;
-  if ((producer = start_producer(0)) < 0 || !load_driver())
-    return 1;
-  c = importer();
-  if (!c)
+  if (!(c = start_import_test(0, &producer)))
     return 1;
   CHECK_EQ_INT(publish(NULL), CUDALINK_OK);
   CHECK_EQ_INT(cudalink_consumer_wait(c, 1000000), CUDALINK_OK);
   CHECK_EQ_INT(cudalink_consumer_hold(c, NULL, &ptr, &pitch, &hold), CUDALINK_ERR_NO_IMPORT);
   cudalink_hold_release(hold);
-  cudalink_consumer_destroy(c);
-  CHECK_EQ_INT(finish_producer(producer), 0);
+  finish_import_test(c, producer);
   cudalink_holds_remove(seg_name);
-  cu->DevicePrimaryCtxRelease(0);
   return tu_failures_in_test;
 }
 
@@ -592,7 +602,7 @@ consumer_grow_fails(void)
 
   tu_failures_in_test = 0;
   new_name("nogrow");
-  if ((producer = start_producer(5)) < 0 || !load_driver() || !(c = importer()))
+  if (!(c = start_import_test(5, &producer)))
     return 1;
   CHECK_EQ_INT(publish(NULL), CUDALINK_OK);
   CHECK_EQ_INT(cudalink_consumer_wait(c, 1000000), CUDALINK_OK);
@@ -607,9 +617,7 @@ consumer_grow_fails(void)
   CHECK_EQ_INT(first_byte(ptr), 1);
   cudalink_hold_release(hold);
   CHECK_EQ_INT(publish(&ps), CUDALINK_OK);
-  cudalink_consumer_destroy(c);
-  CHECK_EQ_INT(finish_producer(producer), 0);
-  cu->DevicePrimaryCtxRelease(0);
+  finish_import_test(c, producer);
   return tu_failures_in_test;
 }
 
@@ -637,7 +645,7 @@ consumer_shutdown_waits(void)
 
   tu_failures_in_test = 0;
   new_name("shutdown");
-  if ((producer = start_producer(0)) < 0 || !load_driver() || !(c = importer()))
+  if (!(c = start_import_test(0, &producer)))
     return 1;
   CHECK_EQ_INT(publish(NULL), CUDALINK_OK);
   CHECK_EQ_INT(cudalink_consumer_wait(c, 1000000), CUDALINK_OK);

@@ -38,10 +38,7 @@
 #define HOLDS_SIZE (OFF_ENTRIES + CUDALINK_HOLDS_READERS * ENTRY_SIZE)
 
 #ifdef _WIN32
-#  ifndef WIN32_LEAN_AND_MEAN
-#    define WIN32_LEAN_AND_MEAN
-#  endif
-#  include <windows.h>
+#  include "shm_internal.h" /* windows.h, and kernel object names */
 #else
 #  include <errno.h>
 #  include <fcntl.h>
@@ -71,9 +68,11 @@ static void holds_free(cudalink_holds *h);
 /* Creates or re-uses the table and marks the producer alive. */
 static cudalink_status platform_create(cudalink_holds *h, const char *name, char *why,
                                        size_t why_size);
-/* Opens and maps an existing table whose producer is alive. */
+/* Opens and maps an existing table. */
 static cudalink_status platform_open(cudalink_holds *h, const char *name, char *why,
                                      size_t why_size);
+/* 1 while the producer that made the table lives. */
+static int producer_alive(cudalink_holds *h, const char *name);
 /* Takes entry e if nobody alive owns it: 1 taken. */
 static int entry_claim(cudalink_holds *h, int e);
 /* 1 when a live reader owns entry e. */
@@ -225,6 +224,17 @@ cudalink_holds_open(const char *name, uint32_t reader_flags, cudalink_holds **ou
   if ((st = platform_open(h, name, why, why_size)) != CUDALINK_OK) {
     holds_free(h);
     return st;
+  }
+  if (atomic_load(u32_at(h, 0)) != HOLDS_MAGIC || atomic_load(u32_at(h, 4)) != HOLDS_LAYOUT) {
+    cudalink_textf(why, why_size, "%s holds no holds table of layout %u", h->what, HOLDS_LAYOUT);
+    holds_free(h);
+    return CUDALINK_ERR_BAD_MAGIC;
+  }
+  /* a table whose producer is gone describes nobody's ring */
+  if (!producer_alive(h, name)) {
+    cudalink_textf(why, why_size, "%s was left by a producer that is gone", h->what);
+    holds_free(h);
+    return CUDALINK_ERR_STALE;
   }
   for (int e = 0; e < CUDALINK_HOLDS_READERS; e++) {
     const size_t off = entry_off(e);
@@ -407,8 +417,6 @@ platform_create(cudalink_holds *h, const char *name, char *why, size_t why_size)
 static cudalink_status
 platform_open(cudalink_holds *h, const char *name, char *why, size_t why_size)
 {
-  cudalink_status st;
-
   h->fd = shm_open(h->what, O_RDWR | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK, 0);
   if (h->fd < 0) {
     int err = errno;
@@ -416,18 +424,14 @@ platform_open(cudalink_holds *h, const char *name, char *why, size_t why_size)
                    strerror(err));
     return err == ENOENT ? CUDALINK_ERR_UNSUPPORTED : CUDALINK_ERR_SHM;
   }
-  if ((st = map_fd(h, 0, why, why_size)) != CUDALINK_OK)
-    return st;
-  if (atomic_load(u32_at(h, 0)) != HOLDS_MAGIC || atomic_load(u32_at(h, 4)) != HOLDS_LAYOUT) {
-    cudalink_textf(why, why_size, "%s holds no holds table of layout %u", h->what, HOLDS_LAYOUT);
-    return CUDALINK_ERR_BAD_MAGIC;
-  }
-  /* a table whose producer is gone describes nobody's ring */
-  if (entry_lock(h->fd, -1, F_WRLCK, F_OFD_GETLK) != 1) {
-    cudalink_textf(why, why_size, "%s was left by a producer that is gone", h->what);
-    return CUDALINK_ERR_STALE;
-  }
-  return CUDALINK_OK;
+  return map_fd(h, 0, why, why_size);
+}
+
+static int
+producer_alive(cudalink_holds *h, const char *name)
+{
+  (void)name;
+  return entry_lock(h->fd, -1, F_WRLCK, F_OFD_GETLK) == 1;
 }
 
 static void
@@ -521,18 +525,17 @@ entry_alive(cudalink_holds *h, int e)
   return owner_alive(atomic_load(owner_at(h, e)));
 }
 
-/* name with prefix as a kernel object name; 0 if it does not fit or is not
- * valid UTF-8 */
+/* The table's mapping name and its producer's liveness event's; 0 (why
+ * filled) when name is not valid UTF-8. */
 static int
-object_name(const wchar_t *prefix, const char *name, wchar_t *out, size_t len)
+table_names(const char *name, wchar_t table[CUDALINK_OBJECT_NAME_LEN],
+            wchar_t live[CUDALINK_OBJECT_NAME_LEN], char *why, size_t why_size)
 {
-  size_t n = wcslen(prefix);
-  int m;
-  if (n >= len)
-    return 0;
-  wcscpy(out, prefix);
-  m = MultiByteToWideChar(CP_UTF8, MB_ERR_INVALID_CHARS, name, -1, out + n, (int)(len - n));
-  return m > 0;
+  if (cudalink_shm_object_name(L"Local\\cudalink_holds_", name, table) &&
+      cudalink_shm_object_name(L"Local\\cudalink_holdslive_", name, live))
+    return 1;
+  cudalink_textf(why, why_size, "segment name \"%s\" is not valid UTF-8", name);
+  return 0;
 }
 
 static cudalink_status
@@ -547,18 +550,13 @@ map_view(cudalink_holds *h, char *why, size_t why_size)
   return CUDALINK_OK;
 }
 
-#  define NAME_LEN (CUDALINK_MAX_NAME + 64)
-
 static cudalink_status
 platform_create(cudalink_holds *h, const char *name, char *why, size_t why_size)
 {
-  wchar_t wname[NAME_LEN], wlive[NAME_LEN];
+  wchar_t wname[CUDALINK_OBJECT_NAME_LEN], wlive[CUDALINK_OBJECT_NAME_LEN];
 
-  if (!object_name(L"Local\\cudalink_holds_", name, wname, NAME_LEN) ||
-      !object_name(L"Local\\cudalink_holdslive_", name, wlive, NAME_LEN)) {
-    cudalink_textf(why, why_size, "segment name \"%s\" is not valid UTF-8", name);
+  if (!table_names(name, wname, wlive, why, why_size))
     return CUDALINK_ERR_BAD_NAME;
-  }
   /* (one producer per name: the segment's lock says so; a reader may be
    * holding the event open for an instant while it checks) */
   h->alive = CreateEventW(NULL, TRUE, FALSE, wlive);
@@ -579,15 +577,10 @@ platform_create(cudalink_holds *h, const char *name, char *why, size_t why_size)
 static cudalink_status
 platform_open(cudalink_holds *h, const char *name, char *why, size_t why_size)
 {
-  wchar_t wname[NAME_LEN], wlive[NAME_LEN];
-  HANDLE live;
-  cudalink_status st;
+  wchar_t wname[CUDALINK_OBJECT_NAME_LEN], wlive[CUDALINK_OBJECT_NAME_LEN];
 
-  if (!object_name(L"Local\\cudalink_holds_", name, wname, NAME_LEN) ||
-      !object_name(L"Local\\cudalink_holdslive_", name, wlive, NAME_LEN)) {
-    cudalink_textf(why, why_size, "segment name \"%s\" is not valid UTF-8", name);
+  if (!table_names(name, wname, wlive, why, why_size))
     return CUDALINK_ERR_BAD_NAME;
-  }
   h->mapping = OpenFileMappingW(FILE_MAP_ALL_ACCESS, FALSE, wname);
   if (!h->mapping) {
     DWORD err = GetLastError();
@@ -595,20 +588,25 @@ platform_open(cudalink_holds *h, const char *name, char *why, size_t why_size)
                    (unsigned long)err);
     return err == ERROR_FILE_NOT_FOUND ? CUDALINK_ERR_UNSUPPORTED : CUDALINK_ERR_SHM;
   }
-  if ((st = map_view(h, why, why_size)) != CUDALINK_OK)
-    return st;
-  if (atomic_load(u32_at(h, 0)) != HOLDS_MAGIC || atomic_load(u32_at(h, 4)) != HOLDS_LAYOUT) {
-    cudalink_textf(why, why_size, "%s holds no holds table of layout %u", h->what, HOLDS_LAYOUT);
-    return CUDALINK_ERR_BAD_MAGIC;
-  }
+  return map_view(h, why, why_size);
+}
+
+static int
+producer_alive(cudalink_holds *h, const char *name)
+{
+  wchar_t wname[CUDALINK_OBJECT_NAME_LEN], wlive[CUDALINK_OBJECT_NAME_LEN];
+  char why[200];
+  HANDLE live;
+
+  (void)h;
+  if (!table_names(name, wname, wlive, why, sizeof why))
+    return 0;
   /* the producer's event exists while it lives (readers never keep it) */
   live = OpenEventW(SYNCHRONIZE, FALSE, wlive);
-  if (!live) {
-    cudalink_textf(why, why_size, "%s was left by a producer that is gone", h->what);
-    return CUDALINK_ERR_STALE;
-  }
+  if (!live)
+    return 0;
   CloseHandle(live);
-  return CUDALINK_OK;
+  return 1;
 }
 
 static void

@@ -58,6 +58,17 @@ extern _Thread_local int cudalink_shm_error_cleanup;
     cudalink_shm_error_cleanup--;     \
   } while (0)
 
+#ifdef _WIN32
+/* Kernel object names: a prefix of at most 31 characters and a segment
+ * name. */
+#  define CUDALINK_OBJECT_NAME_LEN (32 + CUDALINK_MAX_NAME + 1)
+
+/** prefix + name as a kernel object name (UTF-16); 0 if name is not valid
+ * UTF-8 (the thread's error text says so). Also for holds.c's objects. */
+int cudalink_shm_object_name(const wchar_t *prefix, const char *name,
+                             wchar_t out[CUDALINK_OBJECT_NAME_LEN]);
+#endif
+
 /** A new object for name (checked already) with nothing mapped yet. */
 cudalink_shm *cudalink_shm_alloc(const char *name, int writable, size_t max_map);
 

@@ -56,7 +56,6 @@
 #define DOORBELL_PREFIX L"Local\\cudalink_db_"
 #define LOCK_PREFIX L"Local\\cudalink_lock_"
 /* room for a prefix and a name of CUDALINK_MAX_NAME UTF-16 units */
-#define OBJECT_NAME_LEN (32 + CUDALINK_MAX_NAME + 1)
 /* A consumer that found no doorbell looks for one again this often (a
  * producer may start ringing later: a new one, or a peer upgraded). */
 #define DOORBELL_RETRY_S 0.5
@@ -109,9 +108,9 @@ wide_name(const char *name, wchar_t out[CUDALINK_MAX_NAME + 1])
   return CUDALINK_OK;
 }
 
-/* prefix + NAME as a kernel object name; 0 if NAME is not valid UTF-8 */
-static int
-object_name(const wchar_t *prefix, const char *name, wchar_t out[OBJECT_NAME_LEN])
+int
+cudalink_shm_object_name(const wchar_t *prefix, const char *name,
+                         wchar_t out[CUDALINK_OBJECT_NAME_LEN])
 {
   wchar_t wname[CUDALINK_MAX_NAME + 1];
   if (wide_name(name, wname) != CUDALINK_OK)
@@ -211,8 +210,8 @@ registry_find(const volatile void *word)
 static HANDLE
 doorbell_create(const char *segment)
 {
-  wchar_t name[OBJECT_NAME_LEN];
-  if (!object_name(DOORBELL_PREFIX, segment, name))
+  wchar_t name[CUDALINK_OBJECT_NAME_LEN];
+  if (!cudalink_shm_object_name(DOORBELL_PREFIX, segment, name))
     return NULL;
   return CreateEventW(NULL, FALSE /* auto-reset */, FALSE, name);
 }
@@ -222,10 +221,10 @@ doorbell_create(const char *segment)
 static void
 doorbell_open(cudalink_shm *shm)
 {
-  wchar_t name[OBJECT_NAME_LEN];
+  wchar_t name[CUDALINK_OBJECT_NAME_LEN];
   HANDLE h = NULL;
   shm->doorbell_retry = cudalink_now() + DOORBELL_RETRY_S;
-  if (object_name(DOORBELL_PREFIX, shm->name, name))
+  if (cudalink_shm_object_name(DOORBELL_PREFIX, shm->name, name))
     h = OpenEventW(SYNCHRONIZE, FALSE, name);
   if (h) {
     AcquireSRWLockExclusive(&registry_lock);
@@ -477,14 +476,14 @@ cudalink_shm_owner_text(unsigned long uid, unsigned mode, char *buf, size_t len)
 cudalink_status
 cudalink_shm_lock(cudalink_shm *shm)
 {
-  wchar_t name[OBJECT_NAME_LEN];
+  wchar_t name[CUDALINK_OBJECT_NAME_LEN];
   if (!shm || !shm->writable) {
     set_error("cudalink_shm_lock: %s", !shm ? "shm is NULL" : "segment is opened read-only");
     return CUDALINK_ERR_INVALID_ARG;
   }
   if (shm->lock)
     return CUDALINK_OK;
-  if (!object_name(LOCK_PREFIX, shm->name, name))
+  if (!cudalink_shm_object_name(LOCK_PREFIX, shm->name, name))
     return CUDALINK_ERR_BAD_NAME;
   HANDLE h = CreateEventW(NULL, TRUE, FALSE, name);
   if (!h)
@@ -504,14 +503,14 @@ cudalink_shm_lock(cudalink_shm *shm)
 int
 cudalink_shm_is_locked(const cudalink_shm *shm)
 {
-  wchar_t name[OBJECT_NAME_LEN];
+  wchar_t name[CUDALINK_OBJECT_NAME_LEN];
   if (!shm) {
     set_error("cudalink_shm_is_locked: shm is NULL");
     return CUDALINK_ERR_INVALID_ARG;
   }
   if (shm->lock) /* our own: as on Linux, a holder asking gets 0 */
     return 0;
-  if (!object_name(LOCK_PREFIX, shm->name, name))
+  if (!cudalink_shm_object_name(LOCK_PREFIX, shm->name, name))
     return CUDALINK_ERR_BAD_NAME;
   HANDLE h = OpenEventW(SYNCHRONIZE, FALSE, name);
   if (h) {

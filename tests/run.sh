@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The test command (README.md): installs what it needs, builds with warnings
-# as errors, runs every GPU-free suite (unit, gst) and prints
+# as errors, runs every GPU-free suite (unit, gst, tools) and prints
 # "N passed, N failed". The gpu suite runs on a GPU machine instead:
 # see docs/TESTING.md.
 set -euo pipefail

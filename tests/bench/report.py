@@ -267,12 +267,21 @@ class Report:
         """Whether some mode was merged from more than one run."""
         return any(len(envs) > 1 for envs in self.runs.values())
 
+    def runs_in_order(self):
+        """per_run by mode (MODES' order), then start time."""
+        names = [m for m, _ in MODES]
+        return sorted(self.per_run, key=lambda run: (
+            names.index(run[0]) if run[0] in names else len(names), run[0], run[1]))
+
     def goals_by_run(self, out):
         """The goals checked within each run alone (a row where the run
-        measured the cells the goal compares)."""
+        measured the cells the goal compares), for the modes merged from
+        several runs (a mode's only run is the table above)."""
         out.append("| run | goal (issue 16) | %s |" % " | ".join(OURS))
         out.append("|---|---|" + "---|" * len(OURS))
-        for mode, started, cells in sorted(self.per_run, key=lambda run: run[:2]):
+        for mode, started, cells in self.runs_in_order():
+            if len(self.runs[mode]) < 2:
+                continue
             for goal, fn in self.goal_checks():
                 got = []
                 for ours in OURS:
@@ -287,7 +296,7 @@ class Report:
     def cells_by_run(self, out):
         """Every cell measured (ok) in more than one run, one line a run."""
         seen = defaultdict(list)
-        for mode, started, cells in sorted(self.per_run, key=lambda run: run[:2]):
+        for mode, started, cells in self.runs_in_order():
             for key, r in cells.items():
                 seen[key].append((started, r))
         keys = [k for k, v in seen.items() if len(v) > 1]
@@ -397,8 +406,8 @@ bytes came from different frames: it reached the consumer as such.
         self.goals(out)
         if self.repeated():
             out.append("""Runs of one mode were merged: the tables above hold, for each cell, the
-last run given that measured it. The goals checked within each run, and
-every cell measured in more than one run, run by run:
+last run given that measured it (ok). The goals checked within each run of
+such a mode, and every cell measured ok in more than one run, run by run:
 """)
             self.goals_by_run(out)
             self.cells_by_run(out)

@@ -102,10 +102,25 @@ with tempfile.TemporaryDirectory() as root:
     check("a cell only one run measured ok is not listed run by run",
           "| nomps | shm | 1920x1080 RGBA8 |" not in goals)
 
-    # given the other way round, run A's cells fill the tables
+    # given the other way round, run A's cells fill the tables, and the
+    # run-by-run listing still goes by start time
     md = report(root, b, a)
     check("merged table follows the order given",
           "| cudalink-import (label) | - | 5000 (" in section(md, "## Unthrottled"))
+    goals = section(md, "## Against the goals")
+    check("run by run: oldest first whatever the order given",
+          0 <= goals.find("| nomps, 2026-01-01 10:00:00 UTC |")
+          < goals.find("| nomps, 2026-01-01 11:00:00 UTC |"))
+
+    # a mode with one run (mps here) is not listed run by run
+    m = write_run(root, "m", "mps", "2026-01-01 09:00:00 UTC", [
+        cell("mps", "cudalink-import", 20000, 90, 150, "1.00"),
+        cell("mps", "cudaipc-mmap", 5000, 600, 900, "5.00"),
+    ])
+    md = report(root, a, b, m)
+    goals = section(md, "## Against the goals")
+    check("a mode's only run is in the merged goals (4.00x) but not run by run",
+          "20000 fps vs cudaipc-mmap 5000 fps: 4.00x" in goals and "| mps, 2026" not in goals)
 
     # one run a mode: no run-by-run section
     md = report(root, a)

@@ -1225,6 +1225,18 @@ do_copy(uint8_t extra)
 }
 
 static void
+do_release(void)
+{
+  cudalink_status st;
+  call_begin();
+  st = cudalink_consumer_release(consumer, NULL);
+  tracef("C release: %s", cudalink_status_name(st));
+  call_end("cudalink_consumer_release", 0.05);
+  EXPECT("cudalink_consumer_release", st, CUDALINK_OK, CUDALINK_ERR_TORN, CUDALINK_ERR_INVALID_ARG,
+         CUDALINK_ERR_NOT_CONNECTED, CUDALINK_ERR_NO_FRAME, CUDALINK_ERR_CUDA);
+}
+
+static void
 do_acquire(int release)
 {
   uint64_t src = 0;
@@ -1264,15 +1276,8 @@ do_acquire(int release)
                 size, f->width, f->height, f->num_comps, cudalink_dtype_name(f->dtype));
     }
   }
-  if (release) {
-    call_begin();
-    st = cudalink_consumer_release(consumer, NULL);
-    tracef("C release: %s", cudalink_status_name(st));
-    call_end("cudalink_consumer_release", 0.05);
-    EXPECT("cudalink_consumer_release", st, CUDALINK_OK, CUDALINK_ERR_TORN,
-           CUDALINK_ERR_INVALID_ARG, CUDALINK_ERR_NOT_CONNECTED, CUDALINK_ERR_NO_FRAME,
-           CUDALINK_ERR_CUDA);
-  }
+  if (release)
+    do_release();
 }
 
 static void
@@ -1304,17 +1309,7 @@ run_consumer(run *r, const op *o)
     case C_COPY: do_copy(a[0]); break;
     case C_ACQ_REL: do_acquire(1); break;
     case C_ACQUIRE: do_acquire(0); break;
-    case C_RELEASE: {
-      cudalink_status st;
-      call_begin();
-      st = cudalink_consumer_release(consumer, NULL);
-      tracef("C release: %s", cudalink_status_name(st));
-      call_end("cudalink_consumer_release", 0.05);
-      EXPECT("cudalink_consumer_release", st, CUDALINK_OK, CUDALINK_ERR_TORN,
-             CUDALINK_ERR_INVALID_ARG, CUDALINK_ERR_NOT_CONNECTED, CUDALINK_ERR_NO_FRAME,
-             CUDALINK_ERR_CUDA);
-      break;
-    }
+    case C_RELEASE: do_release(); break;
     case C_QUERY: do_query(); break;
     case C_DISCONNECT:
       tracef("C disconnect");

@@ -182,20 +182,14 @@ main(int argc, char **argv)
   /* Handles that do not open: a memory handle's first byte and an event
    * handle's first byte overwritten, with a version bump in between. */
   pre(&p, BASE_SYNTH, 0, 3, 2, 0, SIZE_EXACT, 0, 10, 3);
-  {
-    uint8_t a[2] = { F_MEM_HANDLE, 'x' };
-    m(&p, M_W8, 0, a, sizeof a);
-  }
+  M(&p, M_W8, 0, F_MEM_HANDLE, 'x');
   c(&p, C_CONNECT, 0, 0);
   M(&p, M_HANDLE, 100, 0, 0, 0);
   M(&p, M_VERSION, 0);
   c(&p, C_CONNECT, 0, 0);
   M(&p, M_PUBLISH, 0);
   c(&p, C_WAIT, 100, 0);
-  {
-    uint8_t a[2] = { F_EVENT_HANDLE, 0 };
-    m(&p, M_W8, 20, a, sizeof a);
-  }
+  M(&p, M_W8, 20, F_EVENT_HANDLE, 0);
   M(&p, M_VERSION, 0);
   c(&p, C_WAIT, 250, 0);
   c(&p, C_CONNECT, 0, 0);
@@ -257,10 +251,7 @@ main(int argc, char **argv)
      * sees the flag, and with settle_ms 1 the deadline has passed. */
     pre(&p, BASE_SYNTH, 0, 0, 3, 0, SIZE_EXACT, 0, 10, 1);
     c(&p, C_CONNECT, 0, 0);
-    {
-      uint8_t a[2] = { F_SHUTDOWN, 1 };
-      m(&p, M_W8, 24, a, sizeof a);
-    }
+    M(&p, M_W8, 24, F_SHUTDOWN, 1);
     bad |= save(fdir, "connect-no-reason", &p);
   }
 

@@ -230,26 +230,20 @@ load_driver(void)
   return mock_live && cu->DevicePrimaryCtxRetain(&ctx, 0) == CUDA_SUCCESS;
 }
 
+/* fork_peer's child: the driver, then producer_main (arg: max_slots) */
+static int
+producer_child(const void *max_slots, int cmd, int ack)
+{
+  cudalink_status st;
+  cu = cudalink_cuda_get(&st, NULL, 0);
+  return cu ? producer_main(*(const uint32_t *)max_slots, cmd, ack) : 3;
+}
+
 static pid_t
 start_producer(uint32_t max_slots)
 {
-  int cmd[2], ack[2];
   cudalink_status st = CUDALINK_ERR_INVALID_ARG;
-  pid_t pid;
-  if (pipe(cmd) != 0 || pipe(ack) != 0)
-    return -1;
-  fflush(NULL);
-  pid = fork();
-  if (pid == 0) {
-    close(cmd[1]);
-    close(ack[0]);
-    cu = cudalink_cuda_get(&st, NULL, 0);
-    _exit(cu ? producer_main(max_slots, cmd[0], ack[1]) : 3);
-  }
-  close(cmd[0]);
-  close(ack[1]);
-  cmd_w = cmd[1];
-  ack_r = ack[0];
+  pid_t pid = fork_peer(producer_child, &max_slots, &cmd_w, &ack_r);
   if (pid < 0 || read(ack_r, &st, sizeof st) != sizeof st || st != CUDALINK_OK)
     return -1;
   return pid;
@@ -279,14 +273,11 @@ publish(cudalink_producer_stats *stats)
 static int
 finish_producer(pid_t pid)
 {
-  int status = 0;
   if (write(cmd_w, "q", 1) != 1)
     return 97;
   close(cmd_w);
   close(ack_r);
-  if (waitpid(pid, &status, 0) != pid)
-    return 99;
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 98;
+  return wait_child(pid);
 }
 
 /* The first byte of the held frame: its frame number. */
@@ -341,6 +332,18 @@ finish_import_test(cudalink_consumer *c, pid_t producer)
   cu->DevicePrimaryCtxRelease(0);
 }
 
+/* The producer publishes its next frame, c waits for it and holds its
+ * slot (each step checked): the hold, NULL when refused. */
+static cudalink_hold *
+publish_and_hold(cudalink_consumer *c, uint64_t *ptr, size_t *pitch)
+{
+  cudalink_hold *hold = NULL;
+  CHECK_EQ_INT(publish(NULL), CUDALINK_OK);
+  CHECK_EQ_INT(cudalink_consumer_wait(c, 1000000), CUDALINK_OK);
+  CHECK_EQ_INT(cudalink_consumer_hold(c, NULL, ptr, pitch, &hold), CUDALINK_OK);
+  return hold;
+}
+
 /* Frame 1 held (one of three slots: a second hold is refused); frames 2
  * and 3 go to the free slots; frame 4's slot is frame 1's: the ring grows
  * (max_slots 5) and the held frame stays frame 1 all along, also once the
@@ -367,9 +370,7 @@ consumer_grows(void)
   if (!(c = importer()))
     return 1;
   CHECK(cudalink_consumer_can_hold(c, why, sizeof why));
-  CHECK_EQ_INT(publish(NULL), CUDALINK_OK);
-  CHECK_EQ_INT(cudalink_consumer_wait(c, 1000000), CUDALINK_OK);
-  CHECK_EQ_INT(cudalink_consumer_hold(c, NULL, &ptr, &pitch, &hold), CUDALINK_OK);
+  hold = publish_and_hold(c, &ptr, &pitch);
   CHECK_EQ_INT(pitch, fmt.width * 4);
   CHECK_EQ_INT(first_byte(ptr), 1);
   /* one hold is all a 3-slot ring allows a reader */
@@ -427,9 +428,7 @@ consumer_drops(void)
   new_name("drop");
   if (!(c = start_import_test(0, &producer)))
     return 1;
-  CHECK_EQ_INT(publish(NULL), CUDALINK_OK);
-  CHECK_EQ_INT(cudalink_consumer_wait(c, 1000000), CUDALINK_OK);
-  CHECK_EQ_INT(cudalink_consumer_hold(c, NULL, &ptr, &pitch, &hold), CUDALINK_OK);
+  hold = publish_and_hold(c, &ptr, &pitch);
   CHECK_EQ_INT(publish(NULL), CUDALINK_OK);
   CHECK_EQ_INT(publish(NULL), CUDALINK_OK);
   CHECK_EQ_INT(publish(&ps), CUDALINK_ERR_SLOTS_HELD);
@@ -448,9 +447,7 @@ consumer_drops(void)
   CHECK_EQ_INT(publish(NULL), CUDALINK_OK);
   CHECK_EQ_INT(cudalink_consumer_wait(c, 1000000), CUDALINK_OK); /* frame 6, 5 missed */
   CHECK_EQ_INT(cudalink_consumer_hold(c, NULL, &ptr, &pitch, &hold), CUDALINK_ERR_HOLDS_FULL);
-  CHECK_EQ_INT(publish(NULL), CUDALINK_OK);
-  CHECK_EQ_INT(cudalink_consumer_wait(c, 1000000), CUDALINK_OK); /* frame 7, caught up */
-  CHECK_EQ_INT(cudalink_consumer_hold(c, NULL, &ptr, &pitch, &hold), CUDALINK_OK);
+  hold = publish_and_hold(c, &ptr, &pitch); /* frame 7, caught up */
   CHECK_EQ_INT(first_byte(ptr), 9);
   cudalink_hold_release(hold);
   finish_import_test(c, producer);
@@ -604,9 +601,7 @@ consumer_grow_fails(void)
   new_name("nogrow");
   if (!(c = start_import_test(5, &producer)))
     return 1;
-  CHECK_EQ_INT(publish(NULL), CUDALINK_OK);
-  CHECK_EQ_INT(cudalink_consumer_wait(c, 1000000), CUDALINK_OK);
-  CHECK_EQ_INT(cudalink_consumer_hold(c, NULL, &ptr, &pitch, &hold), CUDALINK_OK);
+  hold = publish_and_hold(c, &ptr, &pitch);
   CHECK_EQ_INT(publish(NULL), CUDALINK_OK);
   CHECK_EQ_INT(publish(NULL), CUDALINK_OK);
   CHECK_EQ_INT(publish_op("a", &ps), CUDALINK_ERR_SLOTS_HELD); /* growth failed */
@@ -647,9 +642,7 @@ consumer_shutdown_waits(void)
   new_name("shutdown");
   if (!(c = start_import_test(0, &producer)))
     return 1;
-  CHECK_EQ_INT(publish(NULL), CUDALINK_OK);
-  CHECK_EQ_INT(cudalink_consumer_wait(c, 1000000), CUDALINK_OK);
-  CHECK_EQ_INT(cudalink_consumer_hold(c, NULL, &ptr, &pitch, &hold), CUDALINK_OK);
+  hold = publish_and_hold(c, &ptr, &pitch);
   if (pthread_create(&t, NULL, release_later, hold) != 0)
     return 1;
   t0 = cudalink_now();

@@ -313,26 +313,19 @@ producer_do(char op, int n)
   return send_msg(cmd_w, op, n) && recv_msg(ack_r, &m) && m.op == 'k';
 }
 
+/* fork_peer's child (arg: the segment name) */
+static int
+producer_child(const void *name, int cmd, int ack)
+{
+  return producer_main(name, cmd, ack);
+}
+
 /* Forks the producer; returns its pid (cmd_w / ack_r set) or -1. */
 static pid_t
 start_producer(const char *name)
 {
-  int cmd[2], ack[2];
-  pid_t pid;
   msg m;
-  if (pipe(cmd) != 0 || pipe(ack) != 0)
-    return -1;
-  fflush(NULL);
-  pid = fork();
-  if (pid == 0) {
-    close(cmd[1]);
-    close(ack[0]);
-    _exit(producer_main(name, cmd[0], ack[1]));
-  }
-  close(cmd[0]);
-  close(ack[1]);
-  cmd_w = cmd[1];
-  ack_r = ack[0];
+  pid_t pid = fork_peer(producer_child, name, &cmd_w, &ack_r);
   if (pid < 0 || !recv_msg(ack_r, &m) || m.op != 'k')
     return -1;
   return pid;
@@ -341,13 +334,10 @@ start_producer(const char *name)
 static int
 finish_producer(pid_t pid)
 {
-  int status = 0;
   send_msg(cmd_w, 'q', 0);
   close(cmd_w);
   close(ack_r);
-  if (waitpid(pid, &status, 0) != pid)
-    return 99;
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 98;
+  return wait_child(pid);
 }
 
 static char seg_name[64];

@@ -32,6 +32,12 @@ CIPC = ["cudaipc-copy", "cudaipc-import", "cudaipc-mmap"]
 OURS = ["cudalink-copy", "cudalink-import"]
 
 
+def mode_rank(mode):
+    """Where a mode sorts: MODES' order, unknown modes after them."""
+    names = [m for m, _ in MODES]
+    return names.index(mode) if mode in names else len(names)
+
+
 def size_label(w, h, f):
     return "%dx%d %s" % (w, h, FMT.get(f, f))
 
@@ -93,8 +99,7 @@ class Report:
         self.by = {}
         self.runs = defaultdict(list)  # mode -> the env.json of each run merged
         self.per_run = []  # (mode, run's start, {cell key: its ok row}), in merge order
-        for mode, dirs in sorted(mode_dirs.items(), key=lambda kv: [m for m, _ in MODES].index(kv[0])
-                                 if kv[0] in [m for m, _ in MODES] else 9):
+        for mode, dirs in sorted(mode_dirs.items(), key=lambda kv: mode_rank(kv[0])):
             for d in dirs:
                 self.merge_run(mode, d)
         self.rows = list(self.by.values())
@@ -248,18 +253,21 @@ class Report:
                 (">= 20x lower latency than the shm CPU path, 1080p RGBA8", shm_goal(hd, 20)),
                 (">= 50x lower latency than the shm CPU path, 4K float32", shm_goal(k4, 50))]
 
+    @staticmethod
+    def goal_cell(fn, mode, ours, cells):
+        """fn's cell, "-" where a figure it needs is missing."""
+        try:
+            return fn(mode, ours, cells)
+        except (TypeError, ZeroDivisionError):
+            return "-"
+
     def goals(self, out):
         out.append("| goal (issue 16) | ours | " + " | ".join(self.mode_title(m) for m in self.modes)
                    + " |")
         out.append("|---|---|" + "---|" * len(self.modes))
         for goal, fn in self.goal_checks():
             for ours in OURS:
-                cells = []
-                for m in self.modes:
-                    try:
-                        cells.append(fn(m, ours, None))
-                    except (TypeError, ZeroDivisionError):
-                        cells.append("-")
+                cells = [self.goal_cell(fn, m, ours, None) for m in self.modes]
                 out.append("| %s | %s | %s |" % (goal, ours, " | ".join(cells)))
         out.append("")
 
@@ -269,9 +277,7 @@ class Report:
 
     def runs_in_order(self):
         """per_run by mode (MODES' order), then start time."""
-        names = [m for m, _ in MODES]
-        return sorted(self.per_run, key=lambda run: (
-            names.index(run[0]) if run[0] in names else len(names), run[0], run[1]))
+        return sorted(self.per_run, key=lambda run: (mode_rank(run[0]), run[0], run[1]))
 
     def goals_by_run(self, out):
         """The goals checked within each run alone (a row where the run
@@ -283,12 +289,7 @@ class Report:
             if len(self.runs[mode]) < 2:
                 continue
             for goal, fn in self.goal_checks():
-                got = []
-                for ours in OURS:
-                    try:
-                        got.append(fn(mode, ours, cells))
-                    except (TypeError, ZeroDivisionError):
-                        got.append("-")
+                got = [self.goal_cell(fn, mode, ours, cells) for ours in OURS]
                 if any(g != "-" for g in got):
                     out.append("| %s, %s | %s | %s |" % (mode, started, goal, " | ".join(got)))
         out.append("")
@@ -301,8 +302,8 @@ class Report:
                 seen[key].append((started, r))
         keys = [k for k, v in seen.items() if len(v) > 1]
         order = {t: i for i, t in enumerate(self.order)}
-        keys.sort(key=lambda k: ([m for m, _ in MODES].index(k[0]) if k[0] in dict(MODES) else 9,
-                                 SIZES.index(k[2:]) if k[2:] in SIZES else 99, order.get(k[1], 99)))
+        keys.sort(key=lambda k: (mode_rank(k[0]), SIZES.index(k[2:]) if k[2:] in SIZES else 99,
+                                 order.get(k[1], 99)))
         out.append("| mode | transport | frames | run | unthrottled fps | latency p50 / p99 us "
                    "| CPU at 60 fps |")
         out.append("|---|---|---|---|---|---|---|")

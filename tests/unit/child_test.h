@@ -1,6 +1,7 @@
-/* Tests whose body runs in a child process (the consumer side of the
- * producer/consumer tests on the mock driver: each process loads the driver
- * itself after fork). POSIX; include after testutil.h. */
+/* Child processes for the tests: tests whose body runs in a child (the
+ * consumer side of the producer/consumer tests on the mock driver: each
+ * process loads the driver itself after fork), peers commanded over pipes,
+ * their exit codes. POSIX; CHILD_TEST needs testutil.h. */
 #ifndef CUDALINK_CHILD_TEST_H
 #define CUDALINK_CHILD_TEST_H
 

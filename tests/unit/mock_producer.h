@@ -20,6 +20,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "child_test.h"
 #include "cudalink.h"
 
 #ifndef MOCK_CUDA
@@ -68,29 +69,30 @@ mock_producer_serve(const char *name, uint32_t slots, const cudalink_format *fmt
   return 0;
 }
 
+typedef struct mock_producer_args {
+  const char *name;
+  uint32_t slots;
+  const cudalink_format *fmt;
+} mock_producer_args;
+
+/* fork_peer's child: the mock driver, then mock_producer_serve */
+MOCK_PRODUCER_FN int
+mock_producer_child(const void *arg, int cmd, int ack)
+{
+  const mock_producer_args *a = arg;
+  setenv("CUDALINK_CUDA_LIBRARY", MOCK_CUDA, 1);
+  return mock_producer_serve(a->name, a->slots, a->fmt, cmd, ack);
+}
+
 /* Starts the child; 0 when its producer could not be created. */
 MOCK_PRODUCER_FN int
 mock_producer_start(mock_producer *mp, const char *name, uint32_t slots,
                     const cudalink_format *fmt)
 {
-  int cmd[2], ack[2];
+  mock_producer_args a = {name, slots, fmt};
   char reply = 0;
 
-  mp->pid = -1;
-  if (pipe(cmd) != 0 || pipe(ack) != 0)
-    return 0;
-  fflush(NULL);
-  mp->pid = fork();
-  if (mp->pid == 0) {
-    close(cmd[1]);
-    close(ack[0]);
-    setenv("CUDALINK_CUDA_LIBRARY", MOCK_CUDA, 1);
-    _exit(mock_producer_serve(name, slots, fmt, cmd[0], ack[1]));
-  }
-  close(cmd[0]);
-  close(ack[1]);
-  mp->cmd = cmd[1];
-  mp->ack = ack[0];
+  mp->pid = fork_peer(mock_producer_child, &a, &mp->cmd, &mp->ack);
   return mp->pid > 0 && read(mp->ack, &reply, 1) == 1 && reply == 'k';
 }
 
@@ -109,7 +111,7 @@ mock_producer_do(mock_producer *mp, char op, int n)
 MOCK_PRODUCER_FN int
 mock_producer_finish(mock_producer *mp)
 {
-  int status = 0;
+  int status;
   char op = 'q';
   if (mp->pid <= 0)
     return 99;
@@ -118,10 +120,10 @@ mock_producer_finish(mock_producer *mp)
   }
   close(mp->cmd);
   close(mp->ack);
-  if (waitpid(mp->pid, &status, 0) != mp->pid)
-    return 99;
-  mp->pid = -1;
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 98;
+  status = wait_child(mp->pid);
+  if (status != 99) /* reaped */
+    mp->pid = -1;
+  return status;
 }
 
 /* SIGKILLs the child: its segment stays, without a shutdown flag, and its

@@ -111,6 +111,46 @@ test_channel_full(void)
   cudalink_holds_destroy(prod, 1);
 }
 
+/* A child process that runs take() (nonzero: it now holds a slot) and
+ * then waits, holding, until it is killed: its pid once it said it holds,
+ * -1 otherwise (a child that could not hold is reaped). */
+static pid_t
+start_holder(int (*take)(void))
+{
+  int fd[2];
+  char ok = 0;
+  pid_t pid;
+  if (pipe(fd) != 0)
+    return -1;
+  fflush(NULL);
+  pid = fork();
+  if (pid == 0) {
+    ok = take() != 0;
+    if (write(fd[1], &ok, 1) != 1)
+      _exit(2);
+    pause(); /* until killed, holding */
+    _exit(0);
+  }
+  if (pid > 0 && (read(fd[0], &ok, 1) != 1 || !ok)) {
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    pid = -1;
+  }
+  close(fd[0]);
+  close(fd[1]);
+  return pid;
+}
+
+/* start_holder's take for the table alone: entry key 22 */
+static int
+take_key_22(void)
+{
+  cudalink_holds *r = NULL;
+  char why[200];
+  return cudalink_holds_open(seg_name, 0, &r, why, sizeof why) == CUDALINK_OK &&
+         cudalink_holds_take(r, 22) >= 0;
+}
+
 /* A reader killed while it holds: the hold is no hold, the census says a
  * reader died holding, and the next reader takes the entry over clean. */
 static void
@@ -120,27 +160,13 @@ test_channel_dead_reader(void)
   cudalink_holds_census census;
   uint64_t keys[3] = {21, 22, 23};
   char why[200] = "";
-  int pipefd[2], status = 0;
-  char c = 0;
+  int status = 0;
   pid_t pid;
 
   new_name("dead");
   REQUIRE(cudalink_holds_create(seg_name, 0, &prod, why, sizeof why) == CUDALINK_OK);
   cudalink_holds_publish_ring(prod, 1, 3, keys);
-  REQUIRE(pipe(pipefd) == 0);
-  fflush(NULL);
-  pid = fork();
-  if (pid == 0) {
-    cudalink_holds *r = NULL;
-    char ok = cudalink_holds_open(seg_name, 0, &r, why, sizeof why) == CUDALINK_OK &&
-              cudalink_holds_take(r, 22) >= 0;
-    if (write(pipefd[1], &ok, 1) != 1)
-      _exit(2);
-    pause(); /* until killed, holding */
-    _exit(0);
-  }
-  REQUIRE(pid > 0);
-  CHECK(read(pipefd[0], &c, 1) == 1 && c == 1);
+  REQUIRE((pid = start_holder(take_key_22)) > 0);
   CHECK(cudalink_holds_is_held(prod, 22));
   cudalink_holds_census_take(prod, &census);
   CHECK_EQ_INT(census.readers, 1);
@@ -157,8 +183,6 @@ test_channel_dead_reader(void)
   CHECK_EQ_INT(census.holds, 0);
   cudalink_holds_unref(next);
   cudalink_holds_destroy(prod, 1);
-  close(pipefd[0]);
-  close(pipefd[1]);
 }
 
 /* --- producer process and importing consumer ---------------------------- */
@@ -456,34 +480,35 @@ consumer_drops(void)
 
 /* An importer whose process dies holding a slot: the producer writes that
  * slot again at once, and its census (once a second) counts the death. */
+/* start_holder's take for a whole importer: the published frame */
+static int
+import_and_hold(void)
+{
+  cudalink_consumer *c;
+  cudalink_hold *hold = NULL;
+  uint64_t ptr;
+  size_t pitch;
+  return load_driver() && (c = importer()) != NULL && cudalink_consumer_wait(c, 0) == CUDALINK_OK &&
+         cudalink_consumer_hold(c, NULL, &ptr, &pitch, &hold) == CUDALINK_OK;
+}
+
 static int
 consumer_dies_holding(void)
 {
   cudalink_producer_stats ps;
   pid_t producer, reader;
-  int pipefd[2], status = 0;
-  char ok = 0;
+  int status = 0;
 
   tu_failures_in_test = 0;
   new_name("killed");
-  if ((producer = start_producer(0)) < 0 || pipe(pipefd) != 0)
+  if ((producer = start_producer(0)) < 0)
     return 1;
   CHECK_EQ_INT(publish(NULL), CUDALINK_OK);
-  fflush(NULL);
-  reader = fork();
-  if (reader == 0) {
-    cudalink_consumer *c;
-    cudalink_hold *hold = NULL;
-    uint64_t ptr;
-    size_t pitch;
-    ok = load_driver() && (c = importer()) != NULL && cudalink_consumer_wait(c, 0) == CUDALINK_OK &&
-         cudalink_consumer_hold(c, NULL, &ptr, &pitch, &hold) == CUDALINK_OK;
-    if (write(pipefd[1], &ok, 1) != 1)
-      _exit(2);
-    pause();
-    _exit(0);
+  CHECK((reader = start_holder(import_and_hold)) > 0);
+  if (reader < 0) {
+    finish_producer(producer);
+    return tu_failures_in_test;
   }
-  CHECK(read(pipefd[0], &ok, 1) == 1 && ok);
   CHECK_EQ_INT(publish(NULL), CUDALINK_OK);
   CHECK_EQ_INT(publish(NULL), CUDALINK_OK);
   CHECK_EQ_INT(publish(&ps), CUDALINK_ERR_SLOTS_HELD); /* frame 1's slot, held */
@@ -496,8 +521,6 @@ consumer_dies_holding(void)
   CHECK_EQ_INT(ps.import_readers, 0);
   CHECK_EQ_INT(ps.import, 1);
   CHECK_EQ_INT(finish_producer(producer), 0);
-  close(pipefd[0]);
-  close(pipefd[1]);
   return tu_failures_in_test;
 }
 

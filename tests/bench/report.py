@@ -93,7 +93,6 @@ class Report:
     def __init__(self, mode_dirs):
         self.rows = []
         self.lat = defaultdict(list)  # (mode, transport, w, h, fmt, phase) -> [us]
-        self.info = {}
         self.labels = {}
         self.order = []
         self.by = {}
@@ -135,13 +134,13 @@ class Report:
                             r["format"])
                     if cell in taken:
                         self.lat[cell + (int(r["phase"]),)].append(float(r["latency_us"]))
+        started = d
         ep = os.path.join(d, "env.json")
         if os.path.exists(ep):
             with open(ep) as f:
                 env = json.load(f)
             self.runs[mode].append(env)
-            self.info.setdefault(mode, env)
-        started = env.get("started", d) if os.path.exists(ep) else d
+            started = env.get("started", d)
         self.per_run.append((mode, started, own))
 
     def get(self, mode, t, w, h, f, cells=None):
@@ -317,9 +316,10 @@ class Report:
 
     def markdown(self, plots):
         out = []
-        first = next(iter(self.info.values()), {})
+        info = {m: envs[0] for m, envs in self.runs.items()}  # each mode's first run
+        first = next(iter(info.values()), {})
         out.append("# Benchmark report (tests/bench/run)\n")
-        gpus = sorted(set(i.get("gpu", "?") for i in self.info.values()))
+        gpus = sorted(set(i.get("gpu", "?") for i in info.values()))
         out.append("GPU: %s. Modes: %s. Runs: %s." % (
             "; ".join(gpus), ", ".join(self.mode_title(m) for m in self.modes),
             "; ".join("%s started %s, %.0f s" % (m, i.get("started", "?"), i.get("matrix_s", 0))
@@ -331,7 +331,7 @@ class Report:
                 vers.append("%s (%s)" % (first[key], what))
         if vers:
             out.append("Software: " + "; ".join(vers) + ".")
-        for m, i in self.info.items():
+        for m, i in info.items():
             out.append("MPS in the %s run: %s." % (m, i.get("mps", "?")))
             if i.get("fatal"):
                 out.append("\n**The %s run could not start: %s**" % (m, i["fatal"]))

@@ -37,9 +37,8 @@
 #define ENTRY_HOLDS 16 /* offset of the records inside an entry */
 #define HOLDS_SIZE (OFF_ENTRIES + CUDALINK_HOLDS_READERS * ENTRY_SIZE)
 
-#ifdef _WIN32
-#  include "shm_internal.h" /* windows.h, and kernel object names */
-#else
+#include "shm_internal.h" /* Windows: windows.h, kernel object names; POSIX: the SIGBUS guard */
+#ifndef _WIN32
 #  include <errno.h>
 #  include <fcntl.h>
 #  include <sys/mman.h>
@@ -58,6 +57,7 @@ struct cudalink_holds {
   uint64_t owner; /* a reader's owner word */
 #else
   int fd;
+  struct guard_node *guard; /* the mapping's SIGBUS guard (shm.c) */
 #endif
 };
 
@@ -368,6 +368,7 @@ static cudalink_status
 map_fd(cudalink_holds *h, int writable_header, char *why, size_t why_size)
 {
   struct stat st;
+  cudalink_status res;
   void *m;
   if (fstat(h->fd, &st) != 0 || !S_ISREG(st.st_mode)) {
     cudalink_textf(why, why_size, "%s is not a regular file", h->what);
@@ -387,6 +388,13 @@ map_fd(cudalink_holds *h, int writable_header, char *why, size_t why_size)
   if (m == MAP_FAILED) {
     cudalink_textf(why, why_size, "mmap of %s: %s", h->what, strerror(errno));
     return CUDALINK_ERR_SHM;
+  }
+  /* a peer's ftruncate() would otherwise kill us at the next access */
+  if ((res = cudalink_shm_guard(m, HOLDS_SIZE, PROT_READ | PROT_WRITE, &h->guard)) !=
+      CUDALINK_OK) {
+    cudalink_textf(why, why_size, "%s: %s", h->what, cudalink_shm_last_error());
+    munmap(m, HOLDS_SIZE);
+    return res;
   }
   h->base = m;
   return CUDALINK_OK;
@@ -453,6 +461,7 @@ cudalink_holds_remove(const char *name)
 static void
 holds_free(cudalink_holds *h)
 {
+  cudalink_shm_unguard(h->guard);
   if (h->base)
     munmap(h->base, HOLDS_SIZE);
   if (h->fd >= 0)

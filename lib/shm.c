@@ -669,6 +669,24 @@ guard_fired(const struct guard_node *n)
   return n && atomic_load(&n->state) != GUARD_LIVE;
 }
 
+cudalink_status
+cudalink_shm_guard(void *data, size_t len, int prot, struct guard_node **out)
+{
+  return guard_add(data, len, prot, out);
+}
+
+int
+cudalink_shm_unguard(struct guard_node *guard)
+{
+  int fired;
+  if (!guard)
+    return 0;
+  guard_remove(guard);
+  fired = guard_fired(guard);
+  free(guard);
+  return fired;
+}
+
 /* Maps len bytes of shm->fd, guarded (len 0: the empty object, no guard). */
 static cudalink_status
 view_map(const cudalink_shm *shm, size_t len, void **data, struct guard_node **guard)
@@ -701,14 +719,10 @@ view_unmap(cudalink_shm *shm, void *data, size_t len, struct guard_node *guard)
   if (len == 0)
     return CUDALINK_OK;
   cudalink_status st = CUDALINK_OK;
-  if (guard) {
-    guard_remove(guard);
-    if (guard_fired(guard))
-      shm->was_truncated = 1;
-  }
+  if (cudalink_shm_unguard(guard))
+    shm->was_truncated = 1;
   if (munmap(data, len) != 0)
     st = errno_error(CUDALINK_ERR_SHM, "munmap", shm->name, errno);
-  free(guard);
   return st;
 }
 

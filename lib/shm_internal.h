@@ -67,6 +67,16 @@ extern _Thread_local int cudalink_shm_error_cleanup;
  * UTF-8 (the thread's error text says so). Also for holds.c's objects. */
 int cudalink_shm_object_name(const wchar_t *prefix, const char *name,
                              wchar_t out[CUDALINK_OBJECT_NAME_LEN]);
+#else
+/** Puts the MAP_SHARED mapping [data, data + len) under the segments'
+ * SIGBUS guard (shm.c): once its file is truncated it reads zeros instead
+ * of killing the process. For holds.c's table; the thread's error text
+ * says why it failed. */
+cudalink_status cudalink_shm_guard(void *data, size_t len, int prot, struct guard_node **out);
+
+/** Takes the guard off (call it before unmapping) and frees it; NULL is
+ * nothing. 1 if it had fired (the file was truncated under the mapping). */
+int cudalink_shm_unguard(struct guard_node *guard);
 #endif
 
 /** A new object for name (checked already) with nothing mapped yet. */

@@ -16,6 +16,7 @@
  * the cases that read through a zeroed mapping skip themselves there;
  * CUDALINK_VALGRIND_PRECISE=1 says valgrind runs with that option and
  * keeps them. The chaining cases (nothing resumes) run everywhere. */
+#include "holds.h"
 #include "shm.h"
 #include "testutil.h"
 
@@ -301,6 +302,50 @@ test_reads_zeros_after_truncation(void)
   if (skip_resuming_case())
     return;
   CHECK_EQ_INT(in_child(case_reads_zeros_after_truncation, new_name()), 0);
+}
+
+static int
+case_holds_table_truncated(const char *name)
+{
+  /* the import back-channel (lib/holds.c) is a MAP_SHARED table too: a
+   * peer that truncates it must not kill the producer or a reader that
+   * holds a slot; the table then reads zeros (nothing held) and a new
+   * reader is refused with the table's size */
+  cudalink_holds *prod = NULL, *reader = NULL, *late = NULL;
+  uint64_t keys[3] = {21, 22, 23};
+  cudalink_holds_census census;
+  char table[96], why[200] = "";
+  int rec;
+  if (cudalink_holds_create(name, 0, &prod, why, sizeof why) != CUDALINK_OK)
+    return 20;
+  cudalink_holds_publish_ring(prod, 1, 3, keys);
+  if (cudalink_holds_open(name, 0, &reader, why, sizeof why) != CUDALINK_OK)
+    return 21;
+  rec = cudalink_holds_take(reader, 22);
+  EXPECT(rec >= 0);
+  EXPECT(cudalink_holds_is_held(prod, 22) == 1);
+  snprintf(table, sizeof table, "%s%s", CUDALINK_HOLDS_PREFIX, name);
+  if (resize_from_child(table, 0) != 0)
+    return 22;
+  EXPECT(cudalink_holds_is_held(prod, 22) == 0); /* fault: guarded, zeros */
+  cudalink_holds_census_take(prod, &census);
+  EXPECT(census.holds == 0);
+  EXPECT(cudalink_holds_take(reader, 23) != -2); /* the reader's side too */
+  EXPECT(cudalink_holds_open(name, 0, &late, why, sizeof why) == CUDALINK_ERR_SHM);
+  EXPECT_TEXT(why, "has 0 bytes");
+  if (rec >= 0)
+    cudalink_holds_drop(reader, rec);
+  cudalink_holds_unref(reader);
+  cudalink_holds_destroy(prod, 1);
+  return 0;
+}
+
+static void
+test_holds_table_truncated(void)
+{
+  if (skip_resuming_case())
+    return;
+  CHECK_EQ_INT(in_child(case_holds_table_truncated, new_name()), 0);
 }
 
 static int
@@ -666,6 +711,7 @@ main(void)
 {
   RUN_TEST(test_reads_zeros_after_truncation);
   RUN_TEST(test_partial_truncation_same_process);
+  RUN_TEST(test_holds_table_truncated);
   RUN_TEST(test_threads_survive);
   RUN_TEST(test_chain_default_dies);
   RUN_TEST(test_chain_siginfo_handler);

@@ -50,8 +50,8 @@
 #include <stdint.h>
 
 #include "cudalink.h"
+#include "shm.h" /* CUDALINK_HOLDS_PREFIX */
 
-#define CUDALINK_HOLDS_PREFIX ".cudalink-holds-"
 #define CUDALINK_HOLDS_READERS 16
 #define CUDALINK_HOLDS_PER_READER 16
 #define CUDALINK_HOLDS_FLAG_MPS 1u

@@ -136,10 +136,10 @@ cudalink_check_name_why(const char *name, char *why, size_t why_size)
                    *p, (long)(p - name));
   } else if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0) {
     cudalink_textf(text, sizeof text, "the segment name \"%s\" is not allowed", name);
-  } else if (strncmp(name, ".cudalink-holds-", 16) == 0) {
+  } else if (strncmp(name, CUDALINK_HOLDS_PREFIX, sizeof CUDALINK_HOLDS_PREFIX - 1) == 0) {
     cudalink_textf(text, sizeof text,
-                   "names starting with \".cudalink-holds-\" are cudalink's own (the import "
-                   "back-channel of another segment)");
+                   "names starting with \"" CUDALINK_HOLDS_PREFIX "\" are cudalink's own (the "
+                   "import back-channel of another segment)");
   } else {
     st = CUDALINK_OK;
     for (p = name; *p; p++) {

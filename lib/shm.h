@@ -26,8 +26,12 @@
 
 typedef struct cudalink_shm cudalink_shm;
 
+/** The import back-channel's names (holds.h): PREFIX + segment name.
+ * Never a segment's name. */
+#define CUDALINK_HOLDS_PREFIX ".cudalink-holds-"
+
 /** Checks a segment name: 1..CUDALINK_MAX_NAME bytes, no '/', '\\' or NUL,
- * not "." or "..". */
+ * not "." or "..", not starting with CUDALINK_HOLDS_PREFIX. */
 cudalink_status cudalink_shm_check_name(const char *name);
 
 #ifndef _WIN32

@@ -578,8 +578,10 @@ CUDALINK_API cudalink_status cudalink_consumer_release(cudalink_consumer *consum
  * instead of copying the current frame, hold its slot. The producer never
  * rewrites a held slot (it grows its ring or skips a frame instead), so
  * *src stays the frame until cudalink_hold_release(). On OK the frame is
- * complete on the GPU (the producer's event was waited for on stream, then
- * stream synchronised) and usable from any stream; *hold must be released
+ * complete on the GPU (the producer's event was waited for on the host, the
+ * way CUDALINK_CONSUMER_SLEEP_SYNC / SPIN_SYNC say; stream is not used: a
+ * wait queued on it would have the GPU switch between the two processes'
+ * contexts for each frame) and usable from any stream; *hold must be released
  * exactly once, from any thread, also after the consumer was destroyed or
  * re-opened (the slot stays mapped until then), but before the CUDA
  * context goes. ERR_NO_IMPORT: the producer offers none (a foreign one):

@@ -445,6 +445,38 @@ produce_step(gpointer data)
   return TRUE;
 }
 
+/* Prints a STATS line (into the cell's log) for each element of pipe that
+ * has a GstStructure "stats" property (cudalinksink, cudalinksrc): their
+ * own view of the time a frame spends in them, to tell where a latency
+ * goes. */
+static void
+print_element_stats(GstElement *pipe)
+{
+  GstIterator *it = gst_bin_iterate_elements(GST_BIN(pipe));
+  GValue item = G_VALUE_INIT;
+
+  while (gst_iterator_next(it, &item) == GST_ITERATOR_OK) {
+    GstElement *el = g_value_get_object(&item);
+    GParamSpec *ps = g_object_class_find_property(G_OBJECT_GET_CLASS(el), "stats");
+    GstStructure *st = NULL;
+
+    if (ps && G_PARAM_SPEC_VALUE_TYPE(ps) == GST_TYPE_STRUCTURE)
+      g_object_get(el, "stats", &st, NULL);
+    if (st) {
+      gchar *text = gst_structure_to_string(st);
+      g_mutex_lock(&out_lock);
+      printf("STATS %s %s\n", GST_OBJECT_NAME(el), text);
+      fflush(stdout);
+      g_mutex_unlock(&out_lock);
+      g_free(text);
+      gst_structure_free(st);
+    }
+    g_value_reset(&item);
+  }
+  g_value_unset(&item);
+  gst_iterator_free(it);
+}
+
 static GstElement *
 launch(const char *desc)
 {
@@ -512,6 +544,7 @@ produce_main(int argc, char **argv)
   } else {
     rc = run_pipeline_loop(pipe, produce_step, &P);
   }
+  print_element_stats(pipe);
   gst_element_set_state(pipe, GST_STATE_NULL);
   gst_object_unref(pipe);
   for (int i = 0; i < P.ring_n; i++)
@@ -684,6 +717,7 @@ consume_main(int argc, char **argv)
   } else {
     rc = run_pipeline_loop(pipe, consume_step, &L);
   }
+  print_element_stats(pipe);
   gst_element_set_state(pipe, GST_STATE_NULL);
   gst_object_unref(pipe);
   gst_caps_replace(&C.geom_caps, NULL);

@@ -26,7 +26,9 @@ BENCH_UNTHROTTLED_S (1.2), BENCH_LAT_FRAMES (300), BENCH_LAT_FPS (200),
 BENCH_CPU60_S (3), BENCH_ONLY (comma-separated transport keys),
 BENCH_SIZES (e.g. 1920x1080:rgba8,512x512:float32), BENCH_BUILD (build),
 BENCH_GST122_ENV (.gpu/env.sh), BENCH_GST126_ENV (.anchor/env.sh),
-BENCH_PLUGIN_DIR (BUILD/gst).
+BENCH_PLUGIN_DIR (BUILD/gst), BENCH_CUDALINK_SINK_PROPS and BENCH_CUDALINK_SRC_PROPS
+(properties added to cudalinksink's and cudalinksrc's, e.g. "gpu-wait=spin": for tuning
+experiments; env.json records them).
 """
 import csv
 import json
@@ -255,6 +257,10 @@ class Matrix:
                      "plan": {"unthrottled_s": self.unthr_s, "lat_frames": self.lat_frames,
                               "lat_fps": self.lat_fps, "lat_max_s": self.lat_max_s,
                               "cpu60_s": self.cpu60_s, "budget_s": self.budget}}
+        # tuning experiments: more properties for our two elements
+        self.extra_props = {k: os.environ.get("BENCH_CUDALINK_%s_PROPS" % k.upper(), "").split()
+                            for k in ("sink", "src")}
+        self.info["cudalink_extra_props"] = {k: " ".join(v) for k, v in self.extra_props.items()}
         self.na = {}   # transport -> "n/a: why" for all its cells
         self.rows, self.latencies = [], []
         self.fail_streak = {}
@@ -574,6 +580,8 @@ class Matrix:
             src = "cudalinksrc ipc-name=%s timeout=20000" % tag
             if self.io_mode is not None:
                 src += " io-mode=%s" % key.split("-")[1]
+            sink = " ".join([sink] + self.extra_props["sink"])
+            src = " ".join([src] + self.extra_props["src"])
             return sink, src + cuda_out
         if key.startswith("cudaipc"):
             addr = "/tmp/%s.ipc" % tag

@@ -241,7 +241,8 @@ class Report:
                 if not r or not s:
                     return "-"
                 x = num(s["lat_p50_us"]) / num(r["lat_p50_us"])
-                return "%s vs %s us p50: %.0fx lower (need %dx) %s" % (
+                # one decimal: 19.8x rounds to the 20x it misses
+                return "%s vs %s us p50: %.1fx lower (need %dx) %s" % (
                     fmt_us(r["lat_p50_us"]), fmt_us(s["lat_p50_us"]), x, need, verdict(x >= need))
             return fn
 

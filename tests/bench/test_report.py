@@ -92,7 +92,7 @@ with tempfile.TemporaryDirectory() as root:
           "| nomps, 2026-01-01 11:00:00 UTC | unthrottled 1080p RGBA8" in goals
           and goals.count("3000 fps vs cudaipc-import 4500 fps: 0.67x") == 2)
     check("the shm goal is checked in run A, which measured shm (25x lower)",
-          "100 vs 2500 us p50: 25x lower (need 20x) **met**" in goals)
+          "100 vs 2500 us p50: 25.0x lower (need 20x) **met**" in goals)
     check("the shm goal is not checked in run B, whose shm cell failed",
           "| nomps, 2026-01-01 11:00:00 UTC | >= 20x lower" not in goals)
     check("a cell both runs measured is listed once per run, oldest first",

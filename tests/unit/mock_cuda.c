@@ -8,7 +8,11 @@
  *   bytes) carries its name, so another process maps it. On Windows the
  *   memory then lives on while either process holds it, as a real IPC
  *   allocation does for a consumer whose producer was killed.
- * - Streams and events complete at once; copies and memsets are synchronous.
+ * - Copies and memsets are synchronous; streams and events complete at once
+ *   unless MOCK_CUDA_GPU_US makes the "GPU" late (below). An IPC event
+ *   handle names a small shared object that holds the event's completion
+ *   time, so the process that opened it sees the exporter's work finish.
+ *   cuStreamWaitEvent calls are counted (mock_cuda_stream_waits()).
  * - The per-thread context stack is tracked (mock_cuda_ctx_depth()) and live
  *   allocations + IPC mappings are counted (mock_cuda_live_allocations()),
  *   so tests catch a context left pushed or a buffer never freed.
@@ -582,7 +586,39 @@ typedef struct {
   unsigned magic;
   int blocking;
   double done_at;
+  /* An event exported (cuIpcGetEventHandle) or opened from a handle keeps
+   * its completion time in a small shared object instead, named in the
+   * handle, so that the other process sees when this one's work is done
+   * (CLOCK_MONOTONIC is one clock for both). The exporter unlinks it. */
+  double *shared;
+  void *shared_handle;
+  size_t shared_size;
+  int exported;
+  char name[64];
 } event;
+
+static double
+event_done_at(const event *ev)
+{
+  double t;
+  uint64_t bits;
+  if (!ev->shared)
+    return ev->done_at;
+  bits = __atomic_load_n((const uint64_t *)(const void *)ev->shared, __ATOMIC_ACQUIRE);
+  memcpy(&t, &bits, sizeof t);
+  return t;
+}
+
+static void
+event_set_done_at(event *ev, double t)
+{
+  uint64_t bits;
+  ev->done_at = t;
+  if (!ev->shared)
+    return;
+  memcpy(&bits, &t, sizeof bits);
+  __atomic_store_n((uint64_t *)(void *)ev->shared, bits, __ATOMIC_RELEASE);
+}
 
 static double last_done_at; /* when all work queued in this process is done */
 
@@ -719,12 +755,27 @@ API(CUresult, cuStreamSynchronize, (CUstream s))
   wait_until(last_done_at, 0);
   return CUDA_SUCCESS;
 }
+/* GPU-side waits queued in this process (mock_cuda_stream_waits()) */
+static long stream_waits;
+EXPORT long mock_cuda_stream_waits(void);
+long
+mock_cuda_stream_waits(void)
+{
+  long n;
+  lock_take();
+  n = stream_waits;
+  lock_give();
+  return n;
+}
 API(CUresult, cuStreamWaitEvent, (CUstream s, CUevent e, unsigned int flags))
 {
   (void)flags;
   NEED_CTX();
   if ((s && !obj_is(s, STREAM_MAGIC)) || !obj_is(e, EVENT_MAGIC))
     return CUDA_ERROR_INVALID_HANDLE;
+  lock_take();
+  stream_waits++;
+  lock_give();
   return CUDA_SUCCESS;
 }
 API(CUresult, cuEventCreate, (CUevent *e, unsigned int flags))
@@ -734,7 +785,10 @@ API(CUresult, cuEventCreate, (CUevent *e, unsigned int flags))
 }
 API(CUresult, cuEventDestroy_v2, (CUevent e))
 {
+  event *ev = e;
   NEED_INIT();
+  if (obj_is(e, EVENT_MAGIC) && ev->shared)
+    shared_close(ev->shared, ev->shared_size, ev->shared_handle, ev->exported ? ev->name : NULL);
   return obj_free(e, EVENT_MAGIC);
 }
 API(CUresult, cuEventRecord, (CUevent e, CUstream s))
@@ -742,7 +796,7 @@ API(CUresult, cuEventRecord, (CUevent e, CUstream s))
   NEED_CTX();
   if ((s && !obj_is(s, STREAM_MAGIC)) || !obj_is(e, EVENT_MAGIC))
     return CUDA_ERROR_INVALID_HANDLE;
-  ((event *)(void *)e)->done_at = last_done_at;
+  event_set_done_at(e, last_done_at);
   return CUDA_SUCCESS;
 }
 API(CUresult, cuEventSynchronize, (CUevent e))
@@ -750,7 +804,7 @@ API(CUresult, cuEventSynchronize, (CUevent e))
   NEED_INIT();
   if (!obj_is(e, EVENT_MAGIC))
     return CUDA_ERROR_INVALID_HANDLE;
-  wait_until(((event *)(void *)e)->done_at, ((event *)(void *)e)->blocking);
+  wait_until(event_done_at(e), ((event *)(void *)e)->blocking);
   return CUDA_SUCCESS;
 }
 API(CUresult, cuEventQuery, (CUevent e))
@@ -759,7 +813,7 @@ API(CUresult, cuEventQuery, (CUevent e))
   INJECT("cuEventQuery");
   if (!obj_is(e, EVENT_MAGIC))
     return CUDA_ERROR_INVALID_HANDLE;
-  return mono_now() < ((event *)(void *)e)->done_at ? CUDA_ERROR_NOT_READY : CUDA_SUCCESS;
+  return mono_now() < event_done_at(e) ? CUDA_ERROR_NOT_READY : CUDA_SUCCESS;
 }
 
 /* ---- IPC ----------------------------------------------------------------- */
@@ -807,21 +861,51 @@ API(CUresult, cuIpcCloseMemHandle, (CUdeviceptr p))
   free(a);
   return CUDA_SUCCESS;
 }
+/* An event handle: this tag, then the name of the event's shared object */
+#define EVENT_TAG "mockcuda-event"
+#define EVENT_NAME_AT 16
+
 API(CUresult, cuIpcGetEventHandle, (CUipcEventHandle *h, CUevent e))
 {
+  event *ev = e;
   NEED_CTX();
   if (!obj_is(e, EVENT_MAGIC))
     return CUDA_ERROR_INVALID_HANDLE;
+  if (!ev->shared) {
+    lock_take();
+    snprintf(ev->name, sizeof ev->name, NAME_PREFIX "%lu.%u", process_id(), counter++);
+    lock_give();
+    ev->shared_size = sizeof(double);
+    if (!(ev->shared = shared_new(ev->name, ev->shared_size, &ev->shared_handle)))
+      return CUDA_ERROR_OUT_OF_MEMORY;
+    ev->exported = 1;
+    event_set_done_at(ev, ev->done_at);
+  }
   memset(h, 0, sizeof *h);
-  memcpy(h->reserved, "mockcuda-event", 14);
+  memcpy(h->reserved, EVENT_TAG, strlen(EVENT_TAG));
+  memcpy(h->reserved + EVENT_NAME_AT, ev->name, strlen(ev->name));
   return CUDA_SUCCESS;
 }
 API(CUresult, cuIpcOpenEventHandle, (CUevent *e, CUipcEventHandle h))
 {
+  char name[sizeof ((event *)0)->name];
+  event *ev;
+  CUresult res;
   NEED_CTX();
-  if (memcmp(h.reserved, "mockcuda-event", 14) != 0)
+  if (memcmp(h.reserved, EVENT_TAG, strlen(EVENT_TAG)) != 0)
     return CUDA_ERROR_INVALID_HANDLE;
-  return event_new(e, 0);
+  memcpy(name, h.reserved + EVENT_NAME_AT, sizeof h.reserved - EVENT_NAME_AT);
+  name[sizeof h.reserved - EVENT_NAME_AT] = 0;
+  if ((res = event_new(e, 0)) != CUDA_SUCCESS)
+    return res;
+  ev = *e;
+  memcpy(ev->name, name, sizeof name);
+  if (!(ev->shared = shared_open(ev->name, &ev->shared_size, &ev->shared_handle))) {
+    obj_free(ev, EVENT_MAGIC);
+    *e = NULL;
+    return CUDA_ERROR_INVALID_HANDLE;
+  }
+  return CUDA_SUCCESS;
 }
 
 /* ---- modules: present, not implemented (no kernels on the CPU here) ---- */

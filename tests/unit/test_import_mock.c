@@ -187,9 +187,14 @@ test_channel_dead_reader(void)
 
 /* --- producer process and importing consumer ---------------------------- */
 
+#define SLOW_GPU_US 150000
+#define STR_(x) #x
+#define STR(x) STR_(x)
+
 static const cudalink_cuda *cu;
 static CUcontext ctx;
 static long (*mock_live)(void);
+static long (*mock_stream_waits)(void);
 static int cmd_w = -1, ack_r = -1;
 static int no_import; /* the next producer does not offer import */
 
@@ -221,6 +226,10 @@ producer_main(uint32_t max_slots, int cmd, int ack)
      * publishes as 'p' does */
     if (op == 'a')
       setenv("MOCK_CUDA_FAIL", "cuMemAlloc_v2", 1);
+    /* 's': the GPU writes this frame SLOW_GPU_US late and the commit does
+     * not wait for it (as cudalinksink's gpu-wait=none) */
+    if (op == 's')
+      setenv("MOCK_CUDA_GPU_US", STR(SLOW_GPU_US), 1);
     k++;
     st = cudalink_producer_begin(p, &dst, &pitch);
     if (st == CUDALINK_OK) {
@@ -230,8 +239,9 @@ producer_main(uint32_t max_slots, int cmd, int ack)
       cu->MemsetD8Async(dst, (unsigned char)k, pitch * fmt.height, NULL);
       cu->CtxPopCurrent(NULL);
       cu->DevicePrimaryCtxRelease(0);
-      st = cudalink_producer_commit(p, NULL, 1);
+      st = cudalink_producer_commit(p, NULL, op != 's');
     }
+    unsetenv("MOCK_CUDA_GPU_US");
     cudalink_producer_get_stats(p, &stats);
     if (write(ack, &st, sizeof st) != sizeof st || write(ack, &stats, sizeof stats) != sizeof stats)
       break;
@@ -250,8 +260,9 @@ load_driver(void)
   if (!cu || !h)
     return 0;
   *(void **)&mock_live = dlsym(h, "mock_cuda_live_allocations");
+  *(void **)&mock_stream_waits = dlsym(h, "mock_cuda_stream_waits");
   dlclose(h);
-  return mock_live && cu->DevicePrimaryCtxRetain(&ctx, 0) == CUDA_SUCCESS;
+  return mock_live && mock_stream_waits && cu->DevicePrimaryCtxRetain(&ctx, 0) == CUDA_SUCCESS;
 }
 
 /* fork_peer's child: the driver, then producer_main (arg: max_slots) */
@@ -317,6 +328,8 @@ first_byte(uint64_t ptr)
   return b;
 }
 
+static uint32_t importer_flags; /* more CUDALINK_CONSUMER_* for importer() */
+
 static cudalink_consumer *
 importer(void)
 {
@@ -324,7 +337,7 @@ importer(void)
   cudalink_consumer *c = NULL;
   cudalink_consumer_config_init(&cfg);
   cfg.name = seg_name;
-  cfg.flags = CUDALINK_CONSUMER_IMPORT;
+  cfg.flags = CUDALINK_CONSUMER_IMPORT | importer_flags;
   if (cudalink_consumer_create(&cfg, &c) != CUDALINK_OK)
     return NULL;
   if (cudalink_consumer_connect(c) != CUDALINK_OK) {
@@ -679,6 +692,60 @@ consumer_shutdown_waits(void)
   return tu_failures_in_test;
 }
 
+/* The producer publishes a frame its GPU is still writing ('s': done
+ * SLOW_GPU_US after the publish command was sent): hold() returns only
+ * once that work is done, whichever way the consumer waits, and it waits
+ * on the host: no GPU-side wait is queued in this process (on a GPU
+ * without MPS such a wait had the GPU switch between the two processes'
+ * contexts for every frame: docs/BENCHMARKS.md). */
+static int
+consumer_waits_for_producer_gpu(void)
+{
+  static const uint32_t ways[] = { 0, CUDALINK_CONSUMER_SLEEP_SYNC, CUDALINK_CONSUMER_SPIN_SYNC };
+  unsigned i;
+
+  tu_failures_in_test = 0;
+  for (i = 0; i < sizeof ways / sizeof ways[0]; i++) {
+    cudalink_consumer *c;
+    cudalink_hold *hold = NULL;
+    uint64_t ptr = 0;
+    size_t pitch = 0;
+    pid_t producer;
+    long waits0;
+    double t0, waited;
+
+    new_name("lategpu");
+    importer_flags = ways[i];
+    c = start_import_test(0, &producer);
+    importer_flags = 0;
+    if (!c)
+      return 1;
+    waits0 = mock_stream_waits();
+    t0 = cudalink_now();
+    CHECK_EQ_INT(publish_op("s", NULL), CUDALINK_OK);
+    CHECK_EQ_INT(cudalink_consumer_wait(c, 1000000), CUDALINK_OK);
+    CHECK_EQ_INT(cudalink_consumer_hold(c, NULL, &ptr, &pitch, &hold), CUDALINK_OK);
+    waited = cudalink_now() - t0;
+    fprintf(stderr, "  flags 0x%x: hold returned %.0f ms after the publish (GPU done after %d)\n",
+            (unsigned)ways[i], waited * 1e3, SLOW_GPU_US / 1000);
+    CHECK(waited >= SLOW_GPU_US * 1e-6);
+    CHECK_EQ_INT(mock_stream_waits() - waits0, 0);
+    CHECK_EQ_INT(first_byte(ptr), 1);
+    /* the next frame, on time, is held at once */
+    CHECK_EQ_INT(publish(NULL), CUDALINK_OK);
+    CHECK_EQ_INT(cudalink_consumer_wait(c, 1000000), CUDALINK_OK);
+    cudalink_hold_release(hold);
+    hold = NULL;
+    t0 = cudalink_now();
+    CHECK_EQ_INT(cudalink_consumer_hold(c, NULL, &ptr, &pitch, &hold), CUDALINK_OK);
+    CHECK(cudalink_now() - t0 < SLOW_GPU_US * 1e-6 / 2);
+    CHECK_EQ_INT(first_byte(ptr), 2);
+    cudalink_hold_release(hold);
+    finish_import_test(c, producer);
+  }
+  return tu_failures_in_test;
+}
+
 CHILD_TEST(test_import_grows, consumer_grows)
 CHILD_TEST(test_import_drops, consumer_drops)
 CHILD_TEST(test_importer_dies, consumer_dies_holding)
@@ -686,6 +753,7 @@ CHILD_TEST(test_no_import, consumer_no_import)
 CHILD_TEST(test_stale_table, consumer_stale_table)
 CHILD_TEST(test_grow_fails, consumer_grow_fails)
 CHILD_TEST(test_shutdown_waits_for_holds, consumer_shutdown_waits)
+CHILD_TEST(test_hold_waits_for_producer_gpu, consumer_waits_for_producer_gpu)
 
 int
 main(void)
@@ -701,5 +769,6 @@ main(void)
   RUN_TEST(test_stale_table);
   RUN_TEST(test_grow_fails);
   RUN_TEST(test_shutdown_waits_for_holds);
+  RUN_TEST(test_hold_waits_for_producer_gpu);
   return TEST_SUMMARY();
 }

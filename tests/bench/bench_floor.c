@@ -83,14 +83,14 @@ static CUresult
 read_back(CUdeviceptr f, size_t size, PhaseStats *ph)
 {
   Stamp s;
-  uint64_t tail = 0, now;
+  uint64_t tail = 0, now, arrived = mono_ns();
   CUresult r = cu->MemcpyDtoH(&s, f, sizeof s);
   now = mono_ns();
   if (r == CUDA_SUCCESS)
     r = cu->MemcpyDtoH(&tail, f + size - sizeof tail, sizeof tail);
   if (r == CUDA_SUCCESS && s.magic == STAMP_MAGIC)
     phase_add(ph, s.phase, s.counter, tail != s.counter, (double)(int64_t)(now - s.t_ns) / 1e3,
-              (double)now / 1e9);
+              (double)(now - arrived) / 1e3, (double)now / 1e9);
   return r;
 }
 

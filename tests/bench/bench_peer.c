@@ -572,6 +572,7 @@ static GstPadProbeReturn
 on_consume(GstPad *pad, GstPadProbeInfo *info, gpointer user_data)
 {
   Consumer *C = user_data;
+  uint64_t arrived = mono_ns();
   GstBuffer *buf = GST_PAD_PROBE_INFO_BUFFER(info);
   GstMemory *mem = gst_buffer_n_memory(buf) == 1 ? gst_buffer_peek_memory(buf, 0) : NULL;
   GstCaps *caps = gst_pad_get_current_caps(pad);
@@ -625,6 +626,7 @@ on_consume(GstPad *pad, GstPadProbeInfo *info, gpointer user_data)
     return GST_PAD_PROBE_OK;
   }
   phase_add(C->ph, s.phase, s.counter, tail != s.counter, ((double)(int64_t)(now - s.t_ns)) / 1e3,
+            (double)(now - arrived) / 1e3,
             (double)now / 1e9);
   g_atomic_int_set(&C->ready, 1);
   return GST_PAD_PROBE_OK;

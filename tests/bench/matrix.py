@@ -82,7 +82,7 @@ FIELDS = ["mode", "transport", "label", "width", "height", "format", "frame_byte
           "unthr_fps", "unthr_missed", "unthr_torn", "unthr_repeats", "unthr_cpu_us_per_frame",
           "unthr_lat_p50_us", "producer_unthr_fps", "cpu60_pct", "cpu60_frames",
           "cpu60_missed", "cpu60_torn", "cpu60_lat_p50_us", "cpu60_lat_p99_us", "cell_s",
-          "gpu", "mps"]
+          "gpu", "mps", "lat_read_p50_us"]
 
 
 def shown(path):
@@ -641,6 +641,9 @@ class Matrix:
                    lat_p90_us=fmt(pct(s3, 90)), lat_p99_us=fmt(pct(s3, 99)),
                    lat_max_us=fmt(s3[-1] if s3 else None), lat_missed=p3.get("missed", ""),
                    lat_torn=p3.get("torn", ""), lat_repeats=p3.get("repeats", ""))
+        read = p3.get("read_p50_us")  # the C peers' (-1: no frame), not the Python peer's
+        row.update(lat_read_p50_us=fmt(read, 2) if isinstance(read, (int, float)) and read >= 0
+                   else "")
         p1 = ph.get("1", {})
         n1, wall1 = p1.get("frames", 0), p1.get("wall_s", 0)
         row.update(unthr_frames=n1, unthr_s=fmt(wall1, 3),

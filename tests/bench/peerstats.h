@@ -34,7 +34,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "benchutil.h" /* cpu_now_us() */
+#include "benchutil.h" /* cpu_now_us(), pct() */
 #include "cudalink.h"  /* cudalink_now(): CLOCK_MONOTONIC, s */
 
 #define STAMP_MAGIC 0x31484b4e494c4243ULL /* "CBLINKH1" little-endian */
@@ -273,6 +273,12 @@ typedef struct {
   double t_first, t_last, cpu_first, cpu_last;
   double *lat; /* us, in arrival order */
   size_t n_lat, cap;
+  /* us the consumer's own stamp read took (from the frame's arrival in the
+   * consumer's code to the stamp read): the part of the latency that is
+   * the read and the GPU's switch to the consumer's context, not the
+   * transport's; in no particular order */
+  double *read;
+  size_t n_read, cap_read;
 } PhaseStats;
 
 static inline void
@@ -286,14 +292,33 @@ phases_init(PhaseStats *ph)
 static inline void
 phases_free(PhaseStats *ph)
 {
-  for (int i = 0; i < PH_N; i++)
+  for (int i = 0; i < PH_N; i++) {
     free(ph[i].lat);
+    free(ph[i].read);
+  }
+}
+
+/* Appends v to *arr (n used of cap); 0 when out of memory (v dropped). */
+static inline int
+append_us(double **arr, size_t *n, size_t *cap, double v)
+{
+  if (*n == *cap) {
+    size_t c = *cap ? *cap * 2 : 1024;
+    double *a = realloc(*arr, c * sizeof *a);
+    if (!a)
+      return 0;
+    *arr = a;
+    *cap = c;
+  }
+  (*arr)[(*n)++] = v;
+  return 1;
 }
 
 /* A frame of phase `phase` arrived at now_s (s) with counter, torn or not,
- * latency lat_us. */
+ * latency lat_us, of which read_us the consumer's stamp read. */
 static inline void
-phase_add(PhaseStats *ph, uint64_t phase, uint64_t counter, int torn, double lat_us, double now_s)
+phase_add(PhaseStats *ph, uint64_t phase, uint64_t counter, int torn, double lat_us, double read_us,
+          double now_s)
 {
   PhaseStats *p;
   double cpu;
@@ -316,31 +341,36 @@ phase_add(PhaseStats *ph, uint64_t phase, uint64_t counter, int torn, double lat
   p->t_last = now_s;
   p->cpu_last = cpu;
   p->torn += torn != 0;
-  if (p->n_lat == p->cap) {
-    size_t cap = p->cap ? p->cap * 2 : 1024;
-    double *n = realloc(p->lat, cap * sizeof *n);
-    if (!n)
-      return;
-    p->lat = n;
-    p->cap = cap;
-  }
-  p->lat[p->n_lat++] = lat_us;
+  append_us(&p->lat, &p->n_lat, &p->cap, lat_us);
+  append_us(&p->read, &p->n_read, &p->cap_read, read_us);
+}
+
+/* the median of p's stamp reads (sorts them), -1 without any */
+static inline double
+phase_read_p50(PhaseStats *p)
+{
+  double p50, p99;
+  if (!p->n_read)
+    return -1;
+  pct(p->read, (int)p->n_read, &p50, &p99);
+  return p50;
 }
 
 /* {"1": {...}, "2": {...}, "3": {...}}: per phase frames, missed, torn,
- * repeats, wall_s (first to last frame), cpu_us (process CPU over it). */
+ * repeats, wall_s (first to last frame), cpu_us (process CPU over it),
+ * read_p50_us (the consumer's stamp read, -1: none). */
 static inline void
-phases_print_json(const PhaseStats *ph, FILE *f)
+phases_print_json(PhaseStats *ph, FILE *f)
 {
   fputc('{', f);
   for (int i = 1; i < PH_N; i++) {
-    const PhaseStats *p = &ph[i];
+    PhaseStats *p = &ph[i];
     fprintf(f,
             "%s\"%d\": {\"frames\": %llu, \"missed\": %llu, \"torn\": %llu, \"repeats\": %llu, "
-            "\"wall_s\": %.6f, \"cpu_us\": %.1f}",
+            "\"wall_s\": %.6f, \"cpu_us\": %.1f, \"read_p50_us\": %.2f}",
             i > 1 ? ", " : "", i, (unsigned long long)p->frames, (unsigned long long)p->missed,
             (unsigned long long)p->torn, (unsigned long long)p->repeats, p->t_last - p->t_first,
-            p->cpu_last - p->cpu_first);
+            p->cpu_last - p->cpu_first, phase_read_p50(p));
   }
   fputc('}', f);
 }

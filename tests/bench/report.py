@@ -364,6 +364,13 @@ re-stamped from a ring of 8 copies (`imagefreeze`), consumers end in
         out.append("## Latency, paced (p50 / p99 us)\n")
         self.table("Latency p50 / p99 (us)",
                    lambda r: "%s / %s" % (fmt_us(r["lat_p50_us"]), fmt_us(r["lat_p99_us"])), out)
+        if any(num(r.get("lat_read_p50_us")) is not None for r in self.rows):
+            out.append("## Of that latency, the consumer's own stamp read (p50 us)\n")
+            out.append("From the frame's arrival in the consumer's code to its stamp read "
+                       "back: the read and, without MPS, the GPU's switch to the consumer's "
+                       "context. The rest of the latency is the transport's, producer side "
+                       "included.\n")
+            self.table("Stamp read p50 (us)", lambda r: fmt_us(r.get("lat_read_p50_us")), out)
         out.append("## Unthrottled: frames per second into the consumer (consumer CPU us per frame)\n")
         self.table("Frames per second (CPU us a frame)",
                    lambda r: "%s (%s)" % (fmt_fps(r["unthr_fps"]), fmt_us(r["unthr_cpu_us_per_frame"])),
@@ -547,7 +554,8 @@ such a mode, and every cell measured ok in more than one run, run by run:
     def write_csv(self, outdir):
         if not self.rows:
             return
-        fields = list(self.rows[0].keys())
+        # runs of older code lack later columns: the union, in order
+        fields = list(dict.fromkeys(k for r in self.rows for k in r))
         with open(os.path.join(outdir, "measurements.csv"), "w", newline="") as f:
             w = csv.DictWriter(f, fieldnames=fields)
             w.writeheader()

@@ -38,7 +38,7 @@ def write_run(root, name, mode, started, rows):
     d = os.path.join(root, name, mode)
     os.makedirs(d)
     with open(os.path.join(d, "measurements.csv"), "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=FIELDS)
+        w = csv.DictWriter(f, fieldnames=list(dict.fromkeys(k for r in rows for k in r)))
         w.writeheader()
         w.writerows(rows)
     with open(os.path.join(d, "env.json"), "w") as f:
@@ -126,6 +126,29 @@ with tempfile.TemporaryDirectory() as root:
     md = report(root, a)
     check("one run: no run-by-run listing", "Runs of one mode were merged" not in md
           and "| nomps, 2026-01-01" not in md)
+    check("runs without the stamp read column: no stamp read table",
+          "## Of that latency" not in md)
+
+    # a newer run measures the consumer's stamp read, an older one does not
+    # have the column; the newer one is given last, so its cell fills the
+    # table
+    r = cell("nomps", "cudalink-import", 6000, 90, 180, "1.10")
+    r["lat_read_p50_us"] = "42.50"
+    n = write_run(root, "n", "nomps", "2026-01-01 12:00:00 UTC", [r])
+    with open(os.path.join(n, "nomps", "measurements.csv"), newline="") as f:
+        hdr = f.readline()
+    check("the newer run's CSV has the column", "lat_read_p50_us" in hdr)
+    md = report(root, a, n)
+    reads = section(md, "## Of that latency")
+    check("stamp read table: the newer run's figure",
+          "| cudalink-import (label) | - | 42.5 |" in reads)
+    check("stamp read table: '-' where no run measured it", "| cudaipc-import (label) | - | - |" in reads)
+    out = os.path.join(root, "out-%d" % (len(os.listdir(root)) - 1))
+    with open(os.path.join(out, "measurements.csv"), newline="") as f:
+        rows = list(csv.DictReader(f))
+    check("merged CSV: both runs' columns, the figure where measured (%s)"
+          % [(x["transport"], x.get("lat_read_p50_us")) for x in rows],
+          sorted(x.get("lat_read_p50_us") or "" for x in rows) == ["", "", "42.50"])
 
 print("%d failed" % failures)
 sys.exit(1 if failures else 0)

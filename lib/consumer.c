@@ -987,10 +987,11 @@ wait_for_copy(cudalink_consumer *c, CUstream s)
  * producer's copy still runs has our context wait on the GPU beside the
  * producer's, and without MPS the GPU then shuttles between the two
  * contexts for every frame (an unthrottled 1080p producer -> importing
- * reader on the H200: 4388 fps with the stream wait, 27200 with this one;
- * docs/BENCHMARKS.md). A copy (acquire) gains nothing from it: it needs our
- * context on the GPU anyway. Napping or spinning as release() would
- * (SPIN_SYNC spins, SLEEP_SYNC sleeps in the driver). */
+ * reader on the H200: 3501-5679 fps with the stream wait, 7291-32246 with
+ * this one; docs/BENCHMARKS.md). A copy (acquire) gains nothing from it:
+ * it needs our context on the GPU anyway. By default it naps as release()
+ * does; SPIN_SYNC spins; SLEEP_SYNC sleeps between queries (the producer's
+ * IPC event has no blocking sync for the driver to sleep on). */
 static CUresult
 wait_slot_host(cudalink_consumer *c)
 {
@@ -998,7 +999,7 @@ wait_slot_host(cudalink_consumer *c)
   CUresult res;
 
   if (!(c->config.flags & CUDALINK_CONSUMER_SPIN_SYNC))
-    return cudalink_waiter_sync(&c->waiter, c->cu, ev);
+    return cudalink_waiter_sync_ipc(&c->waiter, c->cu, ev);
   while ((res = c->cu->EventQuery(ev)) == CUDA_ERROR_NOT_READY) {
   }
   return res;

@@ -487,7 +487,10 @@ typedef struct cudalink_consumer_config {
  * SLEEP_SYNC instead polls for 30 us and then sleeps on a blocking-sync
  * event in the driver (least CPU, most latency); SPIN_SYNC spins in
  * cuStreamSynchronize the whole time (most CPU). docs/BENCHMARKS.md
- * (bench_lib) has the three side by side. */
+ * (bench_lib) has the three side by side. hold() waits for the producer's
+ * event the same three ways, on the host: napping and spinning on
+ * cuEventQuery, SLEEP_SYNC querying between 50 us sleeps after 30 us (an
+ * IPC event has no blocking sync). */
 #define CUDALINK_CONSUMER_SLEEP_SYNC 0x2u
 #define CUDALINK_CONSUMER_SPIN_SYNC 0x4u
 /* By default wait() learns the producer's pace from the timestamps it
@@ -578,8 +581,8 @@ CUDALINK_API cudalink_status cudalink_consumer_release(cudalink_consumer *consum
  * instead of copying the current frame, hold its slot. The producer never
  * rewrites a held slot (it grows its ring or skips a frame instead), so
  * *src stays the frame until cudalink_hold_release(). On OK the frame is
- * complete on the GPU (the producer's event was waited for on the host, the
- * way CUDALINK_CONSUMER_SLEEP_SYNC / SPIN_SYNC say; stream is not used: a
+ * complete on the GPU (the producer's event was waited for on the host, as
+ * CUDALINK_CONSUMER_SLEEP_SYNC says for hold(); stream is not used: a
  * wait queued on it would have the GPU switch between the two processes'
  * contexts for each frame) and usable from any stream; *hold must be released
  * exactly once, from any thread, also after the consumer was destroyed or

@@ -12,6 +12,7 @@
 #define NAP_WAKE_S 10e-6     /* a nap's wake-up, on top of the timer slack */
 #define PRECISE_WAKE_S 20e-6 /* a precise timer's wake-up, until measured */
 #define MAX_WAKE_LATE_S 1e-3 /* later timers are not worth planning for */
+#define IPC_NAP_S 50e-6      /* SLEEP_SYNC's sleeps between queries of an IPC event */
 
 void
 cudalink_waiter_init(cudalink_waiter *w, uint32_t flags)
@@ -239,4 +240,24 @@ CUresult
 cudalink_waiter_sync(cudalink_waiter *w, const cudalink_cuda *cu, CUevent done)
 {
   return w->sleep_sync ? sync_sleeping(cu, done) : sync_napping(w, cu, done);
+}
+
+/* SLEEP_SYNC on an IPC event: poll briefly, then sleep between queries
+ * (the driver cannot sleep on it) */
+static CUresult
+sync_polling(const cudalink_cuda *cu, CUevent ev)
+{
+  double until = cudalink_now() + SYNC_SPIN_S;
+  CUresult res;
+  while ((res = cu->EventQuery(ev)) == CUDA_ERROR_NOT_READY) {
+    if (cudalink_now() >= until)
+      cudalink_sleep(IPC_NAP_S);
+  }
+  return res;
+}
+
+CUresult
+cudalink_waiter_sync_ipc(cudalink_waiter *w, const cudalink_cuda *cu, CUevent ev)
+{
+  return w->sleep_sync ? sync_polling(cu, ev) : sync_napping(w, cu, ev);
 }

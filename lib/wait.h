@@ -87,4 +87,10 @@ int cudalink_waiter_interrupted(cudalink_waiter *w);
  * returns what the last cuEventQuery (or cuEventSynchronize) said. */
 CUresult cudalink_waiter_sync(cudalink_waiter *w, const cudalink_cuda *cu, CUevent done);
 
+/** The same for an event another process recorded (an IPC event, which
+ * has no blocking sync: cuEventSynchronize would spin on it): with
+ * SLEEP_SYNC it polls for 30 us, then queries it between short sleeps;
+ * otherwise as cudalink_waiter_sync(). */
+CUresult cudalink_waiter_sync_ipc(cudalink_waiter *w, const cudalink_cuda *cu, CUevent ev);
+
 #endif

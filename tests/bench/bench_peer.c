@@ -572,7 +572,7 @@ static GstPadProbeReturn
 on_consume(GstPad *pad, GstPadProbeInfo *info, gpointer user_data)
 {
   Consumer *C = user_data;
-  uint64_t arrived = mono_ns();
+  uint64_t arrived;
   GstBuffer *buf = GST_PAD_PROBE_INFO_BUFFER(info);
   GstMemory *mem = gst_buffer_n_memory(buf) == 1 ? gst_buffer_peek_memory(buf, 0) : NULL;
   GstCaps *caps = gst_pad_get_current_caps(pad);
@@ -604,6 +604,9 @@ on_consume(GstPad *pad, GstPadProbeInfo *info, gpointer user_data)
   }
   frame_offsets(buf, mem, &C->geom, &head, &tail_off);
   base = (CUdeviceptr)mi.data;
+  /* the stamp read starts here: what the sync and the map above waited
+   * for (a src's own copy still on its stream) is the transport's */
+  arrived = mono_ns();
   r = cu->CtxPushCurrent(context_of(mem, base));
   if (r == CUDA_SUCCESS) {
     r = cu->MemcpyDtoH(&s, base + head, sizeof s);

@@ -260,6 +260,10 @@ class Matrix:
         # tuning experiments: more properties for our two elements
         self.extra_props = {k: os.environ.get("BENCH_CUDALINK_%s_PROPS" % k.upper(), "").split()
                             for k in ("sink", "src")}
+        if any(p.startswith("io-mode=") for p in self.extra_props["src"]):
+            # the transport key sets it: another value would relabel the cells
+            raise SystemExit("bench: BENCH_CUDALINK_SRC_PROPS may not set io-mode "
+                             "(cudalink-copy / cudalink-import set it)")
         self.info["cudalink_extra_props"] = {k: " ".join(v) for k, v in self.extra_props.items()}
         self.na = {}   # transport -> "n/a: why" for all its cells
         self.rows, self.latencies = [], []

@@ -273,8 +273,8 @@ typedef struct {
   double t_first, t_last, cpu_first, cpu_last;
   double *lat; /* us, in arrival order */
   size_t n_lat, cap;
-  /* us the consumer's own stamp read took (from the frame's arrival in the
-   * consumer's code to the stamp read): the part of the latency that is
+  /* us the consumer's own stamp read took (from the frame mapped, after
+   * any sync its memory asked for, to the stamp read): the part of the latency that is
    * the read and the GPU's switch to the consumer's context, not the
    * transport's; in no particular order */
   double *read;

@@ -366,8 +366,8 @@ re-stamped from a ring of 8 copies (`imagefreeze`), consumers end in
                    lambda r: "%s / %s" % (fmt_us(r["lat_p50_us"]), fmt_us(r["lat_p99_us"])), out)
         if any(num(r.get("lat_read_p50_us")) is not None for r in self.rows):
             out.append("## Of that latency, the consumer's own stamp read (p50 us)\n")
-            out.append("From the frame's arrival in the consumer's code to its stamp read "
-                       "back: the read and, without MPS, the GPU's switch to the consumer's "
+            out.append("From the frame mapped in the consumer (after any sync its memory "
+                       "asked for) to its stamp read back: the read and, without MPS, the GPU's switch to the consumer's "
                        "context. The rest of the latency is the transport's, producer side "
                        "included.\n")
             self.table("Stamp read p50 (us)", lambda r: fmt_us(r.get("lat_read_p50_us")), out)

@@ -775,6 +775,9 @@ API(CUresult, cuStreamWaitEvent, (CUstream s, CUevent e, unsigned int flags))
     return CUDA_ERROR_INVALID_HANDLE;
   lock_take();
   stream_waits++;
+  /* the work queued after it waits for the event's */
+  if (event_done_at(e) > last_done_at)
+    last_done_at = event_done_at(e);
   lock_give();
   return CUDA_SUCCESS;
 }

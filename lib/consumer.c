@@ -983,26 +983,18 @@ wait_for_copy(cudalink_consumer *c, CUstream s)
 }
 
 /* Waits on the host (cuEventQuery) for the producer's work on the current
- * frame's slot. Not on our stream: a GPU-side wait queued while the
- * producer's copy still runs has our context wait on the GPU beside the
- * producer's, and without MPS the GPU then shuttles between the two
- * contexts for every frame (an unthrottled 1080p producer -> importing
- * reader on the H200: 3501-5679 fps with the stream wait, 7291-32246 with
- * this one; docs/BENCHMARKS.md). A copy (acquire) gains nothing from it:
- * it needs our context on the GPU anyway. By default it naps as release()
- * does; SPIN_SYNC spins; SLEEP_SYNC sleeps between queries (the producer's
- * IPC event has no blocking sync for the driver to sleep on). */
+ * frame's slot, the way the consumer's flags say (cudalink_waiter_sync_ipc).
+ * Not on our stream: a GPU-side wait queued while the producer's copy
+ * still runs has our context wait on the GPU beside the producer's, and
+ * without MPS the GPU then shuttles between the two contexts for every
+ * frame (an unthrottled 1080p producer -> importing reader on the H200:
+ * 3501-5679 fps with the stream wait, 7291-32246 with this one;
+ * docs/BENCHMARKS.md). A copy (acquire) gains nothing from it: it needs
+ * our context on the GPU anyway. */
 static CUresult
 wait_slot_host(cudalink_consumer *c)
 {
-  CUevent ev = c->event[c->frame.slot];
-  CUresult res;
-
-  if (!(c->config.flags & CUDALINK_CONSUMER_SPIN_SYNC))
-    return cudalink_waiter_sync_ipc(&c->waiter, c->cu, ev);
-  while ((res = c->cu->EventQuery(ev)) == CUDA_ERROR_NOT_READY) {
-  }
-  return res;
+  return cudalink_waiter_sync_ipc(&c->waiter, c->cu, c->event[c->frame.slot]);
 }
 
 /* PROTOCOL.md "Torn frames": slot (seen-1)%N is rewritten from frame

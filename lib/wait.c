@@ -21,6 +21,7 @@ cudalink_waiter_init(cudalink_waiter *w, uint32_t flags)
   /* not where timers have millisecond steps (Windows) */
   w->can_pace = !(flags & CUDALINK_CONSUMER_NO_PACE) && cudalink_nap_slack() < 1e-3;
   w->sleep_sync = (flags & CUDALINK_CONSUMER_SLEEP_SYNC) != 0;
+  w->spin_sync = (flags & CUDALINK_CONSUMER_SPIN_SYNC) != 0;
   w->wake_late = PRECISE_WAKE_S;
   atomic_init(&w->interrupted, 0);
   atomic_init(&w->sleeping_on, NULL);
@@ -182,16 +183,33 @@ cudalink_waiter_interrupted(cudalink_waiter *w)
 
 /* --- waiting for the copy -------------------------------------------- */
 
-/* SLEEP_SYNC: poll briefly (a copy under MPS is done in ~20 us), then sleep
- * in the driver until it is done. */
+/* Queries ev until it is no longer pending. */
 static CUresult
-sync_sleeping(const cudalink_cuda *cu, CUevent done)
+spin_query(const cudalink_cuda *cu, CUevent ev)
+{
+  CUresult res;
+  while ((res = cu->EventQuery(ev)) == CUDA_ERROR_NOT_READY) {
+  }
+  return res;
+}
+
+/* SLEEP_SYNC: poll briefly (a copy under MPS is done in ~20 us), then
+ * sleep: in the driver on an event of ours (blocking sync), between
+ * queries on another process's (an IPC event, which the driver can only
+ * spin on) */
+static CUresult
+sync_sleeping(const cudalink_cuda *cu, CUevent ev, int ours)
 {
   double until = cudalink_now() + SYNC_SPIN_S;
   CUresult res;
-  while ((res = cu->EventQuery(done)) == CUDA_ERROR_NOT_READY && cudalink_now() < until) {
+  while ((res = cu->EventQuery(ev)) == CUDA_ERROR_NOT_READY) {
+    if (cudalink_now() < until)
+      continue;
+    if (ours)
+      return cu->EventSynchronize(ev);
+    cudalink_sleep(IPC_NAP_S);
   }
-  return res == CUDA_ERROR_NOT_READY ? cu->EventSynchronize(done) : res;
+  return res;
 }
 
 /* The default: without MPS the GPU needs ~150 us to switch to our context
@@ -225,8 +243,7 @@ sync_napping(cudalink_waiter *w, const cudalink_cuda *cu, CUevent done)
       return res;
     }
   }
-  while ((res = cu->EventQuery(done)) == CUDA_ERROR_NOT_READY) {
-  }
+  res = spin_query(cu, done);
   /* one long wait (the GPU busy with other work) grows the estimate by a
    * little only, so that it cannot make the next frames oversleep */
   took = cudalink_now() - t0;
@@ -239,25 +256,13 @@ sync_napping(cudalink_waiter *w, const cudalink_cuda *cu, CUevent done)
 CUresult
 cudalink_waiter_sync(cudalink_waiter *w, const cudalink_cuda *cu, CUevent done)
 {
-  return w->sleep_sync ? sync_sleeping(cu, done) : sync_napping(w, cu, done);
-}
-
-/* SLEEP_SYNC on an IPC event: poll briefly, then sleep between queries
- * (the driver cannot sleep on it) */
-static CUresult
-sync_polling(const cudalink_cuda *cu, CUevent ev)
-{
-  double until = cudalink_now() + SYNC_SPIN_S;
-  CUresult res;
-  while ((res = cu->EventQuery(ev)) == CUDA_ERROR_NOT_READY) {
-    if (cudalink_now() >= until)
-      cudalink_sleep(IPC_NAP_S);
-  }
-  return res;
+  return w->sleep_sync ? sync_sleeping(cu, done, 1) : sync_napping(w, cu, done);
 }
 
 CUresult
 cudalink_waiter_sync_ipc(cudalink_waiter *w, const cudalink_cuda *cu, CUevent ev)
 {
-  return w->sleep_sync ? sync_polling(cu, ev) : sync_napping(w, cu, ev);
+  if (w->spin_sync)
+    return spin_query(cu, ev);
+  return w->sleep_sync ? sync_sleeping(cu, ev, 0) : sync_napping(w, cu, ev);
 }

@@ -31,6 +31,8 @@ typedef struct cudalink_waiter {
   cudalink_pace pace;    /* when the producer's next frame is due */
   int can_pace;          /* no CUDALINK_CONSUMER_NO_PACE, and timers that can */
   int sleep_sync;        /* CUDALINK_CONSUMER_SLEEP_SYNC */
+  int spin_sync;         /* CUDALINK_CONSUMER_SPIN_SYNC (sync_ipc() only: the
+                            caller's copy waits in cuStreamSynchronize) */
   double wake_late;      /* how late a precise timed sleep ends, smoothed */
   unsigned timed_sleeps; /* timed sleeps measured for it */
   double spin_s;         /* spent spinning since the last frame */
@@ -90,7 +92,8 @@ CUresult cudalink_waiter_sync(cudalink_waiter *w, const cudalink_cuda *cu, CUeve
 /** The same for an event another process recorded (an IPC event, which
  * has no blocking sync: cuEventSynchronize would spin on it): with
  * SLEEP_SYNC it polls for 30 us, then queries it between short sleeps;
- * otherwise as cudalink_waiter_sync(). */
+ * SPIN_SYNC queries it the whole time; by default it naps as
+ * cudalink_waiter_sync(). */
 CUresult cudalink_waiter_sync_ipc(cudalink_waiter *w, const cudalink_cuda *cu, CUevent ev);
 
 #endif

@@ -107,11 +107,15 @@ test_init_flags(void)
   cudalink_waiter_init(&w, 0);
   CHECK_EQ_INT(w.can_pace, cudalink_nap_slack() < 1e-3);
   CHECK(!w.sleep_sync);
+  CHECK(!w.spin_sync);
   CHECK(!cudalink_waiter_interrupted(&w));
   CHECK(w.sleeps == 0 && w.spin_total_s == 0 && w.sync_estimate == 0);
   cudalink_waiter_init(&w, CUDALINK_CONSUMER_NO_PACE | CUDALINK_CONSUMER_SLEEP_SYNC);
   CHECK(!w.can_pace);
   CHECK(w.sleep_sync);
+  CHECK(!w.spin_sync);
+  cudalink_waiter_init(&w, CUDALINK_CONSUMER_SPIN_SYNC);
+  CHECK(w.spin_sync && !w.sleep_sync);
 }
 
 /* A producer that wakes nobody is polled every poll_us, and no wait

@@ -891,18 +891,16 @@ API(CUresult, cuIpcGetEventHandle, (CUipcEventHandle *h, CUevent e))
 }
 API(CUresult, cuIpcOpenEventHandle, (CUevent *e, CUipcEventHandle h))
 {
-  char name[sizeof ((event *)0)->name];
   event *ev;
   CUresult res;
   NEED_CTX();
   if (memcmp(h.reserved, EVENT_TAG, strlen(EVENT_TAG)) != 0)
     return CUDA_ERROR_INVALID_HANDLE;
-  memcpy(name, h.reserved + EVENT_NAME_AT, sizeof h.reserved - EVENT_NAME_AT);
-  name[sizeof h.reserved - EVENT_NAME_AT] = 0;
   if ((res = event_new(e, 0)) != CUDA_SUCCESS)
     return res;
   ev = *e;
-  memcpy(ev->name, name, sizeof name);
+  /* (name has room for the handle's 48 bytes and a NUL; calloc zeroed it) */
+  memcpy(ev->name, h.reserved + EVENT_NAME_AT, sizeof h.reserved - EVENT_NAME_AT);
   if (!(ev->shared = shared_open(ev->name, &ev->shared_size, &ev->shared_handle))) {
     obj_free(ev, EVENT_MAGIC);
     *e = NULL;

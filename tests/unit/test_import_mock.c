@@ -12,7 +12,6 @@
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "cuda_table.h"
@@ -191,13 +190,6 @@ test_channel_dead_reader(void)
 #define SLOW_GPU_US 150000
 
 /* CPU time of the calling thread, s */
-static double
-thread_cpu_s(void)
-{
-  struct timespec ts;
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 #define STR_(x) #x
 #define STR(x) STR_(x)
 

@@ -662,17 +662,15 @@ consumer_slow_gpu_flags(uint32_t flags, double *cpu_share)
     return 1;
   setenv("MOCK_CUDA_GPU_US", "2000", 1);
   for (k = 1; k <= 60; k++) {
-    struct timespec c0, c1;
-    double t0;
+    double t0, c0;
     CHECK(producer_do('p', 1));
     CHECK_EQ_INT(cudalink_consumer_wait(c, 1000000), CUDALINK_OK);
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c0);
+    c0 = thread_cpu_s();
     t0 = cudalink_now();
     CHECK(copy_and_check(c, dst, &fmt_a, k));
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c1);
     if (k > 40) { /* the first ones teach the default how long the GPU takes */
+      cpu += thread_cpu_s() - c0;
       wall += cudalink_now() - t0;
-      cpu += (double)(c1.tv_sec - c0.tv_sec) + (double)(c1.tv_nsec - c0.tv_nsec) * 1e-9;
     }
   }
   unsetenv("MOCK_CUDA_GPU_US");
@@ -701,13 +699,6 @@ consumer_slow_gpu(void)
  * until a frame (or a liveness check) instead of polling, even with a
  * 10 us poll interval that would otherwise wake it 100 000 times a
  * second. The frame published mid-wait still ends the wait at once. */
-static double
-thread_cpu_s(void)
-{
-  struct timespec ts;
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 static int
 consumer_idle(void)

@@ -6,9 +6,19 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 static int tu_failures_in_test __attribute__((unused));
 static int tu_passed __attribute__((unused)), tu_failed __attribute__((unused));
+
+/* CPU time of the calling thread, s */
+static inline double
+thread_cpu_s(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
 
 #define CHECK(cond)                                                               \
   do {                                                                            \

@@ -917,36 +917,12 @@ cudalink_consumer_frame_info(const cudalink_consumer *c, cudalink_frame_info *in
   return CUDALINK_OK;
 }
 
-/* Makes s wait for the current frame's slot, context pushed: the producer
- * recorded the slot's event before it published write_idx, which we have
- * read, so a completed query means the frame is written and s needs no
- * wait at all (*queued 0); otherwise s waits on the event on the GPU
- * (*queued 1). always: wait without asking first. *call: what failed. */
-static CUresult
-wait_slot_event(cudalink_consumer *c, CUstream s, int always, int *queued, const char **call)
-{
-  CUresult res = CUDA_ERROR_NOT_READY;
-
-  *queued = 0;
-  if (!always) {
-    *call = "cuEventQuery";
-    res = c->cu->EventQuery(c->event[c->frame.slot]);
-  }
-  if (res == CUDA_ERROR_NOT_READY) {
-    *call = "cuStreamWaitEvent";
-    res = c->cu->StreamWaitEvent(s, c->event[c->frame.slot], 0);
-    *queued = 1;
-  }
-  return res;
-}
-
 cudalink_status
 cudalink_consumer_acquire(cudalink_consumer *c, void *stream, uint64_t *src, size_t *src_pitch)
 {
   CUresult res;
   CUstream s;
-  const char *call = "";
-  int queued;
+  const char *call = "cuStreamWaitEvent";
 
   if (!c || !src || !src_pitch)
     return CUDALINK_ERR_INVALID_ARG;
@@ -957,8 +933,18 @@ cudalink_consumer_acquire(cudalink_consumer *c, void *stream, uint64_t *src, siz
   s = stream ? (CUstream)stream : c->stream;
   if ((res = c->cu->CtxPushCurrent(c->ctx.ctx)) != CUDA_SUCCESS)
     return cudalink_cuda_check(c->cu, res, "cuCtxPushCurrent", c->last_error, sizeof c->last_error);
-  res = wait_slot_event(c, s, (c->config.flags & CUDALINK_CONSUMER_ALWAYS_WAIT_EVENT) != 0, &queued,
-                        &call);
+  /* The producer recorded the event before it published write_idx, which we
+   * have read: a completed query means the slot's frame is written, and s
+   * needs no wait at all. */
+  res = CUDA_ERROR_NOT_READY;
+  if (!(c->config.flags & CUDALINK_CONSUMER_ALWAYS_WAIT_EVENT)) {
+    call = "cuEventQuery";
+    res = c->cu->EventQuery(c->event[c->frame.slot]);
+  }
+  if (res == CUDA_ERROR_NOT_READY) {
+    call = "cuStreamWaitEvent";
+    res = c->cu->StreamWaitEvent(s, c->event[c->frame.slot], 0);
+  }
   pop_ctx(c);
   if (res != CUDA_SUCCESS)
     return cudalink_cuda_check(c->cu, res, call, c->last_error, sizeof c->last_error);
@@ -980,21 +966,6 @@ wait_for_copy(cudalink_consumer *c, CUstream s)
   if ((res = c->cu->EventRecord(c->done, s)) != CUDA_SUCCESS)
     return res;
   return cudalink_waiter_sync(&c->waiter, c->cu, c->done);
-}
-
-/* Waits on the host (cuEventQuery) for the producer's work on the current
- * frame's slot, the way the consumer's flags say (cudalink_waiter_sync_ipc).
- * Not on our stream: a GPU-side wait queued while the producer's copy
- * still runs has our context wait on the GPU beside the producer's, and
- * without MPS the GPU then shuttles between the two contexts for every
- * frame (an unthrottled 1080p producer -> importing reader on the H200:
- * 3501-5679 fps with the stream wait, 7291-32246 with this one;
- * docs/BENCHMARKS.md). A copy (acquire) gains nothing from it: it needs
- * our context on the GPU anyway. */
-static CUresult
-wait_slot_host(cudalink_consumer *c)
-{
-  return cudalink_waiter_sync_ipc(&c->waiter, c->cu, c->event[c->frame.slot]);
 }
 
 /* PROTOCOL.md "Torn frames": slot (seen-1)%N is rewritten from frame
@@ -1115,7 +1086,7 @@ cudalink_consumer_hold(cudalink_consumer *c, void *stream, uint64_t *src, size_t
   CUresult res;
   cudalink_status st;
 
-  (void)stream; /* the wait is on the host: wait_slot_host() */
+  (void)stream; /* the wait is on the host (below) */
   if (!c || !src || !src_pitch || !hold)
     return CUDALINK_ERR_INVALID_ARG;
   *hold = NULL;
@@ -1139,11 +1110,19 @@ cudalink_consumer_hold(cudalink_consumer *c, void *stream, uint64_t *src, size_t
     return CUDALINK_ERR_NO_IMPORT;
   if ((st = take_hold(c, key, hold)) != CUDALINK_OK)
     return st;
-  /* held: once the producer's work on the slot is done it is ours */
+  /* held: once the producer's work on the slot is done it is ours. Waited
+   * for on the host, the way the consumer's flags say; not on our stream: a
+   * GPU-side wait queued while the producer's copy still runs has our
+   * context wait on the GPU beside the producer's, and without MPS the GPU
+   * then shuttles between the two contexts for every frame (an unthrottled
+   * 1080p producer -> importing reader on the H200: 3501-5679 fps with the
+   * stream wait, 7291-32246 with this one; docs/BENCHMARKS.md). A copy
+   * (acquire) gains nothing from it: it needs our context on the GPU
+   * anyway. */
   *src = c->mem[c->frame.slot];
   *src_pitch = c->row_size;
   if ((res = c->cu->CtxPushCurrent(c->ctx.ctx)) == CUDA_SUCCESS) {
-    res = wait_slot_host(c);
+    res = cudalink_waiter_sync_ipc(&c->waiter, c->cu, c->event[c->frame.slot]);
     pop_ctx(c);
   }
   if (res != CUDA_SUCCESS) {

@@ -669,15 +669,18 @@ claim_next_slot(cudalink_producer *p)
     st = reinit_ring(p, &p->format, n < p->config.max_slots ? n : p->config.max_slots);
     if (st == CUDALINK_OK) {
       p->stats.grows++;
-    logf_(p, CUDALINK_LOG_INFO, "segment '%s': importing readers hold the next slot: %u slots now",
-          p->name, p->header.num_slots);
+      logf_(p, CUDALINK_LOG_INFO,
+            "segment '%s': importing readers hold the next slot: %u slots now", p->name,
+            p->header.num_slots);
       /* a fresh ring: nobody holds its slots */
       cudalink_holds_set_writing(p->holds, p->ring->key[next_slot(p)]);
       return CUDALINK_OK;
     }
     /* no memory for more slots: drop frames instead, from now on */
-    logf_(p, CUDALINK_LOG_WARNING, "segment '%s': the ring cannot grow (%s): frames an importing "
-          "reader holds the slot of are dropped", p->name, p->last_error);
+    logf_(p, CUDALINK_LOG_WARNING,
+          "segment '%s': the ring cannot grow (%s): frames an importing "
+          "reader holds the slot of are dropped",
+          p->name, p->last_error);
     p->config.max_slots = p->header.num_slots;
   }
   p->stats.held_drops++;

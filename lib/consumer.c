@@ -54,6 +54,7 @@ struct cudalink_hold {
   cudalink_holds *channel;
   int record;
   ring_map *map;
+  CUevent ready; /* the producer's event for the slot (hold_wait()) */
 };
 
 struct cudalink_consumer {
@@ -1078,15 +1079,13 @@ take_hold(cudalink_consumer *c, uint64_t key, cudalink_hold **out)
 }
 
 cudalink_status
-cudalink_consumer_hold(cudalink_consumer *c, void *stream, uint64_t *src, size_t *src_pitch,
-                       cudalink_hold **hold)
+cudalink_consumer_hold_begin(cudalink_consumer *c, uint64_t *src, size_t *src_pitch,
+                             cudalink_hold **hold)
 {
   uint32_t n, limit;
   uint64_t key;
-  CUresult res;
   cudalink_status st;
 
-  (void)stream; /* the wait is on the host (below) */
   if (!c || !src || !src_pitch || !hold)
     return CUDALINK_ERR_INVALID_ARG;
   *hold = NULL;
@@ -1110,30 +1109,54 @@ cudalink_consumer_hold(cudalink_consumer *c, void *stream, uint64_t *src, size_t
     return CUDALINK_ERR_NO_IMPORT;
   if ((st = take_hold(c, key, hold)) != CUDALINK_OK)
     return st;
-  /* held: once the producer's work on the slot is done it is ours. Waited
-   * for on the host, the way the consumer's flags say; not on our stream: a
-   * GPU-side wait queued while the producer's copy still runs has our
-   * context wait on the GPU beside the producer's, and without MPS the GPU
-   * then shuttles between the two contexts for every frame (an unthrottled
-   * 1080p producer -> importing reader on the H200: 3501-5679 fps with the
-   * stream wait, 7291-32246 with this one; docs/BENCHMARKS.md). A copy
-   * (acquire) gains nothing from it: it needs our context on the GPU
-   * anyway. */
+  (*hold)->ready = c->event[c->frame.slot];
   *src = c->mem[c->frame.slot];
   *src_pitch = c->row_size;
+  return CUDALINK_OK;
+}
+
+/* Held: once the producer's work on the slot is done it is ours. Waited for
+ * on the host, the way the consumer's flags say; not on a stream of ours: a
+ * GPU-side wait queued while the producer's copy still runs has our context
+ * wait on the GPU beside the producer's, and without MPS the GPU then
+ * shuttles between the two contexts for every frame (an unthrottled 1080p
+ * producer -> importing reader on the H200: 3501-5679 fps with the stream
+ * wait, 7291-32246 with this one; docs/BENCHMARKS.md). A copy (acquire)
+ * gains nothing from it: it needs our context on the GPU anyway. */
+cudalink_status
+cudalink_consumer_hold_wait(cudalink_consumer *c, cudalink_hold *hold)
+{
+  CUresult res;
+
+  if (!c || !hold)
+    return CUDALINK_ERR_INVALID_ARG;
   if ((res = c->cu->CtxPushCurrent(c->ctx.ctx)) == CUDA_SUCCESS) {
-    res = cudalink_waiter_sync_ipc(&c->waiter, c->cu, c->event[c->frame.slot]);
+    res = cudalink_waiter_sync_ipc(&c->waiter, c->cu, hold->ready);
     pop_ctx(c);
   }
   if (res != CUDA_SUCCESS) {
     cudalink_cuda_check(c->cu, res, "waiting for the producer's frame", c->last_error,
                         sizeof c->last_error);
-    cudalink_hold_release(*hold);
-    *hold = NULL;
     return CUDALINK_ERR_CUDA;
   }
   c->stats.holds++;
   return CUDALINK_OK;
+}
+
+cudalink_status
+cudalink_consumer_hold(cudalink_consumer *c, void *stream, uint64_t *src, size_t *src_pitch,
+                       cudalink_hold **hold)
+{
+  cudalink_status st;
+
+  (void)stream; /* the wait is on the host (hold_wait()) */
+  if ((st = cudalink_consumer_hold_begin(c, src, src_pitch, hold)) != CUDALINK_OK)
+    return st;
+  if ((st = cudalink_consumer_hold_wait(c, *hold)) != CUDALINK_OK) {
+    cudalink_hold_release(*hold);
+    *hold = NULL;
+  }
+  return st;
 }
 
 void

@@ -599,6 +599,19 @@ typedef struct cudalink_hold cudalink_hold;
 CUDALINK_API cudalink_status cudalink_consumer_hold(cudalink_consumer *consumer, void *stream,
                                                     uint64_t *src, size_t *src_pitch,
                                                     cudalink_hold **hold);
+/** hold() in two steps, for a caller with work to do while the producer's
+ * GPU finishes the frame (cudalinksrc wraps the slot in a buffer
+ * meanwhile). _hold_begin takes the hold and gives the slot, with hold()'s
+ * statuses, without waiting: the frame may not be complete yet.
+ * _hold_wait then waits for the producer's event as hold() does: OK, or
+ * ERR_CUDA (the caller still releases the hold). Call it before any other
+ * call on the consumer: it waits on the event of the ring that consumer
+ * has open. */
+CUDALINK_API cudalink_status cudalink_consumer_hold_begin(cudalink_consumer *consumer,
+                                                          uint64_t *src, size_t *src_pitch,
+                                                          cudalink_hold **hold);
+CUDALINK_API cudalink_status cudalink_consumer_hold_wait(cudalink_consumer *consumer,
+                                                         cudalink_hold *hold);
 /** Lets the producer write the slot again. Accepts NULL. */
 CUDALINK_API void cudalink_hold_release(cudalink_hold *hold);
 
@@ -638,7 +651,7 @@ typedef struct cudalink_consumer_stats {
                        poll): each one costs a wake-up */
   uint32_t num_slots;
   uint64_t version;
-  uint64_t holds;   /* frames imported by hold() */
+  uint64_t holds;   /* frames imported by hold() or hold_wait() */
   uint32_t held;    /* holds not yet released */
   int mps;          /* our context is an MPS client: 1, 0, -1 unknown */
   int producer_mps; /* the producer's (from its back-channel), -1 unknown */

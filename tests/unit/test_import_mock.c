@@ -759,6 +759,69 @@ consumer_waits_for_producer_gpu(void)
   return tu_failures_in_test;
 }
 
+/* hold() in two steps: _begin holds the slot at once, while the
+ * producer's GPU still writes the frame; _wait returns once it is done. A
+ * failed wait leaves the hold to the caller. */
+static int
+consumer_holds_in_two_steps(void)
+{
+  cudalink_consumer *c;
+  cudalink_consumer_stats st;
+  cudalink_hold *hold = NULL;
+  uint64_t ptr = 0;
+  size_t pitch = 0;
+  pid_t producer;
+  double t0, begun, waited;
+
+  tu_failures_in_test = 0;
+  new_name("twostep");
+  c = start_import_test(0, &producer);
+  if (!c)
+    return 1;
+  t0 = cudalink_now();
+  CHECK_EQ_INT(publish_op("s", NULL), CUDALINK_OK);
+  CHECK_EQ_INT(cudalink_consumer_wait(c, 1000000), CUDALINK_OK);
+  CHECK_EQ_INT(cudalink_consumer_hold_begin(c, &ptr, &pitch, &hold), CUDALINK_OK);
+  begun = cudalink_now() - t0;
+  CHECK(hold != NULL);
+  CHECK(ptr != 0);
+  CHECK(pitch != 0);
+  CHECK(begun < SLOW_GPU_US * 1e-6 / 2);
+  cudalink_consumer_get_stats(c, &st);
+  CHECK_EQ_INT((int)st.held, 1);
+  CHECK_EQ_INT((int)st.holds, 0);
+  CHECK_EQ_INT(cudalink_consumer_hold_wait(c, hold), CUDALINK_OK);
+  waited = cudalink_now() - t0;
+  fprintf(stderr, "  begin returned after %.1f ms, wait after %.0f ms (GPU done after %d)\n",
+          begun * 1e3, waited * 1e3, SLOW_GPU_US / 1000);
+  CHECK(waited >= SLOW_GPU_US * 1e-6);
+  CHECK_EQ_INT(first_byte(ptr), 1);
+  cudalink_consumer_get_stats(c, &st);
+  CHECK_EQ_INT((int)st.holds, 1);
+  cudalink_hold_release(hold);
+  hold = NULL;
+
+  /* the driver fails the wait: CUDA error, the slot still held until the
+   * caller lets it go */
+  CHECK_EQ_INT(publish_op("s", NULL), CUDALINK_OK);
+  CHECK_EQ_INT(cudalink_consumer_wait(c, 1000000), CUDALINK_OK);
+  CHECK_EQ_INT(cudalink_consumer_hold_begin(c, &ptr, &pitch, &hold), CUDALINK_OK);
+  setenv("MOCK_CUDA_FAIL", "cuEventQuery", 1);
+  CHECK_EQ_INT(cudalink_consumer_hold_wait(c, hold), CUDALINK_ERR_CUDA);
+  unsetenv("MOCK_CUDA_FAIL");
+  CHECK(strstr(cudalink_consumer_last_error(c), "waiting for the producer's frame") != NULL);
+  cudalink_consumer_get_stats(c, &st);
+  CHECK_EQ_INT((int)st.held, 1);
+  CHECK_EQ_INT((int)st.holds, 1);
+  cudalink_hold_release(hold);
+  cudalink_consumer_get_stats(c, &st);
+  CHECK_EQ_INT((int)st.held, 0);
+  CHECK_EQ_INT(cudalink_consumer_hold_begin(NULL, &ptr, &pitch, &hold), CUDALINK_ERR_INVALID_ARG);
+  CHECK_EQ_INT(cudalink_consumer_hold_wait(c, NULL), CUDALINK_ERR_INVALID_ARG);
+  finish_import_test(c, producer);
+  return tu_failures_in_test;
+}
+
 CHILD_TEST(test_import_grows, consumer_grows)
 CHILD_TEST(test_import_drops, consumer_drops)
 CHILD_TEST(test_importer_dies, consumer_dies_holding)
@@ -767,6 +830,7 @@ CHILD_TEST(test_stale_table, consumer_stale_table)
 CHILD_TEST(test_grow_fails, consumer_grow_fails)
 CHILD_TEST(test_shutdown_waits_for_holds, consumer_shutdown_waits)
 CHILD_TEST(test_hold_waits_for_producer_gpu, consumer_waits_for_producer_gpu)
+CHILD_TEST(test_hold_in_two_steps, consumer_holds_in_two_steps)
 
 int
 main(void)
@@ -783,5 +847,6 @@ main(void)
   RUN_TEST(test_grow_fails);
   RUN_TEST(test_shutdown_waits_for_holds);
   RUN_TEST(test_hold_waits_for_producer_gpu);
+  RUN_TEST(test_hold_in_two_steps);
   return TEST_SUMMARY();
 }

@@ -676,22 +676,62 @@ gst_cuda_link_src_renegotiate (GstCudaLinkSrc * self)
   return match;
 }
 
-/* The running time of a frame the reader saw at @woken (cudalink_now ()). */
-static GstClockTime
-arrival_time (GstCudaLinkSrc * self, gdouble woken)
+/* The pipeline clock read together with cudalink_now (): where a frame's
+ * wake-up lies on that clock. */
+typedef struct
+{
+  GstClockTime clock_time;      /* NONE: no clock */
+  gdouble now;
+} ClockMark;
+
+/* Over a wait longer than this, a clock that is not the monotonic one (an
+ * audio device's) may have drifted by more than a microsecond from it: the
+ * clock is read again after the frame came. */
+#define CLOCK_MARK_MAX_AGE_S 0.05
+
+static void
+mark_clock (GstCudaLinkSrc * self, ClockMark * mark)
 {
   GstClock *clock = gst_element_get_clock (GST_ELEMENT (self));
-  GstClockTime now, base, age;
 
+  mark->clock_time = GST_CLOCK_TIME_NONE;
   if (!clock)
-    return GST_CLOCK_TIME_NONE;
-  now = gst_clock_get_time (clock);
-  base = gst_element_get_base_time (GST_ELEMENT (self));
+    return;
+  mark->clock_time = gst_clock_get_time (clock);
+  mark->now = cudalink_now ();
   gst_object_unref (clock);
-  /* the buffer was filled since: date it back to the wake-up */
-  age = (GstClockTime) (MAX (cudalink_now () - woken, 0.0) * GST_SECOND);
-  now = now > age ? now - age : 0;
-  return now > base ? now - base : 0;
+}
+
+/* The running time of a frame the reader saw at @woken (cudalink_now ()),
+ * from the clock as @mark read it before the wait: once the frame is
+ * there, dating it costs nothing but the base time (on the H200 reading
+ * the clock afterwards cost 5 us of each frame's latency). */
+static GstClockTime
+arrival_time (GstCudaLinkSrc * self, const ClockMark * before, gdouble woken)
+{
+  ClockMark after;
+  const ClockMark *mark = before;
+  GstClockTime base, at, back;
+  gdouble since;
+
+  if (!GST_CLOCK_TIME_IS_VALID (before->clock_time)
+      || woken - before->now > CLOCK_MARK_MAX_AGE_S) {
+    mark_clock (self, &after);
+    mark = &after;
+  }
+  if (!GST_CLOCK_TIME_IS_VALID (mark->clock_time))
+    return GST_CLOCK_TIME_NONE;
+  /* usually after the mark; before it when the mark was taken after the
+   * wake-up (the long-wait case) */
+  since = (woken - mark->now) * GST_SECOND;
+  if (since >= 0) {
+    at = mark->clock_time + (GstClockTime) since;
+  } else {
+    back = (GstClockTime) (-since);
+    at = mark->clock_time > back ? mark->clock_time - back : 0;
+  }
+  base = gst_element_get_base_time (GST_ELEMENT (self));
+  return at > base ? at - base : 0;
 }
 
 /* on-producer-loss, for a producer that went away or (@stalled, after a
@@ -745,6 +785,7 @@ gst_cuda_link_src_create (GstBaseSrc * bsrc, guint64 offset, guint size,
   GstCudaLinkReadResult res;
   GstFlowReturn ret = GST_FLOW_OK;
   GError *err = NULL;
+  ClockMark mark;
   gboolean flip;
 
   do {
@@ -758,6 +799,7 @@ gst_cuda_link_src_create (GstBaseSrc * bsrc, guint64 offset, guint size,
     flip = self->direction == GST_VIDEO_ORIENTATION_VERT;
     GST_OBJECT_UNLOCK (self);
     pool = gst_base_src_get_buffer_pool (bsrc);
+    mark_clock (self, &mark);
     res = gst_cuda_link_reader_read (self->reader, pool, flip, out, &frame,
         &err);
     if (pool)
@@ -783,7 +825,7 @@ gst_cuda_link_src_create (GstBaseSrc * bsrc, guint64 offset, guint size,
   if (ret != GST_FLOW_OK)
     return ret;
 
-  GST_BUFFER_PTS (*out) = arrival_time (self, frame.woken);
+  GST_BUFFER_PTS (*out) = arrival_time (self, &mark, frame.woken);
   GST_BUFFER_DTS (*out) = GST_CLOCK_TIME_NONE;
   GST_BUFFER_DURATION (*out) = GST_CLOCK_TIME_NONE;
   /* the producer's frame index */

@@ -729,26 +729,19 @@ cudalink_producer_begin(cudalink_producer *p, uint64_t *dst, size_t *dst_pitch)
   return CUDALINK_OK;
 }
 
-cudalink_status
-cudalink_producer_commit(cudalink_producer *p, void *stream, int wait)
+/* commit() with our context pushed (popped here): publish() queues its
+ * copy and the slot's event under one push. */
+static cudalink_status
+commit_pushed(cudalink_producer *p, CUstream s, int wait)
 {
-  const cudalink_layout *L;
-  CUstream s;
+  const cudalink_layout *L = &p->layout;
   CUresult res;
-  uint32_t slot, next;
+  uint32_t slot = next_slot(p), next;
   double ts;
 
-  if (!p || !p->begun)
-    return CUDALINK_ERR_INVALID_ARG;
   p->begun = 0;
-  L = &p->layout;
   /* (every failure below leaves `writing` set: readers skip that slot
    * until the next frame is published) */
-  s = stream ? (CUstream)stream : p->stream;
-  slot = next_slot(p);
-
-  if (!push_ctx(p))
-    return CUDALINK_ERR_CUDA;
   res = p->cu->EventRecord(p->ring->event[slot], s);
   if (res == CUDA_SUCCESS && wait)
     res = p->cu->StreamSynchronize(s);
@@ -783,12 +776,25 @@ cudalink_producer_commit(cudalink_producer *p, void *stream, int wait)
 }
 
 cudalink_status
+cudalink_producer_commit(cudalink_producer *p, void *stream, int wait)
+{
+  if (!p || !p->begun)
+    return CUDALINK_ERR_INVALID_ARG;
+  if (!push_ctx(p)) {
+    p->begun = 0;
+    return CUDALINK_ERR_CUDA;
+  }
+  return commit_pushed(p, stream ? (CUstream)stream : p->stream, wait);
+}
+
+cudalink_status
 cudalink_producer_publish(cudalink_producer *p, uint64_t src, size_t src_pitch, void *stream,
                           int wait)
 {
   CUDA_MEMCPY2D cp;
   uint64_t dst;
   size_t dst_pitch;
+  CUstream s;
   CUresult res;
   cudalink_status st;
 
@@ -809,13 +815,14 @@ cudalink_producer_publish(cudalink_producer *p, uint64_t src, size_t src_pitch, 
     p->begun = 0;
     return CUDALINK_ERR_CUDA;
   }
-  res = cudalink_cuda_copy_2d(p->cu, &cp, stream ? (CUstream)stream : p->stream);
-  pop_ctx(p);
+  s = stream ? (CUstream)stream : p->stream;
+  res = cudalink_cuda_copy_2d(p->cu, &cp, s);
   if (res != CUDA_SUCCESS) {
+    pop_ctx(p);
     p->begun = 0;
     return cuda_fail(p, res, "cuMemcpy2DAsync");
   }
-  return cudalink_producer_commit(p, stream, wait);
+  return commit_pushed(p, s, wait);
 }
 
 /* A ring for the new format once the old one's work is done (context

@@ -45,6 +45,7 @@
 #include <gst/cuda/gstcudaloader.h>
 
 #include "cudalink.h"
+#include "cuda_table.h"
 #include "gstcudalinkutils.h"
 #include "gstcudalink.h"
 #include "gstcudalinkconvert.h"
@@ -139,6 +140,9 @@ struct _GstCudaLinkSink
   GstCudaLinkSinkMapping mapping;
   GstCudaLinkStaging staging;   /* upload / foreign-context copy target */
   GstBuffer *in_flight;         /* read by queued GPU work; released after sync */
+  const cudalink_cuda *cu;      /* the driver's table, for the event below */
+  CUevent in_flight_done;       /* recorded after in_flight's work ... */
+  gboolean in_flight_marked;    /* ... when this is set */
   gboolean warned_td;
   gboolean warned_order;
 
@@ -525,6 +529,7 @@ sync_in_flight (GstCudaLinkSink * self)
     }
   }
   gst_clear_buffer (&self->in_flight);
+  self->in_flight_marked = FALSE;
   return ok;
 }
 
@@ -549,6 +554,76 @@ release_frame (GstCudaLinkSink * self, gboolean in_use)
   gst_video_frame_unmap (&self->frame);
   self->frame_mapped = FALSE;
   self->frame_cuda = FALSE;
+}
+
+/* Whether the GPU is done with in_flight, as its event says: TRUE when it
+ * is (released) or when there is none; FALSE when it may still be read (or
+ * cannot be told: no event). */
+static gboolean
+in_flight_done (GstCudaLinkSink * self)
+{
+  CUresult res = CUDA_ERROR_NOT_READY;
+
+  if (!self->in_flight)
+    return TRUE;
+  if (!self->in_flight_marked)
+    return FALSE;
+  if (gst_cuda_context_push (self->context)) {
+    res = self->cu->EventQuery (self->in_flight_done);
+    gst_cuda_context_pop (NULL);
+  }
+  if (res != CUDA_SUCCESS)
+    return FALSE;
+  gst_clear_buffer (&self->in_flight);
+  self->in_flight_marked = FALSE;
+  return TRUE;
+}
+
+/* After a publish without gpu-wait: the previous frame's buffer goes back
+ * upstream when its event says the GPU is done with it (it long is, unless
+ * frames come back to back; else the stream is synchronised), and this
+ * frame's buffer stays in in_flight with an event recorded behind its
+ * work. This runs after the readers were woken: the synchronisation it
+ * replaces, in the next prepare(), cost every frame 2.5 us of latency (the
+ * H200 trace of docs/BENCHMARKS.md). */
+static void
+keep_published_frame (GstCudaLinkSink * self)
+{
+  CUresult res = CUDA_ERROR_INVALID_CONTEXT;
+
+  in_flight_done (self);
+  /* with an older one still there, this synchronises the stream */
+  release_frame (self, TRUE);
+  if (!self->in_flight || !self->cu)
+    return;
+  if (gst_cuda_context_push (self->context)) {
+    res = CUDA_SUCCESS;
+    if (!self->in_flight_done)
+      res = self->cu->EventCreate (&self->in_flight_done,
+          CU_EVENT_DISABLE_TIMING);
+    if (res == CUDA_SUCCESS)
+      res = self->cu->EventRecord (self->in_flight_done, self->stream);
+    gst_cuda_context_pop (NULL);
+  }
+  self->in_flight_marked = res == CUDA_SUCCESS;
+  if (res != CUDA_SUCCESS) {
+    GST_DEBUG_OBJECT (self, "no event behind the frame's work (%d): "
+        "synchronising", (gint) res);
+    sync_in_flight (self);
+  }
+}
+
+static void
+destroy_in_flight_event (GstCudaLinkSink * self)
+{
+  if (!self->in_flight_done)
+    return;
+  if (gst_cuda_context_push (self->context)) {
+    self->cu->EventDestroy (self->in_flight_done);
+    gst_cuda_context_pop (NULL);
+  }
+  self->in_flight_done = NULL;
+  self->in_flight_marked = FALSE;
 }
 
 static void
@@ -785,6 +860,8 @@ gst_cuda_link_sink_start (GstBaseSink * sink)
     g_free (name);
     return FALSE;
   }
+  /* loaded above; without it (never) frames are synchronised instead */
+  self->cu = cudalink_cuda_get (NULL, NULL, 0);
 
   /* the name the segment has for the whole run: ipc-name is READY-only,
    * and a re-created segment (num-slots, after EOS) keeps it */
@@ -818,6 +895,7 @@ gst_cuda_link_sink_stop (GstBaseSink * sink)
   /* a frame prepared for a render() that never came, then its GPU work */
   release_frame (self, TRUE);
   sync_in_flight (self);
+  destroy_in_flight_event (self);
   destroy_segment (self);
   gst_cuda_link_staging_free (&self->staging, self->context);
   g_mutex_lock (&self->stats_lock);
@@ -1042,15 +1120,10 @@ gst_cuda_link_sink_prepare (GstBaseSink * sink, GstBuffer * buf)
    * during the clock wait, or a buffer the base class dropped after it) */
   release_frame (self, TRUE);
 
-  /* the previous frame's GPU work still reads its buffer: wait for it (it
-   * is long done unless frames come back to back) and let the buffer go
-   * back to upstream. Our own staging buffer and the slots need no
-   * wait: the work on them is ordered on our stream. */
-  if (self->in_flight && !sync_in_flight (self)) {
-    GST_ELEMENT_ERROR (self, RESOURCE, WRITE, ("The GPU failed"),
-        ("cuStreamSynchronize failed on the previous frame"));
-    return GST_FLOW_ERROR;
-  }
+  /* (the previous frame's buffer, which the GPU may still read, is let go
+   * after this frame's publish: keep_published_frame(). Our own staging
+   * buffer and the slots need no wait: the work on them is ordered on our
+   * stream.) */
 
   if (!map_frame (self, buf)) {
     release_frame (self, TRUE);
@@ -1163,9 +1236,15 @@ gst_cuda_link_sink_render (GstBaseSink * sink, GstBuffer * buf)
   }
 
   /* without the synchronous commit, the queued work may still read the
-   * buffer: in_flight keeps it until the next frame (or stop) synchronises
-   * the stream */
-  release_frame (self, !wait);
+   * buffer: in_flight keeps it (keep_published_frame()); with it, the
+   * stream is idle and every buffer can go */
+  if (wait) {
+    release_frame (self, FALSE);
+    gst_clear_buffer (&self->in_flight);
+    self->in_flight_marked = FALSE;
+  } else {
+    keep_published_frame (self);
+  }
   snapshot_stats (self);
   record_time (self, t0);
   return GST_FLOW_OK;

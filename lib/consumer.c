@@ -1128,7 +1128,8 @@ cudalink_consumer_hold_wait(cudalink_consumer *c, cudalink_hold *hold)
 {
   CUresult res;
 
-  if (!c || !hold)
+  /* the event is the open ring's: not after a re-open (or a close) */
+  if (!c || !hold || !c->open || hold->map != c->map)
     return CUDALINK_ERR_INVALID_ARG;
   if ((res = c->cu->CtxPushCurrent(c->ctx.ctx)) == CUDA_SUCCESS) {
     res = cudalink_waiter_sync_ipc(&c->waiter, c->cu, hold->ready);

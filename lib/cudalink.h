@@ -606,7 +606,7 @@ CUDALINK_API cudalink_status cudalink_consumer_hold(cudalink_consumer *consumer,
  * _hold_wait then waits for the producer's event as hold() does: OK, or
  * ERR_CUDA (the caller still releases the hold). Call it before any other
  * call on the consumer: it waits on the event of the ring that consumer
- * has open. */
+ * has open (ERR_INVALID_ARG once it opened another). */
 CUDALINK_API cudalink_status cudalink_consumer_hold_begin(cudalink_consumer *consumer,
                                                           uint64_t *src, size_t *src_pitch,
                                                           cudalink_hold **hold);

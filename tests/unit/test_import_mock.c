@@ -428,6 +428,8 @@ consumer_grows(void)
   CHECK_EQ_INT(cudalink_consumer_format(c) ? 1 : 0, 1);
   CHECK_EQ_INT(publish(NULL), CUDALINK_OK);
   CHECK_EQ_INT(cudalink_consumer_wait(c, 1000000), CUDALINK_OK);
+  /* the old ring's hold cannot be waited for on the new ring's events */
+  CHECK_EQ_INT(cudalink_consumer_hold_wait(c, hold), CUDALINK_ERR_INVALID_ARG);
   /* the new ring: a hold of its own (the old one still counts for the old
    * ring's map only) */
   CHECK_EQ_INT(cudalink_consumer_hold(c, NULL, &ptr2, &pitch, &hold2), CUDALINK_OK);

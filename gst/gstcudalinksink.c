@@ -139,7 +139,9 @@ struct _GstCudaLinkSink
   gboolean cuda_caps;
   GstCudaLinkSinkMapping mapping;
   GstCudaLinkStaging staging;   /* upload / foreign-context copy target */
-  GstBuffer *in_flight;         /* read by queued GPU work; released after sync */
+  GstBuffer *in_flight;         /* read by queued GPU work; released after a
+                                 * publish once in_flight_done says the GPU
+                                 * is done, or after a sync */
   const cudalink_cuda *cu;      /* the driver's table, for the event below */
   CUevent in_flight_done;       /* recorded after in_flight's work ... */
   gboolean in_flight_marked;    /* ... when this is set */
@@ -585,17 +587,20 @@ in_flight_done (GstCudaLinkSink * self)
  * frame's buffer stays in in_flight with an event recorded behind its
  * work. This runs after the readers were woken: the synchronisation it
  * replaces, in the next prepare(), cost every frame 2.5 us of latency (the
- * H200 trace of docs/BENCHMARKS.md). */
-static void
+ * H200 trace of docs/BENCHMARKS.md). FALSE when a synchronisation failed
+ * (the buffers are released all the same, as sync_in_flight() does). */
+static gboolean
 keep_published_frame (GstCudaLinkSink * self)
 {
   CUresult res = CUDA_ERROR_INVALID_CONTEXT;
+  gboolean ok = TRUE;
 
-  in_flight_done (self);
-  /* with an older one still there, this synchronises the stream */
+  /* still there: frames came back to back, or it has no event */
+  if (!in_flight_done (self))
+    ok = sync_in_flight (self);
   release_frame (self, TRUE);
   if (!self->in_flight || !self->cu)
-    return;
+    return ok;
   if (gst_cuda_context_push (self->context)) {
     res = CUDA_SUCCESS;
     if (!self->in_flight_done)
@@ -609,8 +614,9 @@ keep_published_frame (GstCudaLinkSink * self)
   if (res != CUDA_SUCCESS) {
     GST_DEBUG_OBJECT (self, "no event behind the frame's work (%d): "
         "synchronising", (gint) res);
-    sync_in_flight (self);
+    ok = sync_in_flight (self) && ok;
   }
+  return ok;
 }
 
 static void
@@ -997,7 +1003,7 @@ gst_cuda_link_sink_propose_allocation (GstBaseSink * sink, GstQuery * query)
     gst_buffer_pool_config_get_params (config, NULL, &size, NULL, NULL);
     gst_structure_free (config);
 
-    /* one buffer stays with us until the next frame (in_flight) */
+    /* one buffer stays with us until the next frame's publish (in_flight) */
     gst_query_add_allocation_pool (query, pool, size, 1, 0);
     gst_object_unref (pool);
   }
@@ -1242,8 +1248,12 @@ gst_cuda_link_sink_render (GstBaseSink * sink, GstBuffer * buf)
     release_frame (self, FALSE);
     gst_clear_buffer (&self->in_flight);
     self->in_flight_marked = FALSE;
-  } else {
-    keep_published_frame (self);
+  } else if (!keep_published_frame (self)) {
+    GST_ELEMENT_ERROR (self, RESOURCE, WRITE, ("The GPU failed"),
+        ("cuStreamSynchronize failed after a publish, waiting for the "
+            "previous frame's copy"));
+    snapshot_stats (self);
+    return GST_FLOW_ERROR;
   }
   snapshot_stats (self);
   record_time (self, t0);

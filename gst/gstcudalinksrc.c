@@ -684,9 +684,10 @@ typedef struct
   gdouble now;
 } ClockMark;
 
-/* Over a wait longer than this, a clock that is not the monotonic one (an
- * audio device's) may have drifted by more than a microsecond from it: the
- * clock is read again after the frame came. */
+/* A clock that is not the monotonic one (an audio device's, a network
+ * clock) runs at its own rate: over a wait the two part by that difference
+ * (100 ppm: 5 us over this limit). After a longer wait the clock is read
+ * again once the frame came. */
 #define CLOCK_MARK_MAX_AGE_S 0.05
 
 static void

@@ -442,6 +442,47 @@ API(CUresult, cuDeviceGet, (CUdevice *d, int ordinal))
   *d = ordinal;
   return CUDA_SUCCESS;
 }
+API(CUresult, cuDeviceGetName, (char *name, int len, CUdevice d))
+{
+  NEED_INIT();
+  if (d < 0 || d >= n_devices())
+    return CUDA_ERROR_INVALID_DEVICE;
+  if (!name || len <= 0)
+    return CUDA_ERROR_INVALID_VALUE;
+  snprintf(name, (size_t)len, "Mock CUDA device %d", d);
+  return CUDA_SUCCESS;
+}
+/* What GStreamer's CUDA library asks: compute capability 9.0, unified
+ * addressing, a 512-byte texture (pitch) alignment; 0 for the rest. */
+API(CUresult, cuDeviceGetAttribute, (int *v, int attrib, CUdevice d))
+{
+  NEED_INIT();
+  if (d < 0 || d >= n_devices())
+    return CUDA_ERROR_INVALID_DEVICE;
+  switch (attrib) {
+    case 14: /* TEXTURE_ALIGNMENT */
+    case 51: /* TEXTURE_PITCH_ALIGNMENT */
+      *v = 512;
+      break;
+    case 41: /* UNIFIED_ADDRESSING */
+      *v = 1;
+      break;
+    case 75: /* COMPUTE_CAPABILITY_MAJOR */
+      *v = 9;
+      break;
+    default:
+      *v = 0;
+  }
+  return CUDA_SUCCESS;
+}
+API(CUresult, cuDeviceCanAccessPeer, (int *can, CUdevice d, CUdevice peer))
+{
+  NEED_INIT();
+  if (d < 0 || d >= n_devices() || peer < 0 || peer >= n_devices())
+    return CUDA_ERROR_INVALID_DEVICE;
+  *can = 1;
+  return CUDA_SUCCESS;
+}
 API(CUresult, cuDevicePrimaryCtxRetain, (CUcontext *c, CUdevice d))
 {
   NEED_INIT();
@@ -489,6 +530,50 @@ API(CUresult, cuCtxPopCurrent_v2, (CUcontext *c))
     *c = stack[depth];
   return CUDA_SUCCESS;
 }
+/* A context of its own (GStreamer's CUDA library makes one per device),
+ * current once made, as the driver's is. */
+API(CUresult, cuCtxCreate_v2, (CUcontext *c, unsigned int flags, CUdevice d))
+{
+  ctx *x;
+  (void)flags;
+  NEED_INIT();
+  if (d < 0 || d >= n_devices())
+    return CUDA_ERROR_INVALID_DEVICE;
+  if (depth >= (int)(sizeof stack / sizeof stack[0]))
+    return CUDA_ERROR_OUT_OF_MEMORY;
+  if (!(x = calloc(1, sizeof *x)))
+    return CUDA_ERROR_OUT_OF_MEMORY;
+  x->magic = CTX_MAGIC;
+  x->device = d;
+  stack[depth++] = x;
+  *c = x;
+  return CUDA_SUCCESS;
+}
+API(CUresult, cuCtxDestroy_v2, (CUcontext c))
+{
+  ctx *x = c;
+  NEED_INIT();
+  if (!x || x->magic != CTX_MAGIC || (x >= primary && x < primary + MAX_DEVICES))
+    return CUDA_ERROR_INVALID_CONTEXT;
+  if (depth > 0 && stack[depth - 1] == x)
+    depth--;
+  x->magic = 0;
+  free(x);
+  return CUDA_SUCCESS;
+}
+API(CUresult, cuCtxEnablePeerAccess, (CUcontext c, unsigned int flags))
+{
+  (void)c;
+  (void)flags;
+  NEED_CTX();
+  return CUDA_SUCCESS;
+}
+API(CUresult, cuCtxDisablePeerAccess, (CUcontext c))
+{
+  (void)c;
+  NEED_CTX();
+  return CUDA_SUCCESS;
+}
 API(CUresult, cuCtxGetDevice, (CUdevice *d))
 {
   NEED_CTX();
@@ -501,11 +586,10 @@ API(CUresult, cuCtxSynchronize, (void))
   return CUDA_SUCCESS;
 }
 
-API(CUresult, cuMemAlloc_v2, (CUdeviceptr *out, size_t size))
+static CUresult
+mem_alloc(CUdeviceptr *out, size_t size)
 {
   alloc *a;
-  NEED_CTX();
-  INJECT("cuMemAlloc_v2");
   if (size == 0)
     return CUDA_ERROR_INVALID_VALUE;
   if (!(a = calloc(1, sizeof *a)))
@@ -521,6 +605,33 @@ API(CUresult, cuMemAlloc_v2, (CUdeviceptr *out, size_t size))
   a->size = size;
   add_alloc(a);
   *out = (CUdeviceptr)(uintptr_t)a->p;
+  return CUDA_SUCCESS;
+}
+API(CUresult, cuMemAlloc_v2, (CUdeviceptr *out, size_t size))
+{
+  NEED_CTX();
+  INJECT("cuMemAlloc_v2");
+  return mem_alloc(out, size);
+}
+/* rows padded to 512 bytes, as a GPU's texture pitch alignment does */
+API(CUresult, cuMemAllocPitch_v2,
+    (CUdeviceptr *out, size_t *pitch, size_t width, size_t height, unsigned int elem))
+{
+  NEED_CTX();
+  INJECT("cuMemAllocPitch_v2");
+  if (!pitch || width == 0 || height == 0 || (elem != 4 && elem != 8 && elem != 16))
+    return CUDA_ERROR_INVALID_VALUE;
+  *pitch = (width + 511) / 512 * 512;
+  return mem_alloc(out, *pitch * height);
+}
+API(CUresult, cuMemAllocHost_v2, (void **p, size_t size))
+{
+  NEED_CTX();
+  return (*p = malloc(size ? size : 1)) ? CUDA_SUCCESS : CUDA_ERROR_OUT_OF_MEMORY;
+}
+API(CUresult, cuMemFreeHost, (void *p))
+{
+  free(p);
   return CUDA_SUCCESS;
 }
 API(CUresult, cuMemFree_v2, (CUdeviceptr p))
@@ -669,6 +780,10 @@ API(CUresult, cuMemcpy2DAsync_v2, (const CUDA_MEMCPY2D *c, CUstream s))
   gpu_work();
   return CUDA_SUCCESS;
 }
+API(CUresult, cuMemcpy2D_v2, (const CUDA_MEMCPY2D *c))
+{
+  return cuMemcpy2DAsync_v2(c, NULL);
+}
 API(CUresult, cuMemcpyDtoDAsync_v2, (CUdeviceptr d, CUdeviceptr s, size_t n, CUstream st))
 {
   (void)st;
@@ -745,6 +860,11 @@ API(CUresult, cuStreamDestroy_v2, (CUstream s))
 {
   NEED_INIT();
   return obj_free(s, STREAM_MAGIC);
+}
+/* the name GStreamer's CUDA library loads */
+API(CUresult, cuStreamDestroy, (CUstream s))
+{
+  return cuStreamDestroy_v2(s);
 }
 API(CUresult, cuStreamSynchronize, (CUstream s))
 {
@@ -937,3 +1057,23 @@ API(CUresult, cuLaunchKernel,
   (void)shared; (void)s; (void)params; (void)extra;
   return CUDA_ERROR_NOT_SUPPORTED;
 }
+
+/* ---- graphics interop and textures: GStreamer's CUDA library loads them;
+ * none here ------------------------------------------------------------ */
+
+#define NO_INTEROP(name, args)     \
+  API(CUresult, name, args)        \
+  {                                \
+    return CUDA_ERROR_NOT_SUPPORTED; \
+  }
+NO_INTEROP(cuGLGetDevices_v2, (unsigned int *n, CUdevice *d, unsigned int size, int list))
+NO_INTEROP(cuGraphicsGLRegisterBuffer, (void **r, unsigned int buf, unsigned int flags))
+NO_INTEROP(cuGraphicsGLRegisterImage, (void **r, unsigned int img, unsigned int target, unsigned int flags))
+NO_INTEROP(cuGraphicsMapResources, (unsigned int n, void **r, CUstream s))
+NO_INTEROP(cuGraphicsUnmapResources, (unsigned int n, void **r, CUstream s))
+NO_INTEROP(cuGraphicsResourceGetMappedPointer_v2, (CUdeviceptr *p, size_t *size, void *r))
+NO_INTEROP(cuGraphicsResourceSetMapFlags_v2, (void *r, unsigned int flags))
+NO_INTEROP(cuGraphicsSubResourceGetMappedArray, (void **a, void *r, unsigned int i, unsigned int level))
+NO_INTEROP(cuGraphicsUnregisterResource, (void *r))
+NO_INTEROP(cuTexObjectCreate, (unsigned long long *t, const void *res, const void *tex, const void *view))
+NO_INTEROP(cuTexObjectDestroy, (unsigned long long t))

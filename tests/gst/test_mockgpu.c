@@ -13,7 +13,8 @@
  * What it checks, for io-mode=import and io-mode=copy, with the producer's
  * "GPU" 40 ms late for each copy, frames 30 ms apart:
  *   - every frame the src pushes holds one published frame, whole (each
- *     frame is filled with its number), in order, and import imports;
+ *     frame is filled with its number), in order, and import imports; its
+ *     timestamp is valid, rising and not ahead of the pipeline clock;
  *   - the src pushes no frame before the producer's GPU is done with it
  *     (its latency stat is at least the GPU's lateness);
  *   - the sink gives no input buffer back upstream (the producer's buffers
@@ -181,7 +182,8 @@ consume(const char *self_exe, const char *io_mode)
   GError *err = NULL;
   GPid child;
   gint status = -1;
-  guint got = 0, bad = 0, backwards = 0, last = 0;
+  guint got = 0, bad = 0, backwards = 0, last = 0, bad_pts = 0;
+  GstClockTime last_pts = GST_CLOCK_TIME_NONE;
   GstStructure *stats = NULL;
   guint64 imported = 0;
   gdouble lat_p50 = 0;
@@ -205,11 +207,24 @@ consume(const char *self_exe, const char *io_mode)
     GstBuffer *buf;
     GstVideoFrame frame;
     GstVideoInfo info;
+    GstClock *clock;
+    GstClockTime pts, now;
     gsize i;
 
     if (!s)
       break;
     buf = gst_sample_get_buffer(s);
+    /* dated on the pipeline clock at the wake-up: valid, rising, and not
+     * after now */
+    pts = GST_BUFFER_PTS(buf);
+    clock = gst_element_get_clock(pipe);
+    now = clock ? gst_clock_get_time(clock) - gst_element_get_base_time(pipe) : 0;
+    if (clock)
+      gst_object_unref(clock);
+    if (!GST_CLOCK_TIME_IS_VALID(pts) || (GST_CLOCK_TIME_IS_VALID(last_pts) && pts <= last_pts) ||
+        pts > now)
+      bad_pts++;
+    last_pts = pts;
     if (gst_video_info_from_caps(&info, gst_sample_get_caps(s)) &&
         gst_video_frame_map(&frame, &info, buf, GST_MAP_READ)) {
       const guint8 *px = GST_VIDEO_FRAME_PLANE_DATA(&frame, 0);
@@ -262,6 +277,8 @@ consume(const char *self_exe, const char *io_mode)
   CHECK(last == FRAMES, "io-mode=%s: the last frame seen was %u", io_mode, last);
   CHECK(bad == 0, "io-mode=%s: %u frames not whole", io_mode, bad);
   CHECK(backwards == 0, "io-mode=%s: %u frames out of order", io_mode, backwards);
+  CHECK(bad_pts == 0, "io-mode=%s: %u timestamps missing, not rising or ahead of the clock",
+        io_mode, bad_pts);
   if (strcmp(io_mode, "import") == 0)
     /* (a reader that fell behind copies: it may not hold the producer back) */
     CHECK(imported * 4 >= got && imported > 0,

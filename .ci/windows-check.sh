@@ -13,6 +13,10 @@
 #      re-initialisation, a clean shutdown, a killed producer (TerminateProcess)
 #      and a refused second producer (tests/win/ring_win.exe); cudalink-inspect
 #      and cudalink-demo run the same way;
+#   4b. cudalinksink -> cudalinksrc between Wine processes on the mock driver
+#      installed as nvcuda.dll (GStreamer 1.28's CUDA library loads it too):
+#      every frame read is one written, whole and in order (copy), and
+#      io-mode=import imports;
 #   5. the zip (windows-build.sh) holds what INSTALL.txt says.
 # docs/TESTING.md ("Windows") says what cannot run under Wine.
 #   .ci/windows-check.sh [BUILDDIR]       (default build-win)
@@ -171,6 +175,67 @@ rc=0; wrun "$work/demo.log" "$work/demo/cudalink-demo.exe" || rc=$?
 if [ "$rc" = 0 ] && has "$work/demo.log" "producer: publishing" "consumer: "; then
   pass "cudalink-demo: producer and consumer processes on nvcuda.dll (the mock)"
 else fail "cudalink-demo (exit $rc)"; fi
+
+echo "=== 4b. the elements move frames, on the mock driver as nvcuda.dll"
+# GStreamer 1.28's CUDA library and libcudalink both load the mock from the
+# DLL search path: videotestsrc ! cudalinksink in one process, cudalinksrc in
+# another. The copy path writes the frames it reads to a file, which must hold
+# only frames the producer wrote (the producer tees its own to another), in
+# order; the import path (the 1.24+ wrapped-memory code) must import.
+mkdir -p "$work/mockdrv"
+cp "$builddir/tests/win/mockcuda.dll" "$work/mockdrv/nvcuda.dll"
+mock_path="$(winp "$work/mockdrv");$WINEPATH"
+frames_caps="video/x-raw,format=RGBA,width=128,height=32,framerate=30/1"
+(WINEPATH=$mock_path wine "$rt/bin/gst-launch-1.0.exe" cudalinksrc ipc-name="$seg-el" timeout=20000 on-producer-loss=eos \
+  '!' video/x-raw,format=RGBA '!' filesink location="$(winp "$work/el-read.raw" | tr '\\' /)" \
+  </dev/null >"$work/el-src.log" 2>&1) &
+consumer=$!
+sleep 2
+rc=0
+WINEPATH=$mock_path wrun "$work/el-sink" "$rt/bin/gst-launch-1.0.exe" videotestsrc num-buffers=60 pattern=ball is-live=true \
+  '!' "$frames_caps" '!' tee name=t '!' queue '!' cudalinksink ipc-name="$seg-el" \
+  t. '!' queue '!' filesink location="$(winp "$work/el-written.raw" | tr '\\' /)" >/dev/null || rc=$?
+crc=0; wait "$consumer" || crc=$?
+tr -d '\r' <"$work/el-src.log" | sed 's/^/    /' | grep -v fixme | tail -n 3
+verdict=$(python3 - "$work/el-written.raw" "$work/el-read.raw" <<'PY'
+import sys
+size = 128 * 32 * 4
+def frames(path):
+    try:
+        data = open(path, "rb").read()
+    except OSError:
+        return []
+    return [data[i:i + size] for i in range(0, len(data) - size + 1, size)]
+written, read = frames(sys.argv[1]), frames(sys.argv[2])
+index = {f: i for i, f in enumerate(written)}
+at = [index.get(f, -1) for f in read]
+ok = len(written) == 60 and len(read) >= 30 and -1 not in at and all(a < b for a, b in zip(at, at[1:]))
+print("%s %d of %d frames read, %d not written, in order: %s"
+      % ("ok" if ok else "bad", len(read), len(written), at.count(-1), all(a < b for a, b in zip(at, at[1:]))))
+PY
+)
+echo "    $verdict"
+if [ "$rc" = 0 ] && [ "$crc" = 0 ] && clean "$work/el-sink" && clean "$work/el-src.log" && [ "${verdict%% *}" = ok ]; then
+  pass "cudalinksink -> cudalinksrc (copy) between Wine processes: $verdict"
+else fail "cudalinksink -> cudalinksrc copy (sink exit $rc, src exit $crc): $verdict"; fi
+
+(WINEPATH=$mock_path wine "$rt/bin/gst-launch-1.0.exe" -m cudalinksrc ipc-name="$seg-imp" timeout=20000 on-producer-loss=eos \
+  io-mode=import stats-interval=100 '!' 'video/x-raw(memory:CUDAMemory)' '!' fakesink enable-last-sample=false \
+  </dev/null >"$work/imp-src.log" 2>&1) &
+consumer=$!
+sleep 2
+rc=0
+WINEPATH=$mock_path wrun "$work/imp-sink" "$rt/bin/gst-launch-1.0.exe" videotestsrc num-buffers=60 is-live=true '!' "$frames_caps" \
+  '!' cudalinksink ipc-name="$seg-imp" offer-import=true num-slots=4 >/dev/null || rc=$?
+crc=0; wait "$consumer" || crc=$?
+stats=$(tr -d '\r' <"$work/imp-src.log" | grep 'cudalinksrc-stats' | tail -n 1)
+got=$(printf '%s' "$stats" | sed -n 's/.* frames=(guint64)\([0-9]*\).*/\1/p')
+imported=$(printf '%s' "$stats" | sed -n 's/.*imported=(guint64)\([0-9]*\).*/\1/p')
+echo "    io-mode=import: ${got:-?} frames, ${imported:-?} imported"
+if [ "$rc" = 0 ] && [ "$crc" = 0 ] && clean "$work/imp-src.log" && [ "${got:-0}" -ge 30 ] \
+    && [ $((${imported:-0} * 4)) -ge $((got * 3)) ]; then
+  pass "cudalinksink -> cudalinksrc io-mode=import between Wine processes: $got frames, $imported imported"
+else fail "io-mode=import (sink exit $rc, src exit $crc): ${got:-?} frames, ${imported:-?} imported"; fi
 
 echo "=== 5. the package"
 zip=$builddir/cudalink-windows-x64.zip

@@ -1077,3 +1077,133 @@ NO_INTEROP(cuGraphicsSubResourceGetMappedArray, (void **a, void *r, unsigned int
 NO_INTEROP(cuGraphicsUnregisterResource, (void *r))
 NO_INTEROP(cuTexObjectCreate, (unsigned long long *t, const void *res, const void *tex, const void *view))
 NO_INTEROP(cuTexObjectDestroy, (unsigned long long t))
+
+/* ---- what GStreamer 1.28's CUDA library (the Windows runtime) also
+ * loads ----------------------------------------------------------------- */
+
+API(CUresult, cuCtxGetLimit, (size_t *v, int limit))
+{
+  (void)limit;
+  NEED_CTX();
+  *v = 0;
+  return CUDA_SUCCESS;
+}
+API(CUresult, cuCtxSetLimit, (int limit, size_t v))
+{
+  (void)limit;
+  (void)v;
+  NEED_CTX();
+  return CUDA_SUCCESS;
+}
+API(CUresult, cuDeviceGetUuid, (unsigned char *uuid, CUdevice d))
+{
+  NEED_INIT();
+  if (d < 0 || d >= n_devices())
+    return CUDA_ERROR_INVALID_DEVICE;
+  memset(uuid, 0, 16);
+  uuid[15] = (unsigned char)d;
+  return CUDA_SUCCESS;
+}
+API(CUresult, cuIpcOpenMemHandle, (CUdeviceptr *p, CUipcMemHandle h, unsigned int flags))
+{
+  return cuIpcOpenMemHandle_v2(p, h, flags);
+}
+API(CUresult, cuMemcpyDtoD_v2, (CUdeviceptr d, CUdeviceptr s, size_t n))
+{
+  return cuMemcpyDtoDAsync_v2(d, s, n, NULL);
+}
+API(CUresult, cuMemcpyDtoHAsync_v2, (void *d, CUdeviceptr s, size_t n, CUstream st))
+{
+  (void)st;
+  return cuMemcpyDtoH_v2(d, s, n);
+}
+API(CUresult, cuMemcpyHtoDAsync_v2, (CUdeviceptr d, const void *s, size_t n, CUstream st))
+{
+  (void)st;
+  return cuMemcpyHtoD_v2(d, s, n);
+}
+
+/* a 2-D memset of @size-byte elements */
+static CUresult
+memset_2d(CUdeviceptr d, size_t pitch, unsigned v, size_t size, size_t w, size_t h)
+{
+  NEED_CTX();
+  if (h == 0 || w == 0)
+    return CUDA_SUCCESS;
+  if (w * size > pitch && h > 1)
+    return CUDA_ERROR_INVALID_VALUE;
+  if (!valid_range(d, pitch * (h - 1) + w * size))
+    return CUDA_ERROR_INVALID_VALUE;
+  for (size_t y = 0; y < h; y++) {
+    unsigned char *row = (unsigned char *)(uintptr_t)(d + y * pitch);
+    for (size_t x = 0; x < w; x++)
+      memcpy(row + x * size, &v, size); /* little-endian: the low bytes */
+  }
+  gpu_work();
+  return CUDA_SUCCESS;
+}
+API(CUresult, cuMemsetD2D8_v2, (CUdeviceptr d, size_t pitch, unsigned char v, size_t w, size_t h))
+{
+  return memset_2d(d, pitch, v, 1, w, h);
+}
+API(CUresult, cuMemsetD2D16_v2, (CUdeviceptr d, size_t pitch, unsigned short v, size_t w, size_t h))
+{
+  return memset_2d(d, pitch, v, 2, w, h);
+}
+API(CUresult, cuMemsetD2D32_v2, (CUdeviceptr d, size_t pitch, unsigned int v, size_t w, size_t h))
+{
+  return memset_2d(d, pitch, v, 4, w, h);
+}
+API(CUresult, cuMemsetD2D8Async,
+    (CUdeviceptr d, size_t pitch, unsigned char v, size_t w, size_t h, CUstream s))
+{
+  (void)s;
+  return memset_2d(d, pitch, v, 1, w, h);
+}
+API(CUresult, cuMemsetD2D16Async,
+    (CUdeviceptr d, size_t pitch, unsigned short v, size_t w, size_t h, CUstream s))
+{
+  (void)s;
+  return memset_2d(d, pitch, v, 2, w, h);
+}
+API(CUresult, cuMemsetD2D32Async,
+    (CUdeviceptr d, size_t pitch, unsigned int v, size_t w, size_t h, CUstream s))
+{
+  (void)s;
+  return memset_2d(d, pitch, v, 4, w, h);
+}
+
+/* Virtual memory, memory pools, stream-ordered allocation, external memory
+ * and semaphores, D3D11: not here (the device attributes say so; a caller
+ * that tries anyway gets "not supported" and nothing is read) */
+NO_INTEROP(cuD3D11GetDevice, (void))
+NO_INTEROP(cuD3D11GetDevices, (void))
+NO_INTEROP(cuGraphicsD3D11RegisterResource, (void))
+NO_INTEROP(cuImportExternalMemory, (void))
+NO_INTEROP(cuDestroyExternalMemory, (void))
+NO_INTEROP(cuExternalMemoryGetMappedBuffer, (void))
+NO_INTEROP(cuExternalMemoryGetMappedMipmappedArray, (void))
+NO_INTEROP(cuImportExternalSemaphore, (void))
+NO_INTEROP(cuDestroyExternalSemaphore, (void))
+NO_INTEROP(cuSignalExternalSemaphoresAsync, (void))
+NO_INTEROP(cuWaitExternalSemaphoresAsync, (void))
+NO_INTEROP(cuMemAddressReserve, (void))
+NO_INTEROP(cuMemAddressFree, (void))
+NO_INTEROP(cuMemCreate, (void))
+NO_INTEROP(cuMemRelease, (void))
+NO_INTEROP(cuMemMap, (void))
+NO_INTEROP(cuMemUnmap, (void))
+NO_INTEROP(cuMemSetAccess, (void))
+NO_INTEROP(cuMemGetAccess, (void))
+NO_INTEROP(cuMemGetAllocationGranularity, (void))
+NO_INTEROP(cuMemGetAllocationPropertiesFromHandle, (void))
+NO_INTEROP(cuMemRetainAllocationHandle, (void))
+NO_INTEROP(cuMemExportToShareableHandle, (void))
+NO_INTEROP(cuMemImportFromShareableHandle, (void))
+NO_INTEROP(cuMemAllocAsync, (void))
+NO_INTEROP(cuMemAllocFromPoolAsync, (void))
+NO_INTEROP(cuMemFreeAsync, (void))
+NO_INTEROP(cuMemPoolCreate, (void))
+NO_INTEROP(cuMemPoolDestroy, (void))
+NO_INTEROP(cuMemPoolGetAttribute, (void))
+NO_INTEROP(cuMemPoolSetAttribute, (void))

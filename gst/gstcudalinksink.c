@@ -515,6 +515,15 @@ snapshot_stats (GstCudaLinkSink * self)
         self->segment_name, "readers", G_TYPE_UINT64, died, NULL);
 }
 
+/* Lets in_flight go back upstream (the GPU is done with it); its event no
+ * longer stands for anything. */
+static void
+drop_in_flight (GstCudaLinkSink * self)
+{
+  gst_clear_buffer (&self->in_flight);
+  self->in_flight_marked = FALSE;
+}
+
 /* Waits for all GPU work queued on our stream and lets the buffer it was
  * reading go back to upstream. FALSE (nothing posted: callers that stop on
  * it post) when the wait failed; the buffer is released either way. */
@@ -530,8 +539,7 @@ sync_in_flight (GstCudaLinkSink * self)
       gst_cuda_context_pop (NULL);
     }
   }
-  gst_clear_buffer (&self->in_flight);
-  self->in_flight_marked = FALSE;
+  drop_in_flight (self);
   return ok;
 }
 
@@ -576,8 +584,7 @@ in_flight_done (GstCudaLinkSink * self)
   }
   if (res != CUDA_SUCCESS)
     return FALSE;
-  gst_clear_buffer (&self->in_flight);
-  self->in_flight_marked = FALSE;
+  drop_in_flight (self);
   return TRUE;
 }
 
@@ -1246,8 +1253,7 @@ gst_cuda_link_sink_render (GstBaseSink * sink, GstBuffer * buf)
    * stream is idle and every buffer can go */
   if (wait) {
     release_frame (self, FALSE);
-    gst_clear_buffer (&self->in_flight);
-    self->in_flight_marked = FALSE;
+    drop_in_flight (self);
   } else if (!keep_published_frame (self)) {
     GST_ELEMENT_ERROR (self, RESOURCE, WRITE, ("The GPU failed"),
         ("cuStreamSynchronize failed after a publish, waiting for the "

@@ -1061,22 +1061,23 @@ API(CUresult, cuLaunchKernel,
 /* ---- graphics interop and textures: GStreamer's CUDA library loads them;
  * none here ------------------------------------------------------------ */
 
-#define NO_INTEROP(name, args)     \
-  API(CUresult, name, args)        \
-  {                                \
-    return CUDA_ERROR_NOT_SUPPORTED; \
+/* an entry point that is there for the loader and does nothing */
+#define UNSUPPORTED(name, args)        \
+  API(CUresult, name, args)            \
+  {                                    \
+    return CUDA_ERROR_NOT_SUPPORTED;   \
   }
-NO_INTEROP(cuGLGetDevices_v2, (unsigned int *n, CUdevice *d, unsigned int size, int list))
-NO_INTEROP(cuGraphicsGLRegisterBuffer, (void **r, unsigned int buf, unsigned int flags))
-NO_INTEROP(cuGraphicsGLRegisterImage, (void **r, unsigned int img, unsigned int target, unsigned int flags))
-NO_INTEROP(cuGraphicsMapResources, (unsigned int n, void **r, CUstream s))
-NO_INTEROP(cuGraphicsUnmapResources, (unsigned int n, void **r, CUstream s))
-NO_INTEROP(cuGraphicsResourceGetMappedPointer_v2, (CUdeviceptr *p, size_t *size, void *r))
-NO_INTEROP(cuGraphicsResourceSetMapFlags_v2, (void *r, unsigned int flags))
-NO_INTEROP(cuGraphicsSubResourceGetMappedArray, (void **a, void *r, unsigned int i, unsigned int level))
-NO_INTEROP(cuGraphicsUnregisterResource, (void *r))
-NO_INTEROP(cuTexObjectCreate, (unsigned long long *t, const void *res, const void *tex, const void *view))
-NO_INTEROP(cuTexObjectDestroy, (unsigned long long t))
+UNSUPPORTED(cuGLGetDevices_v2, (unsigned int *n, CUdevice *d, unsigned int size, int list))
+UNSUPPORTED(cuGraphicsGLRegisterBuffer, (void **r, unsigned int buf, unsigned int flags))
+UNSUPPORTED(cuGraphicsGLRegisterImage, (void **r, unsigned int img, unsigned int target, unsigned int flags))
+UNSUPPORTED(cuGraphicsMapResources, (unsigned int n, void **r, CUstream s))
+UNSUPPORTED(cuGraphicsUnmapResources, (unsigned int n, void **r, CUstream s))
+UNSUPPORTED(cuGraphicsResourceGetMappedPointer_v2, (CUdeviceptr *p, size_t *size, void *r))
+UNSUPPORTED(cuGraphicsResourceSetMapFlags_v2, (void *r, unsigned int flags))
+UNSUPPORTED(cuGraphicsSubResourceGetMappedArray, (void **a, void *r, unsigned int i, unsigned int level))
+UNSUPPORTED(cuGraphicsUnregisterResource, (void *r))
+UNSUPPORTED(cuTexObjectCreate, (unsigned long long *t, const void *res, const void *tex, const void *view))
+UNSUPPORTED(cuTexObjectDestroy, (unsigned long long t))
 
 /* ---- what GStreamer 1.28's CUDA library (the Windows runtime) also
  * loads ----------------------------------------------------------------- */
@@ -1176,34 +1177,34 @@ API(CUresult, cuMemsetD2D32Async,
 /* Virtual memory, memory pools, stream-ordered allocation, external memory
  * and semaphores, D3D11: not here (the device attributes say so; a caller
  * that tries anyway gets "not supported" and nothing is read) */
-NO_INTEROP(cuD3D11GetDevice, (void))
-NO_INTEROP(cuD3D11GetDevices, (void))
-NO_INTEROP(cuGraphicsD3D11RegisterResource, (void))
-NO_INTEROP(cuImportExternalMemory, (void))
-NO_INTEROP(cuDestroyExternalMemory, (void))
-NO_INTEROP(cuExternalMemoryGetMappedBuffer, (void))
-NO_INTEROP(cuExternalMemoryGetMappedMipmappedArray, (void))
-NO_INTEROP(cuImportExternalSemaphore, (void))
-NO_INTEROP(cuDestroyExternalSemaphore, (void))
-NO_INTEROP(cuSignalExternalSemaphoresAsync, (void))
-NO_INTEROP(cuWaitExternalSemaphoresAsync, (void))
-NO_INTEROP(cuMemAddressReserve, (void))
-NO_INTEROP(cuMemAddressFree, (void))
-NO_INTEROP(cuMemCreate, (void))
-NO_INTEROP(cuMemRelease, (void))
-NO_INTEROP(cuMemMap, (void))
-NO_INTEROP(cuMemUnmap, (void))
-NO_INTEROP(cuMemSetAccess, (void))
-NO_INTEROP(cuMemGetAccess, (void))
-NO_INTEROP(cuMemGetAllocationGranularity, (void))
-NO_INTEROP(cuMemGetAllocationPropertiesFromHandle, (void))
-NO_INTEROP(cuMemRetainAllocationHandle, (void))
-NO_INTEROP(cuMemExportToShareableHandle, (void))
-NO_INTEROP(cuMemImportFromShareableHandle, (void))
-NO_INTEROP(cuMemAllocAsync, (void))
-NO_INTEROP(cuMemAllocFromPoolAsync, (void))
-NO_INTEROP(cuMemFreeAsync, (void))
-NO_INTEROP(cuMemPoolCreate, (void))
-NO_INTEROP(cuMemPoolDestroy, (void))
-NO_INTEROP(cuMemPoolGetAttribute, (void))
-NO_INTEROP(cuMemPoolSetAttribute, (void))
+UNSUPPORTED(cuD3D11GetDevice, (void))
+UNSUPPORTED(cuD3D11GetDevices, (void))
+UNSUPPORTED(cuGraphicsD3D11RegisterResource, (void))
+UNSUPPORTED(cuImportExternalMemory, (void))
+UNSUPPORTED(cuDestroyExternalMemory, (void))
+UNSUPPORTED(cuExternalMemoryGetMappedBuffer, (void))
+UNSUPPORTED(cuExternalMemoryGetMappedMipmappedArray, (void))
+UNSUPPORTED(cuImportExternalSemaphore, (void))
+UNSUPPORTED(cuDestroyExternalSemaphore, (void))
+UNSUPPORTED(cuSignalExternalSemaphoresAsync, (void))
+UNSUPPORTED(cuWaitExternalSemaphoresAsync, (void))
+UNSUPPORTED(cuMemAddressReserve, (void))
+UNSUPPORTED(cuMemAddressFree, (void))
+UNSUPPORTED(cuMemCreate, (void))
+UNSUPPORTED(cuMemRelease, (void))
+UNSUPPORTED(cuMemMap, (void))
+UNSUPPORTED(cuMemUnmap, (void))
+UNSUPPORTED(cuMemSetAccess, (void))
+UNSUPPORTED(cuMemGetAccess, (void))
+UNSUPPORTED(cuMemGetAllocationGranularity, (void))
+UNSUPPORTED(cuMemGetAllocationPropertiesFromHandle, (void))
+UNSUPPORTED(cuMemRetainAllocationHandle, (void))
+UNSUPPORTED(cuMemExportToShareableHandle, (void))
+UNSUPPORTED(cuMemImportFromShareableHandle, (void))
+UNSUPPORTED(cuMemAllocAsync, (void))
+UNSUPPORTED(cuMemAllocFromPoolAsync, (void))
+UNSUPPORTED(cuMemFreeAsync, (void))
+UNSUPPORTED(cuMemPoolCreate, (void))
+UNSUPPORTED(cuMemPoolDestroy, (void))
+UNSUPPORTED(cuMemPoolGetAttribute, (void))
+UNSUPPORTED(cuMemPoolSetAttribute, (void))

@@ -19,6 +19,8 @@
  *   - the src pushes no frame before the producer's GPU is done with it
  *     (its latency stat is at least the GPU's lateness; with gpu-wait the
  *     sink publishes only then);
+ *   - a GPU fault when the sink waits for a previous copy stops it with
+ *     "The GPU failed" (test_sink_gpu_fault, the sink alone);
  *   - the sink gives no input buffer back upstream (the producer's buffers
  *     are freed, not pooled) before the GPU copy that reads it is done: at
  *     least GPU_US after it was pushed; only frames it did not publish
@@ -91,52 +93,80 @@ frame_buffer(GstCudaContext *ctx, const GstVideoInfo *info, guint n)
   return buf;
 }
 
-static int
-produce(const char *name, guint frames, const char *gpu_us, const char *gpu_wait)
+/* appsrc name=in ! cudalinksink name=out on our own context, playing; NULL
+ * without a CUDA context on the mock */
+static GstElement *
+producer_start(const char *name, const char *gpu_wait, GstCudaContext **ctx, GstVideoInfo *info)
 {
-  GstCudaContext *ctx;
   GstContext *gctx;
-  GstElement *pipe, *src, *sink;
-  GstStructure *stats = NULL;
-  guint64 held_drops = 0;
-  GstVideoInfo info;
+  GstElement *pipe, *src;
   GstCaps *caps;
-  GstBus *bus;
-  GstMessage *msg;
   gchar *desc;
-  guint i, early = 0;
 
-  /* only the producer's GPU is late */
-  g_setenv("MOCK_CUDA_GPU_US", gpu_us, TRUE);
-  ctx = gst_cuda_load_library() ? gst_cuda_context_new(0) : NULL;
-  if (!ctx) {
+  *ctx = gst_cuda_load_library() ? gst_cuda_context_new(0) : NULL;
+  if (!*ctx) {
     fprintf(stderr, "producer: no CUDA context on the mock\n");
-    return 2;
+    return NULL;
   }
   desc = g_strdup_printf("appsrc name=in format=time ! cudalinksink name=out ipc-name=%s "
                          "offer-import=true num-slots=4 sync=false gpu-wait=%s",
                          name, gpu_wait);
   pipe = gst_parse_launch(desc, NULL);
   g_free(desc);
-  gctx = gst_context_new_cuda_context(ctx);
+  gctx = gst_context_new_cuda_context(*ctx);
   gst_element_set_context(pipe, gctx);
   gst_context_unref(gctx);
   src = gst_bin_get_by_name(GST_BIN(pipe), "in");
-  gst_video_info_set_format(&info, GST_VIDEO_FORMAT_RGBA, W, H);
-  caps = gst_video_info_to_caps(&info);
+  gst_video_info_set_format(info, GST_VIDEO_FORMAT_RGBA, W, H);
+  caps = gst_video_info_to_caps(info);
   gst_caps_set_features(caps, 0, gst_caps_features_new(GST_CAPS_FEATURE_MEMORY_CUDA_MEMORY, NULL));
   g_object_set(src, "caps", caps, NULL);
   gst_caps_unref(caps);
+  gst_object_unref(src);
   gst_element_set_state(pipe, GST_STATE_PLAYING);
+  return pipe;
+}
+
+/* Pushes @frames frames FRAME_GAP_US apart, each filled with its number,
+ * noting in lives[] when each was pushed and freed (NULL: not noted). */
+static void
+push_frames(GstElement *pipe, GstCudaContext *ctx, const GstVideoInfo *info, guint frames,
+            Life *life)
+{
+  GstElement *src = gst_bin_get_by_name(GST_BIN(pipe), "in");
+  guint i;
 
   for (i = 0; i < frames; i++) {
-    GstBuffer *buf = frame_buffer(ctx, &info, i + 1);
+    GstBuffer *buf = frame_buffer(ctx, info, i + 1);
     GST_BUFFER_PTS(buf) = i * 30 * GST_MSECOND;
-    gst_mini_object_weak_ref(GST_MINI_OBJECT(buf), buffer_freed, &lives[i]);
-    lives[i].pushed_us = g_get_monotonic_time();
+    if (life) {
+      gst_mini_object_weak_ref(GST_MINI_OBJECT(buf), buffer_freed, &life[i]);
+      life[i].pushed_us = g_get_monotonic_time();
+    }
     gst_app_src_push_buffer(GST_APP_SRC(src), buf);
     g_usleep(FRAME_GAP_US);
   }
+  gst_object_unref(src);
+}
+
+static int
+produce(const char *name, guint frames, const char *gpu_us, const char *gpu_wait)
+{
+  GstCudaContext *ctx;
+  GstElement *pipe, *src, *sink;
+  GstStructure *stats = NULL;
+  guint64 held_drops = 0;
+  GstVideoInfo info;
+  GstBus *bus;
+  GstMessage *msg;
+  guint i, early = 0;
+
+  /* only the producer's GPU is late */
+  g_setenv("MOCK_CUDA_GPU_US", gpu_us, TRUE);
+  if (!(pipe = producer_start(name, gpu_wait, &ctx, &info)))
+    return 2;
+  push_frames(pipe, ctx, &info, frames, lives);
+  src = gst_bin_get_by_name(GST_BIN(pipe), "in");
   /* the GPU is behind: let the last frames reach the reader before the sink
    * ends the segment */
   g_usleep(G_USEC_PER_SEC);
@@ -324,6 +354,52 @@ test_import_sink_gpu_wait(void)
   consume(self_exe, "import", "spin");
 }
 
+/* A GPU fault seen when the sink waits for the previous frame's copy after
+ * a publish (its stream synchronisation fails; with the GPU late, the second
+ * publish finds the first copy not done) stops the stream with "The GPU
+ * failed", not silently. No reader needed: the sink publishes anyway. */
+static void
+test_sink_gpu_fault(void)
+{
+  gchar *name = g_strdup_printf("cudalink-mockgpu-%d-fault", (int)getpid());
+  GstCudaContext *ctx;
+  GstVideoInfo info;
+  GstElement *pipe;
+  GstBus *bus;
+  GstMessage *msg;
+  GError *err = NULL;
+  gchar *debug = NULL;
+
+  g_setenv("MOCK_CUDA_GPU_US", "40000", TRUE);
+  g_setenv("MOCK_CUDA_FAIL", "cuStreamSynchronize", TRUE);
+  pipe = producer_start(name, "none", &ctx, &info);
+  CHECK(pipe != NULL);
+  if (pipe) {
+    push_frames(pipe, ctx, &info, 3, NULL);
+    bus = gst_element_get_bus(pipe);
+    msg = gst_bus_timed_pop_filtered(bus, 5 * GST_SECOND, GST_MESSAGE_EOS | GST_MESSAGE_ERROR);
+    CHECK(msg && GST_MESSAGE_TYPE(msg) == GST_MESSAGE_ERROR);
+    if (msg && GST_MESSAGE_TYPE(msg) == GST_MESSAGE_ERROR) {
+      gst_message_parse_error(msg, &err, &debug);
+      fprintf(stderr, "  error: %s (%s)\n", err->message, debug ? debug : "");
+      CHECK_STR_CONTAINS(err->message, "The GPU failed");
+      CHECK_STR_CONTAINS(debug, "cuStreamSynchronize failed after a publish");
+      g_clear_error(&err);
+      g_free(debug);
+    }
+    if (msg)
+      gst_message_unref(msg);
+    gst_object_unref(bus);
+    g_unsetenv("MOCK_CUDA_FAIL");
+    gst_element_set_state(pipe, GST_STATE_NULL);
+    gst_object_unref(pipe);
+    gst_object_unref(ctx);
+  }
+  g_unsetenv("MOCK_CUDA_FAIL");
+  g_unsetenv("MOCK_CUDA_GPU_US");
+  g_free(name);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -339,5 +415,6 @@ main(int argc, char **argv)
   RUN_TEST(test_import);
   RUN_TEST(test_copy);
   RUN_TEST(test_import_sink_gpu_wait);
+  RUN_TEST(test_sink_gpu_fault);
   return TEST_SUMMARY();
 }

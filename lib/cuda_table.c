@@ -90,6 +90,17 @@ find_symbol(void *lib, const char *name)
   X(ModuleGetFunction, "cuModuleGetFunction")                \
   X(LaunchKernel, "cuLaunchKernel")
 
+/* CUDA graphs (CUDA 11.4 and later drivers): the producer's one-launch
+ * publish. Loaded all or none. */
+#define CUDA_OPTIONAL_SYMBOLS(X)                            \
+  X(GraphCreate, "cuGraphCreate")                           \
+  X(GraphDestroy, "cuGraphDestroy")                         \
+  X(GraphAddMemcpyNode, "cuGraphAddMemcpyNode")             \
+  X(GraphAddEventRecordNode, "cuGraphAddEventRecordNode")   \
+  X(GraphInstantiate, "cuGraphInstantiateWithFlags")        \
+  X(GraphLaunch, "cuGraphLaunch")                           \
+  X(GraphExecDestroy, "cuGraphExecDestroy")
+
 static void
 load_once(void)
 {
@@ -125,6 +136,27 @@ load_once(void)
   }
   CUDA_SYMBOLS(LOAD_SYMBOL_)
 #undef LOAD_SYMBOL_
+
+  {
+    int all = 1;
+#define LOAD_OPTIONAL_(field, sym)                      \
+  {                                                     \
+    void *p_ = find_symbol(lib, sym);                   \
+    all = all && p_;                                    \
+    memcpy(&cuda_table.field, &p_, sizeof p_);          \
+  }
+    CUDA_OPTIONAL_SYMBOLS(LOAD_OPTIONAL_)
+#undef LOAD_OPTIONAL_
+    if (!all) {
+      cuda_table.GraphCreate = NULL;
+      cuda_table.GraphDestroy = NULL;
+      cuda_table.GraphAddMemcpyNode = NULL;
+      cuda_table.GraphAddEventRecordNode = NULL;
+      cuda_table.GraphInstantiate = NULL;
+      cuda_table.GraphLaunch = NULL;
+      cuda_table.GraphExecDestroy = NULL;
+    }
+  }
 
   res = cuda_table.Init(0);
   if (res != CUDA_SUCCESS) {

@@ -55,6 +55,17 @@ typedef struct cudalink_cuda {
   CUresult (CUDAAPI *LaunchKernel)(CUfunction, unsigned int, unsigned int, unsigned int,
                                    unsigned int, unsigned int, unsigned int, unsigned int,
                                    CUstream, void **, void **);
+  /* Optional: NULL, all of them, when the driver lacks one (the producer
+   * then publishes with a copy and an event record, as before). */
+  CUresult (CUDAAPI *GraphCreate)(CUgraph *, unsigned int);
+  CUresult (CUDAAPI *GraphDestroy)(CUgraph);
+  CUresult (CUDAAPI *GraphAddMemcpyNode)(CUgraphNode *, CUgraph, const CUgraphNode *, size_t,
+                                         const CUDA_MEMCPY3D *, CUcontext);
+  CUresult (CUDAAPI *GraphAddEventRecordNode)(CUgraphNode *, CUgraph, const CUgraphNode *,
+                                              size_t, CUevent);
+  CUresult (CUDAAPI *GraphInstantiate)(CUgraphExec *, CUgraph, unsigned long long);
+  CUresult (CUDAAPI *GraphLaunch)(CUgraphExec, CUstream);
+  CUresult (CUDAAPI *GraphExecDestroy)(CUgraphExec);
   /* clang-format on */
 } cudalink_cuda;
 

@@ -26,6 +26,22 @@
 #define CENSUS_S 1.0         /* how often we count importing readers */
 #define HOLDS_LINGER_MS 2000 /* how long a shutdown waits for held slots */
 #define GROW_STEP 2          /* slots added when an importing reader holds the next */
+#define GRAPHS 16            /* publish graphs kept per ring (and copies remembered) */
+
+/* What one publish copies: a graph is made for a copy seen twice. */
+typedef struct copy_key {
+  CUdeviceptr src, dst;
+  size_t src_pitch, dst_pitch, width, height;
+} copy_key;
+
+/* A publish as one launch: the copy into a slot, then the slot's event
+ * record (two submissions otherwise; on the H200 after a 5 ms idle the
+ * frame's copy was done 18 us after the submit began instead of 24). */
+typedef struct publish_graph {
+  copy_key key;
+  CUgraphExec exec;
+  uint64_t used;
+} publish_graph;
 
 typedef struct ring {
   uint32_t num_slots;
@@ -34,6 +50,11 @@ typedef struct ring {
   CUevent event[CUDALINK_MAX_SLOTS];
   uint64_t key[CUDALINK_MAX_SLOTS]; /* names each allocation in the holds channel */
   double free_after;                /* cudalink_now() when a retired ring may be freed */
+  publish_graph graph[GRAPHS];      /* the least recently used goes first */
+  copy_key seen[GRAPHS];            /* copies published once, without a graph */
+  uint32_t seen_next;
+  uint64_t publishes;
+  int no_graphs; /* making one failed: this ring copies */
   struct ring *next;
 } ring;
 
@@ -60,6 +81,7 @@ struct cudalink_producer {
   ring *retired;
 
   int begun;
+  int no_graphs; /* CUDALINK_NO_GRAPHS set: publish with a copy and a record */
   double next_relink_check;
   cudalink_producer_stats stats;
   char last_error[256];
@@ -160,11 +182,24 @@ write_header_ordered(cudalink_producer *p)
 
 /* --- the ring --------------------------------------------------------- */
 
+/* Graphs go before the events they record (an exec still running is
+ * freed by the driver once done). */
+static void
+ring_drop_graphs(cudalink_producer *p, ring *r)
+{
+  for (int i = 0; i < GRAPHS; i++)
+    if (r->graph[i].exec) {
+      cleanup_check(p, p->cu->GraphExecDestroy(r->graph[i].exec), "cuGraphExecDestroy");
+      r->graph[i].exec = NULL;
+    }
+}
+
 static void
 ring_free(cudalink_producer *p, ring *r)
 {
   if (!r)
     return;
+  ring_drop_graphs(p, r);
   for (uint32_t s = 0; s < r->num_slots; s++) {
     if (r->event[s])
       cleanup_check(p, p->cu->EventDestroy(r->event[s]), "cuEventDestroy");
@@ -457,6 +492,7 @@ cudalink_producer_create(const cudalink_producer_config *config, const cudalink_
   if ((st = producer_cuda_up(p)) != CUDALINK_OK)
     goto fail;
   open_holds(p);
+  p->no_graphs = getenv("CUDALINK_NO_GRAPHS") && *getenv("CUDALINK_NO_GRAPHS");
 
   p->header.magic = CUDALINK_MAGIC;
   p->header.version = next_version(p->header.version);
@@ -525,12 +561,14 @@ cudalink_producer_destroy(cudalink_producer *p)
     }
     if (p->ring || p->retired) {
       /* events first, as the peers do; buffers after consumers let go */
-      for (ring *r = p->ring; r; r = NULL)
+      for (ring *r = p->ring; r; r = NULL) {
+        ring_drop_graphs(p, r);
         for (uint32_t s = 0; s < r->num_slots; s++)
           if (r->event[s]) {
             cleanup_check(p, p->cu->EventDestroy(r->event[s]), "cuEventDestroy");
             r->event[s] = NULL;
           }
+      }
       cudalink_sleep(SHUTDOWN_LINGER_MS * 1e-3);
       wait_for_holds(p);
       ring_free(p, p->ring);
@@ -730,9 +768,9 @@ cudalink_producer_begin(cudalink_producer *p, uint64_t *dst, size_t *dst_pitch)
 }
 
 /* commit() with our context pushed (popped here): publish() queues its
- * copy and the slot's event under one push. */
+ * copy and the slot's event under one push; recorded: a graph did both. */
 static cudalink_status
-commit_pushed(cudalink_producer *p, CUstream s, int wait)
+commit_pushed(cudalink_producer *p, CUstream s, int wait, int recorded)
 {
   const cudalink_layout *L = &p->layout;
   CUresult res;
@@ -742,7 +780,7 @@ commit_pushed(cudalink_producer *p, CUstream s, int wait)
   p->begun = 0;
   /* (every failure below leaves `writing` set: readers skip that slot
    * until the next frame is published) */
-  res = p->cu->EventRecord(p->ring->event[slot], s);
+  res = recorded ? CUDA_SUCCESS : p->cu->EventRecord(p->ring->event[slot], s);
   if (res == CUDA_SUCCESS && wait)
     res = p->cu->StreamSynchronize(s);
   if (p->retired)
@@ -784,7 +822,99 @@ cudalink_producer_commit(cudalink_producer *p, void *stream, int wait)
     p->begun = 0;
     return CUDALINK_ERR_CUDA;
   }
-  return commit_pushed(p, stream ? (CUstream)stream : p->stream, wait);
+  return commit_pushed(p, stream ? (CUstream)stream : p->stream, wait, 0);
+}
+
+/* A graph of cp into slot, then the slot's event record; NULL (and the ring
+ * makes no more) when the driver says no. Context pushed. */
+static CUgraphExec
+graph_make(cudalink_producer *p, const CUDA_MEMCPY2D *cp, uint32_t slot)
+{
+  const cudalink_cuda *cu = p->cu;
+  CUDA_MEMCPY3D c3;
+  CUgraph g = NULL;
+  CUgraphNode copy, record;
+  CUgraphExec exec = NULL;
+  CUresult res;
+
+  memset(&c3, 0, sizeof c3);
+  c3.srcMemoryType = CU_MEMORYTYPE_DEVICE;
+  c3.srcDevice = cp->srcDevice;
+  c3.dstMemoryType = CU_MEMORYTYPE_DEVICE;
+  c3.dstDevice = cp->dstDevice;
+  c3.Depth = 1;
+  if (cp->srcPitch == cp->WidthInBytes && cp->dstPitch == cp->WidthInBytes) {
+    c3.WidthInBytes = cp->WidthInBytes * cp->Height; /* one linear copy */
+    c3.Height = 1;
+  } else {
+    c3.srcPitch = cp->srcPitch;
+    c3.dstPitch = cp->dstPitch;
+    c3.WidthInBytes = cp->WidthInBytes;
+    c3.Height = cp->Height;
+  }
+  res = cu->GraphCreate(&g, 0);
+  if (res == CUDA_SUCCESS)
+    res = cu->GraphAddMemcpyNode(&copy, g, NULL, 0, &c3, p->ctx.ctx);
+  if (res == CUDA_SUCCESS)
+    res = cu->GraphAddEventRecordNode(&record, g, &copy, 1, p->ring->event[slot]);
+  if (res == CUDA_SUCCESS)
+    res = cu->GraphInstantiate(&exec, g, 0);
+  if (g)
+    cleanup_check(p, cu->GraphDestroy(g), "cuGraphDestroy");
+  if (res != CUDA_SUCCESS) {
+    char why[200];
+    cudalink_cuda_check(cu, res, "making a publish graph", why, sizeof why);
+    logf_(p, CUDALINK_LOG_INFO, "segment '%s': %s; publishing with copies", p->name, why);
+    p->ring->no_graphs = 1;
+    return NULL;
+  }
+  return exec;
+}
+
+/* The graph for a copy published before into the same slot; one is made
+ * the second time a copy is seen (a pool's buffers come round again; fresh
+ * memory every frame never makes one). NULL: copy and record. */
+static CUgraphExec
+graph_for(cudalink_producer *p, const CUDA_MEMCPY2D *cp, uint32_t slot)
+{
+  ring *r = p->ring;
+  copy_key k;
+  publish_graph *lru;
+  int seen = 0;
+
+  if (!p->cu->GraphLaunch || r->no_graphs || p->no_graphs)
+    return NULL;
+  memset(&k, 0, sizeof k);
+  k.src = cp->srcDevice;
+  k.dst = cp->dstDevice;
+  k.src_pitch = cp->srcPitch;
+  k.dst_pitch = cp->dstPitch;
+  k.width = cp->WidthInBytes;
+  k.height = cp->Height;
+  r->publishes++;
+  lru = &r->graph[0];
+  for (int i = 0; i < GRAPHS; i++) {
+    publish_graph *g = &r->graph[i];
+    if (g->exec && memcmp(&g->key, &k, sizeof k) == 0) {
+      g->used = r->publishes;
+      return g->exec;
+    }
+    if (!g->exec || (lru->exec && g->used < lru->used))
+      lru = g;
+  }
+  for (int i = 0; i < GRAPHS && !seen; i++)
+    seen = memcmp(&r->seen[i], &k, sizeof k) == 0;
+  if (!seen) {
+    r->seen[r->seen_next] = k;
+    r->seen_next = (r->seen_next + 1) % GRAPHS;
+    return NULL;
+  }
+  if (lru->exec)
+    cleanup_check(p, p->cu->GraphExecDestroy(lru->exec), "cuGraphExecDestroy");
+  lru->exec = graph_make(p, cp, slot);
+  lru->key = k;
+  lru->used = r->publishes;
+  return lru->exec;
 }
 
 cudalink_status
@@ -795,6 +925,7 @@ cudalink_producer_publish(cudalink_producer *p, uint64_t src, size_t src_pitch, 
   uint64_t dst;
   size_t dst_pitch;
   CUstream s;
+  CUgraphExec exec;
   CUresult res;
   cudalink_status st;
 
@@ -816,13 +947,14 @@ cudalink_producer_publish(cudalink_producer *p, uint64_t src, size_t src_pitch, 
     return CUDALINK_ERR_CUDA;
   }
   s = stream ? (CUstream)stream : p->stream;
-  res = cudalink_cuda_copy_2d(p->cu, &cp, s);
+  exec = graph_for(p, &cp, next_slot(p));
+  res = exec ? p->cu->GraphLaunch(exec, s) : cudalink_cuda_copy_2d(p->cu, &cp, s);
   if (res != CUDA_SUCCESS) {
     pop_ctx(p);
     p->begun = 0;
-    return cuda_fail(p, res, "cuMemcpy2DAsync");
+    return cuda_fail(p, res, exec ? "cuGraphLaunch" : "cuMemcpy2DAsync");
   }
-  return commit_pushed(p, s, wait);
+  return commit_pushed(p, s, wait, exec != NULL);
 }
 
 /* A ring for the new format once the old one's work is done (context

@@ -13,6 +13,10 @@
  *   handle names a small shared object that holds the event's completion
  *   time, so the process that opened it sees the exporter's work finish.
  *   cuStreamWaitEvent calls are counted (mock_cuda_stream_waits()).
+ * - Graphs of one device-to-device copy and one event record after it (the
+ *   producer's publish) launch as that copy and that record; launches and
+ *   live executable graphs are counted (mock_cuda_graph_launches(),
+ *   mock_cuda_live_graph_execs()).
  * - The per-thread context stack is tracked (mock_cuda_ctx_depth()) and live
  *   allocations + IPC mappings are counted (mock_cuda_live_allocations()),
  *   so tests catch a context left pushed or a buffer never freed.
@@ -70,6 +74,26 @@ typedef struct {
   size_t dstPitch;
   size_t WidthInBytes, Height;
 } CUDA_MEMCPY2D;
+typedef struct { /* cuda.h's CUDA_MEMCPY3D (v2), field for field */
+  size_t srcXInBytes, srcY, srcZ, srcLOD;
+  int srcMemoryType;
+  const void *srcHost;
+  CUdeviceptr srcDevice;
+  void *srcArray;
+  void *reserved0;
+  size_t srcPitch, srcHeight;
+  size_t dstXInBytes, dstY, dstZ, dstLOD;
+  int dstMemoryType;
+  void *dstHost;
+  CUdeviceptr dstDevice;
+  void *dstArray;
+  void *reserved1;
+  size_t dstPitch, dstHeight;
+  size_t WidthInBytes, Height, Depth;
+} CUDA_MEMCPY3D;
+typedef void *CUgraph;
+typedef void *CUgraphNode;
+typedef void *CUgraphExec;
 
 #define CUDA_SUCCESS 0
 #define CUDA_ERROR_INVALID_VALUE 1
@@ -1056,6 +1080,155 @@ API(CUresult, cuLaunchKernel,
   (void)f; (void)gx; (void)gy; (void)gz; (void)bx; (void)by; (void)bz;
   (void)shared; (void)s; (void)params; (void)extra;
   return CUDA_ERROR_NOT_SUPPORTED;
+}
+
+/* ---- graphs: a copy then an event record (what the producer's publish
+ * makes), launched as one piece of "GPU" work ---------------------------- */
+
+#define GRAPH_MAGIC 0x47524150u
+#define EXEC_MAGIC 0x45584543u
+
+typedef struct {
+  unsigned magic;
+  CUDA_MEMCPY3D copy;
+  int has_copy;
+  CUevent record;
+} graph;
+
+static long graph_launches, graph_execs;
+
+EXPORT long mock_cuda_graph_launches(void);
+long
+mock_cuda_graph_launches(void)
+{
+  long n;
+  lock_take();
+  n = graph_launches;
+  lock_give();
+  return n;
+}
+
+EXPORT long mock_cuda_live_graph_execs(void);
+long
+mock_cuda_live_graph_execs(void)
+{
+  long n;
+  lock_take();
+  n = graph_execs;
+  lock_give();
+  return n;
+}
+
+API(CUresult, cuGraphCreate, (CUgraph *g, unsigned int flags))
+{
+  graph *gr;
+  NEED_INIT();
+  if (!g || flags)
+    return CUDA_ERROR_INVALID_VALUE;
+  if (!(gr = calloc(1, sizeof *gr)))
+    return CUDA_ERROR_OUT_OF_MEMORY;
+  gr->magic = GRAPH_MAGIC;
+  *g = (CUgraph)(void *)gr;
+  return CUDA_SUCCESS;
+}
+API(CUresult, cuGraphDestroy, (CUgraph g))
+{
+  NEED_INIT();
+  if (!obj_is(g, GRAPH_MAGIC))
+    return CUDA_ERROR_INVALID_HANDLE;
+  ((graph *)(void *)g)->magic = 0;
+  free(g);
+  return CUDA_SUCCESS;
+}
+/* device-to-device copies only, the first node of a graph */
+API(CUresult, cuGraphAddMemcpyNode, (CUgraphNode *node, CUgraph g, const CUgraphNode *deps,
+                                     size_t n_deps, const CUDA_MEMCPY3D *c, CUcontext on))
+{
+  graph *gr = (graph *)(void *)g;
+  (void)deps;
+  (void)on;
+  NEED_INIT();
+  if (!obj_is(g, GRAPH_MAGIC) || !node || !c || n_deps || gr->has_copy)
+    return CUDA_ERROR_INVALID_VALUE;
+  if (c->srcMemoryType != CU_MEMORYTYPE_DEVICE || c->dstMemoryType != CU_MEMORYTYPE_DEVICE ||
+      c->Depth != 1 || c->srcXInBytes || c->srcY || c->srcZ || c->dstXInBytes || c->dstY ||
+      c->dstZ || (c->Height > 1 && (c->WidthInBytes > c->srcPitch || c->WidthInBytes > c->dstPitch)))
+    return CUDA_ERROR_NOT_SUPPORTED;
+  gr->copy = *c;
+  gr->has_copy = 1;
+  *node = (CUgraphNode)(void *)&gr->copy;
+  return CUDA_SUCCESS;
+}
+/* an event record after the copy */
+API(CUresult, cuGraphAddEventRecordNode,
+    (CUgraphNode *node, CUgraph g, const CUgraphNode *deps, size_t n_deps, CUevent e))
+{
+  graph *gr = (graph *)(void *)g;
+  NEED_INIT();
+  if (!obj_is(g, GRAPH_MAGIC) || !node || !obj_is(e, EVENT_MAGIC) || gr->record ||
+      n_deps != (size_t)gr->has_copy || (n_deps && deps[0] != (CUgraphNode)(void *)&gr->copy))
+    return CUDA_ERROR_INVALID_VALUE;
+  gr->record = e;
+  *node = (CUgraphNode)(void *)&gr->record;
+  return CUDA_SUCCESS;
+}
+API(CUresult, cuGraphInstantiateWithFlags, (CUgraphExec *exec, CUgraph g, unsigned long long f))
+{
+  graph *x;
+  NEED_INIT();
+  INJECT("cuGraphInstantiateWithFlags");
+  if (!exec || !obj_is(g, GRAPH_MAGIC) || f)
+    return CUDA_ERROR_INVALID_VALUE;
+  if (!(x = malloc(sizeof *x)))
+    return CUDA_ERROR_OUT_OF_MEMORY;
+  *x = *(graph *)(void *)g;
+  x->magic = EXEC_MAGIC;
+  *exec = (CUgraphExec)(void *)x;
+  lock_take();
+  graph_execs++;
+  lock_give();
+  return CUDA_SUCCESS;
+}
+API(CUresult, cuGraphExecDestroy, (CUgraphExec exec))
+{
+  NEED_INIT();
+  if (!obj_is(exec, EXEC_MAGIC))
+    return CUDA_ERROR_INVALID_HANDLE;
+  ((graph *)(void *)exec)->magic = 0;
+  free(exec);
+  lock_take();
+  graph_execs--;
+  lock_give();
+  return CUDA_SUCCESS;
+}
+API(CUresult, cuGraphLaunch, (CUgraphExec exec, CUstream s))
+{
+  graph *x = (graph *)(void *)exec;
+  NEED_CTX();
+  INJECT("cuGraphLaunch");
+  if (!obj_is(exec, EXEC_MAGIC) || (s && !obj_is(s, STREAM_MAGIC)))
+    return CUDA_ERROR_INVALID_HANDLE;
+  if (x->has_copy) {
+    const CUDA_MEMCPY3D *c = &x->copy;
+    size_t h = c->Height ? c->Height : 1;
+    size_t sp = h > 1 ? c->srcPitch : c->WidthInBytes, dp = h > 1 ? c->dstPitch : c->WidthInBytes;
+    if (!valid_range(c->srcDevice, (h - 1) * sp + c->WidthInBytes) ||
+        !valid_range(c->dstDevice, (h - 1) * dp + c->WidthInBytes))
+      return CUDA_ERROR_INVALID_VALUE;
+    for (size_t y = 0; y < h; y++)
+      memmove((char *)(uintptr_t)(c->dstDevice + y * dp),
+              (const char *)(uintptr_t)(c->srcDevice + y * sp), c->WidthInBytes);
+    gpu_work();
+  }
+  if (x->record) {
+    if (!obj_is(x->record, EVENT_MAGIC))
+      return CUDA_ERROR_INVALID_HANDLE;
+    event_set_done_at(x->record, last_done_at);
+  }
+  lock_take();
+  graph_launches++;
+  lock_give();
+  return CUDA_SUCCESS;
 }
 
 /* ---- graphics interop and textures: GStreamer's CUDA library loads them;

@@ -54,7 +54,7 @@ typedef struct ring {
   copy_key seen[GRAPHS];            /* copies published once, without a graph */
   uint32_t seen_next;
   uint64_t publishes;
-  int no_graphs; /* making one failed: this ring copies */
+  int no_graphs; /* making or launching one failed: this ring copies */
   struct ring *next;
 } ring;
 
@@ -81,7 +81,7 @@ struct cudalink_producer {
   ring *retired;
 
   int begun;
-  int no_graphs; /* CUDALINK_NO_GRAPHS set: publish with a copy and a record */
+  int no_graphs; /* CUDALINK_NO_GRAPHS set (not 0): publish with a copy and a record */
   double next_relink_check;
   cudalink_producer_stats stats;
   char last_error[256];
@@ -492,7 +492,8 @@ cudalink_producer_create(const cudalink_producer_config *config, const cudalink_
   if ((st = producer_cuda_up(p)) != CUDALINK_OK)
     goto fail;
   open_holds(p);
-  p->no_graphs = getenv("CUDALINK_NO_GRAPHS") && *getenv("CUDALINK_NO_GRAPHS");
+  p->no_graphs = getenv("CUDALINK_NO_GRAPHS") && *getenv("CUDALINK_NO_GRAPHS") &&
+                 strcmp(getenv("CUDALINK_NO_GRAPHS"), "0") != 0;
 
   p->header.magic = CUDALINK_MAGIC;
   p->header.version = next_version(p->header.version);
@@ -871,6 +872,18 @@ graph_make(cudalink_producer *p, const CUDA_MEMCPY2D *cp, uint32_t slot)
   return exec;
 }
 
+/* A launch the driver refused: the ring's graphs go and it copies from now
+ * on (a context that is gone fails the copy too: the publish's error). */
+static void
+graph_launch_failed(cudalink_producer *p, CUresult res)
+{
+  char why[200];
+  ring_drop_graphs(p, p->ring);
+  p->ring->no_graphs = 1;
+  cudalink_cuda_check(p->cu, res, "cuGraphLaunch", why, sizeof why);
+  logf_(p, CUDALINK_LOG_WARNING, "segment '%s': %s; publishing with copies", p->name, why);
+}
+
 /* The graph for a copy published before into the same slot; one is made
  * the second time a copy is seen (a pool's buffers come round again; fresh
  * memory every frame never makes one). NULL: copy and record. */
@@ -948,11 +961,14 @@ cudalink_producer_publish(cudalink_producer *p, uint64_t src, size_t src_pitch, 
   }
   s = stream ? (CUstream)stream : p->stream;
   exec = graph_for(p, &cp, next_slot(p));
-  res = exec ? p->cu->GraphLaunch(exec, s) : cudalink_cuda_copy_2d(p->cu, &cp, s);
-  if (res != CUDA_SUCCESS) {
+  if (exec && (res = p->cu->GraphLaunch(exec, s)) != CUDA_SUCCESS) {
+    graph_launch_failed(p, res);
+    exec = NULL;
+  }
+  if (!exec && (res = cudalink_cuda_copy_2d(p->cu, &cp, s)) != CUDA_SUCCESS) {
     pop_ctx(p);
     p->begun = 0;
-    return cuda_fail(p, res, exec ? "cuGraphLaunch" : "cuMemcpy2DAsync");
+    return cuda_fail(p, res, "cuMemcpy2DAsync");
   }
   return commit_pushed(p, s, wait, exec != NULL);
 }

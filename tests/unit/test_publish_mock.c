@@ -298,24 +298,81 @@ test_graphs_turned_off(void)
   check_no_graphs("CUDALINK_NO_GRAPHS", "1");
 }
 
-/* A launch that fails is the publish's failure, said with the call. */
+/* CUDALINK_NO_GRAPHS=0 leaves them on */
+static void
+test_graphs_left_on(void)
+{
+  run r;
+  long launched;
+
+  setenv("CUDALINK_NO_GRAPHS", "0", 1);
+  CHECK(run_start(&r, 0));
+  launched = mock_launches();
+  for (uint32_t k = 0; k < 2 * SOURCES * SLOTS && r.p; k++)
+    publish_and_read(&r, k);
+  CHECK_EQ_INT(r.failed + r.bad, 0);
+  CHECK_EQ_INT(mock_launches() - launched, SOURCES * SLOTS);
+  run_free(&r);
+  unsetenv("CUDALINK_NO_GRAPHS");
+}
+
+/* A launch the driver refuses: that frame and every later one go as a
+ * copy and a record, published the same (the exec is let go). */
 static void
 test_launch_fails(void)
 {
   run r;
-  cudalink_status st = CUDALINK_OK;
+  long launched;
 
   CHECK(run_start(&r, 0));
+  setenv("MOCK_CUDA_GPU_US", GPU_US, 1);
   for (uint32_t k = 0; k < 2 * SOURCES * SLOTS && r.p; k++)
     publish_and_read(&r, k);
-  CHECK_EQ_INT(r.failed, 0);
+  CHECK(mock_execs() > 0);
   setenv("MOCK_CUDA_FAIL", "cuGraphLaunch", 1);
-  if (r.p)
-    st = cudalink_producer_publish(r.p, r.src[0], r.pitch, NULL, 0);
+  launched = mock_launches();
+  for (uint32_t k = 2 * SOURCES * SLOTS; k < 3 * SOURCES * SLOTS && r.p; k++)
+    publish_and_read(&r, k);
   unsetenv("MOCK_CUDA_FAIL");
-  CHECK_EQ_INT(st, CUDALINK_ERR_CUDA);
-  CHECK(r.p && strstr(cudalink_producer_last_error(r.p), "cuGraphLaunch"));
+  for (uint32_t k = 3 * SOURCES * SLOTS; k < 4 * SOURCES * SLOTS && r.p; k++)
+    publish_and_read(&r, k);
+  launched = mock_launches() - launched;
+  printf("  after a refused launch: %ld graph launches, bad %d, not waited for %d, failed %d\n",
+         launched, r.bad, r.unwaited, r.failed);
+  CHECK_EQ_INT(r.failed, 0);
+  CHECK_EQ_INT(r.bad, 0);
+  CHECK_EQ_INT(r.unwaited, 0);
+  CHECK_EQ_INT(launched, 0);
+  CHECK_EQ_INT(mock_execs(), 0);
   run_free(&r);
+  unsetenv("MOCK_CUDA_GPU_US");
+}
+
+/* One source published with two row pitches: two copies, two graphs. */
+static void
+test_pitch_change(void)
+{
+  run r;
+  long launched;
+
+  setenv("MOCK_CUDA_GPU_US", GPU_US, 1);
+  CHECK(run_start(&r, 64));
+  launched = mock_launches();
+  for (uint32_t k = 0; k < 2 * SOURCES * SLOTS && r.p; k++)
+    publish_and_read(&r, k);
+  r.pitch = r.row; /* the same buffers, rows packed */
+  r.frame = r.row * r.height;
+  for (uint32_t k = 2 * SOURCES * SLOTS; k < 4 * SOURCES * SLOTS && r.p; k++)
+    publish_and_read(&r, k);
+  launched = mock_launches() - launched;
+  printf("  pitch changed: %ld graph launches, bad %d, not waited for %d, failed %d\n", launched,
+         r.bad, r.unwaited, r.failed);
+  CHECK_EQ_INT(r.failed, 0);
+  CHECK_EQ_INT(r.bad, 0);
+  CHECK_EQ_INT(r.unwaited, 0);
+  CHECK_EQ_INT(launched, 2 * SOURCES * SLOTS);
+  run_free(&r);
+  unsetenv("MOCK_CUDA_GPU_US");
 }
 
 int
@@ -333,6 +390,8 @@ main(void)
   RUN_TEST(test_reformat);
   RUN_TEST(test_instantiate_fails);
   RUN_TEST(test_graphs_turned_off);
+  RUN_TEST(test_graphs_left_on);
   RUN_TEST(test_launch_fails);
+  RUN_TEST(test_pitch_change);
   return TEST_SUMMARY();
 }

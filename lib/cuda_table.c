@@ -147,15 +147,11 @@ load_once(void)
   }
     CUDA_OPTIONAL_SYMBOLS(LOAD_OPTIONAL_)
 #undef LOAD_OPTIONAL_
+#define CLEAR_OPTIONAL_(field, sym) cuda_table.field = NULL;
     if (!all) {
-      cuda_table.GraphCreate = NULL;
-      cuda_table.GraphDestroy = NULL;
-      cuda_table.GraphAddMemcpyNode = NULL;
-      cuda_table.GraphAddEventRecordNode = NULL;
-      cuda_table.GraphInstantiate = NULL;
-      cuda_table.GraphLaunch = NULL;
-      cuda_table.GraphExecDestroy = NULL;
+      CUDA_OPTIONAL_SYMBOLS(CLEAR_OPTIONAL_)
     }
+#undef CLEAR_OPTIONAL_
   }
 
   res = cuda_table.Init(0);

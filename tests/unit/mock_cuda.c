@@ -1134,11 +1134,7 @@ API(CUresult, cuGraphCreate, (CUgraph *g, unsigned int flags))
 API(CUresult, cuGraphDestroy, (CUgraph g))
 {
   NEED_INIT();
-  if (!obj_is(g, GRAPH_MAGIC))
-    return CUDA_ERROR_INVALID_HANDLE;
-  ((graph *)(void *)g)->magic = 0;
-  free(g);
-  return CUDA_SUCCESS;
+  return obj_free(g, GRAPH_MAGIC);
 }
 /* device-to-device copies only, the first node of a graph */
 API(CUresult, cuGraphAddMemcpyNode, (CUgraphNode *node, CUgraph g, const CUgraphNode *deps,
@@ -1191,40 +1187,41 @@ API(CUresult, cuGraphInstantiateWithFlags, (CUgraphExec *exec, CUgraph g, unsign
 }
 API(CUresult, cuGraphExecDestroy, (CUgraphExec exec))
 {
+  CUresult r;
   NEED_INIT();
-  if (!obj_is(exec, EXEC_MAGIC))
-    return CUDA_ERROR_INVALID_HANDLE;
-  ((graph *)(void *)exec)->magic = 0;
-  free(exec);
-  lock_take();
-  graph_execs--;
-  lock_give();
-  return CUDA_SUCCESS;
+  if ((r = obj_free(exec, EXEC_MAGIC)) == CUDA_SUCCESS) {
+    lock_take();
+    graph_execs--;
+    lock_give();
+  }
+  return r;
 }
+/* launched as the copy's and the record's own calls */
 API(CUresult, cuGraphLaunch, (CUgraphExec exec, CUstream s))
 {
   graph *x = (graph *)(void *)exec;
+  CUresult r = CUDA_SUCCESS;
   NEED_CTX();
   INJECT("cuGraphLaunch");
   if (!obj_is(exec, EXEC_MAGIC) || (s && !obj_is(s, STREAM_MAGIC)))
     return CUDA_ERROR_INVALID_HANDLE;
   if (x->has_copy) {
-    const CUDA_MEMCPY3D *c = &x->copy;
-    size_t h = c->Height ? c->Height : 1;
-    size_t sp = h > 1 ? c->srcPitch : c->WidthInBytes, dp = h > 1 ? c->dstPitch : c->WidthInBytes;
-    if (!valid_range(c->srcDevice, (h - 1) * sp + c->WidthInBytes) ||
-        !valid_range(c->dstDevice, (h - 1) * dp + c->WidthInBytes))
-      return CUDA_ERROR_INVALID_VALUE;
-    for (size_t y = 0; y < h; y++)
-      memmove((char *)(uintptr_t)(c->dstDevice + y * dp),
-              (const char *)(uintptr_t)(c->srcDevice + y * sp), c->WidthInBytes);
-    gpu_work();
+    CUDA_MEMCPY2D c2;
+    memset(&c2, 0, sizeof c2);
+    c2.srcMemoryType = x->copy.srcMemoryType;
+    c2.srcDevice = x->copy.srcDevice;
+    c2.srcPitch = x->copy.srcPitch;
+    c2.dstMemoryType = x->copy.dstMemoryType;
+    c2.dstDevice = x->copy.dstDevice;
+    c2.dstPitch = x->copy.dstPitch;
+    c2.WidthInBytes = x->copy.WidthInBytes;
+    c2.Height = x->copy.Height;
+    r = cuMemcpy2DAsync_v2(&c2, s);
   }
-  if (x->record) {
-    if (!obj_is(x->record, EVENT_MAGIC))
-      return CUDA_ERROR_INVALID_HANDLE;
-    event_set_done_at(x->record, last_done_at);
-  }
+  if (r == CUDA_SUCCESS && x->record)
+    r = cuEventRecord(x->record, s);
+  if (r != CUDA_SUCCESS)
+    return r;
   lock_take();
   graph_launches++;
   lock_give();

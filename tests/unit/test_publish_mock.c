@@ -190,6 +190,18 @@ publish_and_read(run *r, uint32_t k)
   cu->CtxPopCurrent(NULL);
 }
 
+/* What a run read, printed; every frame must have been published, read
+ * back right, and waited for. */
+static void
+check_read(const run *r, const char *what, long launched)
+{
+  printf("  %s: %ld graph launches, bad %d, not waited for %d, failed %d\n", what, launched, r->bad,
+         r->unwaited, r->failed);
+  CHECK_EQ_INT(r->failed, 0);
+  CHECK_EQ_INT(r->bad, 0);
+  CHECK_EQ_INT(r->unwaited, 0);
+}
+
 /* 4 sources into 3 slots: 12 different copies, each made a graph the
  * second time it comes round, so frames 12.. are graph launches. */
 static void
@@ -197,6 +209,7 @@ check_graphs(size_t pad)
 {
   run r;
   long live0 = mock_live(), launched;
+  char what[32];
 
   setenv("MOCK_CUDA_GPU_US", GPU_US, 1);
   CHECK(run_start(&r, pad));
@@ -204,11 +217,8 @@ check_graphs(size_t pad)
   for (uint32_t k = 0; k < FRAMES && r.p && r.c; k++)
     publish_and_read(&r, k);
   launched = mock_launches() - launched;
-  printf("  pad %zu: %ld graph launches, bad %d, not waited for %d, failed %d\n", pad, launched,
-         r.bad, r.unwaited, r.failed);
-  CHECK_EQ_INT(r.failed, 0);
-  CHECK_EQ_INT(r.bad, 0);
-  CHECK_EQ_INT(r.unwaited, 0);
+  snprintf(what, sizeof what, "pad %zu", pad);
+  check_read(&r, what, launched);
   CHECK_EQ_INT(launched, FRAMES - SOURCES * SLOTS);
   CHECK(mock_execs() > 0);
   run_free(&r);
@@ -247,11 +257,7 @@ test_reformat(void)
   for (uint32_t k = 30; k < 60 && r.p; k++)
     publish_and_read(&r, k);
   after = mock_launches();
-  printf("  after the reformat: %ld graph launches, bad %d, not waited for %d, failed %d\n",
-         after - before, r.bad, r.unwaited, r.failed);
-  CHECK_EQ_INT(r.failed, 0);
-  CHECK_EQ_INT(r.bad, 0);
-  CHECK_EQ_INT(r.unwaited, 0);
+  check_read(&r, "after the reformat", after - before);
   CHECK_EQ_INT(after - before, 30 - SOURCES * SLOTS);
   run_free(&r);
   unsetenv("MOCK_CUDA_GPU_US");
@@ -266,6 +272,7 @@ check_no_graphs(const char *var, const char *value)
 {
   run r;
   long launched;
+  char what[96];
 
   setenv(var, value, 1);
   setenv("MOCK_CUDA_GPU_US", GPU_US, 1);
@@ -274,11 +281,8 @@ check_no_graphs(const char *var, const char *value)
   for (uint32_t k = 0; k < 30 && r.p; k++)
     publish_and_read(&r, k);
   launched = mock_launches() - launched;
-  printf("  %s=%s: %ld graph launches, bad %d, not waited for %d, failed %d\n", var, value,
-         launched, r.bad, r.unwaited, r.failed);
-  CHECK_EQ_INT(r.failed, 0);
-  CHECK_EQ_INT(r.bad, 0);
-  CHECK_EQ_INT(r.unwaited, 0);
+  snprintf(what, sizeof what, "%s=%s", var, value);
+  check_read(&r, what, launched);
   CHECK_EQ_INT(launched, 0);
   CHECK_EQ_INT(mock_execs(), 0);
   run_free(&r);
@@ -337,11 +341,7 @@ test_launch_fails(void)
   for (uint32_t k = 3 * SOURCES * SLOTS; k < 4 * SOURCES * SLOTS && r.p; k++)
     publish_and_read(&r, k);
   launched = mock_launches() - launched;
-  printf("  after a refused launch: %ld graph launches, bad %d, not waited for %d, failed %d\n",
-         launched, r.bad, r.unwaited, r.failed);
-  CHECK_EQ_INT(r.failed, 0);
-  CHECK_EQ_INT(r.bad, 0);
-  CHECK_EQ_INT(r.unwaited, 0);
+  check_read(&r, "after a refused launch", launched);
   CHECK_EQ_INT(launched, 0);
   CHECK_EQ_INT(mock_execs(), 0);
   run_free(&r);
@@ -365,11 +365,7 @@ test_pitch_change(void)
   for (uint32_t k = 2 * SOURCES * SLOTS; k < 4 * SOURCES * SLOTS && r.p; k++)
     publish_and_read(&r, k);
   launched = mock_launches() - launched;
-  printf("  pitch changed: %ld graph launches, bad %d, not waited for %d, failed %d\n", launched,
-         r.bad, r.unwaited, r.failed);
-  CHECK_EQ_INT(r.failed, 0);
-  CHECK_EQ_INT(r.bad, 0);
-  CHECK_EQ_INT(r.unwaited, 0);
+  check_read(&r, "pitch changed", launched);
   CHECK_EQ_INT(launched, 2 * SOURCES * SLOTS);
   run_free(&r);
   unsetenv("MOCK_CUDA_GPU_US");

@@ -52,6 +52,15 @@ load_driver(void)
 }
 
 static char seg_name[64];
+static char last_log[512]; /* the producer's last log line */
+
+static void
+keep_log(void *user_data, cudalink_log_level level, const char *message)
+{
+  (void)user_data;
+  (void)level;
+  snprintf(last_log, sizeof last_log, "%s", message);
+}
 
 /* Frame k's rows: byte (k * 31 + y * 7 + x) & 0xff; pitch-wide rows, the
  * padding 0xee (never published). */
@@ -126,6 +135,8 @@ run_start(run *r, size_t pad)
   pc.name = seg_name;
   pc.num_slots = SLOTS;
   pc.grace_ms = 1;
+  pc.log = keep_log;
+  last_log[0] = 0;
   if (cudalink_producer_create(&pc, &fmt_a, &r->p) != CUDALINK_OK)
     return 0;
   cudalink_consumer_config_init(&cc);
@@ -294,6 +305,9 @@ static void
 test_instantiate_fails(void)
 {
   check_no_graphs("MOCK_CUDA_FAIL", "cuGraphInstantiateWithFlags");
+  printf("  log: %s\n", last_log);
+  CHECK(strstr(last_log, "making a publish graph") != NULL);
+  CHECK(strstr(last_log, "publishing with copies") != NULL);
 }
 
 static void
@@ -342,6 +356,9 @@ test_launch_fails(void)
     publish_and_read(&r, k);
   launched = mock_launches() - launched;
   check_read(&r, "after a refused launch", launched);
+  printf("  log: %s\n", last_log);
+  CHECK(strstr(last_log, "cuGraphLaunch") != NULL);
+  CHECK(strstr(last_log, "publishing with copies") != NULL);
   CHECK_EQ_INT(launched, 0);
   CHECK_EQ_INT(mock_execs(), 0);
   run_free(&r);
